@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SOURCES := pyproject.toml $(shell find src cards -type f -not -name '*.pyc' 2>/dev/null)
+
+.PHONY: run test bench valuesets examples clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# The project is installed as a wheel (not editable), so what runs is what ships.
+$(VENV)/.installed: $(BIN)/python $(SOURCES)
+	$(BIN)/pip install --quiet --force-reinstall --no-deps . && $(BIN)/pip install --quiet '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/cds-spine serve --host 127.0.0.1 --port 8080
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+# Regenerate cards/valuesets/*.json from knowledge/ (the raw code lists).
+valuesets: $(BIN)/python
+	$(BIN)/python tools/build_valuesets.py
+
+# Regenerate examples/ from tools/stories.
+examples: $(VENV)/.installed
+	$(BIN)/python tools/build_examples.py
+
+clean:
+	rm -rf $(VENV) build dist

@@ -1,0 +1,93 @@
+"""create_app(settings): the FastAPI application, its middleware and its knowledge (loaded once)."""
+from __future__ import annotations
+
+import logging
+import traceback
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .audit.store import AuditStore, MemoryAuditStore
+from .cdshooks.errors import CdsHooksError, Issue, error_response, outcome_response
+from .cdshooks.hooks import Engine
+from .cdshooks.routes import router
+from .fhir.client import FhirClient
+from .jsonio import JsonResponse
+from .pathway import Knowledge, load_knowledge
+from .settings import Settings
+
+log = logging.getLogger("cds_spine")
+HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported"}
+
+
+class InternalErrorGuard:
+    """Inside CORS, so even an unexpected failure answers with CORS headers and an OperationOutcome.
+
+    Only the exception's type and frames are logged, never its message (it may quote patient data).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            log.error("internal error %s at %s", type(exc).__name__,
+                      " <- ".join(f"{f.name}:{f.lineno}" for f in reversed(traceback.extract_tb(exc.__traceback__))))
+            if not started:
+                response = outcome_response(500, Issue("exception", "internal error"))
+                await response(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None,
+               store: AuditStore | None = None) -> FastAPI:
+    settings = settings or Settings()
+    knowledge = knowledge or load_knowledge(settings.knowledge_dir())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds, follow_redirects=False) as http:
+            app.state.engine = Engine(knowledge, settings, FhirClient(http, settings.fhir_page_cap))
+            yield
+
+    app = FastAPI(title="cds-spine", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.knowledge = knowledge
+    app.state.store = store or MemoryAuditStore()
+    app.include_router(router)
+
+    @app.get("/healthz")
+    async def healthz() -> JsonResponse:
+        return JsonResponse({"status": "ok", "knowledgeVersion": knowledge.version})
+
+    @app.exception_handler(CdsHooksError)
+    async def cds_hooks_error(_: Request, error: CdsHooksError) -> JsonResponse:
+        return error_response(error)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JsonResponse:
+        response = outcome_response(error.status_code, Issue(HTTP_ISSUE_CODES.get(error.status_code, "processing"),
+                                                             str(error.detail)))
+        response.headers.update(error.headers or {})
+        return response
+
+    app.add_middleware(InternalErrorGuard)
+    app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                       allow_methods=["GET", "POST", "OPTIONS"],
+                       allow_headers=["Authorization", "Content-Type", "Accept"], max_age=600)
+    return app

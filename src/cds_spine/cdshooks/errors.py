@@ -1,0 +1,53 @@
+"""Errors as FHIR OperationOutcomes, one exception type per kind of failure."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..jsonio import JsonResponse
+
+
+@dataclass(frozen=True)
+class Issue:
+    code: str  # http://hl7.org/fhir/issue-type
+    diagnostics: str
+    expression: str | None = None
+
+
+class CdsHooksError(Exception):
+    status = 400
+
+    def __init__(self, *issues: Issue) -> None:
+        super().__init__("; ".join(issue.diagnostics for issue in issues))
+        self.issues = issues
+
+
+class InvalidRequest(CdsHooksError):
+    """400: the body is not JSON, or a field is missing, of the wrong type, or inconsistent."""
+
+
+class ServiceNotFound(CdsHooksError):
+    status = 404
+
+
+class DataUnavailableError(CdsHooksError):
+    """412: data the decision needs could be obtained neither from prefetch nor from fhirServer."""
+
+    status = 412
+
+
+def operation_outcome(*issues: Issue) -> dict:
+    def wire(issue: Issue) -> dict:
+        item = {"severity": "error", "code": issue.code, "diagnostics": issue.diagnostics}
+        if issue.expression:
+            item["expression"] = [issue.expression]
+        return item
+
+    return {"resourceType": "OperationOutcome", "issue": [wire(issue) for issue in issues]}
+
+
+def outcome_response(status: int, *issues: Issue) -> JsonResponse:
+    return JsonResponse(operation_outcome(*issues), status_code=status)
+
+
+def error_response(error: CdsHooksError) -> JsonResponse:
+    return outcome_response(error.status, *error.issues)

@@ -1,0 +1,115 @@
+"""A service call from validated request to cards: the protocol side of the seam with the pathway."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .. import jsonio
+from ..fhir.client import FhirClient
+from ..fhir.gather import build_record, read_draft_orders
+from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAccess, obtain
+from ..pathway import Assessment, Knowledge, assess, classify_all, summarize_patient
+from ..settings import Settings
+from .cards import CardOptions, render, render_patient_summary
+from .errors import DataUnavailableError, InvalidRequest, Issue
+from .models import CONTEXTS, Card, HookRequest, OrderSelectContext, PatientViewContext, Service
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validate(model: type[Model], data: Any, prefix: str = "") -> Model:
+    """The model, or InvalidRequest with one OperationOutcome issue per problem, naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        issues = []
+        for error in exc.errors(include_url=False, include_input=False):
+            path = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "") or None
+            if error["type"] == "missing":
+                issues.append(Issue("required", f"{path} is required", path))
+            else:
+                message = error["msg"].removeprefix("Value error, ")
+                issues.append(Issue("invalid", f"{path}: {message}" if path else message, path))
+        raise InvalidRequest(*issues) from None
+
+
+def decode_json(body: bytes) -> dict[str, Any]:
+    try:
+        data = jsonio.loads(body)
+    except jsonio.JSONDecodeError as exc:
+        raise InvalidRequest(Issue("structure", f"the body is not valid JSON ({exc})")) from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(Issue("structure", "the body must be a JSON object"))
+    return data
+
+
+@dataclass(frozen=True)
+class Call:
+    service: Service
+    request: HookRequest
+    context: PatientViewContext
+
+
+def parse_call(service: Service, body: bytes) -> Call:
+    request = validate(HookRequest, decode_json(body))
+    if request.hook != service.hook:
+        raise InvalidRequest(Issue("invalid", f"hook {request.hook!r} does not match service {service.id!r}, "
+                                              f"which handles {service.hook!r}", "hook"))
+    return Call(service, request, validate(CONTEXTS[service.hook], request.context, prefix="context"))
+
+
+@dataclass(frozen=True)
+class Answer:
+    cards: list[Card]
+    assessments: list[Assessment]
+    fetched_keys: tuple[str, ...]
+    """Prefetch keys that had to come from the FHIR server."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    knowledge: Knowledge
+    settings: Settings
+    fhir: FhirClient
+
+    async def _obtain(self, call: Call, keys: Sequence[str]):
+        authorization = call.request.fhirAuthorization
+        access = FhirAccess(call.request.fhirServer, authorization.access_token if authorization else None,
+                            self.settings.allow_unauthenticated_fhir)
+        try:
+            return await obtain(keys, call.request.prefetch, call.context.patientId, access, self.fhir,
+                                self.settings.fhir_timeout_seconds)
+        except DataUnavailable as exc:
+            raise DataUnavailableError(Issue("incomplete", f"patient data needed for the decision could not be "
+                                                           f"obtained: {exc}", f"prefetch.{exc.key}")) from None
+
+    async def answer(self, call: Call, now: datetime) -> Answer:
+        options = CardOptions(call.context.patientId, self.settings.info_card_when_met, self.settings.smart_app_url)
+        if call.service.hook == "patient-view":
+            return await self._patient_view(call, now, options)
+        orders = read_draft_orders(getattr(call.context, "draftOrders", None))
+        in_scope = orders
+        if isinstance(call.context, OrderSelectContext):
+            selected = set(call.context.selections)
+            in_scope = [order for order in orders if order.reference in selected]
+        classified = classify_all(in_scope, self.knowledge)
+        if not classified:
+            return Answer([], [], ())
+        obtained = await self._obtain(call, RECORD_KEYS)
+        record = build_record(obtained.resources, self.knowledge)
+        assessments = assess(classified, record, self.knowledge, now, session_orders=orders)
+        return Answer(render(assessments, self.knowledge, options), assessments, obtained.fetched_keys)
+
+    async def _patient_view(self, call: Call, now: datetime, options: CardOptions) -> Answer:
+        conditions = await self._obtain(call, CONDITION_KEYS)
+        if summarize_patient(build_record(conditions.resources, self.knowledge), self.knowledge, now) is None:
+            return Answer([], [], conditions.fetched_keys)
+        rest = await self._obtain(call, [key for key in RECORD_KEYS if key not in CONDITION_KEYS])
+        record = build_record(conditions.resources + rest.resources, self.knowledge)
+        summary = summarize_patient(record, self.knowledge, now)
+        return Answer(render_patient_summary(summary, self.knowledge, options), [],
+                      conditions.fetched_keys + rest.fetched_keys)

@@ -1,0 +1,38 @@
+"""The three services this CDS Service offers, as discovery describes them."""
+from __future__ import annotations
+
+from ..fhir.prefetch import PATIENT_QUERY, RECORD_QUERIES
+from .models import Discovery, Service
+
+PREFETCH = {**PATIENT_QUERY, **RECORD_QUERIES}
+
+SERVICES = {
+    service.id: service
+    for service in (
+        Service(
+            hook="order-select", id="spine-pathway-order-select",
+            title="Spine pathway: conservative therapy before ESI or spine surgery (order select)",
+            description=("When an epidural steroid injection or spine surgery order is selected, checks the record "
+                         "for conservative therapy first (physical therapy, exercise, medications), red flags, "
+                         "injection frequency and imaging guidance."),
+            prefetch=PREFETCH,
+        ),
+        Service(
+            hook="order-sign", id="spine-pathway-order-sign",
+            title="Spine pathway: conservative therapy before ESI or spine surgery (order sign)",
+            description=("When epidural steroid injection or spine surgery orders are signed, warns if conservative "
+                         "therapy is not documented for long enough, if injections are too frequent, or if imaging "
+                         "guidance is missing; a red flag waives the conservative-therapy requirement."),
+            prefetch=PREFETCH,
+        ),
+        Service(
+            hook="patient-view", id="spine-pathway-patient-view",
+            title="Spine pathway: conservative therapy summary",
+            description=("For patients with a spine diagnosis, summarizes the conservative therapy on record and "
+                         "whether ESI and spine-surgery criteria are met today."),
+            prefetch=PREFETCH,
+        ),
+    )
+}
+
+DISCOVERY = Discovery(services=list(SERVICES.values())).model_dump(mode="json", exclude_none=True)

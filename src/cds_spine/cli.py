@@ -1,0 +1,97 @@
+"""The command line: cds-spine serve | evaluate | check-config."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import httpx
+import typer
+from pydantic import ValidationError
+
+from .cdshooks.errors import CdsHooksError, operation_outcome
+from .cdshooks.hooks import Engine, decode_json, parse_call
+from .cdshooks.models import CdsResponse
+from .cdshooks.services import SERVICES
+from .fhir.client import FhirClient
+from .pathway import KnowledgeError, load_knowledge
+from .settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="cds-spine: a CDS Hooks service for conservative therapy before ESI or spine surgery.")
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"CDS_SPINE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"cds-spine: invalid setting: {problems}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _knowledge(settings: Settings):
+    try:
+        return load_knowledge(settings.knowledge_dir())
+    except KnowledgeError as exc:
+        typer.echo(f"cds-spine: invalid clinical knowledge: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(host: Annotated[Optional[str], typer.Option(help="Address to bind (CDS_SPINE_HOST).")] = None,
+          port: Annotated[Optional[int], typer.Option(help="Port (CDS_SPINE_PORT).")] = None) -> None:
+    """Run the HTTP service."""
+    import uvicorn
+
+    from .app import create_app
+
+    settings = _settings(host=host, port=port)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    application = create_app(settings, _knowledge(settings))
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                access_log=False, server_header=False)
+
+
+@app.command()
+def evaluate(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks request (JSON).", exists=True,
+                                                          dir_okay=False)],
+             as_of: Annotated[Optional[datetime], typer.Option(
+                 "--as-of", help="Evaluate as of this date or time (UTC); default: now.")] = None) -> None:
+    """Print the cards the service would return for a CDS Hooks request file."""
+    settings = _settings()
+    knowledge = _knowledge(settings)
+    body = request_file.read_bytes()
+    now = (as_of.replace(tzinfo=as_of.tzinfo or timezone.utc)) if as_of else datetime.now(timezone.utc)
+
+    async def run() -> CdsResponse:
+        hook = decode_json(body).get("hook")
+        service = next((s for s in SERVICES.values() if s.hook == hook), next(iter(SERVICES.values())))
+        call = parse_call(service, body)
+        async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds) as http:
+            engine = Engine(knowledge, settings, FhirClient(http, settings.fhir_page_cap))
+            return CdsResponse(cards=(await engine.answer(call, now)).cards)
+
+    try:
+        response = asyncio.run(run())
+    except CdsHooksError as error:
+        typer.echo(json.dumps(operation_outcome(*error.issues), indent=2), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(response.wire(), indent=2, ensure_ascii=False))
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """Validate the settings and the clinical knowledge, and say what is loaded."""
+    settings = _settings()
+    knowledge = _knowledge(settings)
+    typer.echo(f"knowledge: {settings.knowledge_dir()} (pathway {knowledge.config.version}, "
+               f"version {knowledge.version}, {len(knowledge.valueset_ids)} value sets)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

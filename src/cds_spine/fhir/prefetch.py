@@ -1,0 +1,138 @@
+"""Prefetch with the CDS Hooks 2.0 semantics, and the FHIR server as the fallback.
+
+For each key the service needs:
+- key absent: the EHR did not supply it -> query the FHIR server;
+- `null`, or a Bundle without entries: no data -> do not re-query;
+- an OperationOutcome, or a Bundle holding one: the EHR's query failed -> query the FHIR server;
+- a Bundle with a `next` link: follow it.
+Data a decision needs that cannot be obtained raises DataUnavailable (the service answers 412).
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from .client import FhirClient, FhirError
+
+PATIENT_TOKEN = "{{context.patientId}}"
+# Prefetch key -> FHIR query template. Discovery advertises these; the fallback runs the same queries.
+PATIENT_QUERY = {"patient": f"Patient/{PATIENT_TOKEN}"}
+RECORD_QUERIES = {
+    "conditions": f"Condition?patient={PATIENT_TOKEN}",
+    "procedures": f"Procedure?patient={PATIENT_TOKEN}",
+    "medicationStatements": f"MedicationStatement?patient={PATIENT_TOKEN}",
+    "medicationRequests": f"MedicationRequest?patient={PATIENT_TOKEN}",
+    "serviceRequests": f"ServiceRequest?patient={PATIENT_TOKEN}",
+}
+CONDITION_KEYS = ("conditions",)
+RECORD_KEYS = tuple(RECORD_QUERIES)
+
+
+class DataUnavailable(Exception):
+    """Data the decision needs could not be obtained; `key` names the prefetch key."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class FhirAccess:
+    """How this call may reach the EHR's FHIR server: its base URL and bearer token (never logged)."""
+
+    server: str | None
+    token: str | None
+    allow_unauthenticated: bool
+
+    def why_not(self) -> str | None:
+        if not self.server:
+            return "not in prefetch and the request has no fhirServer"
+        if not self.token and not self.allow_unauthenticated:
+            return ("not in prefetch and the request has no fhirAuthorization "
+                    "(unauthenticated FHIR access is off: CDS_SPINE_ALLOW_UNAUTHENTICATED_FHIR)")
+        return None
+
+
+@dataclass(frozen=True)
+class PrefetchValue:
+    supplied: bool
+    resources: tuple[dict, ...] = ()
+    next_url: str | None = None
+
+
+def _is_outcome(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
+
+
+def read_prefetch_value(value: Any) -> PrefetchValue:
+    """What one prefetch value tells us (the caller handles an absent key)."""
+    if value is None:
+        return PrefetchValue(supplied=True)
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str) or _is_outcome(value):
+        return PrefetchValue(supplied=False)
+    if value["resourceType"] != "Bundle":
+        return PrefetchValue(supplied=True, resources=(value,))
+    entries = value.get("entry")
+    resources = tuple(entry["resource"] for entry in entries if isinstance(entry, dict)
+                      and isinstance(entry.get("resource"), dict)) if isinstance(entries, list) else ()
+    if any(_is_outcome(resource) for resource in resources):
+        return PrefetchValue(supplied=False)
+    links = value.get("link")
+    next_url = next((link.get("url") for link in links if isinstance(link, dict)
+                     and link.get("relation") == "next" and isinstance(link.get("url"), str)),
+                    None) if isinstance(links, list) else None
+    return PrefetchValue(supplied=True, resources=resources, next_url=next_url)
+
+
+def resolve_query(template: str, patient_id: str) -> str:
+    return template.replace(PATIENT_TOKEN, quote(patient_id, safe=""))
+
+
+def _value_of(prefetch: Mapping[str, Any], key: str) -> PrefetchValue:
+    return read_prefetch_value(prefetch[key]) if key in prefetch else PrefetchValue(supplied=False)
+
+
+def _needs_server(value: PrefetchValue) -> bool:
+    return not value.supplied or value.next_url is not None
+
+
+async def _obtain_key(key: str, value: PrefetchValue, patient_id: str, access: FhirAccess,
+                      client: FhirClient) -> list[dict]:
+    if not _needs_server(value):
+        return list(value.resources)
+    problem = access.why_not()
+    if problem:
+        if value.supplied:
+            problem = "prefetch has more pages (a next link) that cannot be fetched: " + problem.split(" and ", 1)[-1]
+        raise DataUnavailable(key, problem)
+    try:
+        if value.supplied:
+            return list(value.resources) + await client.follow(access.server, value.next_url, access.token)
+        return await client.search(access.server, resolve_query(RECORD_QUERIES[key], patient_id), access.token)
+    except FhirError as exc:
+        raise DataUnavailable(key, str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Obtained:
+    resources: tuple[dict, ...]
+    fetched_keys: tuple[str, ...]
+    """Keys that needed the FHIR server rather than prefetch alone (for the audit)."""
+
+
+async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patient_id: str, access: FhirAccess,
+                 client: FhirClient, budget_seconds: float) -> Obtained:
+    """The resources under `keys`, fetching what prefetch lacks concurrently, within one time budget."""
+    values = {key: _value_of(prefetch or {}, key) for key in keys}
+    fetched = tuple(key for key, value in values.items() if _needs_server(value))
+    try:
+        async with asyncio.timeout(budget_seconds):
+            results = await asyncio.gather(
+                *(_obtain_key(key, value, patient_id, access, client) for key, value in values.items()))
+    except TimeoutError:
+        raise DataUnavailable(",".join(fetched), f"the FHIR server did not answer within {budget_seconds:g} s") from None
+    return Obtained(tuple(resource for found in results for resource in found), fetched)

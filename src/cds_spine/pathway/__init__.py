@@ -1,0 +1,13 @@
+"""The clinical pathway: pure functions from a patient's record and draft orders to assessments.
+
+Imports nothing from the rest of cds_spine; `now` and the knowledge are passed in.
+"""
+from .assessment import Assessment, Decision, Finding, PatientSummary, assess, summarize_patient
+from .knowledge import Knowledge, KnowledgeError, load_knowledge
+from .orders import ClassifiedOrder, classify_all
+from .record import DraftOrder, PatientRecord
+
+__all__ = [
+    "Assessment", "ClassifiedOrder", "Decision", "DraftOrder", "Finding", "Knowledge", "KnowledgeError",
+    "PatientRecord", "PatientSummary", "assess", "classify_all", "load_knowledge", "summarize_patient",
+]

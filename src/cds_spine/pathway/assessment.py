@@ -1,0 +1,197 @@
+"""The rules: one Assessment per ESI or spine-surgery order, and a summary for patient-view.
+
+Pure: no I/O, no clock of its own (`now` is passed in), nothing imported from outside pathway/.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from enum import Enum
+
+from .evidence import (
+    ConservativeHistory, PriorInjection, conservative_history, describe, is_active, pending_referrals,
+    prior_injections,
+)
+from .knowledge import CONDITION_DISPLAY_LIMIT, Knowledge
+from .orders import ClassifiedOrder
+from .record import DraftOrder, PatientRecord
+
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+
+
+class Decision(str, Enum):
+    """Whether the conservative-therapy requirement is satisfied."""
+
+    MET = "met"
+    NOT_MET = "not-met"
+    EXEMPT = "exempt"
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str
+    facts: Mapping[str, str | int]
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DiagnosisOnRecord:
+    reference: str
+    description: str
+    group: str  # "qualifying", "axial" or a red-flag id
+
+
+@dataclass(frozen=True)
+class Assessment:
+    order: ClassifiedOrder
+    order_label: str
+    decision: Decision
+    required_days: int
+    history: ConservativeHistory
+    findings: tuple[Finding, ...]
+    diagnoses: tuple[DiagnosisOnRecord, ...] = ()
+    prior_injections: tuple[PriorInjection, ...] = ()
+    pending_referrals: tuple[str, ...] = ()
+    unreadable: tuple[str, ...] = field(default=())
+
+    @property
+    def red_flags(self) -> tuple[DiagnosisOnRecord, ...]:
+        return tuple(d for d in self.diagnoses if d.group not in ("qualifying", "axial"))
+
+    @property
+    def indicator(self) -> str | None:
+        return self.findings[0].severity if self.findings else None
+
+
+@dataclass(frozen=True)
+class PatientSummary:
+    """For patient-view: the conservative therapy on record and whether ESI and surgery criteria are met."""
+
+    diagnoses: tuple[DiagnosisOnRecord, ...]
+    history: ConservativeHistory
+    surgery_days: int
+    esi: Decision
+    surgery: Decision
+
+
+def today_of(now: datetime) -> date:
+    return now.astimezone(timezone.utc).date() if now.tzinfo else now.date()
+
+
+def _shorten(text: str, limit: int = CONDITION_DISPLAY_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def diagnoses_on_record(record: PatientRecord, knowledge: Knowledge) -> tuple[DiagnosisOnRecord, ...]:
+    """Active conditions in the qualifying, axial-pain or red-flag value sets."""
+    config = knowledge.config.diagnoses
+    groups = [(flag.id, flag.valueset) for flag in config.red_flags]
+    groups += [("qualifying", config.qualifying.valueset), ("axial", config.axial.valueset)]
+    found = []
+    for condition in record.conditions:
+        if not is_active(condition):
+            continue
+        for group, valueset in groups:
+            if knowledge.find(condition.codes, valueset):
+                found.append(DiagnosisOnRecord(condition.reference, describe(condition.codes, condition.text), group))
+    return tuple(found)
+
+
+def _finding(knowledge: Knowledge, code: str, evidence: Sequence[str] = (), **facts: str | int) -> Finding:
+    return Finding(code, knowledge.config.findings[code].severity, facts, tuple(evidence))
+
+
+def _conservative_findings(knowledge: Knowledge, history: ConservativeHistory, required: int, order_label: str,
+                           red_flags: Sequence[DiagnosisOnRecord]) -> tuple[Decision, list[Finding]]:
+    if red_flags:
+        flag = red_flags[0]
+        return Decision.EXEMPT, [_finding(knowledge, "red-flag", [flag.reference],
+                                          condition=_shorten(flag.description))]
+    if history.days >= required:
+        return Decision.MET, []
+    lookback_months = round(knowledge.config.lookback_days / 30.4)
+    if not history.evidence:
+        return Decision.NOT_MET, [_finding(knowledge, "conservative-missing", lookback_months=lookback_months,
+                                           order=order_label)]
+    return Decision.NOT_MET, [_finding(knowledge, "conservative-short", [e.reference for e in history.evidence],
+                                       days=history.days, required=required, order=order_label)]
+
+
+def _injection_findings(knowledge: Knowledge, order: ClassifiedOrder, prior: Sequence[PriorInjection],
+                        today: date) -> list[Finding]:
+    rule = knowledge.config.rules.esi
+    region = knowledge.config.regions.get(order.region, "")
+    same_region = [injection for injection in prior if injection.region == order.region]
+    findings = []
+    if len(same_region) >= rule.max_sessions_per_region:
+        findings.append(_finding(knowledge, "esi-limit-exceeded", [i.reference for i in same_region],
+                                 region=region, session=len(same_region) + 1, limit=rule.max_sessions_per_region))
+    if same_region:
+        days_since = (today - same_region[-1].day).days
+        if days_since < rule.min_days_between:
+            findings.append(_finding(knowledge, "esi-too-soon", [same_region[-1].reference], region=region,
+                                     days_since=days_since, min_days=rule.min_days_between))
+    if order.guidance not in knowledge.config.orders.esi.accepted_guidance:
+        findings.append(_finding(knowledge, "no-imaging-guidance"))
+    return findings
+
+
+def _ordered(knowledge: Knowledge, findings: list[Finding]) -> tuple[Finding, ...]:
+    position = {code: i for i, code in enumerate(knowledge.config.findings)}
+    return tuple(sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], position[f.code])))
+
+
+def assess_order(order: ClassifiedOrder, record: PatientRecord, knowledge: Knowledge, now: datetime,
+                 session_orders: Sequence[DraftOrder] = ()) -> Assessment:
+    config = knowledge.config
+    today = today_of(now)
+    is_esi = order.category == "esi"
+    required = config.rules.esi.min_conservative_days if is_esi else config.rules.surgery.min_conservative_days
+    label = config.order_label(order.category, order.region, order.kind)
+    diagnoses = diagnoses_on_record(record, knowledge)
+    red_flags = [d for d in diagnoses if d.group not in ("qualifying", "axial")]
+    history = conservative_history(record, knowledge, today,
+                                   count_prior_esi=not is_esi and config.rules.surgery.prior_esi_counts)
+    decision, findings = _conservative_findings(knowledge, history, required, label, red_flags)
+    prior: tuple[PriorInjection, ...] = ()
+    if is_esi:
+        prior = prior_injections(record, knowledge, today, config.rules.esi.session_window_days)
+        findings += _injection_findings(knowledge, order, prior, today)
+        if not any(d.group == "qualifying" for d in diagnoses):
+            findings.append(_finding(knowledge, "no-qualifying-diagnosis"))
+    return Assessment(
+        order=order, order_label=label, decision=decision, required_days=required, history=history,
+        findings=_ordered(knowledge, findings), diagnoses=diagnoses,
+        prior_injections=tuple(i for i in prior if i.region == order.region),
+        pending_referrals=pending_referrals(record, session_orders, knowledge) if decision is Decision.NOT_MET
+        else (),
+        unreadable=record.unreadable,
+    )
+
+
+def assess(orders: Sequence[ClassifiedOrder], record: PatientRecord, knowledge: Knowledge, now: datetime,
+           session_orders: Sequence[DraftOrder] = ()) -> list[Assessment]:
+    """One Assessment per classified order in scope; `session_orders` are all draft orders of the session."""
+    return [assess_order(order, record, knowledge, now, session_orders) for order in orders]
+
+
+def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime) -> PatientSummary | None:
+    """None when the patient has no active spine diagnosis (qualifying, axial pain or red flag)."""
+    diagnoses = diagnoses_on_record(record, knowledge)
+    if not diagnoses:
+        return None
+    config = knowledge.config
+    today = today_of(now)
+    exempt = any(d.group not in ("qualifying", "axial") for d in diagnoses)
+    history = conservative_history(record, knowledge, today, count_prior_esi=False)
+    surgery_days = conservative_history(record, knowledge, today,
+                                        count_prior_esi=config.rules.surgery.prior_esi_counts).days
+
+    def decision(days: int, required: int) -> Decision:
+        return Decision.EXEMPT if exempt else Decision.MET if days >= required else Decision.NOT_MET
+
+    return PatientSummary(diagnoses, history, surgery_days,
+                          decision(history.days, config.rules.esi.min_conservative_days),
+                          decision(surgery_days, config.rules.surgery.min_conservative_days))

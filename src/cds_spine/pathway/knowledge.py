@@ -1,0 +1,376 @@
+"""Clinical knowledge, loaded once at start-up from cards/: pathway.yaml and valuesets/*.json.
+
+A bad file stops the service with a KnowledgeError that names the file and the field.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+import orjson
+import yaml
+from fhir.resources.R4B.valueset import ValueSet
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
+
+from .record import Code
+
+ATTRIBUTE_EXTENSION = "https://cds-spine.org/fhir/StructureDefinition/code-attribute"
+SUMMARY_LIMIT = 140
+# Longest value each placeholder can take when a card is rendered (free text is shortened to this).
+PLACEHOLDER_WORST_CASE = {
+    "days": "365", "required": "365", "lookback_months": "12", "session": "99", "limit": "99",
+    "days_since": "365", "min_days": "365", "condition": "x" * 40, "esi": "waived (red flag)",
+    "surgery": "waived (red flag)",
+}
+CONDITION_DISPLAY_LIMIT = 40
+
+
+class KnowledgeError(Exception):
+    """The clinical knowledge in cards/ is invalid; the message names the file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrderKind(_Strict):
+    valueset: str
+    label: str
+    accepted_guidance: tuple[str, ...] = ()
+
+
+class Orders(_Strict):
+    esi: OrderKind
+    surgery: OrderKind
+
+
+class Group(_Strict):
+    id: str
+    label: str
+    valueset: str
+
+
+class MedicationGroup(Group):
+    ingredients: tuple[str, ...] = Field(min_length=1)
+
+
+class Opioids(_Strict):
+    label: str
+    valueset: str
+    ingredients: tuple[str, ...] = Field(min_length=1)
+
+
+class Conservative(_Strict):
+    modalities: tuple[Group, ...] = Field(min_length=1)
+    medications: tuple[MedicationGroup, ...] = Field(min_length=1)
+    opioids: Opioids
+    not_counted: tuple[Group, ...] = ()
+    referral_valueset: str
+
+
+class DiagnosisGroup(_Strict):
+    valueset: str
+    label: str
+
+
+class Diagnoses(_Strict):
+    qualifying: DiagnosisGroup
+    axial: DiagnosisGroup
+    red_flags: tuple[Group, ...] = Field(min_length=1)
+
+
+class Source(_Strict):
+    label: str = Field(min_length=1)
+    url: HttpUrl
+
+
+class EsiRule(_Strict):
+    min_conservative_days: int = Field(ge=0)
+    max_sessions_per_region: int = Field(ge=1)
+    session_window_days: int = Field(ge=1)
+    min_days_between: int = Field(ge=0)
+    rule: str
+    source: Source
+
+
+class SurgeryRule(_Strict):
+    min_conservative_days: int = Field(ge=0)
+    prior_esi_counts: bool
+    rule: str
+    source: Source
+
+
+class Rules(_Strict):
+    esi: EsiRule
+    surgery: SurgeryRule
+
+
+FindingCode = Literal[
+    "conservative-missing", "conservative-short", "esi-limit-exceeded", "esi-too-soon", "red-flag",
+    "no-imaging-guidance", "no-qualifying-diagnosis", "criteria-met",
+]
+
+
+class FindingWording(_Strict):
+    severity: Literal["info", "warning", "critical"]
+    summary: str = Field(min_length=1)
+
+
+class Detail(_Strict):
+    found_heading: str
+    nothing_found: str
+    procedure_line: str
+    medication_line: str
+    episode: str
+    missing: str
+    not_counted_heading: str
+    not_counted_line: str
+    pending_referral: str
+    red_flag_line: str
+    prior_esi_line: str
+    diagnosis_line: str
+    unreadable: str
+    rule: str
+
+
+class Referral(_Strict):
+    system: str
+    code: str
+    display: str
+    text: str
+
+
+class Suggestions(_Strict):
+    replace_label: str
+    replace_delete_description: str
+    add_label: str
+    create_description: str
+    referral: Referral
+
+
+class OverrideReason(_Strict):
+    code: str = Field(min_length=1)
+    display: str = Field(min_length=1)
+
+
+class OverrideReasons(_Strict):
+    system: str = Field(min_length=1)
+    reasons: tuple[OverrideReason, ...] = Field(min_length=1)
+
+
+class CardWording(_Strict):
+    source_label: str = Field(min_length=1)
+    smart_link_label: str = Field(min_length=1)
+    pathway: str
+    detail: Detail
+    suggestions: Suggestions
+    override_reasons: OverrideReasons
+
+
+class PatientView(_Strict):
+    summary: str
+    met: str
+    not_met: str
+    exempt: str
+
+
+class PathwayConfig(_Strict):
+    title: str
+    version: str
+    lookback_days: int = Field(ge=1)
+    episode_gap_days: int = Field(ge=0)
+    system_aliases: dict[str, str] = {}
+    orders: Orders
+    regions: dict[str, str]
+    surgery_kinds: dict[str, str]
+    conservative: Conservative
+    diagnoses: Diagnoses
+    rules: Rules
+    findings: dict[FindingCode, FindingWording]
+    card: CardWording
+    patient_view: PatientView
+
+    @model_validator(mode="after")
+    def every_finding_is_worded(self) -> PathwayConfig:
+        missing = set(FindingCode.__args__) - set(self.findings)
+        if missing:
+            raise ValueError(f"findings: missing wording for {sorted(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def summaries_fit_on_a_card(self) -> PathwayConfig:
+        values = dict(PLACEHOLDER_WORST_CASE, order=self.longest_order_label(),
+                      region=max(self.regions.values(), key=len))
+        templates = {f"findings.{code}.summary": wording.summary for code, wording in self.findings.items()}
+        templates["patient_view.summary"] = self.patient_view.summary
+        for field_name, template in templates.items():
+            unknown = {name for _, name, _, _ in string.Formatter().parse(template) if name} - set(values)
+            if unknown:
+                raise ValueError(f"{field_name}: unknown placeholder(s) {sorted(unknown)}")
+            longest = template.format(**values)
+            if len(longest) >= SUMMARY_LIMIT:
+                raise ValueError(f"{field_name}: can reach {len(longest)} characters; a summary must stay "
+                                 f"under {SUMMARY_LIMIT}")
+        return self
+
+    def order_label(self, category: str, region: str, kind: str | None = None) -> str:
+        template = self.orders.esi.label if category == "esi" else self.orders.surgery.label
+        label = template.format(region=self.regions.get(region, ""), kind=self.surgery_kinds.get(kind or "", ""))
+        return " ".join(label.split())
+
+    def longest_order_label(self) -> str:
+        labels = [self.order_label("esi", region) for region in self.regions]
+        labels += [self.order_label("surgery", region, kind) for region in self.regions for kind in self.surgery_kinds]
+        return max(labels, key=len)
+
+    def referenced_valuesets(self) -> dict[str, str]:
+        """Field path -> value set id, for every value set this file names."""
+        refs = {"orders.esi.valueset": self.orders.esi.valueset,
+                "orders.surgery.valueset": self.orders.surgery.valueset,
+                "conservative.opioids.valueset": self.conservative.opioids.valueset,
+                "conservative.referral_valueset": self.conservative.referral_valueset,
+                "diagnoses.qualifying.valueset": self.diagnoses.qualifying.valueset,
+                "diagnoses.axial.valueset": self.diagnoses.axial.valueset}
+        for path, groups in (("conservative.modalities", self.conservative.modalities),
+                             ("conservative.medications", self.conservative.medications),
+                             ("conservative.not_counted", self.conservative.not_counted),
+                             ("diagnoses.red_flags", self.diagnoses.red_flags)):
+            refs.update({f"{path}[{i}].valueset": group.valueset for i, group in enumerate(groups)})
+        return refs
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A code's place in one value set, with the attributes the pathway reads (region, guidance, kind)."""
+
+    valueset: str
+    display: str | None
+    attributes: Mapping[str, str]
+
+
+def _normalize_code(system: str, code: str) -> str:
+    code = code.strip()
+    if system == "http://hl7.org/fhir/sid/icd-10-cm":
+        return code.upper().replace(".", "")
+    return code
+
+
+def _ingredient_pattern(names: Iterable[str]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    return re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
+
+
+class Knowledge:
+    """Immutable after load: the pathway configuration plus an index (system, code) -> memberships."""
+
+    def __init__(self, config: PathwayConfig, valuesets: Mapping[str, list[tuple[Code, Mapping[str, str]]]],
+                 version: str) -> None:
+        self.config = config
+        self.version = version
+        self.valueset_ids = frozenset(valuesets)
+        index: dict[tuple[str, str], list[Membership]] = {}
+        for valueset_id, entries in valuesets.items():
+            for code, attributes in entries:
+                key = (code.system, _normalize_code(code.system, code.code))
+                index.setdefault(key, []).append(Membership(valueset_id, code.display, MappingProxyType(attributes)))
+        self._index = {key: tuple(found) for key, found in index.items()}
+        self._medication_patterns = tuple(
+            (group, _ingredient_pattern(group.ingredients)) for group in config.conservative.medications)
+        self._opioid_pattern = _ingredient_pattern(config.conservative.opioids.ingredients)
+
+    def memberships(self, system: str | None, code: str | None) -> tuple[Membership, ...]:
+        if not system or not code:
+            return ()
+        system = self.config.system_aliases.get(system, system)
+        return self._index.get((system, _normalize_code(system, code)), ())
+
+    def find(self, codes: Iterable[Code], valueset: str) -> Membership | None:
+        """The first of `codes` that is in `valueset`."""
+        for code in codes:
+            for membership in self.memberships(code.system, code.code):
+                if membership.valueset == valueset:
+                    return membership
+        return None
+
+    def knows_any(self, codes: Iterable[Code]) -> bool:
+        return any(self.memberships(code.system, code.code) for code in codes)
+
+    def knows_raw_coding(self, system: object, code: object) -> bool:
+        """For the one pass over raw JSON: is this (system, code) in any value set?"""
+        return isinstance(system, str) and isinstance(code, str) and bool(self.memberships(system, code))
+
+    def medication_group_by_text(self, text: str) -> MedicationGroup | None:
+        for group, pattern in self._medication_patterns:
+            if pattern.search(text):
+                return group
+        return None
+
+    def mentions_opioid(self, text: str) -> bool:
+        return bool(self._opioid_pattern.search(text))
+
+    def mentions_medication(self, text: str) -> bool:
+        return self.mentions_opioid(text) or self.medication_group_by_text(text) is not None
+
+
+def knowledge_version(cards_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in cards_dir.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(cards_dir).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _load_config(path: Path) -> PathwayConfig:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise KnowledgeError(f"{path}: cannot read: {exc}") from exc
+    try:
+        return PathwayConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}"
+            for error in exc.errors())
+        raise KnowledgeError(f"{path}: {problems}") from None
+
+
+def _attributes(entry) -> dict[str, str]:
+    attributes = {}
+    for extension in entry.extension or ():
+        if extension.url == ATTRIBUTE_EXTENSION:
+            parts = {part.url: part.valueCode for part in extension.extension or ()}
+            attributes[parts["name"]] = parts["value"]
+    return attributes
+
+
+def _load_valueset(path: Path) -> list[tuple[Code, Mapping[str, str]]]:
+    try:
+        valueset = ValueSet.model_validate(orjson.loads(path.read_bytes()))
+    except (OSError, orjson.JSONDecodeError, ValidationError) as exc:
+        raise KnowledgeError(f"{path}: not a valid FHIR R4 ValueSet: {exc}") from None
+    if valueset.id != path.stem:
+        raise KnowledgeError(f"{path}: id {valueset.id!r} must equal the file name {path.stem!r}")
+    if not valueset.expansion or not valueset.expansion.contains:
+        raise KnowledgeError(f"{path}: expansion.contains is empty")
+    entries = []
+    for i, entry in enumerate(valueset.expansion.contains):
+        if not entry.system or not entry.code:
+            raise KnowledgeError(f"{path}: expansion.contains[{i}] needs system and code")
+        entries.append((Code(entry.system, entry.code, entry.display), _attributes(entry)))
+    return entries
+
+
+def load_knowledge(cards_dir: Path) -> Knowledge:
+    config = _load_config(cards_dir / "pathway.yaml")
+    valuesets = {path.stem: _load_valueset(path) for path in sorted((cards_dir / "valuesets").glob("*.json"))}
+    for field_path, valueset_id in config.referenced_valuesets().items():
+        if valueset_id not in valuesets:
+            raise KnowledgeError(f"{cards_dir / 'pathway.yaml'}: {field_path}: no value set {valueset_id!r} "
+                                 f"in {cards_dir / 'valuesets'}")
+    return Knowledge(config, valuesets, knowledge_version(cards_dir))
