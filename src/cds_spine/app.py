@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
                store: AuditStore | None = None) -> FastAPI:
     settings = settings or Settings()
     knowledge = knowledge or load_knowledge(settings.knowledge_dir())
+    # httpx logs every request URL at INFO, and FHIR query URLs carry the patient id.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

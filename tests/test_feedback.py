@@ -1,0 +1,71 @@
+"""Checklist F44-F48: feedback is validated, stored once, and tolerant of unknown cards."""
+from __future__ import annotations
+
+import pytest
+
+from support import ORDER_SELECT, call, hook_request
+
+URL = f"/cds-services/{ORDER_SELECT}/feedback"
+
+
+@pytest.fixture
+def card(client) -> dict:
+    return call(client, ORDER_SELECT, hook_request()).json()["cards"][0]
+
+
+def accepted(card: dict) -> dict:
+    return {"card": card["uuid"], "outcome": "accepted", "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+            "outcomeTimestamp": "2026-01-01T10:00:00Z"}
+
+
+def test_accepted_feedback_is_recorded(client, card):
+    response = client.post(URL, json={"feedback": [accepted(card)]})
+    assert response.status_code == 200 and response.json() == {"received": 1}
+    [event] = client.app.state.store.feedback()
+    assert (event.card, event.outcome, event.accepted_suggestions) == (
+        card["uuid"], "accepted", (card["suggestions"][0]["uuid"],))
+
+
+def test_overridden_with_coded_reason_and_comment(client, card):
+    item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-01T10:05:00Z",
+            "overrideReason": {"reason": card["overrideReasons"][2], "userComment": "cauda equina symptoms"}}
+    assert client.post(URL, json={"feedback": [item]}).status_code == 200
+    [event] = client.app.state.store.feedback()
+    assert (event.override_code, event.override_comment) == ("red-flag", "cauda equina symptoms")
+
+
+@pytest.mark.parametrize("reason", [None, {"reason": {"code": "severe-pain",
+                                                      "system": "https://cds-spine.org/fhir/CodeSystem/override-reason"}}])
+def test_overridden_without_reason_or_with_sandbox_shaped_reason(client, card, reason):
+    item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-01T10:05:00Z"}
+    if reason:
+        item["overrideReason"] = reason
+    assert client.post(URL, json={"feedback": [item]}).status_code == 200
+
+
+def test_two_items_and_a_repeat_are_accepted_and_stored_once(client, card):
+    other = {"card": "unknown-card", "outcome": "overridden", "outcomeTimestamp": "2026-01-01T11:00:00Z"}
+    assert client.post(URL, json={"feedback": [accepted(card), other]}).json() == {"received": 2}
+    assert client.post(URL, json={"feedback": [accepted(card)]}).status_code == 200
+    assert sorted(e.card for e in client.app.state.store.feedback()) == sorted([card["uuid"], "unknown-card"])
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"outcome": "dismissed"}, "feedback.0.outcome"),
+    ({"acceptedSuggestions": None}, "feedback.0"),
+    ({"outcomeTimestamp": None}, "feedback.0.outcomeTimestamp"),
+    ({"outcomeTimestamp": "yesterday"}, "feedback.0.outcomeTimestamp"),
+    ({"outcomeTimestamp": "2026-01-01T10:00:00"}, "feedback.0.outcomeTimestamp"),
+])
+def test_malformed_feedback_is_400_naming_the_field(client, card, change, field):
+    item = {**accepted(card), **change}
+    item = {key: value for key, value in item.items() if value is not None}
+    response = client.post(URL, json={"feedback": [item]})
+    assert response.status_code == 400
+    assert [issue["expression"] for issue in response.json()["issue"]] == [[field]]
+    assert client.app.state.store.feedback() == []
+
+
+@pytest.mark.parametrize("body", [{}, {"feedback": []}, {"feedback": "yes"}])
+def test_body_without_a_feedback_array_is_400(client, body):
+    assert client.post(URL, json=body).status_code == 400
