@@ -1,0 +1,89 @@
+"""Raw FHIR JSON -> PatientRecord: the one-pass filter, validation of relevant resources only, dates."""
+from __future__ import annotations
+
+from datetime import date
+
+from cds_spine.fhir.gather import build_record, read_draft_orders
+from support import CPT, RXNORM, coded, condition, procedure
+
+
+def medication_request(**extra) -> dict:
+    return {"resourceType": "MedicationRequest", "id": "mr", "status": "active", "intent": "order",
+            "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-03-01",
+            "medicationCodeableConcept": coded(RXNORM, "197806", "Ibuprofen 600 MG Oral Tablet"), **extra}
+
+
+def test_only_relevant_resources_are_kept(knowledge):
+    record = build_record([condition("I10"), condition("M54.16"), procedure("99213", "2026-01-01"),
+                           procedure("97110", "2026-01-01"), {"resourceType": "Patient", "id": "p1"}], knowledge)
+    assert [c.reference for c in record.conditions] == ["Condition/cond-M54.16"]
+    assert [p.codes[0].code for p in record.procedures] == ["97110"]
+
+
+def test_irrelevant_malformed_resources_are_never_validated(knowledge):
+    junk = [{"resourceType": "Procedure", "status": 5, "code": {"coding": "x"}}, {"resourceType": 7}, [], "x", None,
+            {"resourceType": "Condition", "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1"}]},
+             "onsetDateTime": "not a date"}]
+    record = build_record(junk, knowledge)
+    assert record.unreadable == () and record.conditions == () and record.procedures == ()
+
+
+def test_relevant_malformed_resource_is_named_as_unreadable(knowledge):
+    bad = {**procedure("97110", "2026-01-01"), "performedDateTime": "the first of May"}
+    assert build_record([bad], knowledge).unreadable == (f"Procedure/{bad['id']}",)
+
+
+def test_duplicates_across_keys_and_pages_are_read_once(knowledge):
+    visit = procedure("97110", "2026-01-01", rid="same")
+    assert len(build_record([visit, dict(visit)], knowledge).procedures) == 1
+
+
+def test_text_only_medication_is_relevant(knowledge):
+    statement = {"resourceType": "MedicationStatement", "id": "ms", "status": "active",
+                 "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": {"text": "naproxen 500mg"},
+                 "effectivePeriod": {"start": "2026-02"}}
+    [entry] = build_record([statement], knowledge).medications
+    assert (entry.text, entry.effective.start, entry.effective.end) == ("naproxen 500mg", date(2026, 2, 1), None)
+
+
+def test_medication_reference_display_is_read(knowledge):
+    request = medication_request(medicationReference={"reference": "Medication/m1", "display": "Gabapentin 300mg"})
+    del request["medicationCodeableConcept"]
+    [entry] = build_record([request], knowledge).medications
+    assert entry.text == "Gabapentin 300mg"
+
+
+def test_medication_request_supply_and_repeats(knowledge):
+    request = medication_request(dispenseRequest={"numberOfRepeatsAllowed": 2, "expectedSupplyDuration": {
+        "value": 2, "unit": "weeks", "system": "http://unitsofmeasure.org", "code": "wk"}})
+    [entry] = build_record([request], knowledge).medications
+    assert (entry.authored_on, entry.supply_days, entry.repeats) == (date(2026, 3, 1), 14, 2)
+
+
+def test_partial_and_zoned_dates_become_utc_days(knowledge):
+    late = procedure("97110", "2026-03-01T23:30:00-05:00", rid="late")
+    year = {**procedure("97110", "2025", rid="year")}
+    period = {**procedure("97110", "x", rid="period")}
+    del period["performedDateTime"]
+    period["performedPeriod"] = {"start": "2025-11", "end": "2025-12"}
+    by_id = {p.reference: p.performed for p in build_record([late, year, period], knowledge).procedures}
+    assert by_id["Procedure/late"].start == date(2026, 3, 2)
+    assert (by_id["Procedure/year"].start, by_id["Procedure/year"].end) == (date(2025, 1, 1), date(2025, 12, 31))
+    assert (by_id["Procedure/period"].start, by_id["Procedure/period"].end) == (date(2025, 11, 1), date(2025, 12, 31))
+
+
+def test_condition_status_and_abatement(knowledge):
+    resolved = condition("M54.16", status="resolved", abatementDateTime="2026-01-01")
+    [entry] = build_record([resolved], knowledge).conditions
+    assert (entry.clinical_status, entry.abated) == ("resolved", True)
+
+
+def test_draft_orders_are_read_whatever_their_shape(knowledge):
+    orders = read_draft_orders({"entry": [
+        {"resource": {"resourceType": "ServiceRequest", "id": "a", "code": coded(CPT, "64483"), "status": "draft"}},
+        {"resource": {"resourceType": "MedicationOrder", "id": "b", "medicationCodeableConcept": {"coding": [{}]}}},
+        {"resource": {"resourceType": "ProcedureRequest", "code": [coded(CPT, "62323")]}},
+        {"resource": "x"}, {}, 4,
+    ]})
+    assert [(o.reference, [c.code for c in o.codes]) for o in orders] == [
+        ("ServiceRequest/a", ["64483"]), ("MedicationOrder/b", []), (None, ["62323"])]

@@ -1,0 +1,357 @@
+"""Unit tests of the pathway's rules and boundaries, on typed records and a fixed `now`."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from cds_spine.pathway import Decision, assess, classify_all, summarize_patient
+from cds_spine.pathway.record import (
+    Code, ConditionEntry, DraftOrder, MedicationEntry, PatientRecord, Period, ProcedureEntry, ServiceRequestEntry,
+)
+from support import CPT, ICD10, RXNORM, SNOMED
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
+TODAY = NOW.date()
+
+
+def ago(days: int) -> date:
+    return TODAY - timedelta(days=days)
+
+
+def order(code: str = "64483", system: str = CPT, reference: str = "ServiceRequest/o1") -> DraftOrder:
+    return DraftOrder(reference, (Code(system, code),), None, "draft")
+
+
+def radicular(code: str = "M54.16", system: str = ICD10, status: str | None = "active",
+              verification: str | None = None, abated: bool = False, ref: str = "Condition/dx") -> ConditionEntry:
+    return ConditionEntry(ref, (Code(system, code, "dx"),), None, status, verification, ago(100), abated)
+
+
+def visit(days_ago: int, code: str = "97110", system: str = CPT, status: str = "completed",
+          end_days_ago: int | None = None, ref: str | None = None) -> ProcedureEntry:
+    end = ago(end_days_ago) if end_days_ago is not None else ago(days_ago)
+    return ProcedureEntry(ref or f"Procedure/{code}-{days_ago}", (Code(system, code),), None, status,
+                          Period(ago(days_ago), end if status != "in-progress" or end_days_ago else None))
+
+
+def statement(start: int, end: int | None, code: str | None = "197806", text: str | None = None,
+              status: str = "completed") -> MedicationEntry:
+    codes = (Code(RXNORM, code),) if code else ()
+    return MedicationEntry(f"MedicationStatement/{code}-{start}", codes, text, status,
+                           effective=Period(ago(start), ago(end) if end is not None else None))
+
+
+def esi_done(days_ago: int, code: str = "64483") -> ProcedureEntry:
+    return visit(days_ago, code=code, ref=f"Procedure/esi-{days_ago}")
+
+
+def run(knowledge, record: PatientRecord, draft: DraftOrder | None = None, session=()):
+    draft = draft or order()
+    [assessment] = assess(classify_all([draft], knowledge), record, knowledge, NOW, session_orders=session)
+    return assessment
+
+
+def codes_of(assessment) -> list[str]:
+    return [finding.code for finding in assessment.findings]
+
+
+def with_dx(**parts) -> PatientRecord:
+    return PatientRecord(conditions=(radicular(),) + tuple(parts.pop("conditions", ())), **parts)
+
+
+# --- classification --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code,system,category,region,detail", [
+    ("64483", CPT, "esi", "lumbar-sacral", "imaging"),
+    ("62321", CPT, "esi", "cervical-thoracic", "imaging"),
+    ("62322", CPT, "esi", "lumbar-sacral", "none"),
+    ("0230T", CPT, "esi", "lumbar-sacral", "ultrasound"),
+    ("22612", CPT, "surgery", "lumbar", "fusion"),
+    ("63030", CPT, "surgery", "lumbar", "discectomy"),
+    ("63045", CPT, "surgery", "cervical", "decompression"),
+    ("55705006", SNOMED, "surgery", "unspecified", "fusion"),
+    ("urn:oid", "urn:oid:2.16.840.1.113883.6.12", "esi", "lumbar-sacral", "imaging"),
+])
+def test_orders_are_classified_by_code(knowledge, code, system, category, region, detail):
+    if code == "urn:oid":
+        code = "64483"
+    [found] = classify_all([order(code, system)], knowledge)
+    assert (found.category, found.region, found.guidance or found.kind) == (category, region, detail)
+
+
+@pytest.mark.parametrize("code,system", [("18946005", SNOMED), ("99213", CPT), ("72148", CPT), ("", CPT)])
+def test_other_orders_are_not_ours(knowledge, code, system):
+    assert classify_all([order(code, system)], knowledge) == []
+
+
+# --- conservative duration ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("days,decision", [(27, Decision.NOT_MET), (28, Decision.MET)])
+def test_esi_needs_28_days(knowledge, days, decision):
+    result = run(knowledge, with_dx(medications=(statement(60, 60 - days + 1),)))
+    assert (result.history.days, result.decision) == (days, decision)
+
+
+@pytest.mark.parametrize("days,decision", [(41, Decision.NOT_MET), (42, Decision.MET)])
+def test_surgery_needs_42_days(knowledge, days, decision):
+    result = run(knowledge, with_dx(medications=(statement(90, 90 - days + 1),)), order("22612"))
+    assert result.decision is decision
+
+
+def test_short_therapy_is_named_with_its_days(knowledge):
+    result = run(knowledge, with_dx(medications=(statement(20, 10),)))
+    assert codes_of(result) == ["conservative-short"]
+    assert dict(result.findings[0].facts) == {"days": 11, "required": 28, "order": "lumbar ESI"}
+
+
+def test_nothing_tried_is_missing(knowledge):
+    result = run(knowledge, with_dx())
+    assert codes_of(result) == ["conservative-missing"]
+    assert result.findings[0].severity == "warning"
+
+
+def test_weekly_visits_make_one_episode(knowledge):
+    visits = tuple(visit(d) for d in range(90, 47, -7))
+    assert run(knowledge, with_dx(procedures=visits)).history.days == 43
+
+
+@pytest.mark.parametrize("gap,days", [(30, 32), (31, 1)])
+def test_gaps_of_at_most_30_days_are_bridged(knowledge, gap, days):
+    visits = (visit(100), visit(100 - gap - 1))
+    assert run(knowledge, with_dx(procedures=visits)).history.days == days
+
+
+def test_longest_episode_wins_not_the_sum(knowledge):
+    visits = (visit(300), visit(290), visit(100), visit(80), visit(60))
+    assert run(knowledge, with_dx(procedures=visits)).history.days == 41
+
+
+@pytest.mark.parametrize("age,code", [(364, "conservative-short"), (365, "conservative-short"),
+                                      (366, "conservative-missing")])
+def test_lookback_is_365_days(knowledge, age, code):
+    assert codes_of(run(knowledge, with_dx(procedures=(visit(age),)))) == [code]
+
+
+def test_intervals_are_clipped_to_the_lookback(knowledge):
+    long_course = statement(400, 350)
+    assert run(knowledge, with_dx(medications=(long_course,))).history.days == 16
+
+
+# --- statuses -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status,counts", [("completed", True), ("in-progress", True), ("not-done", False),
+                                           ("entered-in-error", False), ("preparation", False)])
+def test_procedure_statuses(knowledge, status, counts):
+    result = run(knowledge, with_dx(procedures=(visit(40, status=status, end_days_ago=5),)))
+    assert bool(result.history.evidence) is counts
+
+
+def test_in_progress_therapy_runs_until_today(knowledge):
+    ongoing = ProcedureEntry("Procedure/pt", (Code(CPT, "97110"),), None, "in-progress", Period(ago(29), None))
+    assert run(knowledge, with_dx(procedures=(ongoing,))).history.days == 30
+
+
+@pytest.mark.parametrize("status,counts", [("active", True), ("completed", True), ("stopped", True),
+                                           ("not-taken", False), ("entered-in-error", False), ("intended", False)])
+def test_medication_statement_statuses(knowledge, status, counts):
+    assert bool(run(knowledge, with_dx(medications=(statement(40, 5, status=status),))).history.evidence) is counts
+
+
+def test_active_statement_without_end_runs_until_today(knowledge):
+    assert run(knowledge, with_dx(medications=(statement(27, None, status="active"),))).history.days == 28
+
+
+def request_entry(status: str = "active", supply: int | None = 30, repeats: int = 0, authored: int | None = 100,
+                  validity: Period | None = None) -> MedicationEntry:
+    return MedicationEntry(f"MedicationRequest/{status}", (Code(RXNORM, "197806"),), None, status,
+                           authored_on=ago(authored) if authored is not None else None, supply_days=supply,
+                           repeats=repeats, validity=validity)
+
+
+@pytest.mark.parametrize("entry,days", [
+    (request_entry(supply=30, repeats=0), 30),
+    (request_entry(supply=30, repeats=2), 90),
+    (request_entry(supply=None, validity=Period(ago(100), ago(61))), 40),
+    (request_entry(supply=None), 1),
+])
+def test_medication_request_duration(knowledge, entry, days):
+    assert run(knowledge, with_dx(medications=(entry,))).history.days == days
+
+
+@pytest.mark.parametrize("status,counts", [("active", True), ("completed", True), ("stopped", True),
+                                           ("draft", False), ("cancelled", False), ("entered-in-error", False)])
+def test_medication_request_statuses(knowledge, status, counts):
+    assert bool(run(knowledge, with_dx(medications=(request_entry(status),))).history.evidence) is counts
+
+
+def pt_service_request(status: str) -> ServiceRequestEntry:
+    return ServiceRequestEntry(f"ServiceRequest/{status}", (Code(SNOMED, "91251008"),), None, status,
+                               Period(ago(60), ago(20)), ago(70))
+
+
+@pytest.mark.parametrize("status,counts", [("completed", True), ("active", False), ("revoked", False)])
+def test_only_completed_referrals_count(knowledge, status, counts):
+    result = run(knowledge, with_dx(service_requests=(pt_service_request(status),)))
+    assert bool(result.history.evidence) is counts
+    assert (result.pending_referrals == ("ServiceRequest/active",)) is (status == "active")
+
+
+def test_completed_referral_without_occurrence_uses_authored_on(knowledge):
+    entry = ServiceRequestEntry("ServiceRequest/sr", (Code(SNOMED, "91251008"),), None, "completed", None, ago(5))
+    assert run(knowledge, with_dx(service_requests=(entry,))).history.evidence[0].start == ago(5)
+
+
+# --- what counts ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code,system", [("97010", CPT), ("97012", CPT), ("97014", CPT), ("266694003", SNOMED),
+                                         ("77476009", SNOMED), ("52052004", SNOMED)])
+def test_passive_or_ambiguous_measures_never_count_and_are_named(knowledge, code, system):
+    visits = tuple(visit(d, code=code, system=system) for d in range(90, 20, -7))
+    result = run(knowledge, with_dx(procedures=visits))
+    assert result.history.evidence == ()
+    assert len(result.history.not_counted) == len(visits)
+
+
+@pytest.mark.parametrize("code,system", [("97110", CPT), ("98940", CPT), ("97810", CPT), ("97124", CPT),
+                                         ("229064008", SNOMED), ("229070002", SNOMED), ("228557008", SNOMED)])
+def test_active_modalities_count(knowledge, code, system):
+    assert run(knowledge, with_dx(procedures=(visit(40, code=code, system=system),))).history.evidence
+
+
+@pytest.mark.parametrize("code,text", [
+    ("197806", None),  # ibuprofen SCD
+    ("206905", None),  # ibuprofen SBD [Ibu]
+    ("209387", None),  # acetaminophen SBD [Tylenol]
+    (None, "Naproxen 500 mg tablet"),
+    ("999999999", "cyclobenzaprine 10 mg"),
+])
+def test_medications_by_code_or_ingredient_name(knowledge, code, text):
+    assert run(knowledge, with_dx(medications=(statement(40, 5, code=code, text=text),))).history.days == 36
+
+
+@pytest.mark.parametrize("code,text", [("1049625", None), ("856987", None), (None, "oxycodone and acetaminophen"),
+                                       ("999999999", "Acetaminophen 325 MG / Hydrocodone 5 MG")])
+def test_opioids_never_count_even_with_acetaminophen(knowledge, code, text):
+    result = run(knowledge, with_dx(medications=(statement(40, 5, code=code, text=text),)))
+    assert result.history.evidence == ()
+    assert [item.reason for item in result.history.not_counted] == ["opioid"]
+
+
+def test_known_non_conservative_code_is_not_rescued_by_its_text(knowledge):
+    # A code a value set knows decides; the ingredient fallback is for unknown codes only.
+    entry = MedicationEntry("MedicationStatement/x", (Code(RXNORM, "1049625", "oxycodone"),), "ibuprofen",
+                            "completed", effective=Period(ago(40), ago(5)))
+    assert run(knowledge, with_dx(medications=(entry,))).history.evidence == ()
+
+
+def test_prior_esi_counts_for_surgery_not_for_esi(knowledge):
+    record = with_dx(procedures=(esi_done(40), esi_done(20)))
+    assert run(knowledge, record, order("22612")).history.days == 21
+    assert run(knowledge, record).history.evidence == ()
+
+
+# --- diagnoses and red flags ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code,system", [("M54.16", ICD10), ("M5416", ICD10), ("M48.062", ICD10),
+                                         ("128196005", SNOMED), ("23056005", SNOMED),
+                                         ("M54.16", "urn:oid:2.16.840.1.113883.6.90")])
+def test_qualifying_diagnosis_in_icd10_or_snomed(knowledge, code, system):
+    record = PatientRecord(conditions=(radicular(code, system),), procedures=tuple(visit(d) for d in (60, 30)))
+    assert "no-qualifying-diagnosis" not in codes_of(run(knowledge, record))
+
+
+@pytest.mark.parametrize("condition", [radicular("M54.50"), radicular(status="resolved"),
+                                       radicular(verification="refuted"), radicular(status=None, abated=True)])
+def test_axial_only_or_inactive_diagnosis_is_flagged(knowledge, condition):
+    record = PatientRecord(conditions=(condition,), procedures=tuple(visit(d) for d in (60, 30)))
+    assert codes_of(run(knowledge, record)) == ["no-qualifying-diagnosis"]
+
+
+def test_condition_without_clinical_status_and_abatement_is_active(knowledge):
+    record = PatientRecord(conditions=(radicular(status=None),), procedures=tuple(visit(d) for d in (60, 30)))
+    assert codes_of(run(knowledge, record)) == []
+
+
+@pytest.mark.parametrize("code,system", [("G83.4", ICD10), ("192970008", SNOMED), ("M21.371", ICD10),
+                                         ("S32.010A", ICD10), ("C41.2", ICD10), ("M46.26", ICD10),
+                                         ("6077001", SNOMED)])
+def test_red_flags_waive_the_conservative_requirement(knowledge, code, system):
+    record = with_dx(conditions=(radicular(code, system, ref="Condition/flag"),))
+    result = run(knowledge, record, order("22612"))
+    assert result.decision is Decision.EXEMPT
+    assert codes_of(result) == ["red-flag"] and result.findings[0].severity == "info"
+
+
+@pytest.mark.parametrize("condition", [radicular("G83.4", status="resolved"), radicular("G83.4", verification="refuted"),
+                                       radicular("G83.4", verification="entered-in-error"), radicular("S32.010S"),
+                                       radicular("R32")])
+def test_inactive_refuted_healed_or_nonspecific_findings_are_not_red_flags(knowledge, condition):
+    assert run(knowledge, with_dx(conditions=(condition,))).decision is Decision.NOT_MET
+
+
+def test_red_flag_waives_only_the_conservative_requirement(knowledge):
+    record = with_dx(conditions=(radicular("G83.4", ref="Condition/ces"),),
+                     procedures=tuple(esi_done(d) for d in (300, 200, 100, 50)))
+    result = run(knowledge, record, order("62322"))
+    assert codes_of(result) == ["esi-limit-exceeded", "red-flag", "no-imaging-guidance"]
+    assert result.indicator == "warning"
+
+
+# --- injections -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("count,exceeded", [(3, False), (4, True)])
+def test_at_most_four_esi_per_region_in_a_year(knowledge, count, exceeded):
+    prior = tuple(esi_done(d) for d in (340, 250, 160, 70)[:count])
+    result = run(knowledge, with_dx(procedures=prior + tuple(visit(d) for d in (60, 30))))
+    assert ("esi-limit-exceeded" in codes_of(result)) is exceeded
+    if exceeded:
+        assert dict(result.findings[0].facts)["session"] == 5
+
+
+def test_injections_in_another_region_or_over_a_year_ago_do_not_count(knowledge):
+    prior = tuple(esi_done(d, "64479") for d in (300, 200, 100, 50)) + tuple(esi_done(d) for d in (500, 400, 370))
+    result = run(knowledge, with_dx(procedures=prior + tuple(visit(d) for d in (60, 30))))
+    assert codes_of(result) == []
+
+
+@pytest.mark.parametrize("days,too_soon", [(13, True), (14, False)])
+def test_at_least_14_days_between_injections(knowledge, days, too_soon):
+    result = run(knowledge, with_dx(procedures=(esi_done(days),) + tuple(visit(d) for d in (60, 30))))
+    assert ("esi-too-soon" in codes_of(result)) is too_soon
+
+
+@pytest.mark.parametrize("code,flagged", [("62322", True), ("62320", True), ("0230T", True), ("0228T", True),
+                                          ("62323", False), ("64483", False)])
+def test_esi_without_fluoroscopic_or_ct_guidance_is_flagged(knowledge, code, flagged):
+    result = run(knowledge, with_dx(procedures=tuple(visit(d) for d in (60, 30))), order(code))
+    assert ("no-imaging-guidance" in codes_of(result)) is flagged
+
+
+def test_conservative_finding_leads_among_warnings(knowledge):
+    result = run(knowledge, with_dx(procedures=(esi_done(5),)))
+    assert codes_of(result) == ["conservative-missing", "esi-too-soon"]
+
+
+def test_warning_leads_info(knowledge):
+    result = run(knowledge, PatientRecord(conditions=(radicular("M54.50"),)), order("62322"))
+    assert codes_of(result) == ["conservative-missing", "no-imaging-guidance", "no-qualifying-diagnosis"]
+
+
+def test_pending_referral_in_the_ordering_session(knowledge):
+    referral = DraftOrder("ServiceRequest/pt", (Code(CPT, "97161"),), None, "draft")
+    assert run(knowledge, with_dx(), session=[order(), referral]).pending_referrals == ("ServiceRequest/pt",)
+
+
+# --- patient view ------------------------------------------------------------------------------------
+
+def test_patient_summary_only_for_spine_diagnoses(knowledge):
+    assert summarize_patient(PatientRecord(conditions=(radicular("I10"),)), knowledge, NOW) is None
+    summary = summarize_patient(with_dx(procedures=(visit(60), visit(30), esi_done(10))), knowledge, NOW)
+    assert (summary.history.days, summary.esi, summary.surgery_days, summary.surgery) == (
+        31, Decision.MET, 51, Decision.MET)
+
+
+def test_evaluation_is_deterministic(knowledge):
+    record = with_dx(procedures=tuple(visit(d) for d in (90, 60)), medications=(statement(20, 10),))
+    assert run(knowledge, record) == run(knowledge, record)
