@@ -1,0 +1,42 @@
+"""examples/: up to date with the stories, valid FHIR, and each gets its expected decision."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+
+from cli import ROOT, run_cli
+
+INDEX = json.loads((ROOT / "examples" / "index.json").read_text())
+
+
+def test_examples_are_up_to_date(tmp_path):
+    subprocess.run([sys.executable, "tools/build_examples.py", "--out", str(tmp_path), "--as-of", INDEX["asOf"]],
+                   cwd=ROOT, check=True, capture_output=True)
+    for built in tmp_path.rglob("*.json"):
+        committed = ROOT / "examples" / built.relative_to(tmp_path)
+        assert committed.read_text() == built.read_text(), f"{committed} is stale: run `make examples`"
+
+
+def test_examples_cover_the_stories():
+    stories = {example["id"] for example in INDEX["examples"]}
+    assert {"p01-esi-nothing-tried", "p02-esi-after-pt", "p03-esi-short-nsaid", "p04-esi-cauda-equina",
+            "p05-esi-fifth-in-a-year", "p06-surgery-after-pt-and-esi"} <= stories
+
+
+@pytest.mark.parametrize("example", INDEX["examples"], ids=lambda e: e["id"])
+def test_bundle_is_a_valid_r4_transaction(example):
+    bundle = Bundle.model_validate_json((ROOT / "examples" / example["bundle"]).read_text())
+    assert bundle.type == "transaction" and all(entry.request.method == "PUT" for entry in bundle.entry)
+
+
+@pytest.mark.parametrize("example", INDEX["examples"], ids=lambda e: e["id"])
+def test_request_gets_its_expected_decision(example):
+    result = run_cli("evaluate", f"examples/{example['request']}", "--as-of", INDEX["asOf"])
+    indicators = [card["indicator"] for card in json.loads(result.stdout)["cards"]]
+    expected = example["expect"]["cards"]
+    assert {"warning": "warning" in indicators, "info": indicators and "warning" not in indicators,
+            "none": not indicators, "no-warning": "warning" not in indicators}[expected], (example, indicators)

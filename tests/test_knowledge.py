@@ -1,0 +1,70 @@
+"""cards/: value sets match their sources, and a bad file stops start-up naming the file and field."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from cds_spine.pathway import KnowledgeError, load_knowledge
+from cli import ROOT
+
+SOURCE_EXTENSION = "https://cds-spine.org/fhir/StructureDefinition/code-source"
+
+
+def test_value_sets_are_built_from_knowledge():
+    result = subprocess.run([sys.executable, "tools/build_valuesets.py", "--check"], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_code_keeps_its_source():
+    for path in (ROOT / "cards" / "valuesets").glob("*.json"):
+        for entry in json.loads(path.read_text())["expansion"]["contains"]:
+            sources = [e["valueString"] for e in entry.get("extension", []) if e["url"] == SOURCE_EXTENSION]
+            assert sources and sources[0], (path.name, entry["code"])
+
+
+def test_installed_knowledge_is_the_repository_copy(knowledge):
+    assert knowledge.version == load_knowledge(ROOT / "cards").version
+
+
+@pytest.fixture
+def cards(tmp_path):
+    copy = tmp_path / "cards"
+    shutil.copytree(ROOT / "cards", copy)
+    return copy
+
+
+def edit(cards, old: str, new: str) -> None:
+    path = cards / "pathway.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("old,new,field", [
+    ("lookback_days: 365", "lookback_days: -1", "lookback_days"),
+    ("    max_sessions_per_region: 4", "    max_sessions_per_region: many", "rules.esi.max_sessions_per_region"),
+    ("      url: https://www.cms.gov", "      url: not a url https://www.cms.gov", "rules.esi.source.url"),
+    ("  criteria-met:\n", "  criteria-unknown:\n", "findings"),
+    ("valueset: medication-nsaid", "valueset: medication-nsaids", "conservative.medications[0].valueset"),
+    ("{days} days of conservative therapy documented; criteria",
+     "{days} days of conservative therapy documented, and that is a very long way of saying that the criteria "
+     "of the pathway", "findings.criteria-met.summary"),
+    ("Only {days} days", "Only {dayz} days", "findings.conservative-short.summary"),
+])
+def test_bad_pathway_file_names_file_and_field(cards, old, new, field):
+    edit(cards, old, new)
+    with pytest.raises(KnowledgeError) as error:
+        load_knowledge(cards)
+    assert str(cards / "pathway.yaml") in str(error.value) and field in str(error.value)
+
+
+def test_bad_value_set_names_the_file(cards):
+    (cards / "valuesets" / "esi-order.json").write_text('{"resourceType": "ValueSet", "status": "bogus"}')
+    with pytest.raises(KnowledgeError, match="esi-order.json"):
+        load_knowledge(cards)
+
