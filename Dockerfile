@@ -1,0 +1,21 @@
+# cds-spine: build a wheel (cards/ packed inside), then install it in a slim runtime image.
+FROM python:3.11-slim-bookworm AS build
+WORKDIR /src
+RUN pip install --no-cache-dir "hatchling==1.33.0"
+COPY pyproject.toml README.md ./
+COPY src/ src/
+COPY cards/ cards/
+RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
+
+FROM python:3.11-slim-bookworm
+RUN useradd --system --uid 10001 --no-create-home cds
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER 10001
+WORKDIR /tmp
+ENV CDS_SPINE_HOST=0.0.0.0 \
+    CDS_SPINE_PORT=8080 \
+    PYTHONUNBUFFERED=1
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+CMD ["cds-spine", "serve"]
