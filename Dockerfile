@@ -13,7 +13,8 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER 10001
 WORKDIR /tmp
-ENV CDS_SPINE_HOST=0.0.0.0 \
+ENV CDS_SPINE_AUTH=required \
+    CDS_SPINE_HOST=0.0.0.0 \
     CDS_SPINE_PORT=8080 \
     PYTHONUNBUFFERED=1
 EXPOSE 8080

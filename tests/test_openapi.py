@@ -94,3 +94,17 @@ def test_live_answers_validate(client):
     validate(call(client, ORDER_SELECT, hook_request(omit=("procedures",))).json(), schema_of(path, "post", "412"))
     validate(call(client, ORDER_SELECT, {"hook": "order-select"}).json(), schema_of(path, "post", "400"))
     validate(client.get(f"/cds-services/{ORDER_SELECT}").json(), schema_of(path, "post", "405"))
+
+
+def test_live_errors_of_the_hardened_edge_validate(make_client):
+    path = "/cds-services/{serviceId}"
+    client = make_client(max_body_bytes=2048)
+    too_large = client.post(f"/cds-services/{ORDER_SELECT}", content=b"[" + b"0," * 2000 + b"0]",
+                            headers={"Content-Type": "application/json"})
+    validate(too_large.json(), schema_of(path, "post", "413"))
+    wrong_type = client.post(f"/cds-services/{ORDER_SELECT}", content=b"{}", headers={"Content-Type": "text/plain"})
+    validate(wrong_type.json(), schema_of(path, "post", "415"))
+    secured = make_client(auth="required", sandbox=True, public_base_url="https://cds.example.org")
+    refused = secured.get("/cds-services")
+    assert refused.status_code == 401
+    validate(refused.json(), schema_of("/cds-services", "get", "401"))

@@ -18,6 +18,10 @@ from .cdshooks.routes import router
 from .fhir.client import FhirClient
 from .jsonio import JsonResponse
 from .pathway import Knowledge, load_knowledge
+from .privacy import PatientIdHasher
+from .security.jwt import MemoryReplayCache, ReplayCache, Verifier
+from .security.keys import KeySource
+from .security.policy import trusted_issuers
 from .settings import Settings
 
 log = logging.getLogger("cds_spine")
@@ -55,9 +59,11 @@ class InternalErrorGuard:
 
 
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None,
-               store: AuditStore | None = None) -> FastAPI:
+               store: AuditStore | None = None, replay_cache: ReplayCache | None = None) -> FastAPI:
+    """The service. Raises KnowledgeError or ConfigurationError (with the reason) instead of starting unsafe."""
     settings = settings or Settings()
     knowledge = knowledge or load_knowledge(settings.knowledge_dir())
+    issuers = trusted_issuers(settings)
     # httpx logs every request URL at INFO, and FHIR query URLs carry the patient id.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -65,12 +71,17 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     async def lifespan(app: FastAPI):
         async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds, follow_redirects=False) as http:
             app.state.engine = Engine(knowledge, settings, FhirClient(http, settings.fhir_page_cap))
+            app.state.verifier = None if issuers is None else Verifier(
+                [KeySource(issuer, http, settings.jwks_cache_seconds) for issuer in issuers],
+                replay_cache or MemoryReplayCache(), settings.jwt_leeway_seconds, settings.jwt_max_lifetime_seconds)
             yield
 
     app = FastAPI(title="cds-spine", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.knowledge = knowledge
     app.state.store = store or MemoryAuditStore()
+    hash_key = settings.audit_hash_key.get_secret_value().encode() if settings.audit_hash_key else None
+    app.state.patient_hasher = PatientIdHasher(hash_key)
     app.include_router(router)
 
     @app.get("/healthz")

@@ -19,6 +19,7 @@ from .cdshooks.models import CdsResponse
 from .cdshooks.services import SERVICES
 from .fhir.client import FhirClient
 from .pathway import KnowledgeError, load_knowledge
+from .security.policy import ConfigurationError, trusted_issuers
 from .settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -52,7 +53,11 @@ def serve(host: Annotated[Optional[str], typer.Option(help="Address to bind (CDS
 
     settings = _settings(host=host, port=port)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    application = create_app(settings, _knowledge(settings))
+    try:
+        application = create_app(settings, _knowledge(settings))
+    except ConfigurationError as exc:
+        typer.echo(f"cds-spine: refusing to start: {exc}", err=True)
+        raise typer.Exit(2) from None
     uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                 access_log=False, server_header=False)
 
@@ -65,11 +70,11 @@ def evaluate(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks requ
     """Print the cards the service would return for a CDS Hooks request file."""
     settings = _settings()
     knowledge = _knowledge(settings)
-    body = request_file.read_bytes()
     now = (as_of.replace(tzinfo=as_of.tzinfo or timezone.utc)) if as_of else datetime.now(timezone.utc)
 
     async def run() -> CdsResponse:
-        hook = decode_json(body).get("hook")
+        body = decode_json(request_file.read_bytes(), settings.max_json_containers)
+        hook = body.get("hook")
         service = next((s for s in SERVICES.values() if s.hook == hook), next(iter(SERVICES.values())))
         call = parse_call(service, body)
         async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds) as http:
@@ -89,6 +94,13 @@ def check_config() -> None:
     """Validate the settings and the clinical knowledge, and say what is loaded."""
     settings = _settings()
     knowledge = _knowledge(settings)
+    try:
+        issuers = trusted_issuers(settings)
+    except ConfigurationError as exc:
+        typer.echo(f"cds-spine: {exc}", err=True)
+        raise typer.Exit(2) from None
+    trust = "disabled (loopback only)" if issuers is None else ", ".join(i.client.iss for i in issuers)
+    typer.echo(f"authentication: {trust}")
     typer.echo(f"knowledge: {settings.knowledge_dir()} (pathway {knowledge.config.version}, "
                f"version {knowledge.version}, {len(knowledge.valueset_ids)} value sets)")
 

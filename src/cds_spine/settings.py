@@ -1,11 +1,12 @@
 """Every CDS_SPINE_* setting, in one place. Defaults are safe and work out of the box."""
 from __future__ import annotations
 
+import ipaddress
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -30,12 +31,41 @@ class Settings(BaseSettings):
     """A SMART app launch URL added to every card as a `smart` link."""
     log_level: str = "info"
 
+    auth: Literal["required", "disabled"] | None = None
+    """Verify the EHR's JWT on every call. Unset: disabled on a loopback address, required otherwise."""
+    trusted_clients: Path | None = None
+    """YAML file listing the EHRs trusted to call (iss, jwks_url or jwks_file, tenants, algorithms)."""
+    public_base_url: str | None = None
+    """The service's external base URL (behind a proxy); JWT `aud` must be this plus the path called."""
+    sandbox: bool = False
+    """Trust the public CDS Hooks sandbox (its private key is public: for testing only)."""
+    jwt_leeway_seconds: int = Field(60, ge=0)
+    jwt_max_lifetime_seconds: int = Field(3600, ge=1)
+    jwks_cache_seconds: int = Field(3600, ge=60)
+    max_body_bytes: int = Field(5_000_000, ge=1024)
+    """Largest request body accepted (413 above it)."""
+    max_json_containers: int = Field(500_000, ge=1000)
+    """Most JSON objects and arrays in one body, which bounds parsing memory (nesting is capped at 1024)."""
+    audit_hash_key: SecretStr | None = None
+    """Key for the keyed hash that stands for patient ids in logs; unset: a random key per process."""
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(origin.strip() for origin in value.split(",") if origin.strip())
         return value
+
+    def binds_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def auth_required(self) -> bool:
+        return self.auth == "required" if self.auth else not self.binds_loopback()
 
     def knowledge_dir(self) -> Path:
         if self.cards_dir is not None:

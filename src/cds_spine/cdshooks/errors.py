@@ -15,6 +15,7 @@ class Issue:
 
 class CdsHooksError(Exception):
     status = 400
+    headers: dict[str, str] = {}
 
     def __init__(self, *issues: Issue) -> None:
         super().__init__("; ".join(issue.diagnostics for issue in issues))
@@ -25,8 +26,26 @@ class InvalidRequest(CdsHooksError):
     """400: the body is not JSON, or a field is missing, of the wrong type, or inconsistent."""
 
 
+class Unauthorized(CdsHooksError):
+    """401: no valid JWT. The body never says which check failed; the log does."""
+
+    status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+    def __init__(self) -> None:
+        super().__init__(Issue("login", "authentication required"))
+
+
 class ServiceNotFound(CdsHooksError):
     status = 404
+
+
+class PayloadTooLarge(CdsHooksError):
+    status = 413
+
+
+class UnsupportedMediaType(CdsHooksError):
+    status = 415
 
 
 class DataUnavailableError(CdsHooksError):
@@ -45,9 +64,9 @@ def operation_outcome(*issues: Issue) -> dict:
     return {"resourceType": "OperationOutcome", "issue": [wire(issue) for issue in issues]}
 
 
-def outcome_response(status: int, *issues: Issue) -> JsonResponse:
-    return JsonResponse(operation_outcome(*issues), status_code=status)
+def outcome_response(status: int, *issues: Issue, headers: dict[str, str] | None = None) -> JsonResponse:
+    return JsonResponse(operation_outcome(*issues), status_code=status, headers=headers)
 
 
 def error_response(error: CdsHooksError) -> JsonResponse:
-    return outcome_response(error.status, *error.issues)
+    return outcome_response(error.status, *error.issues, headers=error.headers)

@@ -37,7 +37,11 @@ def validate(model: type[Model], data: Any, prefix: str = "") -> Model:
         raise InvalidRequest(*issues) from None
 
 
-def decode_json(body: bytes) -> dict[str, Any]:
+def decode_json(body: bytes, max_containers: int) -> dict[str, Any]:
+    """A JSON object; parsing is bounded by the body size, `max_containers` and orjson's nesting cap (1024)."""
+    if body.count(b"{") + body.count(b"[") > max_containers:
+        raise InvalidRequest(Issue("too-costly", f"the body has more than {max_containers} JSON objects and "
+                                                 f"arrays (CDS_SPINE_MAX_JSON_CONTAINERS)"))
     try:
         data = jsonio.loads(body)
     except jsonio.JSONDecodeError as exc:
@@ -54,8 +58,8 @@ class Call:
     context: PatientViewContext
 
 
-def parse_call(service: Service, body: bytes) -> Call:
-    request = validate(HookRequest, decode_json(body))
+def parse_call(service: Service, body: dict[str, Any]) -> Call:
+    request = validate(HookRequest, body)
     if request.hook != service.hook:
         raise InvalidRequest(Issue("invalid", f"hook {request.hook!r} does not match service {service.id!r}, "
                                               f"which handles {service.hook!r}", "hook"))

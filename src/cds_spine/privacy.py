@@ -1,0 +1,14 @@
+"""Patient ids never appear in logs in the clear: a keyed hash (HMAC-SHA256) stands for them."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+
+class PatientIdHasher:
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key or secrets.token_bytes(32)
+
+    def __call__(self, patient_id: str) -> str:
+        return hmac.new(self._key, patient_id.encode(), hashlib.sha256).hexdigest()[:24]

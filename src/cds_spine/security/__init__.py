@@ -1,0 +1,1 @@
+"""Trusting the EHR: JWT verification against trusted clients, and the start-up policy around it."""
