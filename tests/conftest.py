@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import uuid
+
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -7,18 +11,51 @@ from cds_spine.app import create_app
 from cds_spine.pathway import load_knowledge
 from cds_spine.settings import Settings
 
+POSTGRES = os.environ.get("CDS_SPINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
 
 @pytest.fixture(scope="session")
 def knowledge():
     return load_knowledge(Settings().knowledge_dir())
 
 
+@pytest.fixture(scope="session")
+def postgres() -> str:
+    """The project's PostgreSQL server; the tests that need it fail, saying so, when it is down."""
+    try:
+        psycopg.connect(POSTGRES, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES} ({exc}). Start it: "
+                    f"pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start", pytrace=False)
+    return POSTGRES
+
+
 @pytest.fixture
-def make_client(knowledge):
-    """A TestClient on an app built with the given settings (lifespan running)."""
+def postgres_schema(postgres):
+    """A fresh schema per test, dropped afterwards: tests never see each other's rows."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    yield f"{postgres}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(postgres, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """Each store test runs against SQLite and against PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'audit.db'}"
+    return request.getfixturevalue("postgres_schema")
+
+
+@pytest.fixture
+def make_client(knowledge, tmp_path):
+    """A TestClient on an app built with the given settings (lifespan running), audit in a temporary SQLite."""
     clients = []
 
     def make(**settings) -> TestClient:
+        settings.setdefault("database_url", f"sqlite:///{tmp_path / f'audit-{len(clients)}.db'}")
         client = TestClient(create_app(Settings(**settings), knowledge))
         client.__enter__()
         clients.append(client)

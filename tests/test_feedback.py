@@ -2,10 +2,17 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from cds_spine.audit import tables
 from support import ORDER_SELECT, call, hook_request
 
 URL = f"/cds-services/{ORDER_SELECT}/feedback"
+
+
+def stored_feedback(client) -> list:
+    with client.app.state.store.engine.connect() as connection:
+        return list(connection.execute(select(tables.feedback).order_by(tables.feedback.c.id)))
 
 
 @pytest.fixture
@@ -21,16 +28,16 @@ def accepted(card: dict) -> dict:
 def test_accepted_feedback_is_recorded(client, card):
     response = client.post(URL, json={"feedback": [accepted(card)]})
     assert response.status_code == 200 and response.json() == {"received": 1}
-    [event] = client.app.state.store.feedback()
-    assert (event.card, event.outcome, event.accepted_suggestions) == (
-        card["uuid"], "accepted", (card["suggestions"][0]["uuid"],))
+    [event] = stored_feedback(client)
+    assert (event.card_uuid, event.outcome, event.accepted_suggestions, event.unknown_card) == (
+        card["uuid"], "accepted", [card["suggestions"][0]["uuid"]], False)
 
 
 def test_overridden_with_coded_reason_and_comment(client, card):
     item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-01T10:05:00Z",
             "overrideReason": {"reason": card["overrideReasons"][2], "userComment": "cauda equina symptoms"}}
     assert client.post(URL, json={"feedback": [item]}).status_code == 200
-    [event] = client.app.state.store.feedback()
+    [event] = stored_feedback(client)
     assert (event.override_code, event.override_comment) == ("red-flag", "cauda equina symptoms")
 
 
@@ -47,7 +54,9 @@ def test_two_items_and_a_repeat_are_accepted_and_stored_once(client, card):
     other = {"card": "unknown-card", "outcome": "overridden", "outcomeTimestamp": "2026-01-01T11:00:00Z"}
     assert client.post(URL, json={"feedback": [accepted(card), other]}).json() == {"received": 2}
     assert client.post(URL, json={"feedback": [accepted(card)]}).status_code == 200
-    assert sorted(e.card for e in client.app.state.store.feedback()) == sorted([card["uuid"], "unknown-card"])
+    stored = stored_feedback(client)
+    assert sorted((e.card_uuid, e.unknown_card) for e in stored) == sorted([(card["uuid"], False),
+                                                                           ("unknown-card", True)])
 
 
 @pytest.mark.parametrize("change,field", [
@@ -63,7 +72,7 @@ def test_malformed_feedback_is_400_naming_the_field(client, card, change, field)
     response = client.post(URL, json={"feedback": [item]})
     assert response.status_code == 400
     assert [issue["expression"] for issue in response.json()["issue"]] == [[field]]
-    assert client.app.state.store.feedback() == []
+    assert stored_feedback(client) == []
 
 
 @pytest.mark.parametrize("body", [{}, {"feedback": []}, {"feedback": "yes"}])

@@ -5,7 +5,8 @@ import asyncio
 
 import httpx
 
-from cds_spine.security.jwt import MemoryReplayCache
+from cds_spine.audit.db import migrate, open_engine
+from cds_spine.audit.store import SqlReplayCache
 from cds_spine.security.keys import KeySource
 from cds_spine.security.trusted_clients import TrustedClient, TrustedIssuer
 from tokens import SigningKey, jwks
@@ -47,11 +48,16 @@ def test_unknown_kid_refetches_at_most_once_a_minute_and_ttl_expires(httpx_mock)
     assert len(httpx_mock.get_requests()) == 3
 
 
-def test_replay_cache_forgets_after_keep_until():
+def test_replay_cache_is_shared_through_the_database_and_forgets_expired_entries(database_url):
     clock = Clock()
-    cache = MemoryReplayCache(clock)
-    assert cache.first_use("iss", "j1", keep_until=clock.now + 360)
-    assert not cache.first_use("iss", "j1", keep_until=clock.now + 360)
-    assert cache.first_use("other-iss", "j1", keep_until=clock.now + 360)
+    engine = open_engine(database_url)
+    migrate(engine)
+    first, second = SqlReplayCache(engine, clock), SqlReplayCache(engine, clock)  # two workers
+    assert first.first_use("iss", "j1", keep_until=clock.now + 360)
+    assert not second.first_use("iss", "j1", keep_until=clock.now + 360)
+    assert second.first_use("other-iss", "j1", keep_until=clock.now + 360)
     clock.now += 361
-    assert cache.first_use("iss", "j1", keep_until=clock.now + 360)
+    second._uses = 0  # the next use purges expired entries
+    assert second.first_use("iss", "j2", keep_until=clock.now + 360)
+    assert first.first_use("iss", "j1", keep_until=clock.now + 360)
+    engine.dispose()

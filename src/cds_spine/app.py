@@ -11,15 +11,15 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .audit.store import AuditStore, MemoryAuditStore
+from .audit.db import migrate, open_engine
+from .audit.store import SqlAuditStore, SqlReplayCache
 from .cdshooks.errors import CdsHooksError, Issue, error_response, outcome_response
 from .cdshooks.hooks import Engine
 from .cdshooks.routes import router
 from .fhir.client import FhirClient
 from .jsonio import JsonResponse
 from .pathway import Knowledge, load_knowledge
-from .privacy import PatientIdHasher
-from .security.jwt import MemoryReplayCache, ReplayCache, Verifier
+from .security.jwt import Verifier
 from .security.keys import KeySource
 from .security.policy import trusted_issuers
 from .settings import Settings
@@ -58,12 +58,16 @@ class InternalErrorGuard:
                 await response(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None,
-               store: AuditStore | None = None, replay_cache: ReplayCache | None = None) -> FastAPI:
-    """The service. Raises KnowledgeError or ConfigurationError (with the reason) instead of starting unsafe."""
+def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None) -> FastAPI:
+    """The service. Raises KnowledgeError, ConfigurationError or a database error (with the reason)
+    instead of starting unsafe."""
     settings = settings or Settings()
     knowledge = knowledge or load_knowledge(settings.knowledge_dir())
     issuers = trusted_issuers(settings)
+    engine = open_engine(settings.database_url)
+    migrate(engine)
+    hash_key = settings.audit_hash_key.get_secret_value().encode() if settings.audit_hash_key else None
+    store = SqlAuditStore(engine, hash_key, settings.audit_plain_patient_ids)
     # httpx logs every request URL at INFO, and FHIR query URLs carry the patient id.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -73,15 +77,14 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
             app.state.engine = Engine(knowledge, settings, FhirClient(http, settings.fhir_page_cap))
             app.state.verifier = None if issuers is None else Verifier(
                 [KeySource(issuer, http, settings.jwks_cache_seconds) for issuer in issuers],
-                replay_cache or MemoryReplayCache(), settings.jwt_leeway_seconds, settings.jwt_max_lifetime_seconds)
+                SqlReplayCache(engine), settings.jwt_leeway_seconds, settings.jwt_max_lifetime_seconds)
             yield
+        engine.dispose()
 
     app = FastAPI(title="cds-spine", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.knowledge = knowledge
-    app.state.store = store or MemoryAuditStore()
-    hash_key = settings.audit_hash_key.get_secret_value().encode() if settings.audit_hash_key else None
-    app.state.patient_hasher = PatientIdHasher(hash_key)
+    app.state.store = store
     app.include_router(router)
 
     @app.get("/healthz")

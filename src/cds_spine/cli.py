@@ -79,7 +79,10 @@ def evaluate(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks requ
         call = parse_call(service, body)
         async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds) as http:
             engine = Engine(knowledge, settings, FhirClient(http, settings.fhir_page_cap))
-            return CdsResponse(cards=(await engine.answer(call, now)).cards)
+            answer = await engine.answer(call, now)
+            if answer.unavailable:
+                raise answer.unavailable
+            return CdsResponse(cards=answer.cards)
 
     try:
         response = asyncio.run(run())

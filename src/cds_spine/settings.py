@@ -46,8 +46,17 @@ class Settings(BaseSettings):
     """Largest request body accepted (413 above it)."""
     max_json_containers: int = Field(500_000, ge=1000)
     """Most JSON objects and arrays in one body, which bounds parsing memory (nesting is capped at 1024)."""
+    database_url: str = "sqlite:///cds-spine.db"
+    """The audit store: SQLite in a file under the working directory, or postgresql://user@host/db."""
     audit_hash_key: SecretStr | None = None
-    """Key for the keyed hash that stands for patient ids in logs; unset: a random key per process."""
+    """Key of the keyed hash that stands for patient ids in the audit and the logs; unset: a random key
+    created once and kept in the store."""
+    audit_plain_patient_ids: bool = False
+    """Store plain patient ids in the audit instead of keyed hashes."""
+    audit_required: bool = True
+    """When the audit store is down, answer 503 rather than advise without a record; false: answer and log."""
+    audit_api_key: SecretStr | None = None
+    """Credential for /audit and /dashboard (quality team); unset: those answer 404."""
 
     @field_validator("cors_origins", mode="before")
     @classmethod

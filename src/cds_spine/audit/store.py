@@ -1,15 +1,61 @@
-"""The audit store interface, and the in-memory store used until the database-backed one lands.
+"""The audit store: every service call and every feedback, committed before the response is sent.
 
-Services record what happened through this interface only, so the database store (SQLAlchemy,
-SQLite by default, PostgreSQL in production) replaces the in-memory one without touching callers.
+Services record through the AuditStore interface only; SqlAuditStore is its implementation on
+SQLAlchemy (SQLite by default, PostgreSQL in production).
 """
 from __future__ import annotations
 
+import secrets
+import threading
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from threading import Lock
 from typing import Protocol
+
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from ..pathway import Assessment, ClassifiedOrder
+from ..privacy import PatientIdHasher
+from . import tables
+
+PATIENT_HASH_KEY = "patient-hash-key"
+
+
+@dataclass(frozen=True)
+class CardRecord:
+    uuid: str
+    indicator: str
+    summary: str
+    suggestion_uuids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    received_at: datetime
+    service_id: str
+    hook: str
+    hook_instance: str
+    user_id: str | None
+    patient_id: str | None
+    encounter_id: str | None
+    status: int
+    knowledge_version: str
+    latency_ms: float
+    data_read: bool
+    fetched_keys: tuple[str, ...] = ()
+    assessed: tuple[tuple[Assessment, CardRecord | None], ...] = ()
+    unassessed: tuple[ClassifiedOrder, ...] = ()
+    """Orders in scope that could not be evaluated (412)."""
+    other_cards: tuple[CardRecord, ...] = ()
+    """Cards not tied to an order (patient-view)."""
+    problem: str | None = None
+
+    @property
+    def data_source(self) -> str:
+        return "fhir" if self.fetched_keys else "prefetch" if self.data_read else "none"
 
 
 @dataclass(frozen=True)
@@ -24,30 +70,126 @@ class FeedbackEvent:
     outcome_timestamp: datetime
     received_at: datetime
 
-    @property
-    def identity(self) -> tuple[str, str, datetime]:
-        """The same feedback twice (same card, outcome and timestamp) is one event."""
-        return self.card, self.outcome, self.outcome_timestamp
-
 
 class AuditStore(Protocol):
+    patient_hasher: PatientIdHasher
+
+    def record_call(self, record: CallRecord) -> None: ...
+
     def record_feedback(self, events: Sequence[FeedbackEvent]) -> None: ...
 
-    def feedback(self) -> list[FeedbackEvent]: ...
+
+def _codes(order: ClassifiedOrder) -> list[dict]:
+    return [{"system": c.system, "code": c.code, "display": c.display} for c in order.order.codes]
 
 
-class MemoryAuditStore:
-    """Keeps feedback for the life of the process; not durable (the database store is)."""
+def _order_row(call_id: str, order: ClassifiedOrder) -> dict:
+    return {"call_id": call_id, "order_reference": order.reference, "category": order.category,
+            "region": order.region, "detail": order.guidance or order.kind, "codes": _codes(order),
+            "decision": None, "conservative_days": None, "required_days": None, "findings": [], "evidence": []}
 
-    def __init__(self) -> None:
-        self._events: dict[tuple[str, str, datetime], FeedbackEvent] = {}
-        self._lock = Lock()
+
+def _assessment_row(call_id: str, assessment: Assessment) -> dict:
+    return {
+        **_order_row(call_id, assessment.order),
+        "decision": assessment.decision.value,
+        "conservative_days": assessment.history.days,
+        "required_days": assessment.required_days,
+        "findings": [{"code": f.code, "severity": f.severity, "facts": dict(f.facts), "evidence": list(f.evidence)}
+                     for f in assessment.findings],
+        "evidence": [{"category": e.category, "label": e.label, "reference": e.reference,
+                      "description": e.description, "start": e.start.isoformat(), "end": e.end.isoformat()}
+                     for e in assessment.history.evidence],
+    }
+
+
+def _card_row(call_id: str, card: CardRecord, assessment_id: int | None) -> dict:
+    return {"uuid": card.uuid, "call_id": call_id, "assessment_id": assessment_id, "indicator": card.indicator,
+            "summary": card.summary, "suggestion_uuids": list(card.suggestion_uuids)}
+
+
+class SqlAuditStore:
+    def __init__(self, engine: Engine, hash_key: bytes | None = None, plain_patient_ids: bool = False) -> None:
+        self.engine = engine
+        self.plain_patient_ids = plain_patient_ids
+        self.patient_hasher = PatientIdHasher(hash_key or self._stored_hash_key())
+
+    def _stored_hash_key(self) -> bytes:
+        """A random key, created once and kept in the store, so hashes stay stable across restarts."""
+        with self.engine.begin() as connection:
+            found = connection.scalar(select(tables.store_keys.c.value).where(
+                tables.store_keys.c.name == PATIENT_HASH_KEY))
+            if found is None:
+                found = secrets.token_hex(32)
+                try:
+                    with connection.begin_nested():
+                        connection.execute(insert(tables.store_keys).values(name=PATIENT_HASH_KEY, value=found))
+                except IntegrityError:  # another worker created it first
+                    found = connection.scalar(select(tables.store_keys.c.value).where(
+                        tables.store_keys.c.name == PATIENT_HASH_KEY))
+        return bytes.fromhex(found)
+
+    def _patient(self, patient_id: str | None) -> str | None:
+        if patient_id is None or self.plain_patient_ids:
+            return patient_id
+        return self.patient_hasher(patient_id)
+
+    def record_call(self, record: CallRecord) -> None:
+        call_id = str(uuid.uuid4())
+        with self.engine.begin() as connection:
+            connection.execute(insert(tables.calls).values(
+                id=call_id, received_at=record.received_at, service_id=record.service_id, hook=record.hook,
+                hook_instance=record.hook_instance, user_id=record.user_id, patient=self._patient(record.patient_id),
+                encounter_id=record.encounter_id, status=record.status, problem=record.problem,
+                knowledge_version=record.knowledge_version, latency_ms=record.latency_ms,
+                data_source=record.data_source, fetched_keys=list(record.fetched_keys)))
+            for assessment, card in record.assessed:
+                assessment_id = connection.execute(
+                    insert(tables.assessments).values(_assessment_row(call_id, assessment))).inserted_primary_key[0]
+                if card:
+                    connection.execute(insert(tables.cards).values(_card_row(call_id, card, assessment_id)))
+            for order in record.unassessed:
+                connection.execute(insert(tables.assessments).values(_order_row(call_id, order)))
+            for card in record.other_cards:
+                connection.execute(insert(tables.cards).values(_card_row(call_id, card, None)))
 
     def record_feedback(self, events: Sequence[FeedbackEvent]) -> None:
-        with self._lock:
+        """Linked to its card's call; kept and flagged when the card is unknown; the same feedback once."""
+        with self.engine.begin() as connection:
             for event in events:
-                self._events.setdefault(event.identity, event)
+                call_id = connection.scalar(select(tables.cards.c.call_id).where(tables.cards.c.uuid == event.card))
+                row = {"card_uuid": event.card, "call_id": call_id, "service_id": event.service_id,
+                       "outcome": event.outcome, "accepted_suggestions": list(event.accepted_suggestions),
+                       "override_system": event.override_system, "override_code": event.override_code,
+                       "override_comment": event.override_comment, "outcome_timestamp": event.outcome_timestamp,
+                       "received_at": event.received_at, "unknown_card": call_id is None}
+                try:
+                    with connection.begin_nested():
+                        connection.execute(insert(tables.feedback).values(row))
+                except IntegrityError:
+                    pass  # the same feedback again: stored once
 
-    def feedback(self) -> list[FeedbackEvent]:
+
+class SqlReplayCache:
+    """The JWT replay cache in the audit database, shared by every worker and replica."""
+
+    PURGE_EVERY = 100
+
+    def __init__(self, engine: Engine, clock=time.time) -> None:
+        self.engine = engine
+        self.clock = clock
+        self._uses = 0
+        self._lock = threading.Lock()
+
+    def first_use(self, iss: str, jti: str, keep_until: float) -> bool:
         with self._lock:
-            return list(self._events.values())
+            self._uses += 1
+            purge = self._uses % self.PURGE_EVERY == 1
+        try:
+            with self.engine.begin() as connection:
+                if purge:
+                    connection.execute(delete(tables.jwt_replay).where(tables.jwt_replay.c.keep_until < self.clock()))
+                connection.execute(insert(tables.jwt_replay).values(iss=iss, jti=jti, keep_until=keep_until))
+        except IntegrityError:
+            return False
+        return True

@@ -137,7 +137,8 @@ def _links(source: Source, knowledge: Knowledge, options: CardOptions) -> list[L
     return links or None
 
 
-def _card(assessment: Assessment, knowledge: Knowledge, options: CardOptions) -> Card | None:
+def render_one(assessment: Assessment, knowledge: Knowledge, options: CardOptions) -> Card | None:
+    """The card for one order, or None when there is nothing to say."""
     config = knowledge.config
     if assessment.findings:
         lead = assessment.findings[0]
@@ -156,11 +157,6 @@ def _card(assessment: Assessment, knowledge: Knowledge, options: CardOptions) ->
         source=source, suggestions=suggestions, selectionBehavior="at-most-one" if suggestions else None,
         overrideReasons=_override_reasons(knowledge), links=_links(source, knowledge, options),
     )
-
-
-def render(assessments: Sequence[Assessment], knowledge: Knowledge, options: CardOptions) -> list[Card]:
-    """One card per assessment that has something to say, never more."""
-    return [card for card in (_card(a, knowledge, options) for a in assessments) if card]
 
 
 def render_patient_summary(summary: PatientSummary | None, knowledge: Knowledge, options: CardOptions) -> list[Card]:

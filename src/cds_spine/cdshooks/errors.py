@@ -40,6 +40,15 @@ class ServiceNotFound(CdsHooksError):
     status = 404
 
 
+class StoreUnavailable(CdsHooksError):
+    """503: the audit store could not record the call, and advice without a record is not given."""
+
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__(Issue("transient", "the audit store is unavailable, so no advice was given; try again"))
+
+
 class PayloadTooLarge(CdsHooksError):
     status = 413
 

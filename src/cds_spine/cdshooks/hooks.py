@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -11,10 +11,10 @@ from pydantic import BaseModel, ValidationError
 from .. import jsonio
 from ..fhir.client import FhirClient
 from ..fhir.gather import build_record, read_draft_orders
-from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAccess, obtain
-from ..pathway import Assessment, Knowledge, assess, classify_all, summarize_patient
+from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAccess, Obtained, obtain
+from ..pathway import Assessment, ClassifiedOrder, Knowledge, assess, classify_all, summarize_patient
 from ..settings import Settings
-from .cards import CardOptions, render, render_patient_summary
+from .cards import CardOptions, render_one, render_patient_summary
 from .errors import DataUnavailableError, InvalidRequest, Issue
 from .models import CONTEXTS, Card, HookRequest, OrderSelectContext, PatientViewContext, Service
 
@@ -68,10 +68,20 @@ def parse_call(service: Service, body: dict[str, Any]) -> Call:
 
 @dataclass(frozen=True)
 class Answer:
-    cards: list[Card]
-    assessments: list[Assessment]
-    fetched_keys: tuple[str, ...]
-    """Prefetch keys that had to come from the FHIR server."""
+    """What a call produced, for the response and for the audit."""
+
+    assessed: list[tuple[Assessment, Card | None]] = field(default_factory=list)
+    other_cards: list[Card] = field(default_factory=list)
+    orders: list[ClassifiedOrder] = field(default_factory=list)
+    """The ESI and surgery orders in scope."""
+    data_read: bool = False
+    fetched_keys: tuple[str, ...] = ()
+    unavailable: DataUnavailableError | None = None
+    """Set when data the decision needs could not be obtained (the answer is then 412)."""
+
+    @property
+    def cards(self) -> list[Card]:
+        return [card for _, card in self.assessed if card] + self.other_cards
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,7 @@ class Engine:
     settings: Settings
     fhir: FhirClient
 
-    async def _obtain(self, call: Call, keys: Sequence[str]):
+    async def _obtain(self, call: Call, keys: Sequence[str]) -> Obtained:
         authorization = call.request.fhirAuthorization
         access = FhirAccess(call.request.fhirServer, authorization.access_token if authorization else None,
                             self.settings.allow_unauthenticated_fhir)
@@ -92,9 +102,8 @@ class Engine:
                                                            f"obtained: {exc}", f"prefetch.{exc.key}")) from None
 
     async def answer(self, call: Call, now: datetime) -> Answer:
-        options = CardOptions(call.context.patientId, self.settings.info_card_when_met, self.settings.smart_app_url)
         if call.service.hook == "patient-view":
-            return await self._patient_view(call, now, options)
+            return await self._patient_view(call, now)
         orders = read_draft_orders(getattr(call.context, "draftOrders", None))
         in_scope = orders
         if isinstance(call.context, OrderSelectContext):
@@ -102,18 +111,29 @@ class Engine:
             in_scope = [order for order in orders if order.reference in selected]
         classified = classify_all(in_scope, self.knowledge)
         if not classified:
-            return Answer([], [], ())
-        obtained = await self._obtain(call, RECORD_KEYS)
+            return Answer()
+        try:
+            obtained = await self._obtain(call, RECORD_KEYS)
+        except DataUnavailableError as error:
+            return Answer(orders=classified, unavailable=error)
         record = build_record(obtained.resources, self.knowledge)
         assessments = assess(classified, record, self.knowledge, now, session_orders=orders)
-        return Answer(render(assessments, self.knowledge, options), assessments, obtained.fetched_keys)
+        options = self._options(call)
+        return Answer(assessed=[(a, render_one(a, self.knowledge, options)) for a in assessments], orders=classified,
+                      data_read=True, fetched_keys=obtained.fetched_keys)
 
-    async def _patient_view(self, call: Call, now: datetime, options: CardOptions) -> Answer:
-        conditions = await self._obtain(call, CONDITION_KEYS)
-        if summarize_patient(build_record(conditions.resources, self.knowledge), self.knowledge, now) is None:
-            return Answer([], [], conditions.fetched_keys)
-        rest = await self._obtain(call, [key for key in RECORD_KEYS if key not in CONDITION_KEYS])
+    def _options(self, call: Call) -> CardOptions:
+        return CardOptions(call.context.patientId, self.settings.info_card_when_met, self.settings.smart_app_url)
+
+    async def _patient_view(self, call: Call, now: datetime) -> Answer:
+        try:
+            conditions = await self._obtain(call, CONDITION_KEYS)
+            if summarize_patient(build_record(conditions.resources, self.knowledge), self.knowledge, now) is None:
+                return Answer(data_read=True, fetched_keys=conditions.fetched_keys)
+            rest = await self._obtain(call, [key for key in RECORD_KEYS if key not in CONDITION_KEYS])
+        except DataUnavailableError as error:
+            return Answer(unavailable=error)
         record = build_record(conditions.resources + rest.resources, self.knowledge)
         summary = summarize_patient(record, self.knowledge, now)
-        return Answer(render_patient_summary(summary, self.knowledge, options), [],
-                      conditions.fetched_keys + rest.fetched_keys)
+        return Answer(other_cards=render_patient_summary(summary, self.knowledge, self._options(call)),
+                      data_read=True, fetched_keys=conditions.fetched_keys + rest.fetched_keys)

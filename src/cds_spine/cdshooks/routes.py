@@ -3,17 +3,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
-from ..audit.store import FeedbackEvent
+from ..audit.store import CallRecord, CardRecord, FeedbackEvent
 from ..jsonio import JsonResponse
 from ..security.jwt import AuthenticationFailed
-from .errors import CdsHooksError, Issue, PayloadTooLarge, ServiceNotFound, Unauthorized, UnsupportedMediaType
-from .hooks import decode_json, parse_call, validate
-from .models import CdsResponse, FeedbackRequest, Service
+from .errors import (
+    CdsHooksError, Issue, PayloadTooLarge, ServiceNotFound, StoreUnavailable, Unauthorized, UnsupportedMediaType,
+)
+from .hooks import Answer, Call, decode_json, parse_call, validate
+from .models import Card, CdsResponse, FeedbackRequest, Service
 from .services import DISCOVERY, SERVICES
 
 log = logging.getLogger("cds_spine.calls")
@@ -67,6 +72,36 @@ async def json_body(request: Request) -> dict[str, Any]:
     return decode_json(bytes(body), settings.max_json_containers)
 
 
+async def _recorded(request: Request, write: Callable[[], None], what: str) -> None:
+    """Commit to the audit store before answering; if it fails: 503, or (when allowed) log and go on."""
+    try:
+        await run_in_threadpool(write)
+    except SQLAlchemyError as exc:
+        log.error("audit store failed to record %s (%s)", what, type(exc).__name__)
+        if request.app.state.settings.audit_required:
+            raise StoreUnavailable() from None
+
+
+def _card_record(card: Card) -> CardRecord:
+    return CardRecord(str(card.uuid), card.indicator, card.summary,
+                      tuple(str(s.uuid) for s in card.suggestions or ()))
+
+
+def _call_record(request: Request, call: Call, answer: Answer, received_at: datetime, status: int,
+                 latency_ms: float) -> CallRecord:
+    return CallRecord(
+        received_at=received_at, service_id=call.service.id, hook=call.service.hook,
+        hook_instance=call.request.hookInstance, user_id=call.context.userId, patient_id=call.context.patientId,
+        encounter_id=call.context.encounterId, status=status,
+        knowledge_version=request.app.state.knowledge.version, latency_ms=latency_ms, data_read=answer.data_read,
+        fetched_keys=answer.fetched_keys,
+        assessed=tuple((a, _card_record(card) if card else None) for a, card in answer.assessed),
+        unassessed=tuple(answer.orders) if answer.unavailable else (),
+        other_cards=tuple(_card_record(card) for card in answer.other_cards),
+        problem=answer.unavailable.issues[0].diagnostics if answer.unavailable else None,
+    )
+
+
 @router.get("/cds-services")
 async def discovery() -> JsonResponse:
     return JsonResponse(DISCOVERY)
@@ -75,21 +110,22 @@ async def discovery() -> JsonResponse:
 @router.post("/cds-services/{service_id}")
 async def call_service(service_id: str, request: Request) -> JsonResponse:
     started = time.perf_counter()
+    received_at = datetime.now(timezone.utc)
     service = _service(service_id)
-    hook_instance = patient = "-"
-    try:
-        call = parse_call(service, await json_body(request))
-        hook_instance = call.request.hookInstance
-        patient = request.app.state.patient_hasher(call.context.patientId)
-        answer = await request.app.state.engine.answer(call, datetime.now(timezone.utc))
-        log.info("service=%s hookInstance=%s patient=%s status=200 orders_assessed=%d cards=%d fetched=%s ms=%.1f",
-                 service.id, hook_instance, patient, len(answer.assessments), len(answer.cards),
-                 ",".join(answer.fetched_keys) or "none", (time.perf_counter() - started) * 1000)
-        return JsonResponse(CdsResponse(cards=answer.cards).wire())
-    except CdsHooksError as error:
-        log.info("service=%s hookInstance=%s patient=%s status=%d problem=%s", service.id, hook_instance, patient,
-                 error.status, ",".join(issue.expression or issue.code for issue in error.issues))
-        raise
+    call = parse_call(service, await json_body(request))
+    state = request.app.state
+    patient = state.store.patient_hasher(call.context.patientId)
+    answer = await state.engine.answer(call, received_at)
+    status = answer.unavailable.status if answer.unavailable else 200
+    latency_ms = (time.perf_counter() - started) * 1000
+    log.info("service=%s hookInstance=%s patient=%s status=%d orders=%d cards=%d fetched=%s ms=%.1f",
+             service.id, call.request.hookInstance, patient, status, len(answer.orders), len(answer.cards),
+             ",".join(answer.fetched_keys) or "none", latency_ms)
+    record = _call_record(request, call, answer, received_at, status, latency_ms)
+    await _recorded(request, lambda: state.store.record_call(record), "a call")
+    if answer.unavailable:
+        raise answer.unavailable
+    return JsonResponse(CdsResponse(cards=answer.cards).wire())
 
 
 @router.post("/cds-services/{service_id}/feedback")
@@ -110,6 +146,6 @@ async def feedback(service_id: str, request: Request) -> JsonResponse:
         )
         for item in parsed.feedback
     ]
-    request.app.state.store.record_feedback(events)
+    await _recorded(request, lambda: request.app.state.store.record_feedback(events), "feedback")
     log.info("service=%s feedback=%d outcomes=%s", service.id, len(events), ",".join(e.outcome for e in events))
     return JsonResponse({"received": len(events)})

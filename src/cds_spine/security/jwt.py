@@ -5,13 +5,12 @@ whose reason goes to the log (with iss and jti, never the token) and never to th
 """
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jwt
+from anyio import to_thread
 from jwt.exceptions import InvalidTokenError, PyJWKError
 
 from .keys import KeySource
@@ -31,24 +30,6 @@ class AuthenticationFailed(Exception):
 class ReplayCache(Protocol):
     def first_use(self, iss: str, jti: str, keep_until: float) -> bool:
         """True the first time (iss, jti) is seen; it is then remembered until `keep_until` (epoch seconds)."""
-
-
-class MemoryReplayCache:
-    """One process's memory; the database-backed cache shares it between workers and replicas."""
-
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self.clock = clock
-        self._seen: dict[tuple[str, str], float] = {}
-        self._lock = threading.Lock()
-
-    def first_use(self, iss: str, jti: str, keep_until: float) -> bool:
-        now = self.clock()
-        with self._lock:
-            self._seen = {key: until for key, until in self._seen.items() if until > now}
-            if (iss, jti) in self._seen:
-                return False
-            self._seen[(iss, jti)] = keep_until
-            return True
 
 
 @dataclass(frozen=True)
@@ -137,6 +118,6 @@ class Verifier:
         aud_must_be_the_endpoint(claims, endpoint)
         lifetime_must_be_capped(claims, self.max_lifetime)
         tenant_must_be_allowed(claims, client)
-        if not self.replay.first_use(client.iss, str(jti), claims["exp"] + self.leeway):
+        if not await to_thread.run_sync(self.replay.first_use, client.iss, str(jti), claims["exp"] + self.leeway):
             raise AuthenticationFailed("jti already used (replay)")
         return VerifiedClient(client.iss, str(jti), claims.get("tenant"))

@@ -1,0 +1,82 @@
+"""The audit schema (SQLAlchemy Core). Alembic migrations in migrations/ create and evolve it."""
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON, Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint,
+)
+
+metadata = MetaData()
+
+calls = Table(
+    "calls", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("service_id", String(64), nullable=False),
+    Column("hook", String(32), nullable=False),
+    Column("hook_instance", String(128), nullable=False, index=True),
+    Column("user_id", String(256)),
+    Column("patient", String(128)),
+    Column("encounter_id", String(256)),
+    Column("status", Integer, nullable=False),
+    Column("problem", Text),
+    Column("knowledge_version", String(32), nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("data_source", String(16), nullable=False),
+    Column("fetched_keys", JSON, nullable=False),
+)
+
+assessments = Table(
+    "assessments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(36), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("order_reference", String(256)),
+    Column("category", String(16), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("detail", String(32)),
+    Column("codes", JSON, nullable=False),
+    Column("decision", String(16)),
+    Column("conservative_days", Integer),
+    Column("required_days", Integer),
+    Column("findings", JSON, nullable=False),
+    Column("evidence", JSON, nullable=False),
+)
+
+cards = Table(
+    "cards", metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("call_id", String(36), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("assessment_id", Integer, ForeignKey("assessments.id", ondelete="CASCADE"), index=True),
+    Column("indicator", String(16), nullable=False),
+    Column("summary", String(140), nullable=False),
+    Column("suggestion_uuids", JSON, nullable=False),
+)
+
+feedback = Table(
+    "feedback", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("card_uuid", String(128), nullable=False, index=True),
+    Column("call_id", String(36), ForeignKey("calls.id", ondelete="SET NULL"), index=True),
+    Column("service_id", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("accepted_suggestions", JSON, nullable=False),
+    Column("override_system", String(256)),
+    Column("override_code", String(128)),
+    Column("override_comment", Text),
+    Column("outcome_timestamp", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("unknown_card", Boolean, nullable=False),
+    UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_once"),
+)
+
+store_keys = Table(
+    "store_keys", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+)
+
+jwt_replay = Table(
+    "jwt_replay", metadata,
+    Column("iss", String(512), primary_key=True),
+    Column("jti", String(512), primary_key=True),
+    Column("keep_until", Float, nullable=False, index=True),
+)
