@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .audit.db import migrate, open_engine
 from .audit.store import SqlAuditStore, SqlReplayCache
-from .cdshooks.errors import CdsHooksError, Issue, error_response, outcome_response
+from .errors import ApiError, Issue, error_response, outcome_response
 from .cdshooks.hooks import Engine
 from .cdshooks.routes import router
 from .fhir.client import FhirClient
@@ -91,8 +91,8 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     async def healthz() -> JsonResponse:
         return JsonResponse({"status": "ok", "knowledgeVersion": knowledge.version})
 
-    @app.exception_handler(CdsHooksError)
-    async def cds_hooks_error(_: Request, error: CdsHooksError) -> JsonResponse:
+    @app.exception_handler(ApiError)
+    async def cds_hooks_error(_: Request, error: ApiError) -> JsonResponse:
         return error_response(error)
 
     @app.exception_handler(HTTPException)

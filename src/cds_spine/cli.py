@@ -13,7 +13,7 @@ import httpx
 import typer
 from pydantic import ValidationError
 
-from .cdshooks.errors import CdsHooksError, operation_outcome
+from .errors import ApiError, operation_outcome
 from .cdshooks.hooks import Engine, decode_json, parse_call
 from .cdshooks.models import CdsResponse
 from .cdshooks.services import SERVICES
@@ -86,7 +86,7 @@ def evaluate(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks requ
 
     try:
         response = asyncio.run(run())
-    except CdsHooksError as error:
+    except ApiError as error:
         typer.echo(json.dumps(operation_outcome(*error.issues), indent=2), err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps(response.wire(), indent=2, ensure_ascii=False))

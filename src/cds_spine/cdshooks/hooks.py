@@ -15,7 +15,7 @@ from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAc
 from ..pathway import Assessment, ClassifiedOrder, Knowledge, assess, classify_all, summarize_patient
 from ..settings import Settings
 from .cards import CardOptions, render_one, render_patient_summary
-from .errors import DataUnavailableError, InvalidRequest, Issue
+from ..errors import DataUnavailableError, InvalidRequest, Issue
 from .models import CONTEXTS, Card, HookRequest, OrderSelectContext, PatientViewContext, Service
 
 Model = TypeVar("Model", bound=BaseModel)

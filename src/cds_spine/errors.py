@@ -1,9 +1,9 @@
-"""Errors as FHIR OperationOutcomes, one exception type per kind of failure."""
+"""Errors as FHIR OperationOutcomes, one exception type per kind of failure (CDS Hooks and audit alike)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..jsonio import JsonResponse
+from .jsonio import JsonResponse
 
 
 @dataclass(frozen=True)
@@ -13,7 +13,7 @@ class Issue:
     expression: str | None = None
 
 
-class CdsHooksError(Exception):
+class ApiError(Exception):
     status = 400
     headers: dict[str, str] = {}
 
@@ -22,11 +22,11 @@ class CdsHooksError(Exception):
         self.issues = issues
 
 
-class InvalidRequest(CdsHooksError):
+class InvalidRequest(ApiError):
     """400: the body is not JSON, or a field is missing, of the wrong type, or inconsistent."""
 
 
-class Unauthorized(CdsHooksError):
+class Unauthorized(ApiError):
     """401: no valid JWT. The body never says which check failed; the log does."""
 
     status = 401
@@ -36,11 +36,11 @@ class Unauthorized(CdsHooksError):
         super().__init__(Issue("login", "authentication required"))
 
 
-class ServiceNotFound(CdsHooksError):
+class ServiceNotFound(ApiError):
     status = 404
 
 
-class StoreUnavailable(CdsHooksError):
+class StoreUnavailable(ApiError):
     """503: the audit store could not record the call, and advice without a record is not given."""
 
     status = 503
@@ -49,15 +49,15 @@ class StoreUnavailable(CdsHooksError):
         super().__init__(Issue("transient", "the audit store is unavailable, so no advice was given; try again"))
 
 
-class PayloadTooLarge(CdsHooksError):
+class PayloadTooLarge(ApiError):
     status = 413
 
 
-class UnsupportedMediaType(CdsHooksError):
+class UnsupportedMediaType(ApiError):
     status = 415
 
 
-class DataUnavailableError(CdsHooksError):
+class DataUnavailableError(ApiError):
     """412: data the decision needs could be obtained neither from prefetch nor from fhirServer."""
 
     status = 412
@@ -77,5 +77,5 @@ def outcome_response(status: int, *issues: Issue, headers: dict[str, str] | None
     return JsonResponse(operation_outcome(*issues), status_code=status, headers=headers)
 
 
-def error_response(error: CdsHooksError) -> JsonResponse:
+def error_response(error: ApiError) -> JsonResponse:
     return outcome_response(error.status, *error.issues, headers=error.headers)
