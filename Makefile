@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := pyproject.toml $(shell find src cards -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: run test bench valuesets examples clean
+.PHONY: run test browser valuesets examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,12 @@ $(VENV)/.installed: $(BIN)/python $(SOURCES)
 run: $(VENV)/.installed
 	$(BIN)/cds-spine serve --host 127.0.0.1 --port 8080
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest
+
+# The dashboard test drives Debian's chromium (Playwright cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 # Regenerate cards/valuesets/*.json from knowledge/ (the raw code lists).
 valuesets: $(BIN)/python

@@ -41,7 +41,7 @@ def http_routes(routes) -> list[Route]:
 
 
 def test_routes_match_the_spec(client):
-    routes = {(route.path.replace("{service_id}", "{serviceId}"), method.lower())
+    routes = {(route.path.replace("{service_id}", "{serviceId}").replace("{call_id}", "{callId}"), method.lower())
               for route in http_routes(client.app.routes) for method in route.methods - {"HEAD"}}
     documented = {(path, method) for path, item in SPEC["paths"].items() for method in item if method != "parameters"}
     assert routes == documented
@@ -108,3 +108,18 @@ def test_live_errors_of_the_hardened_edge_validate(make_client):
     refused = secured.get("/cds-services")
     assert refused.status_code == 401
     validate(refused.json(), schema_of("/cds-services", "get", "401"))
+
+
+def test_live_audit_answers_validate(make_client):
+    from reporting import KEY, populate
+    client = make_client(audit_api_key=KEY)
+    populate(client)
+    auth = {"Authorization": f"Bearer {KEY}"}
+    for path, params in [("/audit/summary", {}), ("/audit/report", {"by": "clinician"}),
+                         ("/audit/override-reasons", {}), ("/audit/decisions", {"pageSize": 3}),
+                         ("/audit/measure-report", {"start": "2026-01-01", "end": "2030-12-31"})]:
+        validate(client.get(path, params=params, headers=auth).json(), schema_of(path, "get", "200"))
+    first = client.get("/audit/decisions", headers=auth).json()["items"][0]
+    validate(client.get(f"/audit/decisions/{first['id']}", headers=auth).json(),
+             schema_of("/audit/decisions/{callId}", "get", "200"))
+    validate(client.get("/audit/summary").json(), schema_of("/audit/summary", "get", "401"))

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .audit import routes as audit_routes
 from .audit.db import migrate, open_engine
 from .audit.store import SqlAuditStore, SqlReplayCache
 from .errors import ApiError, Issue, error_response, outcome_response
@@ -86,6 +87,8 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app.state.knowledge = knowledge
     app.state.store = store
     app.include_router(router)
+    app.include_router(audit_routes.api)
+    app.include_router(audit_routes.pages)
 
     @app.get("/healthz")
     async def healthz() -> JsonResponse:

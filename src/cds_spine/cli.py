@@ -5,7 +5,8 @@ import asyncio
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,6 +15,8 @@ import typer
 from pydantic import ValidationError
 
 from .errors import ApiError, operation_outcome
+from .audit import reports
+from .audit.db import migrate, open_engine
 from .cdshooks.hooks import Engine, decode_json, parse_call
 from .cdshooks.models import CdsResponse
 from .cdshooks.services import SERVICES
@@ -106,6 +109,72 @@ def check_config() -> None:
     typer.echo(f"authentication: {trust}")
     typer.echo(f"knowledge: {settings.knowledge_dir()} (pathway {knowledge.config.version}, "
                f"version {knowledge.version}, {len(knowledge.valueset_ids)} value sets)")
+
+
+class By(str, Enum):
+    month = "month"
+    clinician = "clinician"
+    order_type = "order-type"
+    service = "service"
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+PROGRESS_THRESHOLD = 5000
+TABLE_COLUMNS = [("group", "Group"), ("orders", "Orders"), ("met", "Met"), ("notMet", "Not met"),
+                 ("exempt", "Exempt"), ("adherenceRate", "Adherence"), ("cards", "Cards"), ("accepted", "Accepted"),
+                 ("overridden", "Overridden"), ("overrideRate", "Override rate")]
+
+
+def _day(value: Optional[str], option: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
+
+
+def _cell(key: str, value: object) -> str:
+    if key.endswith("Rate"):
+        return "–" if value is None else f"{value * 100:.1f}%"
+    return str(value)
+
+
+def _table(rows: list[dict]) -> str:
+    cells = [[title for _, title in TABLE_COLUMNS]] + [[_cell(key, row[key]) for key, _ in TABLE_COLUMNS]
+                                                       for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE_COLUMNS))]
+    return "\n".join("  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
+                               for i, (cell, width) in enumerate(zip(line, widths))) for line in cells)
+
+
+@app.command()
+def report(since: Annotated[Optional[str], typer.Option(help="First day (YYYY-MM-DD, UTC), included.")] = None,
+           until: Annotated[Optional[str], typer.Option(help="Last day (YYYY-MM-DD, UTC), included.")] = None,
+           by: Annotated[By, typer.Option(help="Group orders by.")] = By.month,
+           output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table) -> None:
+    """Pathway adherence and overrides from the audit store (CDS_SPINE_DATABASE_URL)."""
+    period = reports.Period(_day(since, "--since"), _day(until, "--until"))
+    settings = _settings()
+    engine = open_engine(settings.database_url)
+    migrate(engine)
+    services = reports.ORDER_SERVICES if by is By.service else (reports.ORDER_SIGN,)
+    total = reports.count_orders(engine, period, services)
+    if total >= PROGRESS_THRESHOLD:
+        with typer.progressbar(length=total, label="Scanning decisions", file=sys.stderr) as bar:
+            rows = reports.grouped(engine, period, by.value, progress=bar.update)
+    else:
+        rows = reports.grouped(engine, period, by.value)
+    engine.dispose()
+    if output is Format.json:
+        typer.echo(json.dumps({"period": period.as_dict(), "by": by.value, "rows": rows}, indent=2))
+    elif output is Format.csv:
+        typer.echo(reports.rows_as_csv(rows), nl=False)
+    else:
+        typer.echo(_table(rows) if rows else "No orders evaluated in this period.")
 
 
 if __name__ == "__main__":  # pragma: no cover
