@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := pyproject.toml $(shell find src cards -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: run test browser valuesets examples clean
+.PHONY: run test browser bench valuesets examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(VENV)/.installed browser
 # The dashboard test drives Debian's chromium (Playwright cannot download its own browser here).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+# Benchmark the service against its floor over HTTP; writes bench/results.md and bench/latency.png.
+bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet '.[bench]'
+	$(BIN)/python -m bench.run
 
 # Regenerate cards/valuesets/*.json from knowledge/ (the raw code lists).
 valuesets: $(BIN)/python

@@ -3,8 +3,17 @@ from __future__ import annotations
 
 from datetime import date
 
-from cds_spine.fhir.gather import build_record, read_draft_orders
+from functools import partial
+
+from cds_spine.fhir.bundles import kept_entries
+from cds_spine.fhir.gather import build_record, is_relevant, read_draft_orders
 from support import CPT, RXNORM, coded, condition, procedure
+
+
+def read(resources: list, knowledge):
+    """As a service call reads a prefetch Bundle: the one-pass filter, then validation of what it kept."""
+    kept, _ = kept_entries({"entry": [{"resource": r} for r in resources]}, partial(is_relevant, knowledge=knowledge))
+    return build_record(kept, knowledge)
 
 
 def medication_request(**extra) -> dict:
@@ -14,7 +23,7 @@ def medication_request(**extra) -> dict:
 
 
 def test_only_relevant_resources_are_kept(knowledge):
-    record = build_record([condition("I10"), condition("M54.16"), procedure("99213", "2026-01-01"),
+    record = read([condition("I10"), condition("M54.16"), procedure("99213", "2026-01-01"),
                            procedure("97110", "2026-01-01"), {"resourceType": "Patient", "id": "p1"}], knowledge)
     assert [c.reference for c in record.conditions] == ["Condition/cond-M54.16"]
     assert [p.codes[0].code for p in record.procedures] == ["97110"]
@@ -24,39 +33,39 @@ def test_irrelevant_malformed_resources_are_never_validated(knowledge):
     junk = [{"resourceType": "Procedure", "status": 5, "code": {"coding": "x"}}, {"resourceType": 7}, [], "x", None,
             {"resourceType": "Condition", "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1"}]},
              "onsetDateTime": "not a date"}]
-    record = build_record(junk, knowledge)
+    record = read(junk, knowledge)
     assert record.unreadable == () and record.conditions == () and record.procedures == ()
 
 
 def test_relevant_malformed_resource_is_named_as_unreadable(knowledge):
     bad = {**procedure("97110", "2026-01-01"), "performedDateTime": "the first of May"}
-    assert build_record([bad], knowledge).unreadable == (f"Procedure/{bad['id']}",)
+    assert read([bad], knowledge).unreadable == (f"Procedure/{bad['id']}",)
 
 
 def test_duplicates_across_keys_and_pages_are_read_once(knowledge):
     visit = procedure("97110", "2026-01-01", rid="same")
-    assert len(build_record([visit, dict(visit)], knowledge).procedures) == 1
+    assert len(read([visit, dict(visit)], knowledge).procedures) == 1
 
 
 def test_text_only_medication_is_relevant(knowledge):
     statement = {"resourceType": "MedicationStatement", "id": "ms", "status": "active",
                  "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": {"text": "naproxen 500mg"},
                  "effectivePeriod": {"start": "2026-02"}}
-    [entry] = build_record([statement], knowledge).medications
+    [entry] = read([statement], knowledge).medications
     assert (entry.text, entry.effective.start, entry.effective.end) == ("naproxen 500mg", date(2026, 2, 1), None)
 
 
 def test_medication_reference_display_is_read(knowledge):
     request = medication_request(medicationReference={"reference": "Medication/m1", "display": "Gabapentin 300mg"})
     del request["medicationCodeableConcept"]
-    [entry] = build_record([request], knowledge).medications
+    [entry] = read([request], knowledge).medications
     assert entry.text == "Gabapentin 300mg"
 
 
 def test_medication_request_supply_and_repeats(knowledge):
     request = medication_request(dispenseRequest={"numberOfRepeatsAllowed": 2, "expectedSupplyDuration": {
         "value": 2, "unit": "weeks", "system": "http://unitsofmeasure.org", "code": "wk"}})
-    [entry] = build_record([request], knowledge).medications
+    [entry] = read([request], knowledge).medications
     assert (entry.authored_on, entry.supply_days, entry.repeats) == (date(2026, 3, 1), 14, 2)
 
 
@@ -66,7 +75,7 @@ def test_partial_and_zoned_dates_become_utc_days(knowledge):
     period = {**procedure("97110", "x", rid="period")}
     del period["performedDateTime"]
     period["performedPeriod"] = {"start": "2025-11", "end": "2025-12"}
-    by_id = {p.reference: p.performed for p in build_record([late, year, period], knowledge).procedures}
+    by_id = {p.reference: p.performed for p in read([late, year, period], knowledge).procedures}
     assert by_id["Procedure/late"].start == date(2026, 3, 2)
     assert (by_id["Procedure/year"].start, by_id["Procedure/year"].end) == (date(2025, 1, 1), date(2025, 12, 31))
     assert (by_id["Procedure/period"].start, by_id["Procedure/period"].end) == (date(2025, 11, 1), date(2025, 12, 31))
@@ -74,7 +83,7 @@ def test_partial_and_zoned_dates_become_utc_days(knowledge):
 
 def test_condition_status_and_abatement(knowledge):
     resolved = condition("M54.16", status="resolved", abatementDateTime="2026-01-01")
-    [entry] = build_record([resolved], knowledge).conditions
+    [entry] = read([resolved], knowledge).conditions
     assert (entry.clinical_status, entry.abated) == ("resolved", True)
 
 

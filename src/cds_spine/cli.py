@@ -52,7 +52,7 @@ def serve(host: Annotated[Optional[str], typer.Option(help="Address to bind (CDS
     """Run the HTTP service."""
     import uvicorn
 
-    from .app import create_app
+    from .app import create_app, tune_gc_for_serving
 
     settings = _settings(host=host, port=port)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -61,6 +61,7 @@ def serve(host: Annotated[Optional[str], typer.Option(help="Address to bind (CDS
     except ConfigurationError as exc:
         typer.echo(f"cds-spine: refusing to start: {exc}", err=True)
         raise typer.Exit(2) from None
+    tune_gc_for_serving()
     uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                 access_log=False, server_header=False)
 

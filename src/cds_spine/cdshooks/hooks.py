@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from .. import jsonio
 from ..fhir.client import FhirClient
-from ..fhir.gather import build_record, read_draft_orders
+from ..fhir.gather import build_record, is_relevant, read_draft_orders
 from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAccess, Obtained, obtain
 from ..pathway import Assessment, ClassifiedOrder, Knowledge, assess, classify_all, summarize_patient
 from ..settings import Settings
@@ -96,7 +97,7 @@ class Engine:
                             self.settings.allow_unauthenticated_fhir)
         try:
             return await obtain(keys, call.request.prefetch, call.context.patientId, access, self.fhir,
-                                self.settings.fhir_timeout_seconds)
+                                self.settings.fhir_timeout_seconds, partial(is_relevant, knowledge=self.knowledge))
         except DataUnavailable as exc:
             raise DataUnavailableError(Issue("incomplete", f"patient data needed for the decision could not be "
                                                            f"obtained: {exc}", f"prefetch.{exc.key}")) from None

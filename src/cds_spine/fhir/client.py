@@ -8,7 +8,9 @@ from __future__ import annotations
 from urllib.parse import urljoin
 
 import httpx
+
 from .. import jsonio
+from .bundles import Keep, kept_entries
 
 FHIR_JSON = "application/fhir+json"
 
@@ -26,22 +28,27 @@ class FhirClient:
         self.http = http
         self.page_cap = page_cap
 
-    async def search(self, base: str, query: str, token: str | None) -> list[dict]:
-        return await self._pages(base, urljoin(base.rstrip("/") + "/", query), token, pages_left=self.page_cap)
+    async def search(self, base: str, query: str, token: str | None, keep: Keep) -> list[dict]:
+        """The kept resources of every page of a search."""
+        return await self._pages(base, urljoin(base.rstrip("/") + "/", query), token, keep)
 
-    async def follow(self, base: str, next_url: str, token: str | None) -> list[dict]:
-        """The pages after one the EHR already sent in prefetch."""
-        return await self._pages(base, urljoin(base.rstrip("/") + "/", next_url), token, pages_left=self.page_cap)
+    async def follow(self, base: str, next_url: str, token: str | None, keep: Keep) -> list[dict]:
+        """The kept resources of the pages after one the EHR already sent in prefetch."""
+        return await self._pages(base, urljoin(base.rstrip("/") + "/", next_url), token, keep)
 
-    async def _pages(self, base: str, url: str, token: str | None, pages_left: int) -> list[dict]:
+    async def _pages(self, base: str, url: str, token: str | None, keep: Keep) -> list[dict]:
         resources: list[dict] = []
+        pages_left = self.page_cap
         while url:
             if pages_left == 0:
                 raise FhirError(f"more than {self.page_cap} pages of results (CDS_SPINE_FHIR_PAGE_CAP)")
             if not _under(base, url):
                 raise FhirError("a next link points outside fhirServer; it was not followed")
             bundle = await self._get(url, token)
-            resources += _entries(bundle)
+            kept, outcomes = kept_entries(bundle, keep)
+            if any(_is_error(outcome) for outcome in outcomes):
+                raise FhirError("FHIR server returned an OperationOutcome with an error")
+            resources += kept
             url = _next_link(bundle, base)
             pages_left -= 1
         return resources
@@ -62,9 +69,6 @@ class FhirClient:
             raise FhirError("FHIR server answered with invalid JSON") from None
         if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
             raise FhirError("FHIR server answered with something other than a Bundle")
-        if any(resource.get("resourceType") == "OperationOutcome" and _is_error(resource)
-               for resource in _entries(body)):
-            raise FhirError("FHIR server returned an OperationOutcome with an error")
         return body
 
 
@@ -72,12 +76,6 @@ def _is_error(outcome: dict) -> bool:
     issues = outcome.get("issue")
     return any(isinstance(issue, dict) and issue.get("severity") in ("error", "fatal")
                for issue in (issues if isinstance(issues, list) else []))
-
-
-def _entries(bundle: dict) -> list[dict]:
-    entries = bundle.get("entry")
-    return [entry["resource"] for entry in entries if isinstance(entry, dict)
-            and isinstance(entry.get("resource"), dict)] if isinstance(entries, list) else []
 
 
 def _next_link(bundle: dict, base: str) -> str | None:

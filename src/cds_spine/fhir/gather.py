@@ -1,8 +1,8 @@
 """Raw FHIR JSON -> the pathway's PatientRecord and DraftOrders.
 
 One pass over the raw resources keeps those whose codes fall in a value set (or, for medications,
-whose text names a known ingredient); only those are validated with the fhir.resources R4B models.
-A malformed resource that no rule reads cannot fail the request. Draft orders are read leniently,
+whose text names a known ingredient); only those are validated (fhir/resources.py). A malformed
+resource that no rule reads cannot fail the request. Draft orders are read leniently,
 whatever FHIR version the EHR speaks (DSTU2 MedicationOrder, STU3 ProcedureRequest, R4 ...).
 """
 from __future__ import annotations
@@ -13,11 +13,6 @@ from collections.abc import Iterable
 from datetime import date, datetime, timezone
 from typing import Any
 
-from fhir.resources.R4B.condition import Condition
-from fhir.resources.R4B.medicationrequest import MedicationRequest
-from fhir.resources.R4B.medicationstatement import MedicationStatement
-from fhir.resources.R4B.procedure import Procedure
-from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
 from ..pathway.knowledge import Knowledge
@@ -25,15 +20,11 @@ from ..pathway.record import (
     Code, ConditionEntry, DraftOrder, MedicationEntry, PatientRecord, Period, ProcedureEntry, ServiceRequestEntry,
 )
 
-log = logging.getLogger(__name__)
+from .resources import (
+    MODELS, Condition, MedicationRequest, MedicationStatement, Procedure, ServiceRequest,
+)
 
-MODELS = {
-    "Condition": Condition,
-    "Procedure": Procedure,
-    "MedicationStatement": MedicationStatement,
-    "MedicationRequest": MedicationRequest,
-    "ServiceRequest": ServiceRequest,
-}
+log = logging.getLogger(__name__)
 MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest")
 DAYS_PER_UNIT = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30, "month": 30,
                  "months": 30, "a": 365, "year": 365, "years": 365}
@@ -93,43 +84,51 @@ def read_draft_orders(draft_orders: Any) -> list[DraftOrder]:
     return orders
 
 
-def is_relevant(resource: dict, knowledge: Knowledge) -> bool:
-    """The one-pass filter: does any rule read this resource?"""
-    resource_type = resource.get("resourceType")
-    if resource_type not in MODELS:
+def _knows_a_coding(concept: Any, knowledge: Knowledge) -> bool:
+    if concept.__class__ is not dict:
         return False
-    if resource_type in MEDICATION_TYPES:
-        concept, reference = _medication_concept(resource)
-    else:
-        concept, reference = resource.get("code"), None
-    for item in _concepts(concept):
-        coding = item.get("coding")
-        for c in coding if isinstance(coding, list) else []:
-            if isinstance(c, dict) and knowledge.knows_raw_coding(c.get("system"), c.get("code")):
-                return True
-    if resource_type in MEDICATION_TYPES:
-        texts = [raw_text(concept)] + [code.display for code in raw_codes(concept)]
-        texts.append(reference.get("display") if reference else None)
-        return any(isinstance(text, str) and knowledge.mentions_medication(text) for text in texts)
+    coding = concept.get("coding")
+    for item in coding if coding.__class__ is list else ():
+        if item.__class__ is dict and knowledge.knows_raw_coding(item.get("system"), item.get("code")):
+            return True
     return False
+
+
+def _medication_words(concept: Any, reference: Any) -> str:
+    texts = []
+    if concept.__class__ is dict:
+        texts.append(concept.get("text"))
+        coding = concept.get("coding")
+        texts += [item.get("display") for item in (coding if coding.__class__ is list else ()) if item.__class__ is dict]
+    if reference.__class__ is dict:
+        texts.append(reference.get("display"))
+    return " | ".join(text for text in texts if text.__class__ is str)
+
+
+def is_relevant(resource: dict, knowledge: Knowledge) -> bool:
+    """The one-pass filter: does any rule read this resource? (Kept lean: it runs on every resource.)"""
+    resource_type = resource.get("resourceType")
+    if resource_type in MEDICATION_TYPES:
+        concept = resource.get("medicationCodeableConcept")
+        return _knows_a_coding(concept, knowledge) or knowledge.mentions_medication(
+            _medication_words(concept, resource.get("medicationReference")))
+    return resource_type in MODELS and _knows_a_coding(resource.get("code"), knowledge)
 
 
 # --- validated models -> domain entries ---------------------------------------------------------
 
-def _day(value: Any, *, end: bool = False) -> date | None:
-    """A FHIR date/dateTime (possibly partial, e.g. '2026-03') as a UTC calendar day."""
+def _day(value: str | None, *, end: bool = False) -> date | None:
+    """A FHIR date or dateTime (possibly partial, e.g. '2026-03') as a UTC calendar day."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).date() if value.tzinfo else value.date()
-    if isinstance(value, date):
-        return value
-    parts = str(value).split("-")
-    year = int(parts[0])
-    if len(parts) == 1:
-        return date(year, 12, 31) if end else date(year, 1, 1)
-    month = int(parts[1])
-    return date(year, month, calendar.monthrange(year, month)[1] if end else 1)
+    if len(value) == 4:
+        return date(int(value), 12, 31) if end else date(int(value), 1, 1)
+    if len(value) == 7:
+        year, month = int(value[:4]), int(value[5:7])
+        return date(year, month, calendar.monthrange(year, month)[1] if end else 1)
+    if len(value) == 10:
+        return date.fromisoformat(value)
+    return datetime.fromisoformat(value).astimezone(timezone.utc).date()
 
 
 def _period(period: Any) -> Period | None:
@@ -157,7 +156,7 @@ def _status(concept: Any) -> str | None:
 
 
 def _reference(resource: Any, index: int) -> str:
-    return f"{resource.get_resource_type()}/{resource.id or f'#{index}'}"
+    return f"{resource.resourceType}/{resource.id or f'#{index}'}"
 
 
 def _condition(model: Condition, reference: str) -> ConditionEntry:
@@ -219,14 +218,13 @@ BUILDERS = {
 }
 
 
-def build_record(resources: Iterable[Any], knowledge: Knowledge) -> PatientRecord:
-    """The relevant resources, validated and typed; duplicates (same type and id) are read once."""
+def build_record(relevant: Iterable[dict], knowledge: Knowledge) -> PatientRecord:
+    """Resources the one-pass filter kept (is_relevant), validated and typed; duplicates (same type and
+    id, e.g. on two pages) are read once; one that fails validation is left out and named."""
     seen: set[tuple[str, str]] = set()
     entries: dict[str, list] = {name: [] for name in MODELS}
     unreadable = []
-    for index, resource in enumerate(resources):
-        if not isinstance(resource, dict) or not is_relevant(resource, knowledge):
-            continue
+    for index, resource in enumerate(relevant):
         resource_type = resource["resourceType"]
         key = (resource_type, str(resource.get("id", f"#{index}")))
         if key in seen:
@@ -234,11 +232,10 @@ def build_record(resources: Iterable[Any], knowledge: Knowledge) -> PatientRecor
         seen.add(key)
         try:
             model = MODELS[resource_type].model_validate(resource)
-        except (ValidationError, ValueError, TypeError):
+            entries[resource_type].append(BUILDERS[resource_type](model, _reference(model, index)))
+        except (ValidationError, ValueError):  # ValueError: a valid-looking date that does not exist
             unreadable.append(f"{resource_type}/{key[1]}")
             log.warning("left out a %s that failed FHIR R4 validation", resource_type)
-            continue
-        entries[resource_type].append(BUILDERS[resource_type](model, _reference(model, index)))
     return PatientRecord(
         conditions=tuple(entries["Condition"]),
         procedures=tuple(entries["Procedure"]),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from .bundles import Keep, kept_entries
 from .client import FhirClient, FhirError
 
 PATIENT_TOKEN = "{{context.patientId}}"
@@ -68,32 +69,30 @@ def _is_outcome(value: Any) -> bool:
     return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
 
 
-def read_prefetch_value(value: Any) -> PrefetchValue:
+def read_prefetch_value(value: Any, keep: Keep) -> PrefetchValue:
     """What one prefetch value tells us (the caller handles an absent key)."""
     if value is None:
         return PrefetchValue(supplied=True)
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str) or _is_outcome(value):
         return PrefetchValue(supplied=False)
     if value["resourceType"] != "Bundle":
-        return PrefetchValue(supplied=True, resources=(value,))
-    entries = value.get("entry")
-    resources = tuple(entry["resource"] for entry in entries if isinstance(entry, dict)
-                      and isinstance(entry.get("resource"), dict)) if isinstance(entries, list) else ()
-    if any(_is_outcome(resource) for resource in resources):
+        return PrefetchValue(supplied=True, resources=(value,) if keep(value) else ())
+    resources, outcomes = kept_entries(value, keep)
+    if outcomes:
         return PrefetchValue(supplied=False)
     links = value.get("link")
     next_url = next((link.get("url") for link in links if isinstance(link, dict)
                      and link.get("relation") == "next" and isinstance(link.get("url"), str)),
                     None) if isinstance(links, list) else None
-    return PrefetchValue(supplied=True, resources=resources, next_url=next_url)
+    return PrefetchValue(supplied=True, resources=tuple(resources), next_url=next_url)
 
 
 def resolve_query(template: str, patient_id: str) -> str:
     return template.replace(PATIENT_TOKEN, quote(patient_id, safe=""))
 
 
-def _value_of(prefetch: Mapping[str, Any], key: str) -> PrefetchValue:
-    return read_prefetch_value(prefetch[key]) if key in prefetch else PrefetchValue(supplied=False)
+def _value_of(prefetch: Mapping[str, Any], key: str, keep: Keep) -> PrefetchValue:
+    return read_prefetch_value(prefetch[key], keep) if key in prefetch else PrefetchValue(supplied=False)
 
 
 def _needs_server(value: PrefetchValue) -> bool:
@@ -101,7 +100,7 @@ def _needs_server(value: PrefetchValue) -> bool:
 
 
 async def _obtain_key(key: str, value: PrefetchValue, patient_id: str, access: FhirAccess,
-                      client: FhirClient) -> list[dict]:
+                      client: FhirClient, keep: Keep) -> list[dict]:
     if not _needs_server(value):
         return list(value.resources)
     problem = access.why_not()
@@ -111,8 +110,9 @@ async def _obtain_key(key: str, value: PrefetchValue, patient_id: str, access: F
         raise DataUnavailable(key, problem)
     try:
         if value.supplied:
-            return list(value.resources) + await client.follow(access.server, value.next_url, access.token)
-        return await client.search(access.server, resolve_query(RECORD_QUERIES[key], patient_id), access.token)
+            return list(value.resources) + await client.follow(access.server, value.next_url, access.token, keep)
+        return await client.search(access.server, resolve_query(RECORD_QUERIES[key], patient_id), access.token,
+                                   keep)
     except FhirError as exc:
         raise DataUnavailable(key, str(exc)) from None
 
@@ -120,19 +120,20 @@ async def _obtain_key(key: str, value: PrefetchValue, patient_id: str, access: F
 @dataclass(frozen=True)
 class Obtained:
     resources: tuple[dict, ...]
+    """Only the kept (relevant) resources."""
     fetched_keys: tuple[str, ...]
     """Keys that needed the FHIR server rather than prefetch alone (for the audit)."""
 
 
 async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patient_id: str, access: FhirAccess,
-                 client: FhirClient, budget_seconds: float) -> Obtained:
-    """The resources under `keys`, fetching what prefetch lacks concurrently, within one time budget."""
-    values = {key: _value_of(prefetch or {}, key) for key in keys}
+                 client: FhirClient, budget_seconds: float, keep: Keep) -> Obtained:
+    """The kept resources under `keys`, fetching what prefetch lacks concurrently, within one time budget."""
+    values = {key: _value_of(prefetch or {}, key, keep) for key in keys}
     fetched = tuple(key for key, value in values.items() if _needs_server(value))
     try:
         async with asyncio.timeout(budget_seconds):
             results = await asyncio.gather(
-                *(_obtain_key(key, value, patient_id, access, client) for key, value in values.items()))
+                *(_obtain_key(key, value, patient_id, access, client, keep) for key, value in values.items()))
     except TimeoutError:
         raise DataUnavailable(",".join(fetched), f"the FHIR server did not answer within {budget_seconds:g} s") from None
     return Obtained(tuple(resource for found in results for resource in found), fetched)

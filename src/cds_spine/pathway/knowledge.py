@@ -29,6 +29,7 @@ PLACEHOLDER_WORST_CASE = {
     "surgery": "waived (red flag)",
 }
 CONDITION_DISPLAY_LIMIT = 40
+OPIOID = "opioid"
 
 
 class KnowledgeError(Exception):
@@ -261,9 +262,29 @@ def _normalize_code(system: str, code: str) -> str:
     return code
 
 
-def _ingredient_pattern(names: Iterable[str]) -> re.Pattern[str]:
-    alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
-    return re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
+WORD = re.compile(r"[a-z]+")
+
+
+class IngredientNames:
+    """Finds ingredient names as whole words in free text (case-insensitive), fast: one tokenization,
+    then set lookups (a regex alternation of every name costs several times more per text)."""
+
+    def __init__(self, names_to_owner: Mapping[str, str]) -> None:
+        self._by_first_word: dict[str, list[tuple[str, str]]] = {}
+        for name, owner in names_to_owner.items():
+            lowered = name.lower()
+            self._by_first_word.setdefault(lowered.split()[0], []).append((lowered, owner))
+
+    def owner(self, text: str) -> str | None:
+        """The owner (group id) of the first name found in the text, or None."""
+        lowered = text.lower()
+        words = WORD.findall(lowered)
+        padded = f" {' '.join(words)} "
+        for word in words:
+            for name, owner in self._by_first_word.get(word, ()):
+                if " " not in name or f" {name} " in padded:
+                    return owner
+        return None
 
 
 class Knowledge:
@@ -280,9 +301,13 @@ class Knowledge:
                 key = (code.system, _normalize_code(code.system, code.code))
                 index.setdefault(key, []).append(Membership(valueset_id, code.display, MappingProxyType(attributes)))
         self._index = {key: tuple(found) for key, found in index.items()}
-        self._medication_patterns = tuple(
-            (group, _ingredient_pattern(group.ingredients)) for group in config.conservative.medications)
-        self._opioid_pattern = _ingredient_pattern(config.conservative.opioids.ingredients)
+        self._systems_by_raw_code = self._raw_code_index()
+        self._mentions_cache: dict[str, bool] = {}
+        self._medication_groups = {group.id: group for group in config.conservative.medications}
+        owners = {name: group.id for group in config.conservative.medications for name in group.ingredients}
+        self._medication_names = IngredientNames(owners)
+        self._opioid_names = IngredientNames({name: OPIOID for name in config.conservative.opioids.ingredients})
+        self._any_names = IngredientNames({**owners, **{name: OPIOID for name in config.conservative.opioids.ingredients}})
 
     def memberships(self, system: str | None, code: str | None) -> tuple[Membership, ...]:
         if not system or not code:
@@ -301,21 +326,42 @@ class Knowledge:
     def knows_any(self, codes: Iterable[Code]) -> bool:
         return any(self.memberships(code.system, code.code) for code in codes)
 
+    def _raw_code_index(self) -> dict[str, frozenset[str]]:
+        """Code as EHRs write it (ICD-10-CM with and without its dot) -> the systems (and their aliases)."""
+        aliases: dict[str, set[str]] = {}
+        for alias, system in self.config.system_aliases.items():
+            aliases.setdefault(system, set()).add(alias)
+        found: dict[str, set[str]] = {}
+        for system, code in self._index:
+            spellings = {code}
+            if system == "http://hl7.org/fhir/sid/icd-10-cm":
+                spellings.add(f"{code[:3]}.{code[3:]}" if len(code) > 3 else code)
+            for spelling in spellings:
+                found.setdefault(spelling, set()).update({system, *aliases.get(system, ())})
+        return {code: frozenset(systems) for code, systems in found.items()}
+
     def knows_raw_coding(self, system: object, code: object) -> bool:
-        """For the one pass over raw JSON: is this (system, code) in any value set?"""
-        return isinstance(system, str) and isinstance(code, str) and bool(self.memberships(system, code))
+        """For the one pass over raw JSON (every resource): is this (system, code) in any value set?
+        Kept to two dictionary lookups; codes are matched as EHRs write them."""
+        systems = self._systems_by_raw_code.get(code) if code.__class__ is str else None
+        return systems is not None and system in systems
 
     def medication_group_by_text(self, text: str) -> MedicationGroup | None:
-        for group, pattern in self._medication_patterns:
-            if pattern.search(text):
-                return group
-        return None
+        owner = self._medication_names.owner(text)
+        return self._medication_groups[owner] if owner else None
 
     def mentions_opioid(self, text: str) -> bool:
-        return bool(self._opioid_pattern.search(text))
+        return self._opioid_names.owner(text) is not None
 
     def mentions_medication(self, text: str) -> bool:
-        return self.mentions_opioid(text) or self.medication_group_by_text(text) is not None
+        """Does the text name any ingredient the pathway knows (counting or opioid)? Cached by text: a
+        record repeats the same few medication names."""
+        found = self._mentions_cache.get(text)
+        if found is None:
+            if len(self._mentions_cache) > 100_000:
+                self._mentions_cache.clear()
+            found = self._mentions_cache[text] = bool(text) and self._any_names.owner(text) is not None
+        return found
 
 
 def knowledge_version(cards_dir: Path) -> str:

@@ -1,0 +1,60 @@
+"""The service under benchmark, as `make run` runs it (uvicorn, one worker, audit in SQLite), plus two
+reference endpoints in the same process:
+
+- POST /bench/floor: receive the body, decode the JSON, answer {"cards": []} (the floor);
+- POST /bench/naive: validate every prefetched resource with the fhir.resources R4B models, then
+  evaluate as the service does (what a naive service would do), without the audit write.
+"""
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+
+import orjson
+import uvicorn
+from fastapi import Request
+from fhir.resources.R4B import get_fhir_model_class
+
+from cds_spine.app import create_app, tune_gc_for_serving
+from cds_spine.cdshooks.hooks import parse_call
+from cds_spine.cdshooks.models import CdsResponse
+from cds_spine.cdshooks.services import SERVICES
+from cds_spine.jsonio import JsonResponse
+from cds_spine.settings import Settings
+
+
+def build(database_url: str):
+    app = create_app(Settings(database_url=database_url, log_level="warning"))
+
+    @app.post("/bench/floor")
+    async def floor(request: Request) -> JsonResponse:
+        orjson.loads(await request.body())
+        return JsonResponse({"cards": []})
+
+    @app.post("/bench/naive")
+    async def naive(request: Request) -> JsonResponse:
+        body = orjson.loads(await request.body())
+        for value in (body.get("prefetch") or {}).values():
+            for entry in (value or {}).get("entry", []):
+                resource = entry["resource"]
+                get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+        call = parse_call(SERVICES["spine-pathway-order-sign"], body)
+        answer = await request.app.state.engine.answer(call, datetime.now(timezone.utc))
+        return JsonResponse(CdsResponse(cards=answer.cards).wire())
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--database-url", required=True)
+    args = parser.parse_args()
+    app = build(args.database_url)
+    tune_gc_for_serving()  # as `cds-spine serve` does
+    uvicorn.run(app, host="127.0.0.1", port=args.port, workers=1, log_level="warning",
+                access_log=False)
+
+
+if __name__ == "__main__":
+    main()
