@@ -1,8 +1,10 @@
 """Generated patients of a given size for the benchmark: a realistic mix, a small share relevant.
 
 A chronic back-pain patient's record is mostly other care: the relevant share here is about 5 %
-(spine diagnoses, physical therapy visits, NSAIDs, a prior ESI), the rest is unrelated conditions,
-procedures, medications and referrals, shaped like real EHR resources (with meta, identifiers, text).
+(spine diagnoses, physical therapy visits, NSAIDs, prior ESIs), the rest is unrelated conditions,
+procedures, medications and referrals. Resources are shaped like an EHR's R4 output (about 1.5 KB
+each: identifiers, references with displays, categories, the EHR's own code beside the standard one,
+dosage instructions), since the cost of decoding them is the floor the service is compared with.
 """
 from __future__ import annotations
 
@@ -34,32 +36,78 @@ RELEVANT = {"Condition": [(ICD10, "M54.16", "Radiculopathy, lumbar region"), (SN
 RELEVANT_SHARE = 0.05
 
 
-def _resource(kind: str, coding: tuple[str, str, str], patient: str, day: date, rng: random.Random) -> dict:
+def _concept(coding: tuple[str, str, str], rng: random.Random) -> dict:
+    """As EHRs send codes: the standard code plus the EHR's own code for the same concept."""
     system, code, display = coding
-    concept = {"coding": [{"system": system, "code": code, "display": display}], "text": display}
-    base = {"resourceType": kind, "id": str(uuid.UUID(int=rng.getrandbits(128))),
-            "meta": {"versionId": "1", "lastUpdated": f"{day.isoformat()}T10:00:00Z"},
-            "identifier": [{"system": "urn:oid:1.2.840.114350", "value": str(rng.getrandbits(40))}],
-            "subject": {"reference": f"Patient/{patient}"}}
-    when = f"{day.isoformat()}T10:00:00Z"
+    local = {"system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.696580", "code": str(rng.getrandbits(24)),
+             "display": display}
+    return {"coding": [{"system": system, "code": code, "display": display}, local], "text": display}
+
+
+def _status(system: str, code: str) -> dict:
+    return {"coding": [{"system": f"http://terminology.hl7.org/CodeSystem/{system}", "version": "4.0.0",
+                        "code": code, "display": code.capitalize()}], "text": code.capitalize()}
+
+
+def _person(kind: str, rng: random.Random) -> dict:
+    return {"reference": f"{kind}/e{rng.getrandbits(64):x}", "type": kind,
+            "display": rng.choice(["Jane Morgan, MD", "Luis Ortega, PT", "Amina Yusuf, NP", "Chen Wei, DO"])}
+
+
+def _resource(kind: str, coding: tuple[str, str, str], patient: str, day: date, rng: random.Random) -> dict:
+    """A resource shaped like an EHR's R4 output (about 1.5 KB): identifiers, references with displays,
+    categories, several codings per concept; the elements the pathway reads are among them."""
+    concept = _concept(coding, rng)
+    when = f"{day.isoformat()}T{rng.randrange(7, 18):02d}:{rng.randrange(60):02d}:00Z"
+    base = {"resourceType": kind, "id": f"e{uuid.UUID(int=rng.getrandbits(128)).hex}",
+            "meta": {"versionId": "1", "lastUpdated": when,
+                     "profile": [f"http://hl7.org/fhir/us/core/StructureDefinition/us-core-{kind.lower()}"]},
+            "identifier": [{"use": "usual", "system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.798268",
+                            "value": str(rng.getrandbits(40))}],
+            "subject": {"reference": f"Patient/{patient}", "display": "Example, Pat"},
+            "encounter": {"reference": f"Encounter/e{rng.getrandbits(64):x}", "identifier": {
+                "use": "usual", "system": "urn:oid:1.2.840.114350.1.13.0.1.7.3.698084.8",
+                "value": str(rng.getrandbits(32))}, "display": "Office Visit"}}
     if kind == "Condition":
-        return {**base, "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
-                                                                 "condition-clinical", "code": "active"}]},
+        return {**base, "clinicalStatus": _status("condition-clinical", "active"),
+                "verificationStatus": _status("condition-ver-status", "confirmed"),
                 "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category",
-                                          "code": "problem-list-item"}]}],
-                "code": concept, "onsetDateTime": when, "recordedDate": when}
+                                          "code": "problem-list-item", "display": "Problem List Item"}],
+                              "text": "Problem List Item"}],
+                "code": concept, "onsetDateTime": when, "recordedDate": when,
+                "recorder": _person("Practitioner", rng), "asserter": _person("Practitioner", rng)}
     if kind == "Procedure":
-        return {**base, "status": "completed", "code": concept, "performedDateTime": when,
-                "encounter": {"reference": f"Encounter/{rng.getrandbits(32)}"}}
+        return {**base, "status": "completed", "category": {"coding": [{
+                    "system": SNOMED, "code": "103693007", "display": "Diagnostic procedure"}], "text": "Procedure"},
+                "code": concept, "performedDateTime": when,
+                "performer": [{"actor": _person("Practitioner", rng), "function": {"text": "Performing"}}],
+                "location": {"reference": f"Location/e{rng.getrandbits(64):x}", "display": "Spine Clinic"},
+                "reasonCode": [{"text": "Back pain"}]}
+    dosage = [{"text": "Take 1 tablet by mouth 3 times daily as needed", "asNeededBoolean": True,
+               "timing": {"repeat": {"frequency": 3, "period": 1, "periodUnit": "d"}},
+               "route": {"coding": [{"system": SNOMED, "code": "26643006", "display": "Oral route"}], "text": "oral"},
+               "doseAndRate": [{"type": {"coding": [{"system": "http://epic.com/CodeSystem/dose-rate-type",
+                                                      "code": "calculated", "display": "calculated"}]},
+                                "doseQuantity": {"value": 1, "unit": "tablet", "code": "{tbl}",
+                                                 "system": "http://unitsofmeasure.org"}}]}]
     if kind == "MedicationStatement":
-        return {**base, "status": "completed", "medicationCodeableConcept": concept,
-                "effectivePeriod": {"start": day.isoformat(), "end": (day + timedelta(days=20)).isoformat()}}
+        base["context"] = base.pop("encounter")  # R4 names it context here
+        return {**base, "status": "completed", "medicationCodeableConcept": concept, "dosage": dosage,
+                "effectivePeriod": {"start": day.isoformat(), "end": (day + timedelta(days=20)).isoformat()},
+                "informationSource": _person("Practitioner", rng)}
     if kind == "MedicationRequest":
-        return {**base, "status": "completed", "intent": "order", "medicationCodeableConcept": concept,
-                "authoredOn": when, "dispenseRequest": {"numberOfRepeatsAllowed": 1, "expectedSupplyDuration": {
-                    "value": 30, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}}}
-    return {**base, "status": "completed", "intent": "order", "code": concept, "authoredOn": when,
-            "occurrenceDateTime": when}
+        return {**base, "status": "completed", "intent": "order", "category": [{"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
+                    "code": "outpatient", "display": "Outpatient"}], "text": "Outpatient"}],
+                "medicationCodeableConcept": concept, "authoredOn": when, "requester": _person("Practitioner", rng),
+                "dosageInstruction": dosage, "dispenseRequest": {
+                    "numberOfRepeatsAllowed": 1, "quantity": {"value": 30, "unit": "tablet"},
+                    "expectedSupplyDuration": {"value": 30, "unit": "days", "system": "http://unitsofmeasure.org",
+                                               "code": "d"}}}
+    return {**base, "status": "completed", "intent": "order", "category": [{"coding": [{
+                "system": SNOMED, "code": "3457005", "display": "Patient referral"}], "text": "Referral"}],
+            "code": concept, "authoredOn": when, "occurrenceDateTime": when, "requester": _person("Practitioner", rng),
+            "performer": [_person("Practitioner", rng)], "reasonCode": [{"text": "Back pain"}]}
 
 
 def patient_record(size: int, seed: int = 7, today: date | None = None) -> dict[str, list[dict]]:

@@ -186,7 +186,7 @@ def audit_share(database_url: str, size: int, service_p50: float) -> dict:
     """The audit write alone, with the record of a real call on this patient, timed in this process."""
     from cds_spine.audit.db import migrate, open_engine
     from cds_spine.audit.store import CallRecord, CardRecord, SqlAuditStore
-    from cds_spine.fhir.gather import build_record, read_draft_orders
+    from cds_spine.fhir.gather import build_record, read_draft_orders, relevance_filter
     from cds_spine.pathway import assess, classify_all, load_knowledge
     from cds_spine.settings import Settings
 
@@ -194,7 +194,7 @@ def audit_share(database_url: str, size: int, service_p50: float) -> dict:
     request = order_sign_request(size)
     resources = [entry["resource"] for key, value in request["prefetch"].items() if key != "patient"
                  for entry in value["entry"]]
-    record = build_record(resources, knowledge)
+    record = build_record(filter(relevance_filter(knowledge), resources), knowledge)
     orders = classify_all(read_draft_orders(request["context"]["draftOrders"]), knowledge)
     [assessment] = assess(orders, record, knowledge, datetime.now(timezone.utc))
     engine = open_engine(database_url)

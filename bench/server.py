@@ -1,5 +1,5 @@
-"""The service under benchmark, as `make run` runs it (uvicorn, one worker, audit in SQLite), plus two
-reference endpoints in the same process:
+"""The service under benchmark, as `make run` runs it (uvicorn, one worker, audit in SQLite; the body
+limit raised to 16 MB for the 5,000-resource patient), plus two reference endpoints in the same process:
 
 - POST /bench/floor: receive the body, decode the JSON, answer {"cards": []} (the floor);
 - POST /bench/naive: validate every prefetched resource with the fhir.resources R4B models, then
@@ -23,8 +23,11 @@ from cds_spine.jsonio import JsonResponse
 from cds_spine.settings import Settings
 
 
+MAX_BODY_BYTES = 16_000_000  # a 5,000-resource EHR-shaped prefetch is about 8 MB
+
+
 def build(database_url: str):
-    app = create_app(Settings(database_url=database_url, log_level="warning"))
+    app = create_app(Settings(database_url=database_url, log_level="warning", max_body_bytes=MAX_BODY_BYTES))
 
     @app.post("/bench/floor")
     async def floor(request: Request) -> JsonResponse:

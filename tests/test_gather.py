@@ -3,16 +3,14 @@ from __future__ import annotations
 
 from datetime import date
 
-from functools import partial
-
 from cds_spine.fhir.bundles import kept_entries
-from cds_spine.fhir.gather import build_record, is_relevant, read_draft_orders
+from cds_spine.fhir.gather import build_record, read_draft_orders, relevance_filter
 from support import CPT, RXNORM, coded, condition, procedure
 
 
 def read(resources: list, knowledge):
     """As a service call reads a prefetch Bundle: the one-pass filter, then validation of what it kept."""
-    kept, _ = kept_entries({"entry": [{"resource": r} for r in resources]}, partial(is_relevant, knowledge=knowledge))
+    kept, _ = kept_entries({"entry": [{"resource": r} for r in resources]}, relevance_filter(knowledge))
     return build_record(kept, knowledge)
 
 

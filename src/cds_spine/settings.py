@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     jwks_cache_seconds: int = Field(3600, ge=60)
     max_body_bytes: int = Field(5_000_000, ge=1024)
     """Largest request body accepted (413 above it)."""
-    max_json_containers: int = Field(500_000, ge=1000)
+    max_json_containers: int = Field(1_000_000, ge=1000)
     """Most JSON objects and arrays in one body, which bounds parsing memory (nesting is capped at 1024)."""
     database_url: str = "sqlite:///cds-spine.db"
     """The audit store: SQLite in a file under the working directory, or postgresql://user@host/db."""

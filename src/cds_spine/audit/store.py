@@ -22,6 +22,11 @@ from ..privacy import PatientIdHasher
 from . import tables
 
 PATIENT_HASH_KEY = "patient-hash-key"
+# Built once: executing a prebuilt INSERT with parameters reuses SQLAlchemy's compiled statement.
+INSERT_CALL = insert(tables.calls)
+INSERT_ASSESSMENT = insert(tables.assessments)
+INSERT_CARD = insert(tables.cards)
+INSERT_FEEDBACK = insert(tables.feedback)
 
 
 @dataclass(frozen=True)
@@ -137,21 +142,22 @@ class SqlAuditStore:
     def record_call(self, record: CallRecord) -> None:
         call_id = str(uuid.uuid4())
         with self.engine.begin() as connection:
-            connection.execute(insert(tables.calls).values(
-                id=call_id, received_at=record.received_at, service_id=record.service_id, hook=record.hook,
-                hook_instance=record.hook_instance, user_id=record.user_id, patient=self._patient(record.patient_id),
-                encounter_id=record.encounter_id, status=record.status, problem=record.problem,
-                knowledge_version=record.knowledge_version, latency_ms=record.latency_ms,
-                data_source=record.data_source, fetched_keys=list(record.fetched_keys)))
+            connection.execute(INSERT_CALL, {
+                "id": call_id, "received_at": record.received_at, "service_id": record.service_id,
+                "hook": record.hook, "hook_instance": record.hook_instance, "user_id": record.user_id,
+                "patient": self._patient(record.patient_id), "encounter_id": record.encounter_id,
+                "status": record.status, "problem": record.problem, "knowledge_version": record.knowledge_version,
+                "latency_ms": record.latency_ms, "data_source": record.data_source,
+                "fetched_keys": list(record.fetched_keys)})
             for assessment, card in record.assessed:
                 assessment_id = connection.execute(
-                    insert(tables.assessments).values(_assessment_row(call_id, assessment))).inserted_primary_key[0]
+                    INSERT_ASSESSMENT, _assessment_row(call_id, assessment)).inserted_primary_key[0]
                 if card:
-                    connection.execute(insert(tables.cards).values(_card_row(call_id, card, assessment_id)))
-            for order in record.unassessed:
-                connection.execute(insert(tables.assessments).values(_order_row(call_id, order)))
-            for card in record.other_cards:
-                connection.execute(insert(tables.cards).values(_card_row(call_id, card, None)))
+                    connection.execute(INSERT_CARD, _card_row(call_id, card, assessment_id))
+            if record.unassessed:
+                connection.execute(INSERT_ASSESSMENT, [_order_row(call_id, order) for order in record.unassessed])
+            if record.other_cards:
+                connection.execute(INSERT_CARD, [_card_row(call_id, card, None) for card in record.other_cards])
 
     def record_feedback(self, events: Sequence[FeedbackEvent]) -> None:
         """Linked to its card's call; kept and flagged when the card is unknown; the same feedback once."""
@@ -165,7 +171,7 @@ class SqlAuditStore:
                        "received_at": event.received_at, "unknown_card": call_id is None}
                 try:
                     with connection.begin_nested():
-                        connection.execute(insert(tables.feedback).values(row))
+                        connection.execute(INSERT_FEEDBACK, row)
                 except IntegrityError:
                     pass  # the same feedback again: stored once
 

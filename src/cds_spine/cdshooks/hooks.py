@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -11,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from .. import jsonio
 from ..fhir.client import FhirClient
-from ..fhir.gather import build_record, is_relevant, read_draft_orders
+from ..fhir.gather import build_record, read_draft_orders, relevance_filter
 from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAccess, Obtained, obtain
 from ..pathway import Assessment, ClassifiedOrder, Knowledge, assess, classify_all, summarize_patient
 from ..settings import Settings
@@ -40,7 +39,8 @@ def validate(model: type[Model], data: Any, prefix: str = "") -> Model:
 
 def decode_json(body: bytes, max_containers: int) -> dict[str, Any]:
     """A JSON object; parsing is bounded by the body size, `max_containers` and orjson's nesting cap (1024)."""
-    if body.count(b"{") + body.count(b"[") > max_containers:
+    # Each container takes at least two bytes, so only a body over 2 * max_containers needs counting.
+    if len(body) > 2 * max_containers and body.count(b"{") + body.count(b"[") > max_containers:
         raise InvalidRequest(Issue("too-costly", f"the body has more than {max_containers} JSON objects and "
                                                  f"arrays (CDS_SPINE_MAX_JSON_CONTAINERS)"))
     try:
@@ -85,11 +85,14 @@ class Answer:
         return [card for _, card in self.assessed if card] + self.other_cards
 
 
-@dataclass(frozen=True)
 class Engine:
-    knowledge: Knowledge
-    settings: Settings
-    fhir: FhirClient
+    """Answers a validated call: the patient data it needs, the assessments, the cards."""
+
+    def __init__(self, knowledge: Knowledge, settings: Settings, fhir: FhirClient) -> None:
+        self.knowledge = knowledge
+        self.settings = settings
+        self.fhir = fhir
+        self.relevant = relevance_filter(knowledge)
 
     async def _obtain(self, call: Call, keys: Sequence[str]) -> Obtained:
         authorization = call.request.fhirAuthorization
@@ -97,7 +100,7 @@ class Engine:
                             self.settings.allow_unauthenticated_fhir)
         try:
             return await obtain(keys, call.request.prefetch, call.context.patientId, access, self.fhir,
-                                self.settings.fhir_timeout_seconds, partial(is_relevant, knowledge=self.knowledge))
+                                self.settings.fhir_timeout_seconds, self.relevant)
         except DataUnavailable as exc:
             raise DataUnavailableError(Issue("incomplete", f"patient data needed for the decision could not be "
                                                            f"obtained: {exc}", f"prefetch.{exc.key}")) from None

@@ -301,7 +301,8 @@ class Knowledge:
                 key = (code.system, _normalize_code(code.system, code.code))
                 index.setdefault(key, []).append(Membership(valueset_id, code.display, MappingProxyType(attributes)))
         self._index = {key: tuple(found) for key, found in index.items()}
-        self._systems_by_raw_code = self._raw_code_index()
+        self.systems_by_raw_code = self._raw_code_index()
+        """Code as EHRs write it -> the systems it is known in (for the one pass over raw JSON)."""
         self._mentions_cache: dict[str, bool] = {}
         self._medication_groups = {group.id: group for group in config.conservative.medications}
         owners = {name: group.id for group in config.conservative.medications for name in group.ingredients}
@@ -339,12 +340,6 @@ class Knowledge:
             for spelling in spellings:
                 found.setdefault(spelling, set()).update({system, *aliases.get(system, ())})
         return {code: frozenset(systems) for code, systems in found.items()}
-
-    def knows_raw_coding(self, system: object, code: object) -> bool:
-        """For the one pass over raw JSON (every resource): is this (system, code) in any value set?
-        Kept to two dictionary lookups; codes are matched as EHRs write them."""
-        systems = self._systems_by_raw_code.get(code) if code.__class__ is str else None
-        return systems is not None and system in systems
 
     def medication_group_by_text(self, text: str) -> MedicationGroup | None:
         owner = self._medication_names.owner(text)
