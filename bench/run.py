@@ -33,7 +33,8 @@ from bench.patients import order_sign_request
 HERE = Path(__file__).parent
 SIZES = (10, 100, 1000, 5000)
 CONCURRENCY = 4
-ENDPOINTS = {"floor": "/bench/floor", "service": "/cds-services/spine-pathway-order-sign", "naive": "/bench/naive"}
+ENDPOINTS = {"floor": "/bench/floor", "lazy-parse": "/bench/parse",
+             "service": "/cds-services/spine-pathway-order-sign", "naive": "/bench/naive"}
 PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 
 
@@ -302,7 +303,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="patient sizes to run")
     args = parser.parse_args()
+    sizes = tuple(args.sizes)
     workdir = Path(tempfile.mkdtemp(prefix="cds-spine-bench-"))
     database_url = f"sqlite:///{workdir / 'cds-spine.db'}"
     port = free_port()
@@ -311,27 +314,29 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     results = []
     try:
-        for size in SIZES:
+        for size in sizes:
             payload = Payload(order_sign_request(size))
             for endpoint in ENDPOINTS:
                 result = measure(base, endpoint, payload, size, calls_for(size, endpoint, args.quick), memory)
                 results.append(result)
                 print(f"{size:>5} {endpoint:<8} p50 {result.p50:8.1f} ms  p95 {result.p95:8.1f} ms  "
                       f"{result.throughput:7.1f}/s  peak {result.peak_mib:6.0f} MiB", flush=True)
-        fallback_result = fallback(base, workdir, 1000, 0.1)
-        print(f"fallback p50 {fallback_result['p50']:.1f} ms", flush=True)
+        if sizes == SIZES:
+            fallback_result = fallback(base, workdir, 1000, 0.1)
+            print(f"fallback p50 {fallback_result['p50']:.1f} ms", flush=True)
     finally:
         memory.stop()
         server.terminate()
         server.wait(timeout=10)
-    service_1000 = next(m.p50 for m in results if m.size == 1000 and m.endpoint == "service")
-    audit = audit_share(f"sqlite:///{workdir / 'audit-share.db'}", 1000, service_1000)
+    by = {(m.size, m.endpoint): m.p50 for m in results}
+    for size in sizes:
+        print(f"service/floor at {size}: {by[(size, 'service')] / by[(size, 'floor')]:.2f}")
+    if sizes != SIZES:
+        return  # a partial run writes nothing
+    audit = audit_share(f"sqlite:///{workdir / 'audit-share.db'}", 1000, by[(1000, "service")])
     args.out.mkdir(parents=True, exist_ok=True)
     plot(results, args.out / "latency.png")
     (args.out / "results.md").write_text(report(results, fallback_result, audit, args.quick), encoding="utf-8")
-    by = {(m.size, m.endpoint): m.p50 for m in results}
-    for size in SIZES:
-        print(f"service/floor at {size}: {by[(size, 'service')] / by[(size, 'floor')]:.2f}")
     print(f"wrote {args.out / 'results.md'} and {args.out / 'latency.png'}")
 
 

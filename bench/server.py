@@ -1,7 +1,10 @@
 """The service under benchmark, as `make run` runs it (uvicorn, one worker, audit in SQLite; the body
 limit raised to 16 MB for the 5,000-resource patient), plus two reference endpoints in the same process:
 
-- POST /bench/floor: receive the body, decode the JSON, answer {"cards": []} (the floor);
+- POST /bench/floor: receive the body, decode the JSON with orjson (the fastest full decoder),
+  answer {"cards": []} (the floor);
+- POST /bench/parse: receive the body and parse it lazily as the service does (simdjson), nothing
+  read: a reference for how much of the floor is building Python objects;
 - POST /bench/naive: validate every prefetched resource with the fhir.resources R4B models, then
   evaluate as the service does (what a naive service would do), without the audit write.
 """
@@ -19,6 +22,7 @@ from cds_spine.app import create_app, tune_gc_for_serving
 from cds_spine.cdshooks.hooks import parse_call
 from cds_spine.cdshooks.models import CdsResponse
 from cds_spine.cdshooks.services import SERVICES
+from cds_spine import jsonio
 from cds_spine.jsonio import JsonResponse
 from cds_spine.settings import Settings
 
@@ -32,6 +36,11 @@ def build(database_url: str):
     @app.post("/bench/floor")
     async def floor(request: Request) -> JsonResponse:
         orjson.loads(await request.body())
+        return JsonResponse({"cards": []})
+
+    @app.post("/bench/parse")
+    async def parse(request: Request) -> JsonResponse:
+        jsonio.parse(await request.body())
         return JsonResponse({"cards": []})
 
     @app.post("/bench/naive")

@@ -38,17 +38,24 @@ def validate(model: type[Model], data: Any, prefix: str = "") -> Model:
 
 
 def decode_json(body: bytes, max_containers: int) -> dict[str, Any]:
-    """A JSON object; parsing is bounded by the body size, `max_containers` and orjson's nesting cap (1024)."""
+    """A JSON object, its members as plain Python, except the values under `prefetch`, which stay lazy
+    (only the resources the rules read are ever made into Python objects). Parsing is bounded by the
+    body size, `max_containers`, and a nesting depth of 1024."""
     # Each container takes at least two bytes, so only a body over 2 * max_containers needs counting.
     if len(body) > 2 * max_containers and body.count(b"{") + body.count(b"[") > max_containers:
         raise InvalidRequest(Issue("too-costly", f"the body has more than {max_containers} JSON objects and "
                                                  f"arrays (CDS_SPINE_MAX_JSON_CONTAINERS)"))
     try:
-        data = jsonio.loads(body)
+        document = jsonio.parse(body)
     except jsonio.JSONDecodeError as exc:
         raise InvalidRequest(Issue("structure", f"the body is not valid JSON ({exc})")) from None
-    if not isinstance(data, dict):
+    if document.__class__ not in jsonio.OBJECTS:
         raise InvalidRequest(Issue("structure", "the body must be a JSON object"))
+    data = {key: jsonio.materialize(document[key]) for key in document.keys() if key != "prefetch"}
+    if "prefetch" in document:
+        prefetch = document["prefetch"]
+        data["prefetch"] = ({key: prefetch[key] for key in prefetch.keys()} if prefetch.__class__ in jsonio.OBJECTS
+                            else jsonio.materialize(prefetch))
     return data
 
 

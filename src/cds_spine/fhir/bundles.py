@@ -3,21 +3,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..jsonio import ARRAYS, OBJECTS, materialize
+
 Keep = Callable[[dict], bool]
 """Which resources the decision reads (the one-pass relevance filter); only those are kept."""
 
 
-def kept_entries(bundle: dict, keep: Keep) -> tuple[list[dict], list[dict]]:
-    """(kept resources, OperationOutcomes) of a Bundle, in one pass over its entries. One pass matters:
-    a large prefetch no longer fits in the CPU caches, and every walk over it costs (bench/results.md)."""
+def kept_entries(bundle, keep: Keep) -> tuple[list[dict], list[dict]]:
+    """(kept resources, OperationOutcomes) of a Bundle, as plain dicts, in one pass over its entries.
+    The Bundle may be lazy (jsonio.parse): then only the kept resources are ever made into Python
+    objects, which is what keeps a large prefetch cheap (bench/results.md)."""
     entries = bundle.get("entry")
     kept: list[dict] = []
     outcomes: list[dict] = []
-    for entry in entries if entries.__class__ is list else ():
-        resource = entry.get("resource") if entry.__class__ is dict else None
-        if resource.__class__ is dict:
+    for entry in entries if entries.__class__ in ARRAYS else ():
+        resource = entry.get("resource") if entry.__class__ in OBJECTS else None
+        if resource.__class__ in OBJECTS:
             if resource.get("resourceType") == "OperationOutcome":
-                outcomes.append(resource)
+                outcomes.append(materialize(resource))
             elif keep(resource):
-                kept.append(resource)
+                kept.append(materialize(resource))
     return kept, outcomes

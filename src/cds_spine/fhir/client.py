@@ -64,10 +64,10 @@ class FhirClient:
         if response.status_code != 200:
             raise FhirError(f"FHIR server answered HTTP {response.status_code}")
         try:
-            body = jsonio.loads(response.content)
+            body = jsonio.parse(response.content)
         except jsonio.JSONDecodeError:
             raise FhirError("FHIR server answered with invalid JSON") from None
-        if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        if body.__class__ not in jsonio.OBJECTS or body.get("resourceType") != "Bundle":
             raise FhirError("FHIR server answered with something other than a Bundle")
         return body
 
@@ -78,9 +78,9 @@ def _is_error(outcome: dict) -> bool:
                for issue in (issues if isinstance(issues, list) else []))
 
 
-def _next_link(bundle: dict, base: str) -> str | None:
+def _next_link(bundle, base: str) -> str | None:
     links = bundle.get("link")
-    for link in links if isinstance(links, list) else []:
-        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+    for link in links if links.__class__ in jsonio.ARRAYS else ():
+        if link.__class__ in jsonio.OBJECTS and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return urljoin(base.rstrip("/") + "/", link["url"])
     return None

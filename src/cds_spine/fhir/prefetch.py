@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from ..jsonio import ARRAYS, OBJECTS, materialize
 from .bundles import Keep, kept_entries
 from .client import FhirClient, FhirError
 
@@ -66,24 +67,24 @@ class PrefetchValue:
 
 
 def _is_outcome(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
+    return value.__class__ in OBJECTS and value.get("resourceType") == "OperationOutcome"
 
 
 def read_prefetch_value(value: Any, keep: Keep) -> PrefetchValue:
     """What one prefetch value tells us (the caller handles an absent key)."""
     if value is None:
         return PrefetchValue(supplied=True)
-    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str) or _is_outcome(value):
+    if value.__class__ not in OBJECTS or not isinstance(value.get("resourceType"), str) or _is_outcome(value):
         return PrefetchValue(supplied=False)
-    if value["resourceType"] != "Bundle":
-        return PrefetchValue(supplied=True, resources=(value,) if keep(value) else ())
+    if value.get("resourceType") != "Bundle":
+        return PrefetchValue(supplied=True, resources=(materialize(value),) if keep(value) else ())
     resources, outcomes = kept_entries(value, keep)
     if outcomes:
         return PrefetchValue(supplied=False)
     links = value.get("link")
-    next_url = next((link.get("url") for link in links if isinstance(link, dict)
+    next_url = next((link.get("url") for link in links if link.__class__ in OBJECTS
                      and link.get("relation") == "next" and isinstance(link.get("url"), str)),
-                    None) if isinstance(links, list) else None
+                    None) if links.__class__ in ARRAYS else None
     return PrefetchValue(supplied=True, resources=tuple(resources), next_url=next_url)
 
 

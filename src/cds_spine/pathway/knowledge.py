@@ -13,7 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-import orjson
+import simdjson
 import yaml
 from fhir.resources.R4B.valueset import ValueSet
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
@@ -392,8 +392,8 @@ def _attributes(entry) -> dict[str, str]:
 
 def _load_valueset(path: Path) -> list[tuple[Code, Mapping[str, str]]]:
     try:
-        valueset = ValueSet.model_validate(orjson.loads(path.read_bytes()))
-    except (OSError, orjson.JSONDecodeError, ValidationError) as exc:
+        valueset = ValueSet.model_validate(simdjson.loads(path.read_bytes()))
+    except (OSError, ValueError, RuntimeError, ValidationError) as exc:
         raise KnowledgeError(f"{path}: not a valid FHIR R4 ValueSet: {exc}") from None
     if valueset.id != path.stem:
         raise KnowledgeError(f"{path}: id {valueset.id!r} must equal the file name {path.stem!r}")
