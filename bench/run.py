@@ -229,7 +229,7 @@ def plot(results: list[Measurement], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for endpoint, style in (("floor", "o--"), ("service", "s-"), ("naive", "^:")):
+    for endpoint, style in (("floor", "o--"), ("lazy-parse", "x-."), ("service", "s-"), ("naive", "^:")):
         points = [(m.size, m.p50) for m in results if m.endpoint == endpoint]
         axis.plot([p[0] for p in points], [p[1] for p in points], style, label=endpoint)
     axis.set_xscale("log")
@@ -257,9 +257,16 @@ def report(results: list[Measurement], fallback_result: dict, audit: dict, quick
         " care). Latency: sequential calls; throughput: "
         f"{CONCURRENCY} concurrent clients; peak memory: the server's RSS while serving that size.",
         "",
-        "- floor: receive the body and decode the JSON, answer `{\"cards\": []}` (same process);",
-        "- service: the real service call, audit record committed before the answer;",
-        "- naive: every resource validated with fhir.resources R4B first, then evaluated (no audit).",
+        "- floor: receive the body and decode the JSON with orjson (the fastest full decoder), answer"
+        " `{\"cards\": []}` (same process);",
+        "- lazy-parse: receive the body and parse it as the service does (simdjson), reading nothing: how much"
+        " of the floor is making Python objects;",
+        "- service: the real service call: parse lazily, keep the relevant resources in one pass (only those"
+        " become Python objects), validate them, assess, render, commit the audit record, answer;",
+        "- naive: every resource decoded and validated with fhir.resources R4B, then evaluated (no audit).",
+        "",
+        "The service can be cheaper than the floor: the floor builds Python objects for the whole prefetch, the"
+        " service only for the resources the rules read.",
         "",
         "| resources | body | endpoint | p50 ms | p95 ms | p99 ms | calls/s | peak RSS MiB | cards |",
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
@@ -270,12 +277,16 @@ def report(results: list[Measurement], fallback_result: dict, audit: dict, quick
             m = by[(size, endpoint)]
             lines.append(f"| {size} | {body_kib:,.0f} KiB | {endpoint} | {m.p50:.1f} | {m.p95:.1f} | {m.p99:.1f} "
                          f"| {m.throughput:.1f} | {m.peak_mib:.0f} | {m.cards} |")
-    lines += ["", "## Ratios (p50)", "", "| resources | service / floor | naive / floor | service µs per resource |",
-              "|---:|---:|---:|---:|"]
+    lines += ["", "## Ratios (p50)", "",
+              "| resources | service / floor | naive / floor | service µs per resource | floor µs per resource |",
+              "|---:|---:|---:|---:|---:|"]
     for size in SIZES:
         service, floor, naive = by[(size, "service")], by[(size, "floor")], by[(size, "naive")]
         lines.append(f"| {size} | {service.p50 / floor.p50:.2f} | {naive.p50 / floor.p50:.2f} "
-                     f"| {service.p50 * 1000 / size:.0f} |")
+                     f"| {service.p50 * 1000 / size:.0f} | {floor.p50 * 1000 / size:.0f} |")
+    lines += ["", "Per resource, the service's cost is nearly flat from 1,000 to 5,000 resources (linear growth);"
+              " the small rise, shared by the floor, is memory: an 8 MB body and its objects no longer fit in the"
+              " CPU caches. Below 1,000 resources, fixed per-call costs dominate (the audit commit, about 1 ms)."]
     lines += [
         "",
         "## FHIR fallback",
