@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
+import pytest
 
 CDS_SPINE = str(Path(sys.executable).parent / "cds-spine")
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,3 +26,33 @@ def clean_env(**settings: str) -> dict[str, str]:
 def run_cli(*args: str, **settings: str) -> subprocess.CompletedProcess:
     return subprocess.run([CDS_SPINE, *args], capture_output=True, text=True, timeout=120, env=clean_env(**settings),
                           cwd=ROOT)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serving(cwd: Path = ROOT, **settings: str) -> Iterator[str]:
+    """`cds-spine serve` as a real server on a free port; yields its base URL once /healthz answers."""
+    port = free_port()
+    process = subprocess.Popen([CDS_SPINE, "serve", "--port", str(port)], env=clean_env(**settings), cwd=cwd,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail(f"the service did not start: {process.stdout.read()}")
+    try:
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import time
 
 import httpx
 import pytest
 
-from cli import CDS_SPINE, ROOT, clean_env, run_cli
+from cli import ROOT, run_cli, serving
 
 EXAMPLES = ROOT / "examples"
 INDEX = json.loads((EXAMPLES / "index.json").read_text())
@@ -69,31 +67,10 @@ def test_bad_setting_is_named():
     assert result.returncode == 2 and "CDS_SPINE_FHIR_TIMEOUT_SECONDS" in result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def server():
-    port = free_port()
-    process = subprocess.Popen([CDS_SPINE, "serve", "--port", str(port)], env=clean_env(), cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail(f"the service did not start: {process.stdout.read()}")
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+def server(tmp_path):
+    with serving(tmp_path) as base:
+        yield base
 
 
 def test_serve_answers_over_real_http(server):

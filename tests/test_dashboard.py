@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 
-import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from cli import CDS_SPINE, ROOT, clean_env
+from cli import ROOT, serving
 from reporting import KEY, populate
-from test_cli import free_port
 
 OUTPUT = ROOT / "test-output"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -31,24 +27,8 @@ def chromium() -> str:
 def dashboard_server(make_client, tmp_path):
     database = f"sqlite:///{tmp_path / 'dashboard.db'}"
     months = populate(make_client(database_url=database, audit_api_key=KEY))
-    port = free_port()
-    process = subprocess.Popen([CDS_SPINE, "serve", "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True,
-                               env=clean_env(CDS_SPINE_DATABASE_URL=database, CDS_SPINE_AUDIT_API_KEY=KEY))
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail(f"the service did not start: {process.stdout.read()}")
-    yield base, months
-    process.terminate()
-    process.wait(timeout=10)
+    with serving(tmp_path, CDS_SPINE_DATABASE_URL=database, CDS_SPINE_AUDIT_API_KEY=KEY) as base:
+        yield base, months
 
 
 def painted_pixels(page, canvas_id: str) -> int:

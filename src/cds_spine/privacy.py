@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 
 
 class PatientIdHasher:
-    def __init__(self, key: bytes | None = None) -> None:
-        self._key = key or secrets.token_bytes(32)
+    def __init__(self, key: bytes) -> None:
+        self._key = key
 
     def __call__(self, patient_id: str) -> str:
         return hmac.new(self._key, patient_id.encode(), hashlib.sha256).hexdigest()[:24]

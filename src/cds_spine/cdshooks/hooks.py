@@ -9,13 +9,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .. import jsonio
+from ..errors import DataUnavailableError, InvalidRequest, Issue
 from ..fhir.client import FhirClient
 from ..fhir.gather import build_record, read_draft_orders, relevance_filter
 from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAccess, Obtained, obtain
 from ..pathway import Assessment, ClassifiedOrder, Knowledge, assess, classify_all, summarize_patient
 from ..settings import Settings
 from .cards import CardOptions, render_one, render_patient_summary
-from ..errors import DataUnavailableError, InvalidRequest, Issue
 from .models import CONTEXTS, Card, HookRequest, OrderSelectContext, PatientViewContext, Service
 
 Model = TypeVar("Model", bound=BaseModel)
