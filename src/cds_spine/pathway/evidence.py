@@ -159,7 +159,8 @@ class _Reader:
             self.add(group.id, group.label, entry.reference, description, days)
         elif self.count_prior_esi and entry.status == "completed" and self.knowledge.find(
                 entry.codes, self.knowledge.config.orders.esi.valueset):
-            self.add(ESI_CATEGORY, "Epidural steroid injection", entry.reference, description, days)
+            self.add(ESI_CATEGORY, self.knowledge.config.rules.surgery.prior_esi_label, entry.reference,
+                     description, days)
         else:
             self.reject_if_not_counted(entry.reference, entry.codes, description, days)
 

@@ -103,6 +103,7 @@ class EsiRule(_Strict):
 class SurgeryRule(_Strict):
     min_conservative_days: int = Field(ge=0)
     prior_esi_counts: bool
+    prior_esi_label: str = Field(min_length=1)
     rule: str
     source: Source
 
