@@ -54,9 +54,11 @@ def test_dashboard_renders_the_fixture_numbers(chromium, dashboard_server):
         assert page.url.endswith("/dashboard/sign-in")
         page.fill("#key", "wrong")
         page.click("button[type=submit]")
-        assert page.is_visible("#failed")
+        page.wait_for_url("**/dashboard/sign-in?failed=1")
+        page.wait_for_selector("#failed", state="visible")
         page.fill("#key", KEY)
         page.click("button[type=submit]")
+        page.wait_for_url("**/dashboard")
         page.wait_for_selector("body[data-loaded=true]", timeout=15000)
 
         assert page.text_content("#tile-orders") == "4"
