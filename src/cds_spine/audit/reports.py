@@ -27,7 +27,6 @@ GROUPINGS = ("month", "clinician", "order-type", "service")
 Grouping = Literal["month", "clinician", "order-type", "service"]
 MEASURE_URL = "https://cds-spine.org/fhir/Measure/conservative-therapy-before-esi-and-spine-surgery"
 POPULATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-population"
-ADHERENT = ("met", "exempt")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
 """The audit store: every service call and every feedback, committed before the response is sent.
 
-Services record through the AuditStore interface only; SqlAuditStore is its implementation on
-SQLAlchemy (SQLite by default, PostgreSQL in production).
+SqlAuditStore records on SQLAlchemy: SQLite by default, PostgreSQL in production.
 """
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -74,14 +72,6 @@ class FeedbackEvent:
     override_comment: str | None
     outcome_timestamp: datetime
     received_at: datetime
-
-
-class AuditStore(Protocol):
-    patient_hasher: PatientIdHasher
-
-    def record_call(self, record: CallRecord) -> None: ...
-
-    def record_feedback(self, events: Sequence[FeedbackEvent]) -> None: ...
 
 
 def _codes(order: ClassifiedOrder) -> list[dict]:

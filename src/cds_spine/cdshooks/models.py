@@ -15,7 +15,6 @@ from uuid import UUID
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-HOOKS = ("patient-view", "order-select", "order-sign")
 
 
 def _absolute_url(value: str) -> str:

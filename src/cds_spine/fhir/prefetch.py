@@ -51,10 +51,11 @@ class FhirAccess:
     allow_unauthenticated: bool
 
     def why_not(self) -> str | None:
+        """Why the FHIR server cannot be queried, or None when it can."""
         if not self.server:
-            return "not in prefetch and the request has no fhirServer"
+            return "the request has no fhirServer"
         if not self.token and not self.allow_unauthenticated:
-            return ("not in prefetch and the request has no fhirAuthorization "
+            return ("the request has no fhirAuthorization "
                     "(unauthenticated FHIR access is off: CDS_SPINE_ALLOW_UNAUTHENTICATED_FHIR)")
         return None
 
@@ -106,9 +107,9 @@ async def _obtain_key(key: str, value: PrefetchValue, patient_id: str, access: F
         return list(value.resources)
     problem = access.why_not()
     if problem:
-        if value.supplied:
-            problem = "prefetch has more pages (a next link) that cannot be fetched: " + problem.split(" and ", 1)[-1]
-        raise DataUnavailable(key, problem)
+        situation = "prefetch has more pages (a next link) that cannot be fetched:" if value.supplied else \
+            "not in prefetch and"
+        raise DataUnavailable(key, f"{situation} {problem}")
     try:
         if value.supplied:
             return list(value.resources) + await client.follow(access.server, value.next_url, access.token, keep)
