@@ -15,6 +15,7 @@ import pytest
 
 CDS_SPINE = str(Path(sys.executable).parent / "cds-spine")
 ROOT = Path(__file__).resolve().parent.parent
+VALUESET_COUNT = len(list((ROOT / "cards" / "valuesets").glob("*.json")))
 
 
 def clean_env(**settings: str) -> dict[str, str]:

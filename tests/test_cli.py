@@ -7,7 +7,7 @@ import subprocess
 import httpx
 import pytest
 
-from cli import ROOT, run_cli, serving
+from cli import ROOT, VALUESET_COUNT, run_cli, serving
 
 EXAMPLES = ROOT / "examples"
 INDEX = json.loads((EXAMPLES / "index.json").read_text())
@@ -38,7 +38,7 @@ def test_evaluate_a_bad_request_prints_an_operation_outcome(tmp_path):
 def test_check_config_reports_the_packed_knowledge():
     result = run_cli("check-config")
     assert result.returncode == 0, result.stderr
-    assert "site-packages/cds_spine/cards" in result.stdout and "23 value sets" in result.stdout
+    assert "site-packages/cds_spine/cards" in result.stdout and f"{VALUESET_COUNT} value sets" in result.stdout
 
 
 def test_cards_dir_setting_points_to_another_copy(tmp_path):

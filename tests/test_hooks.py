@@ -47,7 +47,7 @@ def test_pending_pt_referral_in_the_session_still_warns_but_offers_no_referral(c
     card = response.json()["cards"][0]
     assert card["indicator"] == "warning"
     assert "suggestions" not in card
-    assert "ServiceRequest/pt-1" in card["detail"] and "already ordered" in card["detail"]
+    assert "ServiceRequest/pt-1" in card["detail"] and "already on record" in card["detail"]
 
 
 def test_active_pt_referral_in_the_record_is_ordered_not_done(client):
@@ -94,7 +94,7 @@ def test_patient_view_with_radiculopathy_summarizes_the_pathway(client):
     assert card["indicator"] == "info"
     assert "43 days" in card["summary"]
     assert "ESI criteria met" in card["summary"] and "surgery criteria met" in card["summary"]
-    assert "Physical therapy: 7 visit(s)" in card["detail"]
+    assert "Physical therapy: 7 visits" in card["detail"]
 
 
 def test_patient_view_with_red_flag_says_waived(client):

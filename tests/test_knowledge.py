@@ -51,10 +51,10 @@ def edit(cards, old: str, new: str) -> None:
     ("      url: https://www.cms.gov", "      url: not a url https://www.cms.gov", "rules.esi.source.url"),
     ("  criteria-met:\n", "  criteria-unknown:\n", "findings"),
     ("valueset: medication-nsaid", "valueset: medication-nsaids", "conservative.medications[0].valueset"),
-    ("{days} days of conservative therapy documented; criteria",
+    ("{days} {days:day|days} of conservative therapy documented; criteria",
      "{days} days of conservative therapy documented, and that is a very long way of saying that the criteria "
      "of the pathway", "findings.criteria-met.summary"),
-    ("Only {days} days", "Only {dayz} days", "findings.conservative-short.summary"),
+    ("Only {days} {days:day|days}", "Only {dayz} days", "findings.conservative-short.summary"),
 ])
 def test_bad_pathway_file_names_file_and_field(cards, old, new, field):
     edit(cards, old, new)

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from cds_spine.pathway import Decision, assess, classify_all, summarize_patient
+from cds_spine.pathway import Criteria, Decision, assess, classify_all, summarize_patient
 from cds_spine.pathway.record import (
     Code, ConditionEntry, DraftOrder, MedicationEntry, PatientRecord, Period, ProcedureEntry, ServiceRequestEntry,
 )
@@ -38,8 +38,8 @@ def visit(days_ago: int, code: str = "97110", system: str = CPT, status: str = "
 def statement(start: int, end: int | None, code: str | None = "197806", text: str | None = None,
               status: str = "completed") -> MedicationEntry:
     codes = (Code(RXNORM, code),) if code else ()
-    return MedicationEntry(f"MedicationStatement/{code}-{start}", codes, text, status,
-                           effective=Period(ago(start), ago(end) if end is not None else None))
+    return MedicationEntry(f"MedicationStatement/{code}-{start}", codes, text, status, start=ago(start),
+                           stated_end=ago(end) if end is not None else None)
 
 
 def esi_done(days_ago: int, code: str = "64483") -> ProcedureEntry:
@@ -162,21 +162,39 @@ def test_active_statement_without_end_runs_until_today(knowledge):
     assert run(knowledge, with_dx(medications=(statement(27, None, status="active"),))).history.days == 28
 
 
-def request_entry(status: str = "active", supply: int | None = 30, repeats: int = 0, authored: int | None = 100,
-                  validity: Period | None = None) -> MedicationEntry:
-    return MedicationEntry(f"MedicationRequest/{status}", (Code(RXNORM, "197806"),), None, status,
-                           authored_on=ago(authored) if authored is not None else None, supply_days=supply,
-                           repeats=repeats, validity=validity)
+def request_entry(status: str = "active", authored: int = 100, end: int | None = 71,
+                  course_type: str | None = None) -> MedicationEntry:
+    return MedicationEntry(f"MedicationRequest/{status}-{authored}", (Code(RXNORM, "197806"),), None, status,
+                           start=ago(authored), stated_end=ago(end) if end is not None else None,
+                           course_type=course_type)
 
 
 @pytest.mark.parametrize("entry,days", [
-    (request_entry(supply=30, repeats=0), 30),
-    (request_entry(supply=30, repeats=2), 90),
-    (request_entry(supply=None, validity=Period(ago(100), ago(61))), 40),
-    (request_entry(supply=None), 1),
+    (request_entry(end=71), 30),
+    (request_entry("completed", end=None), 1),
+    (request_entry("stopped", end=None), 1),
+    (request_entry("active", end=None), 101),
+    (request_entry("active", authored=500, end=None), 366),
+    (request_entry("active", end=None, course_type="acute"), 1),
 ])
 def test_medication_request_duration(knowledge, entry, days):
     assert run(knowledge, with_dx(medications=(entry,))).history.days == days
+
+
+def test_renewals_of_one_ingredient_join_one_course(knowledge):
+    yearly = tuple(request_entry("completed", authored=d, end=None) for d in (1100, 730, 365)) + (
+        request_entry("active", authored=10, end=None),)
+    result = run(knowledge, with_dx(medications=yearly))
+    assert result.history.days == 366
+    [course] = result.history.evidence
+    assert len(course.references) == 4  # one course, from the first order (clipped to the window) to today
+
+
+@pytest.mark.parametrize("gap,joined", [(399, True), (401, False)])
+def test_renewal_gap_boundary(knowledge, gap, joined):
+    orders = (request_entry("completed", authored=gap + 2, end=None), request_entry("completed", authored=1, end=None))
+    result = run(knowledge, with_dx(medications=orders))
+    assert result.history.days == (365 if joined else 1)
 
 
 @pytest.mark.parametrize("status,counts", [("active", True), ("completed", True), ("stopped", True),
@@ -194,7 +212,7 @@ def pt_service_request(status: str) -> ServiceRequestEntry:
 def test_only_completed_referrals_count(knowledge, status, counts):
     result = run(knowledge, with_dx(service_requests=(pt_service_request(status),)))
     assert bool(result.history.evidence) is counts
-    assert (result.pending_referrals == ("ServiceRequest/active",)) is (status == "active")
+    assert ([r.reference for r in result.pending_referrals] == ["ServiceRequest/active"]) is (status == "active")
 
 
 def test_completed_referral_without_occurrence_uses_authored_on(knowledge):
@@ -210,7 +228,8 @@ def test_passive_or_ambiguous_measures_never_count_and_are_named(knowledge, code
     visits = tuple(visit(d, code=code, system=system) for d in range(90, 20, -7))
     result = run(knowledge, with_dx(procedures=visits))
     assert result.history.evidence == ()
-    assert len(result.history.not_counted) == len(visits)
+    [line] = result.history.not_counted
+    assert len(line.references) == len(visits)
 
 
 @pytest.mark.parametrize("code,system", [("97110", CPT), ("98940", CPT), ("97810", CPT), ("97124", CPT),
@@ -241,7 +260,7 @@ def test_opioids_never_count_even_with_acetaminophen(knowledge, code, text):
 def test_known_non_conservative_code_is_not_rescued_by_its_text(knowledge):
     # A code a value set knows decides; the ingredient fallback is for unknown codes only.
     entry = MedicationEntry("MedicationStatement/x", (Code(RXNORM, "1049625", "oxycodone"),), "ibuprofen",
-                            "completed", effective=Period(ago(40), ago(5)))
+                            "completed", start=ago(40), stated_end=ago(5))
     assert run(knowledge, with_dx(medications=(entry,))).history.evidence == ()
 
 
@@ -340,7 +359,8 @@ def test_warning_leads_info(knowledge):
 
 def test_pending_referral_in_the_ordering_session(knowledge):
     referral = DraftOrder("ServiceRequest/pt", (Code(CPT, "97161"),), None, "draft")
-    assert run(knowledge, with_dx(), session=[order(), referral]).pending_referrals == ("ServiceRequest/pt",)
+    [pending] = run(knowledge, with_dx(), session=[order(), referral]).pending_referrals
+    assert pending.reference == "ServiceRequest/pt"
 
 
 # --- patient view ------------------------------------------------------------------------------------
@@ -349,7 +369,7 @@ def test_patient_summary_only_for_spine_diagnoses(knowledge):
     assert summarize_patient(PatientRecord(conditions=(radicular("I10"),)), knowledge, NOW) is None
     summary = summarize_patient(with_dx(procedures=(visit(60), visit(30), esi_done(10))), knowledge, NOW)
     assert (summary.history.days, summary.esi, summary.surgery_days, summary.surgery) == (
-        31, Decision.MET, 51, Decision.MET)
+        31, Criteria.MET, 51, Criteria.MET)
 
 
 def test_evaluation_is_deterministic(knowledge):

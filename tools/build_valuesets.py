@@ -81,15 +81,38 @@ def expansion_entry(row: dict[str, str], attributes: dict[str, str]) -> dict:
     return entry
 
 
+# Spinal segments a display names -> the region attribute the pathway reads (cards/pathway.yaml
+# region_segments says which segments each region covers); the whole spine is no region at all.
+REGION_OF_SEGMENTS = {
+    frozenset({"cervical"}): "cervical",
+    frozenset({"thoracic"}): "thoracic",
+    frozenset({"lumbar"}): "lumbar",
+    frozenset({"cervical", "thoracic"}): "cervical-thoracic",
+    frozenset({"thoracic", "lumbar"}): "thoracolumbar",
+}
+
+
+def region_from_display(display: str, keywords: dict[str, list[str]]) -> str | None:
+    """The region a display names: every keyword found (a whole word or phrase) adds its segments."""
+    words = f" {' '.join(re.findall(r'[a-z]+(?:-[a-z]+)*', display.lower()))} "
+    segments = {segment for keyword, found in keywords.items() if f" {keyword} " in words for segment in found}
+    return REGION_OF_SEGMENTS.get(frozenset(segments))
+
+
 def build_valueset(name: str, spec: dict, knowledge: Path) -> dict:
     contains: dict[tuple[str, str], dict] = {}
+    keywords = spec.get("region_keywords") or {}
     for include in spec["include"]:
         rows = select(read_rows(knowledge / include["file"]), include)
         overrides = include.get("attributes") or {}
         for row in rows:
             attributes = parse_attributes(row["attributes"])
             attributes.pop("category", None)
+            attributes.update(parse_attributes(overrides.get("all", "")))
             attributes.update(parse_attributes(overrides.get(row["code"], "")))
+            region = region_from_display(row["display"], keywords) if keywords else None
+            if region and "region" not in attributes:
+                attributes["region"] = region
             contains[(row["system"], row["code"])] = expansion_entry(row, attributes)
     return {
         "resourceType": "ValueSet",

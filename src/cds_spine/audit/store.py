@@ -93,6 +93,7 @@ def _assessment_row(call_id: str, assessment: Assessment) -> dict:
         "findings": [{"code": f.code, "severity": f.severity, "facts": dict(f.facts), "evidence": list(f.evidence)}
                      for f in assessment.findings],
         "evidence": [{"category": e.category, "label": e.label, "reference": e.reference,
+                      "references": list(e.references),
                       "description": e.description, "start": e.start.isoformat(), "end": e.end.isoformat()}
                      for e in assessment.history.evidence],
     }

@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..pathway import Assessment, Decision, Knowledge, PatientSummary
+from ..pathway import Assessment, Criteria, Decision, Knowledge, PatientSummary
 from ..pathway.evidence import ConservativeHistory, Evidence
+from ..pathway.knowledge import WORDING
 from .models import Action, Card, Link, OverrideReason, Source, Suggestion
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
@@ -30,16 +31,29 @@ def _lookback_months(knowledge: Knowledge) -> int:
 
 
 def _evidence_lines(knowledge: Knowledge, evidence: Sequence[Evidence]) -> list[str]:
-    """Visits grouped by modality ("Physical therapy: 6 visit(s), first to last"), then each medication."""
+    """Visits grouped by modality ("Physical therapy: 6 visits, first to last"), then each medication course."""
     wording = knowledge.config.card.detail
     visits: dict[str, list[Evidence]] = {}
     for item in evidence:
         if not item.is_medication:
             visits.setdefault(item.label, []).append(item)
-    lines = [wording.procedure_line.format(label=label, count=len(items), start=min(i.start for i in items),
-                                           end=max(i.end for i in items)) for label, items in visits.items()]
-    lines += [wording.medication_line.format(label=item.label, description=_md(item.description), start=item.start,
-                                             end=item.end) for item in evidence if item.is_medication]
+    lines = [WORDING.format(wording.procedure_line, label=label, count=len(items), start=min(i.start for i in items),
+                            end=max(i.end for i in items)) for label, items in visits.items()]
+    lines += [WORDING.format(wording.medication_line, label=item.label, description=_md(item.description),
+                             count=len(item.references), start=item.start, end=item.end)
+              for item in evidence if item.is_medication]
+    return lines
+
+
+def _not_counted_lines(knowledge: Knowledge, history: ConservativeHistory) -> list[str]:
+    """One line per drug or modality and reason, at most `not_counted_limit`, then "and N more"."""
+    wording = knowledge.config.card.detail
+    lines = [WORDING.format(wording.not_counted_line if len(item.references) > 1 else wording.not_counted_once,
+                            description=_md(item.description), reason=_md(item.reason), count=len(item.references),
+                            start=item.start, end=item.end) for item in history.not_counted]
+    if len(lines) > wording.not_counted_limit:
+        hidden = len(lines) - wording.not_counted_limit + 1
+        lines = lines[:wording.not_counted_limit - 1] + [WORDING.format(wording.not_counted_more, count=hidden)]
     return lines
 
 
@@ -47,17 +61,16 @@ def _history_section(knowledge: Knowledge, history: ConservativeHistory) -> list
     wording = knowledge.config.card.detail
     months = _lookback_months(knowledge)
     if not history.evidence:
-        section = [wording.nothing_found.format(lookback_months=months)]
+        section = [WORDING.format(wording.nothing_found, lookback_months=months)]
     else:
-        section = [wording.found_heading.format(lookback_months=months)]
+        section = [WORDING.format(wording.found_heading, lookback_months=months)]
         section += _bullets(_evidence_lines(knowledge, history.evidence))
         section.append("")
-        section.append(wording.episode.format(days=history.days, start=history.longest.start,
-                                              end=history.longest.end))
+        section.append(WORDING.format(wording.episode, days=history.days, start=history.longest.start,
+                                      end=history.longest.end))
     if history.not_counted:
         section += ["", wording.not_counted_heading]
-        section += _bullets(wording.not_counted_line.format(description=_md(item.description), reason=item.reason)
-                            for item in history.not_counted)
+        section += _bullets(_not_counted_lines(knowledge, history))
     return section
 
 
@@ -70,31 +83,37 @@ def _paragraphs(*blocks: Iterable[str]) -> str:
 
 
 def _summary(knowledge: Knowledge, code: str, facts: dict) -> str:
-    return knowledge.config.findings[code].summary.format(**facts)
+    return WORDING.format(knowledge.config.findings[code].summary, **facts)
+
+
+def _headed(heading: str, lines: Sequence[str]) -> list[str]:
+    return [heading, *_bullets(lines)] if lines else []
 
 
 def _detail(assessment: Assessment, knowledge: Knowledge) -> str:
     config = knowledge.config
     wording = config.card.detail
     rule = config.rules.esi if assessment.order.category == "esi" else config.rules.surgery
-    missing = [wording.missing.format(required=assessment.required_days, order=assessment.order_label)
+    missing = [WORDING.format(wording.missing, required=assessment.required_days, order=assessment.order_label)
                ] if assessment.decision is Decision.NOT_MET else []
-    missing += [wording.pending_referral.format(reference=reference) for reference in assessment.pending_referrals]
+    missing += [WORDING.format(wording.pending_referral, description=_md(referral.description),
+                               reference=referral.reference) for referral in assessment.pending_referrals]
     also = [_summary(knowledge, f.code, dict(f.facts)) for f in assessment.findings[1:]]
-    context = [wording.red_flag_line.format(condition=_md(flag.description), reference=flag.reference)
+    context = [WORDING.format(wording.red_flag_line, condition=_md(flag.description), reference=flag.reference)
                for flag in assessment.red_flags]
     if assessment.prior_injections:
-        context.append(wording.prior_esi_line.format(
-            region=config.regions.get(assessment.order.region, ""), count=len(assessment.prior_injections),
-            last=assessment.prior_injections[-1].day))
-    context += [wording.diagnosis_line.format(diagnosis=_md(d.description))
+        context.append(WORDING.format(
+            wording.prior_esi_line, region=config.regions.get(assessment.order.region, ""),
+            count=len(assessment.prior_injections), last=assessment.prior_injections[-1].day))
+    context += [WORDING.format(wording.diagnosis_line, diagnosis=_md(d.description))
                 for d in assessment.diagnoses if d.group in ("qualifying", "axial")]
     if assessment.unreadable:
-        context.append(wording.unreadable.format(count=len(assessment.unreadable),
-                                                 references=", ".join(assessment.unreadable)))
+        context.append(WORDING.format(wording.unreadable, count=len(assessment.unreadable),
+                                      references=", ".join(assessment.unreadable)))
     return _paragraphs(
-        _history_section(knowledge, assessment.history), missing, _bullets(also), _bullets(context),
-        [wording.rule.format(rule=rule.rule, source=rule.source.label, url=rule.source.url)],
+        _history_section(knowledge, assessment.history), missing, _headed(wording.also_heading, also),
+        _headed(wording.on_record_heading, context),
+        [WORDING.format(wording.rule, rule=rule.rule, source=rule.source.label, url=rule.source.url)],
         [config.card.pathway],
     )
 
@@ -164,11 +183,14 @@ def render_patient_summary(summary: PatientSummary | None, knowledge: Knowledge,
         return []
     config = knowledge.config
     wording = config.patient_view
-    words = {Decision.MET: wording.met, Decision.NOT_MET: wording.not_met, Decision.EXEMPT: wording.exempt}
+    words = {Criteria.MET: wording.met, Criteria.NOT_MET: wording.not_met, Criteria.EXEMPT: wording.exempt,
+             Criteria.NOT_INDICATED: wording.not_indicated}
     detail = config.card.detail
-    diagnoses = _bullets(detail.diagnosis_line.format(diagnosis=_md(d.description)) for d in summary.diagnoses)
-    text = wording.summary.format(days=summary.history.days, esi=words[summary.esi], surgery=words[summary.surgery])
-    source = Source(label=config.card.source_label)
+    diagnoses = _headed(detail.on_record_heading, [WORDING.format(detail.diagnosis_line, diagnosis=_md(d.description))
+                                                   for d in summary.diagnoses])
+    text = WORDING.format(wording.summary, days=summary.history.days, esi=words[summary.esi],
+                          surgery=words[summary.surgery])
+    source = Source(label=config.card.source_label, url=str(config.card.source_url))
     return [Card(
         uuid=uuid.uuid4(), summary=text, indicator="info", source=source,
         detail=_paragraphs(_history_section(knowledge, summary.history), diagnoses, [config.card.pathway]),

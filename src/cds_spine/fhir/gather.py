@@ -1,16 +1,17 @@
 """Raw FHIR JSON -> the pathway's PatientRecord and DraftOrders.
 
 One pass over the raw resources keeps those whose codes fall in a value set (or, for medications,
-whose text names a known ingredient); only those are validated (fhir/resources.py). A malformed
-resource that no rule reads cannot fail the request. Draft orders are read leniently,
+whose text names a known ingredient, or that name their drug by reference) and every Medication
+(the drugs references point to); only those are validated (fhir/resources.py). A malformed resource that no rule reads cannot fail the request. Draft orders are read leniently,
 whatever FHIR version the EHR speaks (DSTU2 MedicationOrder, STU3 ProcedureRequest, R4 ...).
 """
 from __future__ import annotations
 
 import calendar
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,17 +19,18 @@ from pydantic import ValidationError
 from ..jsonio import ARRAYS, OBJECTS
 from ..pathway.knowledge import Knowledge
 from ..pathway.record import (
-    Code, ConditionEntry, DraftOrder, MedicationEntry, PatientRecord, Period, ProcedureEntry, ServiceRequestEntry,
+    Code, ConditionEntry, DraftOrder, MedicationEntry, PatientRecord, Period, ProcedureEntry, Reason,
+    ServiceRequestEntry,
 )
 
 from .resources import (
-    MODELS, Condition, MedicationRequest, MedicationStatement, Procedure, ServiceRequest,
+    MODELS, Condition, Medication, MedicationRequest, MedicationStatement, Procedure, ServiceRequest,
 )
 
 log = logging.getLogger(__name__)
 MEDICATION_TYPES = frozenset({"MedicationStatement", "MedicationRequest"})
-DAYS_PER_UNIT = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30, "month": 30,
-                 "months": 30, "a": 365, "year": 365, "years": 365}
+DAYS_PER_UNIT = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "day": 1, "days": 1, "wk": 7, "week": 7,
+                 "weeks": 7, "mo": 30, "month": 30, "months": 30, "a": 365, "year": 365, "years": 365}
 
 
 # --- lenient reading of raw JSON -------------------------------------------------------------------
@@ -105,9 +107,13 @@ def relevance_filter(knowledge: Knowledge) -> Callable[[dict], bool]:
 
     def is_relevant(resource: dict) -> bool:
         resource_type = resource.get("resourceType")
+        if resource_type == "Medication":
+            return True
         is_medication = resource_type in MEDICATION_TYPES
         if is_medication:
             concept = resource.get("medicationCodeableConcept")
+            if concept is None and resource.get("medicationReference").__class__ in OBJECTS:
+                return True
         elif resource_type in MODELS:
             concept = resource.get("code")
         else:
@@ -164,6 +170,10 @@ def _codes(concept: Any) -> tuple[Code, ...]:
     return tuple(Code(c.system, c.code, c.display) for c in concept.coding or () if c.system and c.code)
 
 
+def _all_codes(concepts: Iterable[Any]) -> tuple[Code, ...]:
+    return tuple(code for concept in concepts for code in _codes(concept))
+
+
 def _status(concept: Any) -> str | None:
     codes = _codes(concept)
     return codes[0].code if codes else None
@@ -173,54 +183,140 @@ def _reference(resource: Any, index: int) -> str:
     return f"{resource.resourceType}/{resource.id or f'#{index}'}"
 
 
+def referenced_id(reference: str | None) -> str | None:
+    """The id a reference points to, whatever its form: `Type/id`, an absolute URL (with or without
+    `_history`), `urn:uuid:id`; None for a contained (`#id`) or empty reference."""
+    if not reference or reference.startswith("#"):
+        return None
+    if reference.startswith(("urn:uuid:", "urn:oid:")):
+        return reference[9:] or None
+    parts = reference.split("?", 1)[0].rstrip("/").split("/")
+    if "_history" in parts:
+        parts = parts[:parts.index("_history")]
+    return parts[-1] or None
+
+
+def _reasons(model: Any) -> tuple[Reason, ...]:
+    reasons = [Reason(codes=_codes(concept), text=concept.text) for concept in model.reasonCode]
+    reasons += [Reason(text=ref.display, condition_id=referenced_id(ref.reference))
+                for ref in model.reasonReference if ref.reference or ref.display]
+    return tuple(reasons)
+
+
 def _condition(model: Condition, reference: str) -> ConditionEntry:
     onset = _instant_or_period(model.onsetDateTime, model.onsetPeriod)
     abated = any(getattr(model, f"abatement{kind}") is not None
                  for kind in ("DateTime", "Age", "Period", "Range", "String"))
+    abatement = _instant_or_period(model.abatementDateTime, model.abatementPeriod)
     return ConditionEntry(reference, _codes(model.code), model.code.text if model.code else None,
                           _status(model.clinicalStatus), _status(model.verificationStatus),
-                          onset.start if onset else _day(model.recordedDate), abated)
+                          onset.start if onset else _day(model.recordedDate), abated,
+                          (abatement.end or abatement.start) if abatement else None)
 
 
 def _procedure(model: Procedure, reference: str) -> ProcedureEntry:
     return ProcedureEntry(reference, _codes(model.code), model.code.text if model.code else None, model.status,
-                          _instant_or_period(model.performedDateTime, model.performedPeriod))
+                          _instant_or_period(model.performedDateTime, model.performedPeriod),
+                          _reasons(model), _all_codes(model.bodySite))
 
 
-def _medication_text(model: MedicationStatement | MedicationRequest) -> str | None:
+def _drug(model: MedicationStatement | MedicationRequest, medications: dict[str, Medication]
+          ) -> tuple[tuple[Code, ...], str | None]:
+    """The drug's codes and name: the concept, else the Medication the reference points to (contained,
+    or among the resources), else the reference's display."""
     concept = model.medicationCodeableConcept
-    if concept is not None and concept.text:
-        return concept.text
-    return model.medicationReference.display if model.medicationReference else None
+    reference = model.medicationReference
+    if concept is None and reference is not None:
+        medication = _contained_medication(model, reference.reference) or medications.get(
+            referenced_id(reference.reference) or "")
+        concept = medication.code if medication else None
+    codes = _codes(concept)
+    text = concept.text if concept is not None and concept.text else None
+    return codes, text or (reference.display if reference else None)
 
 
-def _medication_statement(model: MedicationStatement, reference: str) -> MedicationEntry:
-    return MedicationEntry(reference, _codes(model.medicationCodeableConcept), _medication_text(model), model.status,
-                           effective=_instant_or_period(model.effectiveDateTime, model.effectivePeriod))
+def _contained_medication(model: Any, reference: str | None) -> Medication | None:
+    if not reference or not reference.startswith("#"):
+        return None
+    for resource in model.contained:
+        if resource.get("resourceType") == "Medication" and resource.get("id") == reference[1:]:
+            return Medication.model_validate(resource)
+    return None
 
 
-def _supply_days(duration: Any) -> int | None:
+def _medication_statement(model: MedicationStatement, reference: str, medications: dict) -> MedicationEntry:
+    codes, text = _drug(model, medications)
+    effective = _instant_or_period(model.effectiveDateTime, model.effectivePeriod)
+    start = (effective.start or effective.end) if effective else None
+    stated_end = effective.end if effective and model.effectivePeriod is not None else None
+    return MedicationEntry(reference, codes, text, model.status, start=start, stated_end=stated_end,
+                           reasons=_reasons(model))
+
+
+def _days_of(duration: Any) -> float | None:
     if duration is None or duration.value is None:
         return None
     per_unit = DAYS_PER_UNIT.get((duration.code or duration.unit or "d").lower())
-    return max(1, round(float(duration.value) * per_unit)) if per_unit else None
+    return float(duration.value) * per_unit if per_unit else None
 
 
-def _medication_request(model: MedicationRequest, reference: str) -> MedicationEntry:
+def _times_per_day(repeat: Any) -> float | None:
+    if repeat is None or not repeat.frequency or not repeat.period:
+        return None
+    period_days = repeat.period * DAYS_PER_UNIT.get((repeat.periodUnit or "").lower(), 0)
+    return repeat.frequency / period_days if period_days else None
+
+
+def _same_unit(a: Any, b: Any) -> bool:
+    unit_a, unit_b = (a.code or a.unit or "").lower(), (b.code or b.unit or "").lower()
+    return not unit_a or not unit_b or unit_a == unit_b
+
+
+def _supply_days(model: MedicationRequest) -> float | None:
+    """How many days the order lasts, from what the record states: dosage bounds, the supply duration, the
+    quantity over the daily dose, or the number of doses; None when it states none of them."""
+    dosage = model.dosageInstruction[0] if model.dosageInstruction else None
+    repeat = dosage.timing.repeat if dosage and dosage.timing else None
+    bounds = _days_of(repeat.boundsDuration) if repeat else None
+    if bounds:
+        return bounds
     dispense = model.dispenseRequest
-    return MedicationEntry(
-        reference, _codes(model.medicationCodeableConcept), _medication_text(model), model.status,
-        authored_on=_day(model.authoredOn),
-        supply_days=_supply_days(dispense.expectedSupplyDuration) if dispense else None,
-        repeats=(dispense.numberOfRepeatsAllowed or 0) if dispense else 0,
-        validity=_period(dispense.validityPeriod) if dispense else None,
-    )
+    fills = 1 + ((dispense.numberOfRepeatsAllowed or 0) if dispense else 0)
+    supply = _days_of(dispense.expectedSupplyDuration) if dispense else None
+    if supply:
+        return supply * fills
+    per_day = _times_per_day(repeat)
+    dose = next((d.doseQuantity for d in dosage.doseAndRate if d.doseQuantity and d.doseQuantity.value),
+                None) if dosage else None
+    quantity = dispense.quantity if dispense and dispense.quantity and dispense.quantity.value else None
+    if quantity and dose and per_day and _same_unit(quantity, dose):
+        return quantity.value / (dose.value * per_day) * fills
+    if repeat and repeat.count and per_day:
+        return repeat.count / per_day
+    return None
+
+
+def _medication_request(model: MedicationRequest, reference: str, medications: dict) -> MedicationEntry:
+    codes, text = _drug(model, medications)
+    dosage = model.dosageInstruction[0] if model.dosageInstruction else None
+    repeat = dosage.timing.repeat if dosage and dosage.timing else None
+    bounds = repeat.boundsPeriod if repeat else None
+    start = _day(bounds.start) if bounds and bounds.start else _day(model.authoredOn)
+    stated_end = _day(bounds.end, end=True) if bounds and bounds.end else None
+    days = _supply_days(model)
+    if stated_end is None and days and start:
+        stated_end = start + timedelta(days=max(1, math.ceil(days)) - 1)
+    validity = model.dispenseRequest.validityPeriod if model.dispenseRequest else None
+    if stated_end is None and validity is not None and validity.end:
+        stated_end = _day(validity.end, end=True)
+    return MedicationEntry(reference, codes, text, model.status, start=start, stated_end=stated_end,
+                           course_type=_status(model.courseOfTherapyType), reasons=_reasons(model))
 
 
 def _service_request(model: ServiceRequest, reference: str) -> ServiceRequestEntry:
     return ServiceRequestEntry(reference, _codes(model.code), model.code.text if model.code else None, model.status,
                                _instant_or_period(model.occurrenceDateTime, model.occurrencePeriod),
-                               _day(model.authoredOn))
+                               _day(model.authoredOn), _reasons(model), _all_codes(model.bodySite))
 
 
 BUILDERS = {
@@ -232,21 +328,57 @@ BUILDERS = {
 }
 
 
+def _medications(resources: Iterable[dict]) -> dict[str, Medication]:
+    """The Medication resources among the kept ones, by id (one that fails validation is left out)."""
+    found = {}
+    for resource in resources:
+        if resource.get("resourceType") == "Medication" and isinstance(resource.get("id"), str):
+            try:
+                found[resource["id"]] = Medication.model_validate(resource)
+            except ValidationError:
+                log.warning("left out a Medication that failed FHIR R4 validation")
+    return found
+
+
+def unresolved_medications(resources: Iterable[dict]) -> list[str]:
+    """Ids of the Medications that kept MedicationRequests and MedicationStatements name by reference but
+    that are neither contained nor among the resources: the service must fetch them."""
+    resources = list(resources)
+    present = {r.get("id") for r in resources if r.get("resourceType") == "Medication"}
+    wanted = []
+    for resource in resources:
+        if resource.get("resourceType") not in MEDICATION_TYPES or resource.get("medicationCodeableConcept"):
+            continue
+        reference = resource.get("medicationReference")
+        medication_id = referenced_id(reference.get("reference")) if isinstance(reference, dict) and isinstance(
+            reference.get("reference"), str) else None
+        if medication_id and medication_id not in present and medication_id not in wanted:
+            wanted.append(medication_id)
+    return wanted
+
+
 def build_record(relevant: Iterable[dict], knowledge: Knowledge) -> PatientRecord:
     """Resources the one-pass filter kept (relevance_filter), validated and typed; duplicates (same type and
     id, e.g. on two pages) are read once; one that fails validation is left out and named."""
+    relevant = list(relevant)
+    medications = _medications(relevant)
     seen: set[tuple[str, str]] = set()
     entries: dict[str, list] = {name: [] for name in MODELS}
     unreadable = []
     for index, resource in enumerate(relevant):
         resource_type = resource["resourceType"]
+        if resource_type not in MODELS:
+            continue
         key = (resource_type, str(resource.get("id", f"#{index}")))
         if key in seen:
             continue
         seen.add(key)
         try:
             model = MODELS[resource_type].model_validate(resource)
-            entries[resource_type].append(BUILDERS[resource_type](model, _reference(model, index)))
+            build = BUILDERS[resource_type]
+            reference = _reference(model, index)
+            entries[resource_type].append(build(model, reference, medications) if resource_type in MEDICATION_TYPES
+                                          else build(model, reference))
         except (ValidationError, ValueError):  # ValueError: a valid-looking date that does not exist
             unreadable.append(f"{resource_type}/{key[1]}")
             log.warning("left out a %s that failed FHIR R4 validation", resource_type)

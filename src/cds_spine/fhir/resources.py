@@ -52,15 +52,55 @@ class Duration(_Element):
     code: Code | None = None
 
 
+class Quantity(_Element):
+    value: float | None = None
+    unit: str | None = None
+    code: Code | None = None
+
+
 class DispenseRequest(_Element):
     numberOfRepeatsAllowed: NonNegativeInt | None = None
+    quantity: Quantity | None = None
     expectedSupplyDuration: Duration | None = None
     validityPeriod: Period | None = None
+
+
+class Repeat(_Element):
+    boundsDuration: Duration | None = None
+    boundsPeriod: Period | None = None
+    count: NonNegativeInt | None = None
+    frequency: NonNegativeInt | None = None
+    period: float | None = None
+    periodUnit: Code | None = None
+
+
+class Timing(_Element):
+    repeat: Repeat | None = None
+
+
+class DoseAndRate(_Element):
+    doseQuantity: Quantity | None = None
+
+
+class Dosage(_Element):
+    timing: Timing | None = None
+    doseAndRate: list[DoseAndRate] = []
+
+
+class Medication(_Element):
+    resourceType: Literal["Medication"]
+    id: Id | None = None
+    code: CodeableConcept | None = None
 
 
 class _Resource(_Element):
     id: Id | None = None
     subject: Reference
+
+
+class _Reasoned(_Resource):
+    reasonCode: list[CodeableConcept] = []
+    reasonReference: list[Reference] = []
 
 
 class Condition(_Resource):
@@ -78,34 +118,38 @@ class Condition(_Resource):
     recordedDate: DateTime | None = None
 
 
-class Procedure(_Resource):
+class Procedure(_Reasoned):
     resourceType: Literal["Procedure"]
     status: Code
     code: CodeableConcept | None = None
     performedDateTime: DateTime | None = None
     performedPeriod: Period | None = None
+    bodySite: list[CodeableConcept] = []
 
 
-class MedicationStatement(_Resource):
-    resourceType: Literal["MedicationStatement"]
+class _MedicationUse(_Reasoned):
     status: Code
     medicationCodeableConcept: CodeableConcept | None = None
     medicationReference: Reference | None = None
+    contained: list[dict] = []
+
+
+class MedicationStatement(_MedicationUse):
+    resourceType: Literal["MedicationStatement"]
     effectiveDateTime: DateTime | None = None
     effectivePeriod: Period | None = None
 
 
-class MedicationRequest(_Resource):
+class MedicationRequest(_MedicationUse):
     resourceType: Literal["MedicationRequest"]
-    status: Code
     intent: Code
-    medicationCodeableConcept: CodeableConcept | None = None
-    medicationReference: Reference | None = None
     authoredOn: DateTime | None = None
+    courseOfTherapyType: CodeableConcept | None = None
+    dosageInstruction: list[Dosage] = []
     dispenseRequest: DispenseRequest | None = None
 
 
-class ServiceRequest(_Resource):
+class ServiceRequest(_Reasoned):
     resourceType: Literal["ServiceRequest"]
     status: Code
     intent: Code
@@ -113,6 +157,7 @@ class ServiceRequest(_Resource):
     occurrenceDateTime: DateTime | None = None
     occurrencePeriod: Period | None = None
     authoredOn: DateTime | None = None
+    bodySite: list[CodeableConcept] = []
 
 
 MODELS: dict[str, type[_Resource]] = {

@@ -2,12 +2,12 @@
 
 Imports nothing from the rest of cds_spine; `now` and the knowledge are passed in.
 """
-from .assessment import Assessment, Decision, Finding, PatientSummary, assess, summarize_patient
+from .assessment import Assessment, Criteria, Decision, Finding, PatientSummary, assess, summarize_patient
 from .knowledge import Knowledge, KnowledgeError, load_knowledge
 from .orders import ClassifiedOrder, classify_all
 from .record import DraftOrder, PatientRecord
 
 __all__ = [
-    "Assessment", "ClassifiedOrder", "Decision", "DraftOrder", "Finding", "Knowledge", "KnowledgeError",
+    "Assessment", "ClassifiedOrder", "Criteria", "Decision", "DraftOrder", "Finding", "Knowledge", "KnowledgeError",
     "PatientRecord", "PatientSummary", "assess", "classify_all", "load_knowledge", "summarize_patient",
 ]

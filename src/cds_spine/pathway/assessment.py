@@ -10,11 +10,12 @@ from datetime import date, datetime, timezone
 from enum import Enum
 
 from .evidence import (
-    ConservativeHistory, PriorInjection, conservative_history, describe, is_active, pending_referrals,
+    ConservativeHistory, PriorInjection, Referral, Scope, conservative_history, is_active, pending_referrals,
     prior_injections,
 )
 from .knowledge import CONDITION_DISPLAY_LIMIT, Knowledge
 from .orders import ClassifiedOrder
+from .reasons import Indication, describe
 from .record import DraftOrder, PatientRecord
 
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
@@ -26,6 +27,15 @@ class Decision(str, Enum):
     MET = "met"
     NOT_MET = "not-met"
     EXEMPT = "exempt"
+
+
+class Criteria(str, Enum):
+    """For patient-view: where the patient stands for an ESI or for spine surgery today."""
+
+    MET = "met"
+    NOT_MET = "not-met"
+    EXEMPT = "exempt"
+    NOT_INDICATED = "not-indicated"
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,10 @@ class DiagnosisOnRecord:
     reference: str
     description: str
     group: str  # "qualifying", "axial" or a red-flag id
+    segments: frozenset[str] = frozenset()  # empty: no region
+
+    def fits(self, segments: frozenset[str]) -> bool:
+        return Indication(True, self.segments).fits(segments)
 
 
 @dataclass(frozen=True)
@@ -53,7 +67,7 @@ class Assessment:
     findings: tuple[Finding, ...]
     diagnoses: tuple[DiagnosisOnRecord, ...] = ()
     prior_injections: tuple[PriorInjection, ...] = ()
-    pending_referrals: tuple[str, ...] = ()
+    pending_referrals: tuple[Referral, ...] = ()
     unreadable: tuple[str, ...] = field(default=())
 
     @property
@@ -72,8 +86,8 @@ class PatientSummary:
     diagnoses: tuple[DiagnosisOnRecord, ...]
     history: ConservativeHistory
     surgery_days: int
-    esi: Decision
-    surgery: Decision
+    esi: Criteria
+    surgery: Criteria
 
 
 def today_of(now: datetime) -> date:
@@ -94,9 +108,23 @@ def diagnoses_on_record(record: PatientRecord, knowledge: Knowledge) -> tuple[Di
         if not is_active(condition):
             continue
         for group, valueset in groups:
-            if knowledge.find(condition.codes, valueset):
-                found.append(DiagnosisOnRecord(condition.reference, describe(condition.codes, condition.text), group))
+            membership = knowledge.find(condition.codes, valueset)
+            if membership:
+                found.append(DiagnosisOnRecord(condition.reference, describe(condition.codes, condition.text), group,
+                                               knowledge.segments(membership)))
     return tuple(found)
+
+
+def has_indication(record: PatientRecord, knowledge: Knowledge, valuesets: Sequence[str],
+                   segments: frozenset[str]) -> bool:
+    """Is an active condition in one of these value sets, in a region that fits?"""
+    for condition in record.conditions:
+        if is_active(condition):
+            for valueset in valuesets:
+                membership = knowledge.find(condition.codes, valueset)
+                if membership and Indication(True, knowledge.segments(membership)).fits(segments):
+                    return True
+    return False
 
 
 def _finding(knowledge: Knowledge, code: str, evidence: Sequence[str] = (), **facts: str | int) -> Finding:
@@ -115,7 +143,8 @@ def _conservative_findings(knowledge: Knowledge, history: ConservativeHistory, r
     if not history.evidence:
         return Decision.NOT_MET, [_finding(knowledge, "conservative-missing", lookback_months=lookback_months,
                                            order=order_label)]
-    return Decision.NOT_MET, [_finding(knowledge, "conservative-short", [e.reference for e in history.evidence],
+    return Decision.NOT_MET, [_finding(knowledge, "conservative-short",
+                                       [reference for e in history.evidence for reference in e.references],
                                        days=history.days, required=required, order=order_label)]
 
 
@@ -143,6 +172,18 @@ def _ordered(knowledge: Knowledge, findings: list[Finding]) -> tuple[Finding, ..
     return tuple(sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], position[f.code])))
 
 
+def _surgery_indication_finding(knowledge: Knowledge, order: ClassifiedOrder, record: PatientRecord,
+                                segments: frozenset[str], label: str) -> list[Finding]:
+    indication = knowledge.config.rules.surgery.indications[order.kind or "unspecified"]
+    if has_indication(record, knowledge, indication.valuesets, segments):
+        return []
+    return [_finding(knowledge, "no-surgery-indication", indication=indication.label, order=label)]
+
+
+def order_segments(knowledge: Knowledge, region: str) -> frozenset[str]:
+    return frozenset(knowledge.config.region_segments.get(region, ()))
+
+
 def assess_order(order: ClassifiedOrder, record: PatientRecord, knowledge: Knowledge, now: datetime,
                  session_orders: Sequence[DraftOrder] = ()) -> Assessment:
     config = knowledge.config
@@ -150,23 +191,26 @@ def assess_order(order: ClassifiedOrder, record: PatientRecord, knowledge: Knowl
     is_esi = order.category == "esi"
     required = config.rules.esi.min_conservative_days if is_esi else config.rules.surgery.min_conservative_days
     label = config.order_label(order.category, order.region, order.kind)
+    segments = order_segments(knowledge, order.region)
     diagnoses = diagnoses_on_record(record, knowledge)
     red_flags = [d for d in diagnoses if d.group not in ("qualifying", "axial")]
-    history = conservative_history(record, knowledge, today,
-                                   count_prior_esi=not is_esi and config.rules.surgery.prior_esi_counts)
+    scope = Scope(segments, required, count_prior_esi=not is_esi and config.rules.surgery.prior_esi_counts)
+    history = conservative_history(record, knowledge, today, scope)
     decision, findings = _conservative_findings(knowledge, history, required, label, red_flags)
     prior: tuple[PriorInjection, ...] = ()
     if is_esi:
         prior = prior_injections(record, knowledge, today, config.rules.esi.session_window_days)
         findings += _injection_findings(knowledge, order, prior, today)
-        if not any(d.group == "qualifying" for d in diagnoses):
+        if not any(d.group == "qualifying" and d.fits(segments) for d in diagnoses):
             findings.append(_finding(knowledge, "no-qualifying-diagnosis"))
+    elif not red_flags:
+        findings += _surgery_indication_finding(knowledge, order, record, segments, label)
     return Assessment(
         order=order, order_label=label, decision=decision, required_days=required, history=history,
         findings=_ordered(knowledge, findings), diagnoses=diagnoses,
         prior_injections=tuple(i for i in prior if i.region == order.region),
-        pending_referrals=pending_referrals(record, session_orders, knowledge) if decision is Decision.NOT_MET
-        else (),
+        pending_referrals=pending_referrals(record, session_orders, knowledge, history, today)
+        if decision is Decision.NOT_MET else (),
         unreadable=record.unreadable,
     )
 
@@ -178,20 +222,31 @@ def assess(orders: Sequence[ClassifiedOrder], record: PatientRecord, knowledge: 
 
 
 def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime) -> PatientSummary | None:
-    """None when the patient has no active spine diagnosis (qualifying, axial pain or red flag)."""
+    """None when the patient has no active spine diagnosis (qualifying, axial pain or red flag). The order-
+    independent rules apply as on an order: no ESI without a qualifying diagnosis, no surgery without one
+    of its indications; a red flag waives the conservative requirement."""
     diagnoses = diagnoses_on_record(record, knowledge)
     if not diagnoses:
         return None
-    config = knowledge.config
+    rules = knowledge.config.rules
     today = today_of(now)
     exempt = any(d.group not in ("qualifying", "axial") for d in diagnoses)
-    history = conservative_history(record, knowledge, today, count_prior_esi=False)
-    surgery_days = conservative_history(record, knowledge, today,
-                                        count_prior_esi=config.rules.surgery.prior_esi_counts).days
+    history = conservative_history(record, knowledge, today, Scope(frozenset(), rules.esi.min_conservative_days,
+                                                                     count_prior_esi=False))
+    surgery_days = conservative_history(record, knowledge, today, Scope(
+        frozenset(), rules.surgery.min_conservative_days, count_prior_esi=rules.surgery.prior_esi_counts)).days
+    esi_indicated = any(d.group == "qualifying" for d in diagnoses)
+    surgery_indicated = has_indication(record, knowledge, sorted({valueset for indication in
+                                       rules.surgery.indications.values() for valueset in indication.valuesets}),
+                                       frozenset())
 
-    def decision(days: int, required: int) -> Decision:
-        return Decision.EXEMPT if exempt else Decision.MET if days >= required else Decision.NOT_MET
+    def criteria(days: int, required: int, indicated: bool) -> Criteria:
+        if exempt:
+            return Criteria.EXEMPT
+        if not indicated:
+            return Criteria.NOT_INDICATED
+        return Criteria.MET if days >= required else Criteria.NOT_MET
 
     return PatientSummary(diagnoses, history, surgery_days,
-                          decision(history.days, config.rules.esi.min_conservative_days),
-                          decision(surgery_days, config.rules.surgery.min_conservative_days))
+                          criteria(history.days, rules.esi.min_conservative_days, esi_indicated),
+                          criteria(surgery_days, rules.surgery.min_conservative_days, surgery_indicated))

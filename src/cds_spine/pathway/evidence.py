@@ -1,40 +1,69 @@
-"""Evidence of conservative therapy: which record entries count, their dates, and episodes."""
+"""Evidence of conservative therapy toward one order: which record entries count, for how long, and why
+the others do not.
+
+Visits (Procedures, completed referrals) count one by one. Medications count as courses: the orders
+and statements of one ingredient, renewed while the earlier one runs or within the renewal gap, are one
+course from the first to the last one's end (cards/pathway.yaml `medication_courses`). An entry counts
+only when it is for the spine, or its reason is not known, and not for another spinal region
+(pathway/reasons.py).
+"""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from .knowledge import Knowledge
+from .knowledge import WORDING, Group, Knowledge, MedicationGroup
+from .reasons import Indication, Indications, describe
 from .record import (
     Code, ConditionEntry, DraftOrder, MedicationEntry, PatientRecord, Period, ProcedureEntry, ServiceRequestEntry,
 )
 
 PROCEDURE_STATUSES_DONE = frozenset({"completed", "in-progress"})
 MEDICATION_STATUSES_TAKEN = frozenset({"active", "completed", "stopped"})
+REFERRAL_STATUSES_PENDING = frozenset({"active", "on-hold", "draft"})
+PROCEDURE_STATUSES_VOID = frozenset({"not-done", "entered-in-error"})
 ACTIVE_CLINICAL_STATUSES = frozenset({"active", "recurrence", "relapse"})
 DISCARDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 ESI_CATEGORY = "esi"
+OPIOID = "opioid"
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """One record entry that counts as conservative therapy, with its days (inclusive)."""
+    """Record entries that count as conservative therapy: one visit, or one medication course (its orders),
+    with its days in the lookback window (inclusive)."""
 
     category: str
     label: str
-    reference: str
+    references: tuple[str, ...]
     description: str
     start: date
     end: date
     is_medication: bool = False
 
+    @property
+    def reference(self) -> str:
+        return self.references[0]
+
 
 @dataclass(frozen=True)
 class NotCounted:
-    reference: str
+    """Entries recognised but not counted, one per drug or modality and reason."""
+
+    references: tuple[str, ...]
     description: str
     reason: str
+    start: date
+    end: date
+
+
+@dataclass(frozen=True)
+class Referral:
+    """A referral to conservative therapy that is ordered but not done."""
+
+    reference: str
+    description: str
 
 
 @dataclass(frozen=True)
@@ -66,6 +95,15 @@ class PriorInjection:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What the evidence is read toward: the order's spinal segments (empty: any) and required days."""
+
+    segments: frozenset[str]
+    required_days: int
+    count_prior_esi: bool
+
+
+@dataclass(frozen=True)
 class Window:
     start: date
     end: date
@@ -78,11 +116,6 @@ class Window:
         if end < self.start or start > self.end:
             return None
         return max(start, self.start), min(end, self.end)
-
-
-def describe(codes: Sequence[Code], text: str | None) -> str:
-    return text or next((code.display for code in codes if code.display), None) or (
-        codes[0].code if codes else "unnamed entry")
 
 
 def is_active(condition: ConditionEntry) -> bool:
@@ -110,89 +143,252 @@ def referral_days(entry: ServiceRequestEntry, today: date) -> tuple[date, date] 
         Period(entry.authored_on, entry.authored_on), today, still_going=False)
 
 
-def medication_days(entry: MedicationEntry, today: date) -> tuple[date, date] | None:
-    if entry.resource_type == "MedicationStatement":
-        return _days(entry.effective, today, still_going=entry.status == "active")
-    if entry.authored_on and entry.supply_days:
-        return entry.authored_on, entry.authored_on + timedelta(days=entry.supply_days * (entry.repeats + 1) - 1)
-    return _days(entry.validity, today, still_going=False) or _days(
-        Period(entry.authored_on, entry.authored_on), today, still_going=False)
+def medication_days(entry: MedicationEntry, today: date, knowledge: Knowledge) -> tuple[date, date] | None:
+    """From its start to the end the record states; an active one with no stated end is still taken today
+    (unless it is an acute course); any other lasts its first day."""
+    start = entry.start or entry.stated_end
+    if start is None:
+        return None
+    if entry.stated_end is not None:
+        return (start, entry.stated_end) if entry.stated_end >= start else (entry.stated_end, start)
+    ongoing = knowledge.config.medication_courses.active_without_end_is_ongoing and entry.status == "active" \
+        and entry.course_type != "acute"
+    return start, max(start, today) if ongoing else start
+
+
+@dataclass
+class _Use:
+    """One medication entry, read: what it is, its days, and what it treats."""
+
+    entry: MedicationEntry
+    group: MedicationGroup | None  # None: an opioid
+    description: str
+    start: date
+    end: date
+    indication: Indication
+    systemic: bool
+
+
+@dataclass
+class _Course:
+    uses: list[_Use] = field(default_factory=list)
+
+    @property
+    def start(self) -> date:
+        return self.uses[0].start
+
+    @property
+    def end(self) -> date:
+        return max(use.end for use in self.uses)
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return tuple(use.entry.reference for use in self.uses)
+
+    @property
+    def description(self) -> str:
+        return self.uses[-1].description
+
+    def indication(self) -> Indication:
+        """Stated by any of its entries for the spine; else stated by all for another condition; else what
+        the course followed when it began."""
+        stated_spine = [use.indication for use in self.uses if use.indication.explicit and use.indication.spine]
+        if stated_spine:
+            return Indication(True, frozenset() if any(not i.segments for i in stated_spine)
+                              else frozenset().union(*(i.segments for i in stated_spine)), explicit=True)
+        unstated = [use.indication for use in self.uses if not use.indication.explicit]
+        return unstated[0] if unstated else self.uses[0].indication
+
+
+def courses(uses: Iterable[_Use], renewal_gap_days: int) -> list[_Course]:
+    """Join uses (of one ingredient) into courses: a use that starts while the course runs, or within the
+    renewal gap after its end, renews it."""
+    found: list[_Course] = []
+    for use in sorted(uses, key=lambda u: (u.start, u.end)):
+        if found and (use.start - found[-1].end).days <= renewal_gap_days:
+            found[-1].uses.append(use)
+        else:
+            found.append(_Course([use]))
+    return found
+
+
+class _NotCountedList:
+    """Not-counted entries, merged per description and reason."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], NotCounted] = {}
+
+    def add(self, references: Sequence[str], description: str, reason: str, start: date, end: date) -> None:
+        key = (description, reason)
+        known = self._items.get(key)
+        if known:
+            references = (*known.references, *references)
+            start, end = min(start, known.start), max(end, known.end)
+        self._items[key] = NotCounted(tuple(references), description, reason, start, end)
+
+    def items(self) -> tuple[NotCounted, ...]:
+        return tuple(sorted(self._items.values(), key=lambda item: (item.start, item.description)))
 
 
 class _Reader:
     """Sorts record entries into counting evidence and entries recognised but not counted."""
 
-    def __init__(self, knowledge: Knowledge, window: Window, today: date, count_prior_esi: bool) -> None:
+    def __init__(self, record: PatientRecord, knowledge: Knowledge, window: Window, today: date,
+                 scope: Scope) -> None:
         self.knowledge = knowledge
+        self.config = knowledge.config
         self.window = window
         self.today = today
-        self.count_prior_esi = count_prior_esi
+        self.scope = scope
+        self.indications = Indications(record, knowledge)
         self.evidence: list[Evidence] = []
-        self.not_counted: list[NotCounted] = []
+        self.not_counted = _NotCountedList()
+        self.uses: list[_Use] = []
 
-    def add(self, category: str, label: str, reference: str, description: str,
-            days: tuple[date, date] | None, is_medication: bool = False) -> None:
-        clipped = self.window.clip(*days) if days else None
-        if clipped:
-            self.evidence.append(Evidence(category, label, reference, description, *clipped, is_medication))
+    def _region_label(self, segments: frozenset[str]) -> str:
+        region = next((name for name, covered in self.config.region_segments.items()
+                       if frozenset(covered) == segments), "")
+        return self.config.regions.get(region, "/".join(sorted(segments)))
 
-    def modality(self, codes: Sequence[Code]):
-        return next((group for group in self.knowledge.config.conservative.modalities
+    def why_not(self, indication: Indication, needs_spine_reason: bool = False) -> str | None:
+        """Why an entry with this indication does not count toward the order; None when it does."""
+        reasons = self.config.reasons
+        if indication.spine is False:
+            return WORDING.format(reasons.for_other_condition, condition=indication.condition)
+        if not indication.fits(self.scope.segments):
+            return WORDING.format(reasons.for_other_region, region=self._region_label(indication.segments))
+        if needs_spine_reason and not indication.spine:
+            return reasons.not_for_spine
+        return None
+
+    def visit(self, group: Group, needs_spine_reason: bool, reference: str, description: str,
+              days: tuple[date, date], indication: Indication) -> None:
+        clipped = self.window.clip(*days)
+        if not clipped:
+            return
+        why_not = self.why_not(indication, needs_spine_reason)
+        if why_not:
+            self.not_counted.add((reference,), group.label, why_not, *clipped)
+        else:
+            self.evidence.append(Evidence(group.id, group.label, (reference,), description, *clipped))
+
+    def _modality(self, codes: Sequence[Code]):
+        return next((group for group in self.config.conservative.modalities
                      if self.knowledge.find(codes, group.valueset)), None)
 
-    def reject_if_not_counted(self, reference: str, codes: Sequence[Code], description: str,
-                              days: tuple[date, date] | None) -> None:
-        if not days or not self.window.clip(*days):
+    def recognised_only(self, reference: str, codes: Sequence[Code], description: str,
+                        days: tuple[date, date] | None, indication: Indication) -> None:
+        """Passive measures and generic codes: listed as not counted, unless they are for something else."""
+        clipped = self.window.clip(*days) if days else None
+        if not clipped or indication.spine is False:
             return
-        for group in self.knowledge.config.conservative.not_counted:
+        for group in self.config.conservative.not_counted:
             if self.knowledge.find(codes, group.valueset):
-                self.not_counted.append(NotCounted(reference, description, group.label))
+                self.not_counted.add((reference,), description, group.label, *clipped)
                 return
 
     def procedure(self, entry: ProcedureEntry) -> None:
         if entry.status not in PROCEDURE_STATUSES_DONE:
             return
-        description = describe(entry.codes, entry.text)
+        if self.knowledge.find(entry.codes, self.config.conservative.referrals.valueset):
+            return  # the act of referring: a referral (pending_referrals), not therapy
         days = procedure_days(entry, self.today)
-        group = self.modality(entry.codes)
+        if not days:
+            return
+        description = describe(entry.codes, entry.text)
+        indication = self.indications.of(entry.reasons, entry.body_sites, days[0])
+        group = self._modality(entry.codes)
+        esi = self.knowledge.find(entry.codes, self.config.orders.esi.valueset)
         if group:
-            self.add(group.id, group.label, entry.reference, description, days)
-        elif self.count_prior_esi and entry.status == "completed" and self.knowledge.find(
-                entry.codes, self.knowledge.config.orders.esi.valueset):
-            self.add(ESI_CATEGORY, self.knowledge.config.rules.surgery.prior_esi_label, entry.reference,
-                     description, days)
+            self.visit(group, group.needs_spine_reason, entry.reference, description, days, indication)
+        elif esi and self.scope.count_prior_esi and entry.status == "completed":
+            clipped = self.window.clip(*days)
+            if clipped and Indication(True, self.knowledge.segments(esi)).fits(self.scope.segments):
+                self.evidence.append(Evidence(ESI_CATEGORY, self.config.rules.surgery.prior_esi_label,
+                                              (entry.reference,), description, *clipped))
         else:
-            self.reject_if_not_counted(entry.reference, entry.codes, description, days)
+            self.recognised_only(entry.reference, entry.codes, description, days, indication)
 
     def referral(self, entry: ServiceRequestEntry) -> None:
         if entry.status != "completed":
             return
-        description = describe(entry.codes, entry.text)
         days = referral_days(entry, self.today)
-        group = self.modality(entry.codes)
+        if not days:
+            return
+        description = describe(entry.codes, entry.text)
+        indication = self.indications.of(entry.reasons, entry.body_sites, days[0])
+        group = self._modality(entry.codes)
         if group:
-            self.add(group.id, group.label, entry.reference, description, days)
+            self.visit(group, group.needs_spine_reason, entry.reference, description, days, indication)
         else:
-            self.reject_if_not_counted(entry.reference, entry.codes, description, days)
+            self.recognised_only(entry.reference, entry.codes, description, days, indication)
 
     def medication(self, entry: MedicationEntry) -> None:
         if entry.status not in MEDICATION_STATUSES_TAKEN:
             return
         knowledge = self.knowledge
-        description = describe(entry.codes, entry.text)
-        days = medication_days(entry, self.today)
+        conservative = self.config.conservative
         texts = " ".join(filter(None, [entry.text, *(code.display for code in entry.codes)]))
-        opioids = knowledge.config.conservative.opioids
-        if knowledge.find(entry.codes, opioids.valueset) or knowledge.mentions_opioid(texts):
-            if days and self.window.clip(*days):
-                self.not_counted.append(NotCounted(entry.reference, description, opioids.label))
+        is_opioid = bool(knowledge.find(entry.codes, conservative.opioids.valueset) or knowledge.mentions_opioid(texts))
+        group, membership = None, None
+        if not is_opioid:
+            group, membership = next(((g, m) for g in conservative.medications
+                                      if (m := knowledge.find(entry.codes, g.valueset))), (None, None))
+            if group is None and not knowledge.knows_any(entry.codes):
+                group = knowledge.medication_group_by_text(texts)
+            if group is None:
+                return
+        days = medication_days(entry, self.today, knowledge)
+        if not days:
             return
-        group = next((group for group in knowledge.config.conservative.medications
-                      if knowledge.find(entry.codes, group.valueset)), None)
-        if group is None and not knowledge.knows_any(entry.codes):
-            group = knowledge.medication_group_by_text(texts)
-        if group:
-            self.add(group.id, group.label, entry.reference, description, days, is_medication=True)
+        indication = self.indications.of(entry.reasons, (), days[0])
+        systemic = not membership or membership.attributes.get("route") != "topical"
+        self.uses.append(_Use(entry, group, describe(entry.codes, entry.text), *days, indication, systemic))
+
+    def _ingredient_key(self, use: _Use) -> tuple:
+        if use.group is None:
+            return (OPIOID, use.description)
+        names = self.knowledge.ingredients(" ".join(filter(None, [use.entry.text, *(
+            code.display for code in use.entry.codes)])))
+        return (use.group.id, names) if names else (use.group.id, use.description)
+
+    def medication_courses(self) -> None:
+        by_ingredient: dict[tuple, list[_Use]] = {}
+        for use in self.uses:
+            by_ingredient.setdefault(self._ingredient_key(use), []).append(use)
+        gap = self.config.medication_courses.renewal_gap_days
+        for uses in by_ingredient.values():
+            for course in courses(uses, gap):
+                self.course(course)
+
+    def course(self, course: _Course) -> None:
+        clipped = self.window.clip(course.start, course.end)
+        if not clipped:
+            return
+        indication = course.indication()
+        group = course.uses[0].group
+        if group is None:
+            if indication.spine is not False:
+                self.not_counted.add(course.references, course.description, self.config.conservative.opioids.label,
+                                     *clipped)
+            return
+        why_not = self.why_not(indication)
+        description = course.description
+        if indication.spine is False and self._long_term_for_other_condition(course, clipped):
+            why_not = None
+            description = WORDING.format(self.config.reasons.counted_for_other_condition, description=description,
+                                         condition=indication.condition)
+        if why_not:
+            self.not_counted.add(course.references, course.description, why_not, *clipped)
+        else:
+            self.evidence.append(Evidence(group.id, group.label, course.references, description, *clipped,
+                                          is_medication=True))
+
+    def _long_term_for_other_condition(self, course: _Course, clipped: tuple[date, date]) -> bool:
+        """A systemic drug taken for another condition for at least the required days: the class was tried."""
+        return (self.config.medication_courses.other_condition_long_term_counts
+                and all(use.systemic for use in course.uses)
+                and (clipped[1] - clipped[0]).days + 1 >= self.scope.required_days)
 
 
 def longest_episode(evidence: Iterable[Evidence], gap_days: int) -> Episode | None:
@@ -207,18 +403,19 @@ def longest_episode(evidence: Iterable[Evidence], gap_days: int) -> Episode | No
     return max(episodes, key=lambda e: (e.days, e.end), default=None)
 
 
-def conservative_history(record: PatientRecord, knowledge: Knowledge, today: date,
-                         count_prior_esi: bool) -> ConservativeHistory:
+def conservative_history(record: PatientRecord, knowledge: Knowledge, today: date, scope: Scope
+                         ) -> ConservativeHistory:
     window = Window.lookback(today, knowledge.config.lookback_days)
-    reader = _Reader(knowledge, window, today, count_prior_esi)
+    reader = _Reader(record, knowledge, window, today, scope)
     for procedure in record.procedures:
         reader.procedure(procedure)
     for referral in record.service_requests:
         reader.referral(referral)
     for medication in record.medications:
         reader.medication(medication)
+    reader.medication_courses()
     evidence = tuple(sorted(reader.evidence, key=lambda e: (e.start, e.reference)))
-    return ConservativeHistory(evidence, tuple(reader.not_counted),
+    return ConservativeHistory(evidence, reader.not_counted.items(),
                                longest_episode(evidence, knowledge.config.episode_gap_days))
 
 
@@ -235,11 +432,26 @@ def prior_injections(record: PatientRecord, knowledge: Knowledge, today: date, w
     return tuple(sorted(found, key=lambda injection: injection.day))
 
 
-def pending_referrals(record: PatientRecord, session_orders: Sequence[DraftOrder], knowledge: Knowledge
-                      ) -> tuple[str, ...]:
-    """Physical therapy referrals ordered but not done: in this ordering session, or active in the record."""
-    valueset = knowledge.config.conservative.referral_valueset
-    drafts = [order.reference for order in session_orders if knowledge.find(order.codes, valueset)]
-    active = [entry.reference for entry in record.service_requests
-              if entry.status in ("active", "on-hold", "draft") and knowledge.find(entry.codes, valueset)]
-    return tuple(drafts + active)
+def _is_referral_code(codes: Sequence[Code], knowledge: Knowledge) -> bool:
+    conservative = knowledge.config.conservative
+    valuesets = [conservative.referrals.valueset, *(group.valueset for group in conservative.modalities)]
+    return any(knowledge.find(codes, valueset) for valueset in valuesets)
+
+
+def pending_referrals(record: PatientRecord, session_orders: Sequence[DraftOrder], knowledge: Knowledge,
+                      history: ConservativeHistory, today: date) -> tuple[Referral, ...]:
+    """Referrals to conservative therapy ordered but not done: in this ordering session, ServiceRequests still
+    open, and referrals recorded as Procedures in the last `referrals.pending_days` with no therapy since."""
+    referrals = knowledge.config.conservative.referrals
+    found = [Referral(order.reference, describe(order.codes, order.text)) for order in session_orders
+             if _is_referral_code(order.codes, knowledge)]
+    found += [Referral(entry.reference, describe(entry.codes, entry.text)) for entry in record.service_requests
+              if entry.status in REFERRAL_STATUSES_PENDING and _is_referral_code(entry.codes, knowledge)]
+    last_visit = max((e.end for e in history.evidence if not e.is_medication), default=None)
+    for entry in record.procedures:
+        days = procedure_days(entry, today)
+        if (days and entry.status not in PROCEDURE_STATUSES_VOID and knowledge.find(entry.codes, referrals.valueset)
+                and today - timedelta(days=referrals.pending_days) <= days[0] <= today
+                and (last_visit is None or last_visit <= days[0])):
+            found.append(Referral(entry.reference, describe(entry.codes, entry.text)))
+    return tuple(found)

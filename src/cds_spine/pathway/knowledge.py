@@ -25,8 +25,7 @@ SUMMARY_LIMIT = 140
 # Longest value each placeholder can take when a card is rendered (free text is shortened to this).
 PLACEHOLDER_WORST_CASE = {
     "days": "365", "required": "365", "lookback_months": "12", "session": "99", "limit": "99",
-    "days_since": "365", "min_days": "365", "condition": "x" * 40, "esi": "waived (red flag)",
-    "surgery": "waived (red flag)",
+    "days_since": "365", "min_days": "365", "condition": "x" * 40,
 }
 CONDITION_DISPLAY_LIMIT = 40
 OPIOID = "opioid"
@@ -34,6 +33,19 @@ OPIOID = "opioid"
 
 class KnowledgeError(Exception):
     """The clinical knowledge in cards/ is invalid; the message names the file and field."""
+
+
+class Wording(string.Formatter):
+    """str.format for card wording, plus plurals: `{days} {days:day|days}` reads "1 day", "12 days"."""
+
+    def format_field(self, value, format_spec: str) -> str:
+        if "|" in format_spec:
+            singular, plural = format_spec.split("|", 1)
+            return singular if str(value) == "1" else plural
+        return super().format_field(value, format_spec)
+
+
+WORDING = Wording()
 
 
 class _Strict(BaseModel):
@@ -57,6 +69,11 @@ class Group(_Strict):
     valueset: str
 
 
+class Modality(Group):
+    # True: counts only when its reason is a spine condition (occupational therapy is mostly for other things).
+    needs_spine_reason: bool = False
+
+
 class MedicationGroup(Group):
     ingredients: tuple[str, ...] = Field(min_length=1)
 
@@ -67,12 +84,34 @@ class Opioids(_Strict):
     ingredients: tuple[str, ...] = Field(min_length=1)
 
 
+class Referrals(_Strict):
+    valueset: str
+    pending_days: int = Field(ge=0)
+
+
 class Conservative(_Strict):
-    modalities: tuple[Group, ...] = Field(min_length=1)
+    modalities: tuple[Modality, ...] = Field(min_length=1)
     medications: tuple[MedicationGroup, ...] = Field(min_length=1)
     opioids: Opioids
     not_counted: tuple[Group, ...] = ()
-    referral_valueset: str
+    referrals: Referrals
+
+
+class MedicationCourses(_Strict):
+    active_without_end_is_ongoing: bool
+    renewal_gap_days: int = Field(ge=0)
+    other_condition_long_term_counts: bool
+
+
+class Reasons(_Strict):
+    attribution_days: int = Field(ge=0)
+    attribution_valueset: str
+    body_site_valueset: str
+    for_other_condition: str
+    unnamed_condition: str
+    for_other_region: str
+    not_for_spine: str
+    counted_for_other_condition: str
 
 
 class DiagnosisGroup(_Strict):
@@ -100,10 +139,16 @@ class EsiRule(_Strict):
     source: Source
 
 
+class Indication(_Strict):
+    label: str = Field(min_length=1)
+    valuesets: tuple[str, ...] = Field(min_length=1)
+
+
 class SurgeryRule(_Strict):
     min_conservative_days: int = Field(ge=0)
     prior_esi_counts: bool
     prior_esi_label: str = Field(min_length=1)
+    indications: dict[str, Indication]
     rule: str
     source: Source
 
@@ -115,7 +160,7 @@ class Rules(_Strict):
 
 FindingCode = Literal[
     "conservative-missing", "conservative-short", "esi-limit-exceeded", "esi-too-soon", "red-flag",
-    "no-imaging-guidance", "no-qualifying-diagnosis", "criteria-met",
+    "no-imaging-guidance", "no-qualifying-diagnosis", "no-surgery-indication", "criteria-met",
 ]
 
 
@@ -133,6 +178,11 @@ class Detail(_Strict):
     missing: str
     not_counted_heading: str
     not_counted_line: str
+    not_counted_once: str
+    not_counted_more: str
+    not_counted_limit: int = Field(ge=1)
+    also_heading: str
+    on_record_heading: str
     pending_referral: str
     red_flag_line: str
     prior_esi_line: str
@@ -168,6 +218,7 @@ class OverrideReasons(_Strict):
 
 class CardWording(_Strict):
     source_label: str = Field(min_length=1)
+    source_url: HttpUrl
     smart_link_label: str = Field(min_length=1)
     pathway: str
     detail: Detail
@@ -180,6 +231,7 @@ class PatientView(_Strict):
     met: str
     not_met: str
     exempt: str
+    not_indicated: str
 
 
 class PathwayConfig(_Strict):
@@ -190,6 +242,9 @@ class PathwayConfig(_Strict):
     system_aliases: dict[str, str] = {}
     orders: Orders
     regions: dict[str, str]
+    region_segments: dict[str, tuple[str, ...]]
+    medication_courses: MedicationCourses
+    reasons: Reasons
     surgery_kinds: dict[str, str]
     conservative: Conservative
     diagnoses: Diagnoses
@@ -206,16 +261,29 @@ class PathwayConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def every_region_has_segments(self) -> PathwayConfig:
+        missing = set(self.regions) - set(self.region_segments)
+        if missing:
+            raise ValueError(f"region_segments: no segments for region(s) {sorted(missing)}")
+        missing = set(self.surgery_kinds) - set(self.rules.surgery.indications)
+        if missing:
+            raise ValueError(f"rules.surgery.indications: no indication for surgery kind(s) {sorted(missing)}")
+        return self
+
+    @model_validator(mode="after")
     def summaries_fit_on_a_card(self) -> PathwayConfig:
+        view = self.patient_view
+        criteria = max((view.met, view.not_met, view.exempt, view.not_indicated), key=len)
         values = dict(PLACEHOLDER_WORST_CASE, order=self.longest_order_label(),
-                      region=max(self.regions.values(), key=len))
+                      region=max(self.regions.values(), key=len), esi=criteria, surgery=criteria,
+                      indication=max((i.label for i in self.rules.surgery.indications.values()), key=len))
         templates = {f"findings.{code}.summary": wording.summary for code, wording in self.findings.items()}
         templates["patient_view.summary"] = self.patient_view.summary
         for field_name, template in templates.items():
-            unknown = {name for _, name, _, _ in string.Formatter().parse(template) if name} - set(values)
+            unknown = {name for _, name, _, _ in WORDING.parse(template) if name} - set(values)
             if unknown:
                 raise ValueError(f"{field_name}: unknown placeholder(s) {sorted(unknown)}")
-            longest = template.format(**values)
+            longest = WORDING.format(template, **values)
             if len(longest) >= SUMMARY_LIMIT:
                 raise ValueError(f"{field_name}: can reach {len(longest)} characters; a summary must stay "
                                  f"under {SUMMARY_LIMIT}")
@@ -236,9 +304,14 @@ class PathwayConfig(_Strict):
         refs = {"orders.esi.valueset": self.orders.esi.valueset,
                 "orders.surgery.valueset": self.orders.surgery.valueset,
                 "conservative.opioids.valueset": self.conservative.opioids.valueset,
-                "conservative.referral_valueset": self.conservative.referral_valueset,
+                "conservative.referrals.valueset": self.conservative.referrals.valueset,
+                "reasons.attribution_valueset": self.reasons.attribution_valueset,
+                "reasons.body_site_valueset": self.reasons.body_site_valueset,
                 "diagnoses.qualifying.valueset": self.diagnoses.qualifying.valueset,
                 "diagnoses.axial.valueset": self.diagnoses.axial.valueset}
+        for kind, indication in self.rules.surgery.indications.items():
+            refs.update({f"rules.surgery.indications.{kind}.valuesets[{i}]": valueset
+                         for i, valueset in enumerate(indication.valuesets)})
         for path, groups in (("conservative.modalities", self.conservative.modalities),
                              ("conservative.medications", self.conservative.medications),
                              ("conservative.not_counted", self.conservative.not_counted),
@@ -276,16 +349,18 @@ class IngredientNames:
             lowered = name.lower()
             self._by_first_word.setdefault(lowered.split()[0], []).append((lowered, owner))
 
-    def owner(self, text: str) -> str | None:
-        """The owner (group id) of the first name found in the text, or None."""
-        lowered = text.lower()
-        words = WORD.findall(lowered)
+    def found(self, text: str) -> Iterable[tuple[str, str]]:
+        """(name, owner) of every name in the text, in the order they appear."""
+        words = WORD.findall(text.lower())
         padded = f" {' '.join(words)} "
         for word in words:
             for name, owner in self._by_first_word.get(word, ()):
                 if " " not in name or f" {name} " in padded:
-                    return owner
-        return None
+                    yield name, owner
+
+    def owner(self, text: str) -> str | None:
+        """The owner (group id) of the first name found in the text, or None."""
+        return next((owner for _, owner in self.found(text)), None)
 
 
 class Knowledge:
@@ -310,6 +385,9 @@ class Knowledge:
         self._medication_names = IngredientNames(owners)
         self._opioid_names = IngredientNames({name: OPIOID for name in config.conservative.opioids.ingredients})
         self._any_names = IngredientNames({**owners, **{name: OPIOID for name in config.conservative.opioids.ingredients}})
+        diagnoses = config.diagnoses
+        self._diagnosis_valuesets = (diagnoses.qualifying.valueset, diagnoses.axial.valueset,
+                                     *(flag.valueset for flag in diagnoses.red_flags))
 
     def memberships(self, system: str | None, code: str | None) -> tuple[Membership, ...]:
         if not system or not code:
@@ -343,8 +421,28 @@ class Knowledge:
         return {code: frozenset(systems) for code, systems in found.items()}
 
     def medication_group_by_text(self, text: str) -> MedicationGroup | None:
-        owner = self._medication_names.owner(text)
-        return self._medication_groups[owner] if owner else None
+        """The group of a product named in free text, when every ingredient it names counts: RxNorm names
+        list ingredients separated by " / " (a cough product with acetaminophen and dextromethorphan does
+        not count as acetaminophen)."""
+        owners = [self._medication_names.owner(part) for part in text.split(" / ")]
+        if not owners or None in owners:
+            return None
+        return self._medication_groups[owners[0]]
+
+    def ingredients(self, text: str) -> frozenset[str]:
+        """The counting ingredients a text names (renewals of one ingredient join one course)."""
+        return frozenset(name for name, _ in self._medication_names.found(text))
+
+    def spine_diagnosis(self, codes: Iterable[Code]) -> Membership | None:
+        """The first of `codes` in a spine diagnosis value set (qualifying, axial pain or a red flag)."""
+        codes = tuple(codes)
+        return next((found for valueset in self._diagnosis_valuesets
+                     if (found := self.find(codes, valueset))), None)
+
+    def segments(self, membership: Membership | None) -> frozenset[str]:
+        """The spinal segments a code's region covers; empty when it names no region (any region)."""
+        region = membership.attributes.get("region") if membership else None
+        return frozenset(self.config.region_segments.get(region, ())) if region else frozenset()
 
     def mentions_opioid(self, text: str) -> bool:
         return self._opioid_names.owner(text) is not None

@@ -6,6 +6,7 @@ Dates are calendar days in UTC; a missing date is None.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date
 
 
@@ -25,6 +26,16 @@ class Period:
 
 
 @dataclass(frozen=True)
+class Reason:
+    """Why an item was done or prescribed: a reasonCode, or a reasonReference (`condition_id` is the id of
+    the resource it points to, read from any reference form: `Condition/x`, a full URL, `urn:uuid:x`)."""
+
+    codes: tuple[Code, ...] = ()
+    text: str | None = None
+    condition_id: str | None = None
+
+
+@dataclass(frozen=True)
 class ConditionEntry:
     reference: str
     codes: tuple[Code, ...]
@@ -33,6 +44,11 @@ class ConditionEntry:
     verification_status: str | None
     onset: date | None
     abated: bool
+    abatement: date | None = None
+
+    @property
+    def id(self) -> str:
+        return self.reference.split("/", 1)[1]
 
 
 @dataclass(frozen=True)
@@ -42,25 +58,24 @@ class ProcedureEntry:
     text: str | None
     status: str | None
     performed: Period | None
+    reasons: tuple[Reason, ...] = ()
+    body_sites: tuple[Code, ...] = ()
 
 
 @dataclass(frozen=True)
 class MedicationEntry:
-    """A MedicationStatement or a MedicationRequest."""
+    """A MedicationStatement or a MedicationRequest, its drug resolved (a medicationReference reads the
+    Medication's code). `start` is when it was started or written; `stated_end` the last day the record
+    gives (validity period, dosage bounds, supply duration, or quantity over the daily dose), else None."""
 
     reference: str
     codes: tuple[Code, ...]
     text: str | None
     status: str | None
-    effective: Period | None = None  # MedicationStatement.effective[x]
-    authored_on: date | None = None  # MedicationRequest.authoredOn
-    supply_days: int | None = None  # MedicationRequest.dispenseRequest.expectedSupplyDuration, in days
-    repeats: int = 0  # MedicationRequest.dispenseRequest.numberOfRepeatsAllowed
-    validity: Period | None = None  # MedicationRequest.dispenseRequest.validityPeriod
-
-    @property
-    def resource_type(self) -> str:
-        return self.reference.split("/", 1)[0]
+    start: date | None = None
+    stated_end: date | None = None
+    course_type: str | None = None  # MedicationRequest.courseOfTherapyType: acute, continuous, seasonal
+    reasons: tuple[Reason, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,8 @@ class ServiceRequestEntry:
     status: str | None
     occurrence: Period | None
     authored_on: date | None
+    reasons: tuple[Reason, ...] = ()
+    body_sites: tuple[Code, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +98,13 @@ class PatientRecord:
     service_requests: tuple[ServiceRequestEntry, ...] = ()
     unreadable: tuple[str, ...] = field(default=())
     """References of relevant resources that failed FHIR validation and were left out."""
+
+    def condition(self, condition_id: str | None) -> ConditionEntry | None:
+        return self._conditions_by_id.get(condition_id) if condition_id else None
+
+    @cached_property
+    def _conditions_by_id(self) -> dict[str, ConditionEntry]:
+        return {condition.id: condition for condition in self.conditions}
 
 
 @dataclass(frozen=True)

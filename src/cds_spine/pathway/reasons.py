@@ -1,0 +1,104 @@
+"""What a record entry treats: a spine condition (with its region), another condition, or not known.
+
+The record says it in the entry's own reason (reasonCode, or the Condition a reasonReference points
+to) or body site. An entry with neither is taken to treat the condition it follows: one that began in
+the few days before it (cards/pathway.yaml `reasons.attribution_days`) and was still active, when that
+is a spine diagnosis or an acute injury or illness (`reasons.attribution_valueset`). Only the Conditions some value set holds are
+read, so a reference that does not resolve is to another condition. Real records leave
+the reason out of most entries: physical therapy in a skilled-nursing stay after a wrist fracture, an
+analgesic on the day of an ankle sprain.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from .knowledge import Knowledge
+from .record import Code, ConditionEntry, PatientRecord, Reason
+
+DISCARDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+
+
+def describe(codes: Sequence[Code], text: str | None) -> str:
+    return text or next((code.display for code in codes if code.display), None) or (
+        codes[0].code if codes else "unnamed entry")
+
+
+@dataclass(frozen=True)
+class Indication:
+    spine: bool | None
+    """True: a spine condition; False: another condition; None: the record does not say."""
+    segments: frozenset[str] = frozenset()
+    """The spinal segments it is for; empty: any (a spine condition without a region, or not known)."""
+    condition: str | None = None
+    """The other condition's name (when `spine` is False)."""
+    explicit: bool = False
+    """Read from the entry's own reason or body site, not from what it followed."""
+
+    def fits(self, segments: frozenset[str]) -> bool:
+        """Does it count toward an order for these segments? Not when both have a region and they differ."""
+        return not (self.segments and segments and not self.segments & segments)
+
+
+NOT_KNOWN = Indication(None)
+
+
+class Indications:
+    """Reads indications from one patient's record."""
+
+    def __init__(self, record: PatientRecord, knowledge: Knowledge) -> None:
+        self.record = record
+        self.knowledge = knowledge
+        reasons = knowledge.config.reasons
+        self.attribution_days = timedelta(days=reasons.attribution_days)
+        self.candidates = sorted((c for c in record.conditions if c.onset and c.verification_status
+                                  not in DISCARDED_VERIFICATION and self._spine_or_acute(c)), key=lambda c: c.onset)
+
+    def _spine_or_acute(self, condition: ConditionEntry) -> bool:
+        return bool(self.knowledge.spine_diagnosis(condition.codes) or self.knowledge.find(
+            condition.codes, self.knowledge.config.reasons.attribution_valueset))
+
+    def of(self, reasons: Iterable[Reason], body_sites: Iterable[Code], start: date | None) -> Indication:
+        explicit = self.stated(reasons, body_sites)
+        if explicit.spine is not None or start is None:
+            return explicit
+        return self.followed(start)
+
+    def stated(self, reasons: Iterable[Reason], body_sites: Iterable[Code]) -> Indication:
+        """From the entry's own reasons and body sites."""
+        spine: list[frozenset[str]] = []
+        other = None
+        for reason in reasons:
+            condition = self.record.condition(reason.condition_id)
+            codes = reason.codes or (condition.codes if condition else ())
+            found = self.knowledge.spine_diagnosis(codes)
+            if found:
+                spine.append(self.knowledge.segments(found))
+            elif other is None and (codes or reason.condition_id):
+                # A reference the record does not resolve points to a condition no value set holds (every
+                # spine diagnosis is kept): another condition.
+                other = describe(codes, reason.text or (condition.text if condition else None)) if codes else (
+                    reason.text or self.knowledge.config.reasons.unnamed_condition)
+        site_valueset = self.knowledge.config.reasons.body_site_valueset
+        spine += [self.knowledge.segments(found) for site in body_sites
+                  if (found := self.knowledge.find((site,), site_valueset))]
+        if spine:
+            return Indication(True, _union(spine), explicit=True)
+        return Indication(False, condition=other, explicit=True) if other else NOT_KNOWN
+
+    def followed(self, start: date) -> Indication:
+        """From the spine diagnoses, injuries and illnesses that began shortly before `start`."""
+        recent = [c for c in self.candidates if start - self.attribution_days <= c.onset <= start
+                  and (c.abatement is None or c.abatement >= start)]
+        spine = [self.knowledge.segments(found) for c in recent if (found := self.knowledge.spine_diagnosis(c.codes))]
+        if spine:
+            return Indication(True, _union(spine))
+        if recent:
+            return Indication(False, condition=describe(recent[-1].codes, recent[-1].text))
+        return NOT_KNOWN
+
+
+def _union(segments: list[frozenset[str]]) -> frozenset[str]:
+    """The segments of several spine reasons; one without a region makes it any region."""
+    return frozenset() if any(not s for s in segments) else frozenset().union(*segments)
