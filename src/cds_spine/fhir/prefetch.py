@@ -5,6 +5,8 @@ For each key the service needs:
 - `null`, or a Bundle without entries: no data -> do not re-query;
 - an OperationOutcome, or a Bundle holding one: the EHR's query failed -> query the FHIR server;
 - a Bundle with a `next` link: follow it.
+Medications named by reference (`medicationReference`) that are neither contained nor in the Bundles
+(the templates `_include` them) are fetched too.
 Data a decision needs that cannot be obtained raises DataUnavailable (the service answers 412).
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from urllib.parse import quote
 from ..jsonio import ARRAYS, OBJECTS, materialize
 from .bundles import Keep, kept_entries
 from .client import FhirClient, FhirError
+from .gather import unresolved_medications
 
 PATIENT_TOKEN = "{{context.patientId}}"
 # Prefetch key -> FHIR query template. Discovery advertises these; the fallback runs the same queries.
@@ -25,8 +28,8 @@ PATIENT_QUERY = {"patient": f"Patient/{PATIENT_TOKEN}"}
 RECORD_QUERIES = {
     "conditions": f"Condition?patient={PATIENT_TOKEN}",
     "procedures": f"Procedure?patient={PATIENT_TOKEN}",
-    "medicationStatements": f"MedicationStatement?patient={PATIENT_TOKEN}",
-    "medicationRequests": f"MedicationRequest?patient={PATIENT_TOKEN}",
+    "medicationStatements": f"MedicationStatement?patient={PATIENT_TOKEN}&_include=MedicationStatement:medication",
+    "medicationRequests": f"MedicationRequest?patient={PATIENT_TOKEN}&_include=MedicationRequest:medication",
     "serviceRequests": f"ServiceRequest?patient={PATIENT_TOKEN}",
 }
 CONDITION_KEYS = ("conditions",)
@@ -127,6 +130,23 @@ class Obtained:
     """Keys that needed the FHIR server rather than prefetch alone (for the audit)."""
 
 
+async def _medications(found: Mapping[str, list[dict]], access: FhirAccess, client: FhirClient,
+                       keep: Keep) -> list[dict]:
+    """The Medications the found resources name by reference but do not carry."""
+    missing = unresolved_medications(resource for resources in found.values() for resource in resources)
+    if not missing:
+        return []
+    key = next(key for key, resources in found.items() if unresolved_medications(resources))
+    problem = access.why_not()
+    if problem:
+        raise DataUnavailable(key, f"Medication resources named by reference are not in prefetch and {problem}")
+    try:
+        return await client.search(access.server, f"Medication?_id={quote(','.join(missing), safe=',')}",
+                                   access.token, keep)
+    except FhirError as exc:
+        raise DataUnavailable(key, f"Medication resources named by reference: {exc}") from None
+
+
 async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patient_id: str, access: FhirAccess,
                  client: FhirClient, budget_seconds: float, keep: Keep) -> Obtained:
     """The kept resources under `keys`, fetching what prefetch lacks concurrently, within one time budget."""
@@ -136,6 +156,10 @@ async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patien
         async with asyncio.timeout(budget_seconds):
             results = await asyncio.gather(
                 *(_obtain_key(key, value, patient_id, access, client, keep) for key, value in values.items()))
+            found = dict(zip(values, results))
+            medications = await _medications(found, access, client, keep)
     except TimeoutError:
         raise DataUnavailable(",".join(fetched), f"the FHIR server did not answer within {budget_seconds:g} s") from None
-    return Obtained(tuple(resource for found in results for resource in found), fetched)
+    if medications:
+        fetched += ("Medication",)
+    return Obtained(tuple(resource for found in results for resource in found) + tuple(medications), fetched)

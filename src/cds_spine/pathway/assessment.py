@@ -98,14 +98,14 @@ def _shorten(text: str, limit: int = CONDITION_DISPLAY_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def diagnoses_on_record(record: PatientRecord, knowledge: Knowledge) -> tuple[DiagnosisOnRecord, ...]:
+def diagnoses_on_record(record: PatientRecord, knowledge: Knowledge, today: date) -> tuple[DiagnosisOnRecord, ...]:
     """Active conditions in the qualifying, axial-pain or red-flag value sets."""
     config = knowledge.config.diagnoses
     groups = [(flag.id, flag.valueset) for flag in config.red_flags]
     groups += [("qualifying", config.qualifying.valueset), ("axial", config.axial.valueset)]
     found = []
     for condition in record.conditions:
-        if not is_active(condition):
+        if not is_active(condition, today):
             continue
         for group, valueset in groups:
             membership = knowledge.find(condition.codes, valueset)
@@ -116,10 +116,10 @@ def diagnoses_on_record(record: PatientRecord, knowledge: Knowledge) -> tuple[Di
 
 
 def has_indication(record: PatientRecord, knowledge: Knowledge, valuesets: Sequence[str],
-                   segments: frozenset[str]) -> bool:
+                   segments: frozenset[str], today: date) -> bool:
     """Is an active condition in one of these value sets, in a region that fits?"""
     for condition in record.conditions:
-        if is_active(condition):
+        if is_active(condition, today):
             for valueset in valuesets:
                 membership = knowledge.find(condition.codes, valueset)
                 if membership and Indication(True, knowledge.segments(membership)).fits(segments):
@@ -173,11 +173,12 @@ def _ordered(knowledge: Knowledge, findings: list[Finding]) -> tuple[Finding, ..
 
 
 def _surgery_indication_finding(knowledge: Knowledge, order: ClassifiedOrder, record: PatientRecord,
-                                segments: frozenset[str], label: str) -> list[Finding]:
-    indication = knowledge.config.rules.surgery.indications[order.kind or "unspecified"]
-    if has_indication(record, knowledge, indication.valuesets, segments):
+                                segments: frozenset[str], today: date) -> list[Finding]:
+    indications = knowledge.config.rules.surgery.indications
+    indication = indications.get(order.kind or "") or indications["unspecified"]
+    if has_indication(record, knowledge, indication.valuesets, segments, today):
         return []
-    return [_finding(knowledge, "no-surgery-indication", indication=indication.label, order=label)]
+    return [_finding(knowledge, "no-surgery-indication", indication=indication.label)]
 
 
 def order_segments(knowledge: Knowledge, region: str) -> frozenset[str]:
@@ -192,7 +193,7 @@ def assess_order(order: ClassifiedOrder, record: PatientRecord, knowledge: Knowl
     required = config.rules.esi.min_conservative_days if is_esi else config.rules.surgery.min_conservative_days
     label = config.order_label(order.category, order.region, order.kind)
     segments = order_segments(knowledge, order.region)
-    diagnoses = diagnoses_on_record(record, knowledge)
+    diagnoses = diagnoses_on_record(record, knowledge, today)
     red_flags = [d for d in diagnoses if d.group not in ("qualifying", "axial")]
     scope = Scope(segments, required, count_prior_esi=not is_esi and config.rules.surgery.prior_esi_counts)
     history = conservative_history(record, knowledge, today, scope)
@@ -204,7 +205,7 @@ def assess_order(order: ClassifiedOrder, record: PatientRecord, knowledge: Knowl
         if not any(d.group == "qualifying" and d.fits(segments) for d in diagnoses):
             findings.append(_finding(knowledge, "no-qualifying-diagnosis"))
     elif not red_flags:
-        findings += _surgery_indication_finding(knowledge, order, record, segments, label)
+        findings += _surgery_indication_finding(knowledge, order, record, segments, today)
     return Assessment(
         order=order, order_label=label, decision=decision, required_days=required, history=history,
         findings=_ordered(knowledge, findings), diagnoses=diagnoses,
@@ -225,11 +226,11 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
     """None when the patient has no active spine diagnosis (qualifying, axial pain or red flag). The order-
     independent rules apply as on an order: no ESI without a qualifying diagnosis, no surgery without one
     of its indications; a red flag waives the conservative requirement."""
-    diagnoses = diagnoses_on_record(record, knowledge)
+    today = today_of(now)
+    diagnoses = diagnoses_on_record(record, knowledge, today)
     if not diagnoses:
         return None
     rules = knowledge.config.rules
-    today = today_of(now)
     exempt = any(d.group not in ("qualifying", "axial") for d in diagnoses)
     history = conservative_history(record, knowledge, today, Scope(frozenset(), rules.esi.min_conservative_days,
                                                                      count_prior_esi=False))
@@ -238,7 +239,7 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
     esi_indicated = any(d.group == "qualifying" for d in diagnoses)
     surgery_indicated = has_indication(record, knowledge, sorted({valueset for indication in
                                        rules.surgery.indications.values() for valueset in indication.valuesets}),
-                                       frozenset())
+                                       frozenset(), today)
 
     def criteria(days: int, required: int, indicated: bool) -> Criteria:
         if exempt:

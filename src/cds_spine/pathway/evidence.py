@@ -118,9 +118,15 @@ class Window:
         return max(start, self.start), min(end, self.end)
 
 
-def is_active(condition: ConditionEntry) -> bool:
+def is_active(condition: ConditionEntry, today: date) -> bool:
+    """Active on `today`. A record read as of an earlier day (a retrospective audit) shows today's status:
+    a condition that began after that day was not active yet, one that abated after it still was."""
     if condition.verification_status in DISCARDED_VERIFICATION:
         return False
+    if condition.onset is not None and condition.onset > today:
+        return False
+    if condition.abatement is not None:
+        return condition.abatement > today
     if condition.clinical_status is None:
         return not condition.abated
     return condition.clinical_status in ACTIVE_CLINICAL_STATUSES

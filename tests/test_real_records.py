@@ -1,0 +1,229 @@
+"""The decision a spine clinician reads from real-shaped records (../shared/real-data/, Synthea patients
+written by others), one test per class of failure seen on them (issue 9). Where the export lacks a shape
+(a referral recorded as a Procedure, a cord-lesion diagnosis), a real resource of the same patient is
+copied with another code, so the shape stays the EHR's."""
+from __future__ import annotations
+
+import pytest
+
+from real_records import CPT, evaluate, like, order, patient, request
+
+ESI_LUMBAR, ESI_CERVICAL, DISCECTOMY = order("64483"), order("62321"), order("63030")
+
+
+def summaries(cards: list[dict]) -> list[str]:
+    return [card["summary"] for card in cards]
+
+
+def warnings(cards: list[dict]) -> list[dict]:
+    return [card for card in cards if card["indicator"] == "warning"]
+
+
+# --- 1. medication courses ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("prefix,as_of,drug", [
+    ("85629dc4", "2025-06-01", "Tylenol"),  # acetaminophen renewed at every yearly visit since 2022, newest active
+    ("b9a63e7c", "2025-06-01", "Ibu"),  # ibuprofen likewise
+])
+def test_yearly_renewals_are_one_course_until_today(tmp_path, prefix, as_of, drug):
+    pid, resources = patient(prefix)
+    cards = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), as_of)
+    assert warnings(cards) == []  # a year of scheduled analgesic is conservative therapy
+    [card] = cards
+    assert drug in card["detail"] and "(4 orders)" in card["detail"]
+    assert "Longest continuous episode: 366 days" in card["detail"]
+
+
+def test_an_active_order_written_before_the_lookback_still_runs(tmp_path):
+    # Naproxen for hip osteoarthritis, active since 2019, no dispense details: a long-term systemic NSAID.
+    pid, resources = patient("38d2711e")
+    [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2024-05-01")
+    assert card["indicator"] == "info"
+    assert "Naproxen sodium 220 MG Oral Tablet, taken for Osteoarthritis of hip" in card["detail"]
+
+
+@pytest.mark.parametrize("as_of,counts", [("2023-05-10", False), ("2023-07-01", True)])
+def test_a_drug_for_another_chronic_condition_counts_once_taken_long_enough(tmp_path, as_of, counts):
+    # Naproxen for knee osteoarthritis, written 2023-04-20 and active: 21 days by May 10, 73 by July 1.
+    pid, resources = patient("e2eba15d")
+    cards = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), as_of)
+    detail = cards[0]["detail"]
+    assert ("taken for Osteoarthritis of knee" in detail) is counts
+    assert ("Naproxen sodium 220 MG Oral Tablet, 2023-04-20 (for Osteoarthritis of knee" in detail) is not counts
+
+
+def _named_by_reference(resources: dict, reference: str) -> dict:
+    """The patient's ibuprofen orders rewritten to name their drug by reference; returns the Medication."""
+    medication = None
+    for order_ in resources["MedicationRequest"]:
+        concept = order_.get("medicationCodeableConcept", {})
+        if "Ibu" in concept.get("text", ""):
+            medication = {"resourceType": "Medication", "id": reference.rsplit("/", 1)[-1].lstrip("#"),
+                          "code": order_.pop("medicationCodeableConcept"), "status": "active"}
+            order_["medicationReference"] = {"reference": reference}
+    return medication
+
+
+def test_a_medication_named_by_a_contained_reference_is_read(tmp_path):
+    pid, resources = patient("b9a63e7c")  # ibuprofen renewed yearly
+    medication = _named_by_reference(resources, "#ibu")
+    for order_ in resources["MedicationRequest"]:
+        if "medicationReference" in order_:
+            order_["contained"] = [medication]
+    cards = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2025-06-01")
+    assert warnings(cards) == [] and "Ibuprofen 400 MG Oral Tablet \\[Ibu\\] (4 orders)" in cards[0]["detail"]
+
+
+def test_a_medication_missing_from_prefetch_is_fetched(tmp_path, httpx_mock):
+    pid, resources = patient("b9a63e7c")
+    medication = _named_by_reference(resources, "Medication/ibu")
+    httpx_mock.add_response(url="https://ehr.example.org/fhir/Medication?_id=ibu", json={
+        "resourceType": "Bundle", "type": "searchset", "entry": [{"resource": medication}]})
+    body = request(pid, resources, ESI_LUMBAR)
+    body.update(fhirServer="https://ehr.example.org/fhir", fhirAuthorization={
+        "access_token": "T", "token_type": "Bearer", "expires_in": 300, "scope": "user/*.read", "subject": "svc"})
+    cards = evaluate(tmp_path, body, "2025-06-01")
+    assert warnings(cards) == [] and "(4 orders)" in cards[0]["detail"]
+    assert httpx_mock.get_request().headers["Authorization"] == "Bearer T"
+
+
+# --- 2. reasons -------------------------------------------------------------------------------------------
+
+def test_acetaminophen_for_bronchitis_does_not_count(tmp_path):
+    pid, resources = patient("646f0323")
+    [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2023-05-20")
+    assert card["summary"].startswith("No conservative therapy documented")
+    assert "Acetaminophen 325 MG Oral Tablet, 2023-05-07 (for Acute bronchitis (disorder))" in card["detail"]
+
+
+def test_therapy_in_a_skilled_nursing_stay_after_a_wrist_fracture_does_not_count(tmp_path):
+    pid, resources = patient("15431666")
+    [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2025-05-10")
+    assert card["summary"].startswith("No conservative therapy documented")
+    assert "Occupational therapy: 2 records" in card["detail"] and "(for Osteoporotic fracture of bone" in card[
+        "detail"]
+
+
+def test_drug_rehabilitation_is_not_listed_on_a_spine_card(tmp_path):
+    pid, resources = patient("38d2711e")  # rehabilitation visits with reason "Dependent drug abuse"
+    [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2024-05-01")
+    assert "Rehabilitation" not in card["detail"]
+
+
+# --- 3. regions -------------------------------------------------------------------------------------------
+
+def test_therapy_after_whiplash_is_for_the_neck_not_the_low_back(tmp_path):
+    pid, resources = patient("6ff5fec4")  # whiplash 2024-01-24, naproxen that day, PT the next
+    [lumbar] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2024-02-10")
+    assert lumbar["summary"].startswith("No conservative therapy documented")
+    assert "Physical therapy, 2024-01-25 (for the cervical spine)" in lumbar["detail"]
+    [cervical] = evaluate(tmp_path, request(pid, resources, ESI_CERVICAL), "2024-02-10")
+    assert cervical["summary"].startswith("Only 2 days of conservative therapy")
+    assert "Physical therapy: 1 visit, 2024-01-25" in cervical["detail"]
+
+
+# --- 4. referrals recorded as procedures ------------------------------------------------------------------
+
+def test_a_referral_recorded_as_a_procedure_is_a_referral_not_therapy(tmp_path):
+    pid, resources = patient("561f242f")  # chronic low back pain, opioids only
+    template = next(p for p in resources["Procedure"] if "performedPeriod" in p)
+    resources["Procedure"].append(like(template, "444831000124102", "Referral for physical therapy (procedure)",
+                                       performedPeriod={"start": "2025-06-01T10:00:00+00:00",
+                                                        "end": "2025-06-01T10:15:00+00:00"}))
+    [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2025-06-15")
+    assert card["summary"].startswith("No conservative therapy documented")  # not counted as therapy
+    assert "suggestions" not in card  # no second referral offered
+    assert "A referral is already on record (Referral for physical therapy (procedure)" in card["detail"]
+
+
+# --- 5. codes real data uses --------------------------------------------------------------------------------
+
+def test_a_spinal_cord_lesion_is_a_red_flag(tmp_path):
+    pid, resources = patient("561f242f")
+    template = resources["Condition"][0]
+    resources["Condition"].append(like(template, "698754002", "Chronic paralysis due to lesion of spinal cord",
+                                       onsetDateTime="2025-06-10T08:00:00+00:00", clinicalStatus={"coding": [{
+                                           "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                           "code": "active"}]}))
+    resources["Condition"][-1].pop("abatementDateTime", None)
+    cards = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2025-06-15")
+    assert warnings(cards) == []
+    assert cards[0]["summary"].startswith("Red flag on record (Chronic paralysis due to lesion of spin")
+
+
+@pytest.mark.parametrize("as_of,cards", [("2024-02-10", 1), ("2024-04-01", 0)])
+def test_a_neck_injury_is_a_spine_diagnosis_while_it_lasts(tmp_path, as_of, cards):
+    pid, resources = patient("6ff5fec4")  # whiplash 2024-01-24, resolved 2024-03-17
+    found = evaluate(tmp_path, request(pid, resources, hook="patient-view"), as_of)
+    assert len(found) == cards
+
+
+def test_occupational_therapy_is_recognised(tmp_path):
+    pid, resources = patient("8397ac4c")  # OT on the day of a whiplash injury
+    [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2023-01-10")
+    assert "Occupational therapy, 2022-12-15 (for the cervical spine)" in card["detail"]
+
+
+def test_manual_therapy_is_physical_therapy(tmp_path):
+    pid, resources = patient("561f242f")
+    template = next(p for p in resources["Procedure"] if "performedPeriod" in p)
+    resources["Procedure"] += [like(template, "97140", "Manual therapy", CPT, performedPeriod={
+        "start": f"2025-{month:02d}-10T10:00:00+00:00", "end": f"2025-{month:02d}-10T10:30:00+00:00"})
+        for month in (3, 4, 5)]
+    cards = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2025-06-15")
+    assert "Physical therapy: 3 visits, 2025-03-10 to 2025-05-10" in cards[0]["detail"]
+    assert "Chiropractic" not in cards[0]["detail"]
+
+
+# --- 6. the text fallback -------------------------------------------------------------------------------------
+
+def test_a_cough_product_with_acetaminophen_is_not_acetaminophen(tmp_path):
+    pid, resources = patient("561f242f")  # acetaminophen / dextromethorphan / doxylamine for bronchitis
+    [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2025-05-20")
+    assert card["summary"].startswith("No conservative therapy documented")
+    assert "Dextromethorphan" not in card["detail"]
+
+
+# --- 7 and 9. order-independent rules ----------------------------------------------------------------------------
+
+def test_patient_view_applies_the_diagnosis_rule_like_the_order_card(tmp_path):
+    pid, resources = patient("85629dc4")  # chronic neck and low back pain: axial only
+    [summary] = evaluate(tmp_path, request(pid, resources, hook="patient-view"), "2025-06-01")
+    [esi] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2025-06-01")
+    assert "ESI not indicated (axial pain only)" in summary["summary"] and "criteria met" not in summary["summary"]
+    assert esi["summary"].startswith("No radicular or stenosis diagnosis on record")
+    assert summary["source"]["url"].startswith("https://")
+
+
+def test_a_discectomy_for_axial_pain_alone_gets_an_indication_card(tmp_path):
+    pid, resources = patient("85629dc4")
+    [card] = evaluate(tmp_path, request(pid, resources, DISCECTOMY), "2025-06-01")
+    assert card["indicator"] == "info"
+    assert card["summary"] == ("No radicular or stenosis diagnosis on record; surgery is not recommended for axial "
+                               "pain alone")
+
+
+# --- 10. card text ------------------------------------------------------------------------------------------------
+
+def test_opioid_renewals_are_one_line_per_drug(tmp_path):
+    pid, resources = patient("561f242f")  # four opioids renewed at every visit
+    [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2025-06-15")
+    lines = [line for line in card["detail"].splitlines() if line.endswith("(opioid)")]
+    assert len(lines) == 4 and all(": 6 records, 2024-06-15 to 2025-06-15" in line for line in lines)
+
+
+def test_card_text_reads_well(tmp_path):
+    pid, resources = patient("561f242f")
+    template = next(r for r in resources["MedicationRequest"] if "medicationCodeableConcept" in r)
+    resources["MedicationRequest"].append(like(template, "x", "x", authoredOn="2025-06-10T10:00:00+00:00",
+                                               status="completed"))
+    resources["MedicationRequest"][-1].pop("code")
+    resources["MedicationRequest"][-1]["medicationCodeableConcept"] = {"coding": [{
+        "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "310965",
+        "display": "Ibuprofen 200 MG Oral Tablet"}], "text": "Ibuprofen 200 MG Oral Tablet"}
+    [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2025-06-15")
+    assert card["summary"].startswith("Only 1 day of conservative therapy documented")
+    assert "->" not in card["detail"] and "→" in card["detail"]
+    missing_at = card["detail"].index("**Missing:**")
+    on_record_at = card["detail"].index("**On record:**")
+    assert missing_at < on_record_at < card["detail"].index("Diagnosis: Chronic low back pain")
