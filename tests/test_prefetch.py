@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from support import (
-    ORDER_SELECT, ORDER_SIGN, RECORD_KEYS, authorization, bundle, call, ct_yes, esi_order, hook_request, indicators,
-    radiculopathy,
+    ORDER_SELECT, ORDER_SIGN, RECORD_KEYS, RXNORM, authorization, bundle, call, coded, ct_yes, day, esi_order,
+    hook_request, indicators, radiculopathy,
 )
 
 FHIR = "https://ehr.example.org/fhir"
@@ -213,3 +213,27 @@ def test_token_and_patient_id_never_reach_the_logs(client, httpx_mock, caplog):
     call(client, ORDER_SELECT, request)
     assert caplog.records
     assert "tok-SECRET-123" not in caplog.text and "secretpatient42" not in caplog.text
+
+
+def _ibuprofen_by_reference(reference: str) -> dict:
+    return {"resourceType": "MedicationRequest", "id": "mr-ref", "status": "active", "intent": "order",
+            "subject": {"reference": "Patient/p1"}, "authoredOn": day(-60),
+            "medicationReference": {"reference": reference}}
+
+
+def test_medication_named_by_reference_but_not_in_prefetch_is_fetched(client, httpx_mock):
+    httpx_mock.add_response(url=f"{FHIR}/Medication?_id=ibu", json=bundle(
+        {"resourceType": "Medication", "id": "ibu", "code": coded(RXNORM, "197806", "ibuprofen 600 MG Oral Tablet")}),
+        match_headers={"Authorization": "Bearer T"})
+    request = with_server(hook_request(medication_requests=[_ibuprofen_by_reference("Medication/ibu")]))
+    response = call(client, ORDER_SELECT, request)
+    assert response.status_code == 200
+    assert "warning" not in indicators(response)  # 61 days of ibuprofen, read from the fetched Medication
+
+
+def test_medication_that_cannot_be_fetched_is_412(client, httpx_mock):
+    httpx_mock.add_response(url=f"{FHIR}/Medication?_id=ibu", status_code=500)
+    request = with_server(hook_request(medication_requests=[_ibuprofen_by_reference("Medication/ibu")]))
+    response = call(client, ORDER_SELECT, request)
+    assert response.status_code == 412
+    assert response.json()["issue"][0]["expression"] == ["prefetch.medicationRequests"]
