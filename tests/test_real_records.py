@@ -227,3 +227,21 @@ def test_card_text_reads_well(tmp_path):
     missing_at = card["detail"].index("**Missing:**")
     on_record_at = card["detail"].index("**On record:**")
     assert missing_at < on_record_at < card["detail"].index("Diagnosis: Chronic low back pain")
+
+
+@pytest.mark.parametrize("reason,draft,counts", [
+    ("82423001", ESI_LUMBAR, True),  # "Chronic pain" names no site: as if no reason
+    ("278860009", ESI_LUMBAR, True),  # "Chronic low back pain": for the lumbar spine
+    ("278860009", ESI_CERVICAL, False),  # ... not for the neck
+])
+def test_movement_therapy_for_a_pain_condition_counts_in_its_region(tmp_path, reason, draft, counts):
+    pid, resources = patient("561f242f")
+    [condition] = [c for c in resources["Condition"] if c["code"]["coding"][0]["code"] == reason]
+    template = next(p for p in resources["Procedure"] if "performedPeriod" in p)
+    resources["Procedure"] += [like(template, "229064008", "Movement therapy (regime/therapy)", performedPeriod={
+        "start": f"2025-{month:02d}-{day:02d}T10:00:00+00:00", "end": f"2025-{month:02d}-{day:02d}T10:45:00+00:00"},
+        reasonReference=[{"reference": f"urn:uuid:{condition['id']}", "display": condition["code"]["text"]}])
+        for month in (4, 5) for day in (1, 8, 15, 22)]
+    cards = evaluate(tmp_path, request(pid, resources, draft), "2025-06-01")
+    conservative = [card for card in cards if "conservative therapy documented" in card["summary"]]
+    assert (conservative == []) is counts

@@ -15,7 +15,7 @@ from ..audit.store import CallRecord, CardRecord, FeedbackEvent
 from ..jsonio import JsonResponse
 from ..security.jwt import AuthenticationFailed
 from ..errors import (
-    ApiError, Issue, PayloadTooLarge, ServiceNotFound, StoreUnavailable, Unauthorized, UnsupportedMediaType,
+    Issue, PayloadTooLarge, ServiceNotFound, StoreUnavailable, Unauthorized, UnsupportedMediaType,
 )
 from .hooks import Answer, Call, decode_json, parse_call, validate
 from .models import Card, CdsResponse, FeedbackRequest, Service

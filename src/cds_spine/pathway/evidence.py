@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from .knowledge import WORDING, Group, Knowledge, MedicationGroup
-from .reasons import Indication, Indications, describe
+from .reasons import Indication, Indications, describe, union_segments
 from .record import (
     Code, ConditionEntry, DraftOrder, MedicationEntry, PatientRecord, Period, ProcedureEntry, ServiceRequestEntry,
 )
@@ -200,8 +200,7 @@ class _Course:
         the course followed when it began."""
         stated_spine = [use.indication for use in self.uses if use.indication.explicit and use.indication.spine]
         if stated_spine:
-            return Indication(True, frozenset() if any(not i.segments for i in stated_spine)
-                              else frozenset().union(*(i.segments for i in stated_spine)), explicit=True)
+            return Indication(True, union_segments(i.segments for i in stated_spine), explicit=True)
         unstated = [use.indication for use in self.uses if not use.indication.explicit]
         return unstated[0] if unstated else self.uses[0].indication
 

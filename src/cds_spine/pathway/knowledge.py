@@ -107,6 +107,7 @@ class Reasons(_Strict):
     attribution_days: int = Field(ge=0)
     attribution_valueset: str
     body_site_valueset: str
+    nonspecific_valueset: str
     for_other_condition: str
     unnamed_condition: str
     for_other_region: str
@@ -307,6 +308,7 @@ class PathwayConfig(_Strict):
                 "conservative.referrals.valueset": self.conservative.referrals.valueset,
                 "reasons.attribution_valueset": self.reasons.attribution_valueset,
                 "reasons.body_site_valueset": self.reasons.body_site_valueset,
+                "reasons.nonspecific_valueset": self.reasons.nonspecific_valueset,
                 "diagnoses.qualifying.valueset": self.diagnoses.qualifying.valueset,
                 "diagnoses.axial.valueset": self.diagnoses.axial.valueset}
         for kind, indication in self.rules.surgery.indications.items():

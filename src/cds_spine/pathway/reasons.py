@@ -69,9 +69,12 @@ class Indications:
         """From the entry's own reasons and body sites."""
         spine: list[frozenset[str]] = []
         other = None
+        nonspecific = self.knowledge.config.reasons.nonspecific_valueset
         for reason in reasons:
             condition = self.record.condition(reason.condition_id)
             codes = reason.codes or (condition.codes if condition else ())
+            if self.knowledge.find(codes, nonspecific):
+                continue
             found = self.knowledge.spine_diagnosis(codes)
             if found:
                 spine.append(self.knowledge.segments(found))
@@ -84,7 +87,7 @@ class Indications:
         spine += [self.knowledge.segments(found) for site in body_sites
                   if (found := self.knowledge.find((site,), site_valueset))]
         if spine:
-            return Indication(True, _union(spine), explicit=True)
+            return Indication(True, union_segments(spine), explicit=True)
         return Indication(False, condition=other, explicit=True) if other else NOT_KNOWN
 
     def followed(self, start: date) -> Indication:
@@ -93,12 +96,13 @@ class Indications:
                   and (c.abatement is None or c.abatement >= start)]
         spine = [self.knowledge.segments(found) for c in recent if (found := self.knowledge.spine_diagnosis(c.codes))]
         if spine:
-            return Indication(True, _union(spine))
+            return Indication(True, union_segments(spine))
         if recent:
             return Indication(False, condition=describe(recent[-1].codes, recent[-1].text))
         return NOT_KNOWN
 
 
-def _union(segments: list[frozenset[str]]) -> frozenset[str]:
+def union_segments(segments: Iterable[frozenset[str]]) -> frozenset[str]:
     """The segments of several spine reasons; one without a region makes it any region."""
+    segments = list(segments)
     return frozenset() if any(not s for s in segments) else frozenset().union(*segments)
