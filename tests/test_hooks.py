@@ -5,7 +5,7 @@ import pytest
 
 from support import (
     CPT, ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, SNOMED, call, coded, condition, ct_yes, day, esi_order, hook_request,
-    indicators, pt_visits,
+    indicators, procedure, pt_visits,
 )
 
 
@@ -138,3 +138,13 @@ def test_relevant_resource_that_fails_validation_is_left_out_and_named(client):
               "code": coded(CPT, "97110"), "performedDateTime": day(-10)}  # no subject: invalid R4
     card = call(client, ORDER_SELECT, hook_request(procedures=[broken])).json()["cards"][0]
     assert "Procedure/broken-pt" in card["detail"]
+
+
+def test_the_not_counted_list_is_bounded(client):
+    passive = [("97010", CPT), ("97012", CPT), ("97014", CPT), ("266694003", SNOMED), ("77476009", SNOMED),
+               ("52052004", SNOMED), ("229586001", SNOMED), ("183051005", SNOMED)]
+    visits = [procedure(code, day(-40 - i), system=system) for i, (code, system) in enumerate(passive)]
+    response = call(client, ORDER_SIGN, hook_request("order-sign", procedures=visits))
+    detail = response.json()["cards"][0]["detail"]
+    section = detail.split("**Not counted:**\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(section) == 6 and section[-1] == "- and 3 more"
