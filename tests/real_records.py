@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from cds_spine.cli import app
@@ -34,6 +35,9 @@ def _id_of(reference: str) -> str:
 @cache
 def export() -> tuple[dict[str, dict[str, list[dict]]], dict[str, dict]]:
     """(patient id -> resource type -> resources, Medication id -> Medication)."""
+    if not EXPORT.is_dir():
+        pytest.fail(f"the real-shaped export is not at {EXPORT}: the tests read ../shared/real-data/ beside the "
+                    f"checkout (as CI has it); it is never copied into the project", pytrace=False)
     patients: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     medications = {}
     for path in sorted(EXPORT.glob("*.ndjson.gz")):

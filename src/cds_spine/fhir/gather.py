@@ -2,8 +2,8 @@
 
 One pass over the raw resources keeps those whose codes fall in a value set (or, for medications,
 whose text names a known ingredient, or that name their drug by reference) and every Medication
-(the drugs references point to); only those are validated (fhir/resources.py). A malformed resource that no rule reads cannot fail the request. Draft orders are read leniently,
-whatever FHIR version the EHR speaks (DSTU2 MedicationOrder, STU3 ProcedureRequest, R4 ...).
+(the drugs references point to); only those are validated (fhir/resources.py). A malformed
+resource that no rule reads cannot fail the request. Draft orders are read leniently, whatever FHIR version the EHR speaks (DSTU2 MedicationOrder, STU3 ProcedureRequest, R4 ...).
 """
 from __future__ import annotations
 
@@ -188,8 +188,8 @@ def referenced_id(reference: str | None) -> str | None:
     `_history`), `urn:uuid:id`; None for a contained (`#id`) or empty reference."""
     if not reference or reference.startswith("#"):
         return None
-    if reference.startswith(("urn:uuid:", "urn:oid:")):
-        return reference[9:] or None
+    if reference.startswith("urn:"):
+        return reference.rsplit(":", 1)[-1] or None
     parts = reference.split("?", 1)[0].rstrip("/").split("/")
     if "_history" in parts:
         parts = parts[:parts.index("_history")]

@@ -46,16 +46,13 @@ class Period(_Element):
     end: DateTime | None = None
 
 
-class Duration(_Element):
-    value: float | None = None
-    unit: str | None = None
-    code: Code | None = None
-
-
 class Quantity(_Element):
     value: float | None = None
     unit: str | None = None
     code: Code | None = None
+
+
+Duration = Quantity  # R4: a Duration is a Quantity of time
 
 
 class DispenseRequest(_Element):

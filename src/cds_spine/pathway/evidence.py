@@ -168,6 +168,7 @@ class _Use:
 
     entry: MedicationEntry
     group: MedicationGroup | None  # None: an opioid
+    ingredient: tuple  # renewals of one ingredient join one course
     description: str
     start: date
     end: date
@@ -348,19 +349,15 @@ class _Reader:
             return
         indication = self.indications.of(entry.reasons, (), days[0])
         systemic = not membership or membership.attributes.get("route") != "topical"
-        self.uses.append(_Use(entry, group, describe(entry.codes, entry.text), *days, indication, systemic))
-
-    def _ingredient_key(self, use: _Use) -> tuple:
-        if use.group is None:
-            return (OPIOID, use.description)
-        names = self.knowledge.ingredients(" ".join(filter(None, [use.entry.text, *(
-            code.display for code in use.entry.codes)])))
-        return (use.group.id, names) if names else (use.group.id, use.description)
+        description = describe(entry.codes, entry.text)
+        names = knowledge.ingredients(texts) if group else frozenset()
+        ingredient = (group.id if group else OPIOID, names or description)
+        self.uses.append(_Use(entry, group, ingredient, description, *days, indication, systemic))
 
     def medication_courses(self) -> None:
         by_ingredient: dict[tuple, list[_Use]] = {}
         for use in self.uses:
-            by_ingredient.setdefault(self._ingredient_key(use), []).append(use)
+            by_ingredient.setdefault(use.ingredient, []).append(use)
         gap = self.config.medication_courses.renewal_gap_days
         for uses in by_ingredient.values():
             for course in courses(uses, gap):
