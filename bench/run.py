@@ -196,7 +196,8 @@ def audit_share(database_url: str, size: int, service_p50: float) -> dict:
     resources = [entry["resource"] for key, value in request["prefetch"].items() if key != "patient"
                  for entry in value["entry"]]
     record = build_record(filter(relevance_filter(knowledge), resources), knowledge)
-    orders = classify_all(read_draft_orders(request["context"]["draftOrders"]), knowledge)
+    drafts = (entry["resource"] for entry in request["context"]["draftOrders"]["entry"])
+    orders = classify_all(read_draft_orders(drafts), knowledge)
     [assessment] = assess(orders, record, knowledge, datetime.now(timezone.utc))
     engine = open_engine(database_url)
     migrate(engine)

@@ -50,7 +50,7 @@ def build(database_url: str):
             for entry in (value or {}).get("entry", []):
                 resource = entry["resource"]
                 get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-        call = parse_call(SERVICES["spine-pathway-order-sign"], body)
+        call = parse_call(SERVICES["spine-pathway-order-sign"], body, request.app.state.settings.max_draft_orders)
         answer = await request.app.state.engine.answer(call, datetime.now(timezone.utc))
         return JsonResponse(CdsResponse(cards=answer.cards).wire())
 

@@ -231,5 +231,11 @@ def call(client, service_id: str, request: dict, **kwargs):
     return response
 
 
+def outcome_expressions(response) -> list[str]:
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    return [expression for issue in body["issue"] for expression in issue.get("expression", [])]
+
+
 def indicators(response) -> list[str]:
     return [card["indicator"] for card in response.json()["cards"]]

@@ -60,11 +60,11 @@ def test_two_items_and_a_repeat_are_accepted_and_stored_once(client, card):
 
 
 @pytest.mark.parametrize("change,field", [
-    ({"outcome": "dismissed"}, "feedback.0.outcome"),
-    ({"acceptedSuggestions": None}, "feedback.0"),
-    ({"outcomeTimestamp": None}, "feedback.0.outcomeTimestamp"),
-    ({"outcomeTimestamp": "yesterday"}, "feedback.0.outcomeTimestamp"),
-    ({"outcomeTimestamp": "2026-01-01T10:00:00"}, "feedback.0.outcomeTimestamp"),
+    ({"outcome": "dismissed"}, "feedback[0].outcome"),
+    ({"acceptedSuggestions": None}, "feedback[0]"),
+    ({"outcomeTimestamp": None}, "feedback[0].outcomeTimestamp"),
+    ({"outcomeTimestamp": "yesterday"}, "feedback[0].outcomeTimestamp"),
+    ({"outcomeTimestamp": "2026-01-01T10:00:00"}, "feedback[0].outcomeTimestamp"),
 ])
 def test_malformed_feedback_is_400_naming_the_field(client, card, change, field):
     item = {**accepted(card), **change}

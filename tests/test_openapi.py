@@ -6,6 +6,8 @@ import json
 import pytest
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
+from openapi_spec_validator import validate as validate_spec
+from openapi_spec_validator.readers import read_from_filename
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from starlette.routing import Route
@@ -38,6 +40,10 @@ def http_routes(routes) -> list[Route]:
         elif hasattr(route, "original_router"):
             found += http_routes(route.original_router.routes)
     return found
+
+
+def test_the_spec_passes_a_standard_openapi_validator():
+    validate_spec(read_from_filename(str(ROOT / "openapi.yaml"))[0])
 
 
 def test_routes_match_the_spec(client):

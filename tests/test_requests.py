@@ -5,13 +5,10 @@ import json
 
 import pytest
 
-from support import ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, authorization, call, esi_order, hook_request, indicators
-
-
-def outcome_expressions(response) -> list[str]:
-    body = response.json()
-    assert body["resourceType"] == "OperationOutcome"
-    return [expression for issue in body["issue"] for expression in issue.get("expression", [])]
+from support import (
+    ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, authorization, call, esi_order, hook_request, indicators,
+    outcome_expressions,
+)
 
 
 @pytest.mark.parametrize("field", ["hook", "hookInstance", "context"])
@@ -129,7 +126,6 @@ def sandbox_shaped_orders() -> list[dict]:
          "code": {"coding": [{}]}, "reasonCode": [{"coding": [{"system": "http://snomed.info/sct",
                                                               "code": "279039007"}]}]},
         {"resourceType": "DeviceRequest", "id": "d1", "codeCodeableConcept": "not an object"},
-        {"id": "no-type"}, "not a resource", None,
     ]
 
 
@@ -138,17 +134,45 @@ def sandbox_shaped_orders() -> list[dict]:
 def test_sandbox_shaped_draft_orders_get_200_and_no_card(client, selection):
     request = hook_request(orders=[], selections=[selection])
     request["context"]["draftOrders"] = {"resourceType": "Bundle",
-                                         "entry": [{"resource": r} for r in sandbox_shaped_orders()] + [3]}
+                                         "entry": [{"resource": r} for r in sandbox_shaped_orders()] + [{}]}
     response = call(client, ORDER_SELECT, request)
     assert response.status_code == 200
     assert response.json() == {"cards": []}
 
 
-def test_draft_orders_that_are_junk_get_200(client):
-    for draft in ({"entry": "nope"}, {"resourceType": "Bundle"}, {}):
+def test_a_bundle_without_orders_or_type_gets_200(client):
+    for draft in ({"resourceType": "Bundle"}, {"resourceType": "Bundle", "entry": [{"resource": None}]}):
         request = hook_request("order-sign")
         request["context"]["draftOrders"] = draft
         assert call(client, ORDER_SIGN, request).json() == {"cards": []}
+
+
+@pytest.mark.parametrize("draft, field", [
+    ({"resourceType": "Patient", "id": "p1"}, "context.draftOrders.resourceType"),
+    ({}, "context.draftOrders.resourceType"),
+    ({"resourceType": "Bundle", "entry": "nope"}, "context.draftOrders.entry"),
+    ({"resourceType": "Bundle", "entry": [3]}, "context.draftOrders.entry[0]"),
+    ({"resourceType": "Bundle", "entry": [{"resource": "not a resource"}]}, "context.draftOrders.entry[0].resource"),
+    ({"resourceType": "Bundle", "entry": [{}, {"resource": {"id": "no-type"}}]}, "context.draftOrders.entry[1]"),
+    (["a list"], "context.draftOrders"),
+])
+def test_draft_orders_of_the_wrong_kind_are_400_naming_the_field(client, draft, field):
+    request = hook_request("order-sign")
+    request["context"]["draftOrders"] = draft
+    response = call(client, ORDER_SIGN, request)
+    assert response.status_code == 400
+    assert outcome_expressions(response) == [field]
+
+
+def test_draft_orders_are_bounded(make_client):
+    client = make_client(max_draft_orders=3)
+    request = hook_request("order-sign", orders=[esi_order(f"esi-{i}") for i in range(4)])
+    response = call(client, ORDER_SIGN, request)
+    assert response.status_code == 400
+    assert outcome_expressions(response) == ["context.draftOrders.entry"]
+    assert "CDS_SPINE_MAX_DRAFT_ORDERS" in response.json()["issue"][0]["diagnostics"]
+    request["context"]["draftOrders"]["entry"].pop()
+    assert call(client, ORDER_SIGN, request).status_code == 200
 
 
 def test_stu3_procedure_request_is_evaluated_like_a_service_request(client):

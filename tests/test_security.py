@@ -8,6 +8,7 @@ import time
 
 import pytest
 import yaml
+from sqlalchemy import text
 
 from cds_spine.app import create_app
 from cds_spine.security.policy import ConfigurationError
@@ -204,6 +205,15 @@ def test_replayed_token_is_refused(client):
     token = a_token()
     assert post(client, token).status_code == 200
     assert_refused(post(client, token))
+
+
+def test_replay_cache_down_is_the_documented_503_not_a_500(client, caplog):
+    with client.app.state.store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE jwt_replay"))
+    response = post(client, a_token())
+    assert response.status_code == 503
+    assert response.json()["issue"][0]["code"] == "transient"
+    assert "failed to check a JWT for replay (OperationalError)" in caplog.text
 
 
 def test_tampered_payload_is_refused_and_logs_say_why_without_the_token(client, caplog):

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .audit import routes as audit_routes
 from .audit.db import migrate, open_engine
 from .audit.store import SqlAuditStore, SqlReplayCache
-from .errors import ApiError, Issue, error_response, outcome_response
+from .errors import ApiError, ClientGone, Issue, error_response, outcome_response
 from .cdshooks.hooks import Engine
 from .cdshooks.routes import router
 from .fhir.client import FhirClient
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds, follow_redirects=False) as http:
-            app.state.engine = Engine(knowledge, settings, FhirClient(http, settings.fhir_page_cap))
+            app.state.engine = Engine(knowledge, settings, FhirClient(http, settings))
             app.state.verifier = None if issuers is None else Verifier(
                 [KeySource(issuer, http, settings.jwks_cache_seconds) for issuer in issuers],
                 SqlReplayCache(engine), settings.jwt_leeway_seconds, settings.jwt_max_lifetime_seconds)
@@ -106,7 +106,9 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
         return JsonResponse({"status": "ok", "knowledgeVersion": knowledge.version})
 
     @app.exception_handler(ApiError)
-    async def cds_hooks_error(_: Request, error: ApiError) -> JsonResponse:
+    async def cds_hooks_error(request: Request, error: ApiError) -> JsonResponse:
+        if isinstance(error, ClientGone):
+            log.info("client disconnected before sending the whole body (path=%s)", request.url.path)
         return error_response(error)
 
     @app.exception_handler(HTTPException)

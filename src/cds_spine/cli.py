@@ -80,9 +80,9 @@ def evaluate(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks requ
         body = decode_json(request_file.read_bytes(), settings.max_json_containers)
         hook = body.get("hook")
         service = next((s for s in SERVICES.values() if s.hook == hook), next(iter(SERVICES.values())))
-        call = parse_call(service, body)
+        call = parse_call(service, body, settings.max_draft_orders)
         async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds) as http:
-            engine = Engine(knowledge, settings, FhirClient(http, settings.fhir_page_cap))
+            engine = Engine(knowledge, settings, FhirClient(http, settings))
             answer = await engine.answer(call, now)
             if answer.unavailable:
                 raise answer.unavailable

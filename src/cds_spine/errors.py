@@ -49,6 +49,23 @@ class StoreUnavailable(ApiError):
         super().__init__(Issue("transient", "the audit store is unavailable, so no advice was given; try again"))
 
 
+class RequestTimeout(ApiError):
+    """408: the client took longer than the body timeout to send its body."""
+
+    status = 408
+    headers = {"Connection": "close"}
+
+
+class ClientGone(ApiError):
+    """The client closed the connection before sending its whole body: nobody is left to answer
+    (499, as proxies log it; the status never reaches anyone)."""
+
+    status = 499
+
+    def __init__(self) -> None:
+        super().__init__(Issue("incomplete", "the client disconnected before sending the whole body"))
+
+
 class PayloadTooLarge(ApiError):
     status = 413
 

@@ -39,6 +39,26 @@ def materialize(value: Any) -> Any:
     return value
 
 
+def nul_character_at(document: Any) -> str | None:
+    """The path (`context.draftOrders.entry[0]`) of a member name or string holding a NUL
+    character, or None. FHIR strings may not hold one, and PostgreSQL cannot store one.
+    (Iterative: a document may nest 1024 deep.)"""
+    pending = [("", document)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path
+        elif isinstance(value, dict):
+            for key, member in reversed(value.items()):
+                if "\x00" in key:
+                    return path
+                pending.append((f"{path}.{key}" if path else key, member))
+        elif isinstance(value, list):
+            pending += reversed([(f"{path}[{index}]", item) for index, item in enumerate(value)])
+    return None
+
+
 class JsonResponse(Response):
     media_type = "application/json"
 

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     """Overall time budget for fetching what prefetch did not supply."""
     fhir_page_cap: int = Field(50, ge=1)
     """Most pages followed per FHIR search; more means incomplete data (412)."""
+    fhir_max_entries: int = Field(20_000, ge=1)
+    """Most Bundle entries one FHIR search may return, over all its pages; more: 412."""
+    fhir_max_response_bytes: int = Field(16_000_000, ge=1024)
+    """Largest FHIR response page read (after decompression); larger: 412."""
     allow_unauthenticated_fhir: bool = False
     """Query fhirServer without a token when the request has no fhirAuthorization (the public sandbox)."""
     info_card_when_met: bool = False
@@ -44,6 +48,10 @@ class Settings(BaseSettings):
     jwks_cache_seconds: int = Field(3600, ge=60)
     max_body_bytes: int = Field(5_000_000, ge=1024)
     """Largest request body accepted (413 above it)."""
+    body_timeout_seconds: float = Field(30.0, gt=0)
+    """Longest time to receive a request body (408 after it): a client trickling bytes cannot hold a slot."""
+    max_draft_orders: int = Field(100, ge=1)
+    """Most draft orders in one call (400 above it); a real ordering session carries a handful."""
     max_json_containers: int = Field(1_000_000, ge=1000)
     """Most JSON objects and arrays in one body, which bounds parsing memory (nesting is capped at 1024)."""
     database_url: str = "sqlite:///cds-spine.db"

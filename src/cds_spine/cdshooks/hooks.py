@@ -7,13 +7,16 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from .. import jsonio
 from ..errors import DataUnavailableError, InvalidRequest, Issue
 from ..fhir.client import FhirClient
 from ..fhir.gather import build_record, read_draft_orders, relevance_filter
 from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAccess, Obtained, obtain
-from ..pathway import Assessment, ClassifiedOrder, Knowledge, assess, classify_all, summarize_patient
+from ..pathway import (
+    Assessment, ClassifiedOrder, DraftOrder, Knowledge, PatientSummary, assess, classify_all, summarize_patient,
+)
 from ..settings import Settings
 from .cards import CardOptions, render_one, render_patient_summary
 from .models import CONTEXTS, Card, HookRequest, OrderSelectContext, PatientViewContext, Service
@@ -28,13 +31,24 @@ def validate(model: type[Model], data: Any, prefix: str = "") -> Model:
     except ValidationError as exc:
         issues = []
         for error in exc.errors(include_url=False, include_input=False):
-            path = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "") or None
+            path = field_path(prefix, *error["loc"]) or None
             if error["type"] == "missing":
                 issues.append(Issue("required", f"{path} is required", path))
             else:
                 message = error["msg"].removeprefix("Value error, ")
                 issues.append(Issue("invalid", f"{path}: {message}" if path else message, path))
         raise InvalidRequest(*issues) from None
+
+
+def field_path(*parts: str | int) -> str:
+    """A FHIRPath-like name of a field: `context.draftOrders.entry[3].resource`."""
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part != "":
+            path += f".{part}" if path else part
+    return path
 
 
 def decode_json(body: bytes, max_containers: int) -> dict[str, Any]:
@@ -51,6 +65,11 @@ def decode_json(body: bytes, max_containers: int) -> dict[str, Any]:
         raise InvalidRequest(Issue("structure", f"the body is not valid JSON ({exc})")) from None
     if document.__class__ not in jsonio.OBJECTS:
         raise InvalidRequest(Issue("structure", "the body must be a JSON object"))
+    if b"\\u0000" in body:
+        where = jsonio.nul_character_at(jsonio.materialize(document))
+        if where is not None:
+            raise InvalidRequest(Issue("invalid", f"{where or 'the body'}: a NUL character (\\u0000) is not "
+                                                  f"allowed in a name or a string", where or None))
     data = {key: jsonio.materialize(document[key]) for key in document.keys() if key != "prefetch"}
     if "prefetch" in document:
         prefetch = document["prefetch"]
@@ -66,11 +85,24 @@ class Call:
     context: PatientViewContext
 
 
-def parse_call(service: Service, body: dict[str, Any]) -> Call:
+    @property
+    def draft_orders(self) -> list[dict[str, Any]]:
+        draft = getattr(self.context, "draftOrders", None)
+        return draft.resources if draft else []
+
+
+def parse_call(service: Service, body: dict[str, Any], max_draft_orders: int) -> Call:
+    """The validated call: 400 naming the field for anything of the wrong kind, or too many draft orders."""
     request = validate(HookRequest, body)
     if request.hook != service.hook:
         raise InvalidRequest(Issue("invalid", f"hook {request.hook!r} does not match service {service.id!r}, "
                                               f"which handles {service.hook!r}", "hook"))
+    draft = request.context.get("draftOrders")
+    entries = draft.get("entry") if isinstance(draft, dict) else None
+    if isinstance(entries, list) and len(entries) > max_draft_orders:
+        raise InvalidRequest(Issue("too-costly", f"context.draftOrders.entry: {len(entries)} draft orders, more than "
+                                                 f"{max_draft_orders} (CDS_SPINE_MAX_DRAFT_ORDERS)",
+                                   "context.draftOrders.entry"))
     return Call(service, request, validate(CONTEXTS[service.hook], request.context, prefix="context"))
 
 
@@ -113,38 +145,50 @@ class Engine:
                                                            f"obtained: {exc}", f"prefetch.{exc.key}")) from None
 
     async def answer(self, call: Call, now: datetime) -> Answer:
+        """CPU-bound steps (reading orders and records, the pathway, the cards) run in worker threads,
+        so a large call never holds the event loop (and with it every other call and /healthz)."""
         if call.service.hook == "patient-view":
             return await self._patient_view(call, now)
-        orders = read_draft_orders(getattr(call.context, "draftOrders", None))
-        in_scope = orders
-        if isinstance(call.context, OrderSelectContext):
-            selected = set(call.context.selections)
-            in_scope = [order for order in orders if order.reference in selected]
-        classified = classify_all(in_scope, self.knowledge)
+        orders, classified = await run_in_threadpool(self._orders_in_scope, call)
         if not classified:
             return Answer()
         try:
             obtained = await self._obtain(call, RECORD_KEYS)
         except DataUnavailableError as error:
             return Answer(orders=classified, unavailable=error)
-        record = build_record(obtained.resources, self.knowledge)
-        assessments = assess(classified, record, self.knowledge, now, session_orders=orders)
+        assessed = await run_in_threadpool(self._assess, call, classified, orders, obtained.resources, now)
+        return Answer(assessed=assessed, orders=classified, data_read=True, fetched_keys=obtained.fetched_keys)
+
+    def _orders_in_scope(self, call: Call) -> tuple[list[DraftOrder], list[ClassifiedOrder]]:
+        """All draft orders of the session, and the ESI and surgery orders in scope (order-select: selected)."""
+        orders = read_draft_orders(call.draft_orders)
+        in_scope = orders
+        if isinstance(call.context, OrderSelectContext):
+            selected = set(call.context.selections)
+            in_scope = [order for order in orders if order.reference in selected]
+        return orders, classify_all(in_scope, self.knowledge)
+
+    def _assess(self, call: Call, classified: list[ClassifiedOrder], orders: list[DraftOrder],
+                resources: Sequence[dict], now: datetime) -> list[tuple[Assessment, Card | None]]:
+        record = build_record(resources, self.knowledge)
         options = self._options(call)
-        return Answer(assessed=[(a, render_one(a, self.knowledge, options)) for a in assessments], orders=classified,
-                      data_read=True, fetched_keys=obtained.fetched_keys)
+        return [(a, render_one(a, self.knowledge, options))
+                for a in assess(classified, record, self.knowledge, now, session_orders=orders)]
 
     def _options(self, call: Call) -> CardOptions:
         return CardOptions(call.context.patientId, self.settings.info_card_when_met, self.settings.smart_app_url)
 
+    def _summary(self, resources: Sequence[dict], now: datetime) -> PatientSummary | None:
+        return summarize_patient(build_record(resources, self.knowledge), self.knowledge, now)
+
     async def _patient_view(self, call: Call, now: datetime) -> Answer:
         try:
             conditions = await self._obtain(call, CONDITION_KEYS)
-            if summarize_patient(build_record(conditions.resources, self.knowledge), self.knowledge, now) is None:
+            if await run_in_threadpool(self._summary, conditions.resources, now) is None:
                 return Answer(data_read=True, fetched_keys=conditions.fetched_keys)
             rest = await self._obtain(call, [key for key in RECORD_KEYS if key not in CONDITION_KEYS])
         except DataUnavailableError as error:
             return Answer(unavailable=error)
-        record = build_record(conditions.resources + rest.resources, self.knowledge)
-        summary = summarize_patient(record, self.knowledge, now)
+        summary = await run_in_threadpool(self._summary, conditions.resources + rest.resources, now)
         return Answer(other_cards=render_patient_summary(summary, self.knowledge, self._options(call)),
                       data_read=True, fetched_keys=conditions.fetched_keys + rest.fetched_keys)

@@ -14,7 +14,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 def _absolute_url(value: str) -> str:
@@ -25,8 +26,14 @@ def _absolute_url(value: str) -> str:
 
 
 def _fhir_id(value: str) -> str:
-    if not FHIR_ID.match(value):
+    if not FHIR_ID.fullmatch(value):
         raise ValueError("must be a FHIR id (letters, digits, '-' and '.', at most 64)")
+    return value
+
+
+def _header_token(value: str) -> str:
+    if not HEADER_TOKEN.fullmatch(value):
+        raise ValueError("must be printable ASCII without spaces (it is sent in an HTTP header)")
     return value
 
 
@@ -50,7 +57,7 @@ class _Wire(BaseModel):
 # --- requests ---------------------------------------------------------------------------------------
 
 class FhirAuthorization(_Lenient):
-    access_token: NonEmpty
+    access_token: Annotated[str, AfterValidator(_header_token)]
     token_type: Literal["Bearer", "bearer"]
     expires_in: int
     scope: NonEmpty
@@ -79,14 +86,37 @@ class PatientViewContext(_Lenient):
     encounterId: str | None = None
 
 
+class DraftEntry(_Lenient):
+    resource: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def resource_has_a_type(self) -> DraftEntry:
+        if self.resource is not None and not isinstance(self.resource.get("resourceType"), str):
+            raise ValueError("resource needs a resourceType (a string)")
+        return self
+
+
+class DraftOrders(_Lenient):
+    """The Bundle of draft orders: its shape is checked (400 naming the field); what is inside each
+    resource is read leniently (fhir/gather.py), as real EHRs write it. An entry without a resource
+    is skipped."""
+
+    resourceType: Literal["Bundle"]
+    entry: list[DraftEntry] = []
+
+    @property
+    def resources(self) -> list[dict[str, Any]]:
+        return [entry.resource for entry in self.entry if entry.resource is not None]
+
+
 class OrderSignContext(PatientViewContext):
-    draftOrders: dict[str, Any]
+    draftOrders: DraftOrders
 
 
 class OrderSelectContext(PatientViewContext):
     # Lenient on purpose: the sandbox calls order-select without them when a tab is re-clicked.
     selections: list[str] = []
-    draftOrders: dict[str, Any] | None = None
+    draftOrders: DraftOrders | None = None
 
 
 CONTEXTS: dict[str, type[PatientViewContext]] = {

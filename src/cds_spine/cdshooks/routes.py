@@ -1,6 +1,7 @@
 """HTTP endpoints of the CDS Hooks protocol: discovery, service calls, feedback."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -10,12 +11,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from ..audit.store import CallRecord, CardRecord, FeedbackEvent
 from ..jsonio import JsonResponse
 from ..security.jwt import AuthenticationFailed
 from ..errors import (
-    Issue, PayloadTooLarge, ServiceNotFound, StoreUnavailable, Unauthorized, UnsupportedMediaType,
+    ClientGone, Issue, PayloadTooLarge, RequestTimeout, ServiceNotFound, StoreUnavailable, Unauthorized,
+    UnsupportedMediaType,
 )
 from .hooks import Answer, Call, decode_json, parse_call, validate
 from .models import Card, CdsResponse, FeedbackRequest, Service
@@ -40,6 +43,9 @@ async def authenticate(request: Request) -> None:
         log.warning("authentication failed: %s (iss=%s jti=%s path=%s)", failure.reason, failure.iss, failure.jti,
                     request.url.path)
         raise Unauthorized() from None
+    except SQLAlchemyError as exc:  # the JWT replay cache lives in the audit store
+        log.error("audit store failed to check a JWT for replay (%s)", type(exc).__name__)
+        raise StoreUnavailable() from None
 
 
 router = APIRouter(dependencies=[Depends(authenticate)])
@@ -54,7 +60,8 @@ def _service(service_id: str) -> Service:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    """The body as a JSON object: JSON content type (415), bounded size (413), bounded parsing (400)."""
+    """The body as a JSON object: JSON content type (415), bounded size (413) and time to receive it (408),
+    bounded parsing (400), off the event loop."""
     settings = request.app.state.settings
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type not in JSON_MEDIA_TYPES:
@@ -65,11 +72,18 @@ async def json_body(request: Request) -> dict[str, Any]:
     if declared.isdigit() and int(declared) > settings.max_body_bytes:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > settings.max_body_bytes:
-            raise too_large
-    return decode_json(bytes(body), settings.max_json_containers)
+    try:
+        async with asyncio.timeout(settings.body_timeout_seconds):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > settings.max_body_bytes:
+                    raise too_large
+    except TimeoutError:
+        raise RequestTimeout(Issue("timeout", f"the body was not received within {settings.body_timeout_seconds:g} s "
+                                              f"(CDS_SPINE_BODY_TIMEOUT_SECONDS)")) from None
+    except ClientDisconnect:
+        raise ClientGone() from None
+    return await run_in_threadpool(decode_json, bytes(body), settings.max_json_containers)
 
 
 async def _recorded(request: Request, write: Callable[[], None], what: str) -> None:
@@ -112,8 +126,8 @@ async def call_service(service_id: str, request: Request) -> JsonResponse:
     started = time.perf_counter()
     received_at = datetime.now(timezone.utc)
     service = _service(service_id)
-    call = parse_call(service, await json_body(request))
     state = request.app.state
+    call = await run_in_threadpool(parse_call, service, await json_body(request), state.settings.max_draft_orders)
     patient = state.store.patient_hasher(call.context.patientId)
     answer = await state.engine.answer(call, received_at)
     status = answer.unavailable.status if answer.unavailable else 200

@@ -1,7 +1,8 @@
 """Searches on the EHR's FHIR server, following `next` links up to a page cap.
 
-The bearer token goes only to URLs under the request's fhirServer: a `next` link that points
-anywhere else is refused, never followed.
+The bearer token goes only to URLs under the request's fhirServer (compared after normalising,
+fhir/urls.py): a `next` link that points anywhere else is refused, never followed, and redirects
+are never followed.
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from urllib.parse import urljoin
 import httpx
 
 from .. import jsonio
+from ..settings import Settings
 from .bundles import Keep, kept_entries
+from .urls import UnsafeUrl, is_under, normalized
 
 FHIR_JSON = "application/fhir+json"
 
@@ -19,14 +22,15 @@ class FhirError(Exception):
     """The FHIR server could not give us the data; the message is safe to show (no token, no payload)."""
 
 
-def _under(base: str, url: str) -> bool:
-    return url.startswith(base.rstrip("/") + "/")
-
-
 class FhirClient:
-    def __init__(self, http: httpx.AsyncClient, page_cap: int) -> None:
+    """Bounded: at most `fhir_page_cap` pages and `fhir_max_entries` entries per search, and
+    `fhir_max_response_bytes` per page (decompressed); past a bound the data is incomplete (412)."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
         self.http = http
-        self.page_cap = page_cap
+        self.page_cap = settings.fhir_page_cap
+        self.max_entries = settings.fhir_max_entries
+        self.max_response_bytes = settings.fhir_max_response_bytes
 
     async def search(self, base: str, query: str, token: str | None, keep: Keep) -> list[dict]:
         """The kept resources of every page of a search."""
@@ -39,12 +43,14 @@ class FhirClient:
     async def _pages(self, base: str, url: str, token: str | None, keep: Keep) -> list[dict]:
         resources: list[dict] = []
         pages_left = self.page_cap
+        entries = 0
         while url:
             if pages_left == 0:
                 raise FhirError(f"more than {self.page_cap} pages of results (CDS_SPINE_FHIR_PAGE_CAP)")
-            if not _under(base, url):
-                raise FhirError("a next link points outside fhirServer; it was not followed")
-            bundle = await self._get(url, token)
+            bundle = await self._get(_inside(base, url), token)
+            entries += _entry_count(bundle)
+            if entries > self.max_entries:
+                raise FhirError(f"more than {self.max_entries} entries in one search (CDS_SPINE_FHIR_MAX_ENTRIES)")
             kept, outcomes = kept_entries(bundle, keep)
             if any(_is_error(outcome) for outcome in outcomes):
                 raise FhirError("FHIR server returned an OperationOutcome with an error")
@@ -58,18 +64,51 @@ class FhirClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            response = await self.http.get(url, headers=headers)
+            async with self.http.stream("GET", url, headers=headers) as response:
+                if response.status_code != 200:
+                    raise FhirError(f"FHIR server answered HTTP {response.status_code}")
+                content = await self._content(response)
         except httpx.HTTPError as exc:
             raise FhirError(f"FHIR server unreachable ({type(exc).__name__})") from None
-        if response.status_code != 200:
-            raise FhirError(f"FHIR server answered HTTP {response.status_code}")
+        # A NUL is not allowed in a FHIR string and cannot be stored in PostgreSQL: read it as U+FFFD.
+        # (In an escaped backslash, `\\u0000`, the replacement only changes literal text.)
+        content = content.replace(b"\\u0000", b"\\ufffd")
         try:
-            body = jsonio.parse(response.content)
+            body = jsonio.parse(content)
         except jsonio.JSONDecodeError:
             raise FhirError("FHIR server answered with invalid JSON") from None
         if body.__class__ not in jsonio.OBJECTS or body.get("resourceType") != "Bundle":
             raise FhirError("FHIR server answered with something other than a Bundle")
         return body
+
+
+    async def _content(self, response: httpx.Response) -> bytes:
+        too_large = FhirError(f"a FHIR response larger than {self.max_response_bytes} bytes "
+                              f"(CDS_SPINE_FHIR_MAX_RESPONSE_BYTES)")
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
+            raise too_large
+        content = bytearray()
+        async for chunk in response.aiter_bytes():
+            content += chunk
+            if len(content) > self.max_response_bytes:
+                raise too_large
+        return bytes(content)
+
+
+def _entry_count(bundle) -> int:
+    entries = bundle.get("entry")
+    return len(entries) if entries.__class__ in jsonio.ARRAYS else 0
+
+
+def _inside(base: str, url: str) -> str:
+    """The normalised URL, if it is under fhirServer; FhirError otherwise (the token is not sent)."""
+    try:
+        if is_under(base, url):
+            return normalized(url)
+    except UnsafeUrl:
+        pass
+    raise FhirError("a URL outside fhirServer (a next link or query); it was not requested")
 
 
 def _is_error(outcome: dict) -> bool:

@@ -69,14 +69,10 @@ def _medication_concept(resource: dict) -> tuple[Any, Any]:
     return resource.get("medicationCodeableConcept"), reference if isinstance(reference, dict) else None
 
 
-def read_draft_orders(draft_orders: Any) -> list[DraftOrder]:
-    """Every resource in the draftOrders Bundle, whatever its type or FHIR version; junk is skipped."""
-    entries = draft_orders.get("entry") if isinstance(draft_orders, dict) else None
+def read_draft_orders(resources: Iterable[dict]) -> list[DraftOrder]:
+    """The draft orders (resources with a resourceType), whatever their type or FHIR version."""
     orders = []
-    for entry in entries if isinstance(entries, list) else []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-            continue
+    for resource in resources:
         resource_id = resource.get("id")
         reference = f"{resource['resourceType']}/{resource_id}" if isinstance(resource_id, str) else None
         medication, _ = _medication_concept(resource)

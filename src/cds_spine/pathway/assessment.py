@@ -11,7 +11,7 @@ from enum import Enum
 
 from .evidence import (
     ConservativeHistory, PriorInjection, Referral, Scope, conservative_history, is_active, pending_referrals,
-    prior_injections,
+    prior_injections, session_referrals,
 )
 from .knowledge import CONDITION_DISPLAY_LIMIT, Knowledge
 from .orders import ClassifiedOrder
@@ -185,41 +185,80 @@ def order_segments(knowledge: Knowledge, region: str) -> frozenset[str]:
     return frozenset(knowledge.config.region_segments.get(region, ()))
 
 
-def assess_order(order: ClassifiedOrder, record: PatientRecord, knowledge: Knowledge, now: datetime,
-                 session_orders: Sequence[DraftOrder] = ()) -> Assessment:
+class _RecordFacts:
+    """What the record says, worked out once per call and shared by all its orders, so that the work
+    of a call grows with its orders plus its record, not with their product."""
+
+    def __init__(self, record: PatientRecord, knowledge: Knowledge, today: date,
+                 session_orders: Sequence[DraftOrder]) -> None:
+        self.record = record
+        self.knowledge = knowledge
+        self.today = today
+        self.diagnoses = diagnoses_on_record(record, knowledge, today)
+        self.red_flags = [d for d in self.diagnoses if d.group not in ("qualifying", "axial")]
+        self.session_referrals = session_referrals(session_orders, knowledge)
+        self._histories: dict[Scope, ConservativeHistory] = {}
+        self._referrals: dict[Scope, tuple[Referral, ...]] = {}
+        self._prior: tuple[PriorInjection, ...] | None = None
+        self._indication_findings: dict[tuple[str | None, frozenset[str]], list[Finding]] = {}
+
+    def history(self, scope: Scope) -> ConservativeHistory:
+        if scope not in self._histories:
+            self._histories[scope] = conservative_history(self.record, self.knowledge, self.today, scope)
+        return self._histories[scope]
+
+    def pending_referrals(self, scope: Scope) -> tuple[Referral, ...]:
+        if scope not in self._referrals:
+            self._referrals[scope] = pending_referrals(self.record, self.session_referrals, self.knowledge,
+                                                       self.history(scope), self.today)
+        return self._referrals[scope]
+
+    def prior_injections(self) -> tuple[PriorInjection, ...]:
+        if self._prior is None:
+            self._prior = prior_injections(self.record, self.knowledge, self.today,
+                                           self.knowledge.config.rules.esi.session_window_days)
+        return self._prior
+
+    def surgery_indication_findings(self, order: ClassifiedOrder, segments: frozenset[str]) -> list[Finding]:
+        key = (order.kind, segments)
+        if key not in self._indication_findings:
+            self._indication_findings[key] = _surgery_indication_finding(self.knowledge, order, self.record,
+                                                                         segments, self.today)
+        return list(self._indication_findings[key])
+
+
+def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
+    knowledge, today = facts.knowledge, facts.today
     config = knowledge.config
-    today = today_of(now)
     is_esi = order.category == "esi"
     required = config.rules.esi.min_conservative_days if is_esi else config.rules.surgery.min_conservative_days
     label = config.order_label(order.category, order.region, order.kind)
     segments = order_segments(knowledge, order.region)
-    diagnoses = diagnoses_on_record(record, knowledge, today)
-    red_flags = [d for d in diagnoses if d.group not in ("qualifying", "axial")]
     scope = Scope(segments, required, count_prior_esi=not is_esi and config.rules.surgery.prior_esi_counts)
-    history = conservative_history(record, knowledge, today, scope)
-    decision, findings = _conservative_findings(knowledge, history, required, label, red_flags)
+    history = facts.history(scope)
+    decision, findings = _conservative_findings(knowledge, history, required, label, facts.red_flags)
     prior: tuple[PriorInjection, ...] = ()
     if is_esi:
-        prior = prior_injections(record, knowledge, today, config.rules.esi.session_window_days)
+        prior = facts.prior_injections()
         findings += _injection_findings(knowledge, order, prior, today)
-        if not any(d.group == "qualifying" and d.fits(segments) for d in diagnoses):
+        if not any(d.group == "qualifying" and d.fits(segments) for d in facts.diagnoses):
             findings.append(_finding(knowledge, "no-qualifying-diagnosis"))
-    elif not red_flags:
-        findings += _surgery_indication_finding(knowledge, order, record, segments, today)
+    elif not facts.red_flags:
+        findings += facts.surgery_indication_findings(order, segments)
     return Assessment(
         order=order, order_label=label, decision=decision, required_days=required, history=history,
-        findings=_ordered(knowledge, findings), diagnoses=diagnoses,
+        findings=_ordered(knowledge, findings), diagnoses=facts.diagnoses,
         prior_injections=tuple(i for i in prior if i.region == order.region),
-        pending_referrals=pending_referrals(record, session_orders, knowledge, history, today)
-        if decision is Decision.NOT_MET else (),
-        unreadable=record.unreadable,
+        pending_referrals=facts.pending_referrals(scope) if decision is Decision.NOT_MET else (),
+        unreadable=facts.record.unreadable,
     )
 
 
 def assess(orders: Sequence[ClassifiedOrder], record: PatientRecord, knowledge: Knowledge, now: datetime,
            session_orders: Sequence[DraftOrder] = ()) -> list[Assessment]:
     """One Assessment per classified order in scope; `session_orders` are all draft orders of the session."""
-    return [assess_order(order, record, knowledge, now, session_orders) for order in orders]
+    facts = _RecordFacts(record, knowledge, today_of(now), session_orders)
+    return [_assess_order(order, facts) for order in orders]
 
 
 def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime) -> PatientSummary | None:

@@ -440,13 +440,18 @@ def _is_referral_code(codes: Sequence[Code], knowledge: Knowledge) -> bool:
     return any(knowledge.find(codes, valueset) for valueset in valuesets)
 
 
-def pending_referrals(record: PatientRecord, session_orders: Sequence[DraftOrder], knowledge: Knowledge,
+def session_referrals(session_orders: Sequence[DraftOrder], knowledge: Knowledge) -> tuple[Referral, ...]:
+    """Referrals to conservative therapy among the draft orders of this ordering session."""
+    return tuple(Referral(order.reference, describe(order.codes, order.text)) for order in session_orders
+                 if _is_referral_code(order.codes, knowledge))
+
+
+def pending_referrals(record: PatientRecord, in_session: Sequence[Referral], knowledge: Knowledge,
                       history: ConservativeHistory, today: date) -> tuple[Referral, ...]:
-    """Referrals to conservative therapy ordered but not done: in this ordering session, ServiceRequests still
-    open, and referrals recorded as Procedures in the last `referrals.pending_days` with no therapy since."""
+    """Referrals to conservative therapy ordered but not done: `in_session` (session_referrals), ServiceRequests
+    still open, and referrals recorded as Procedures in the last `referrals.pending_days` with no therapy since."""
     referrals = knowledge.config.conservative.referrals
-    found = [Referral(order.reference, describe(order.codes, order.text)) for order in session_orders
-             if _is_referral_code(order.codes, knowledge)]
+    found = list(in_session)
     found += [Referral(entry.reference, describe(entry.codes, entry.text)) for entry in record.service_requests
               if entry.status in REFERRAL_STATUSES_PENDING and _is_referral_code(entry.codes, knowledge)]
     last_visit = max((e.end for e in history.evidence if not e.is_medication), default=None)
