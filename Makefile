@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := pyproject.toml $(shell find src cards -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: run test browser bench valuesets examples clean
+.PHONY: run test browser bench fuzz load valuesets examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,24 @@ browser:
 bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet '.[bench]'
 	$(BIN)/python -m bench.run
+
+# Contract fuzzing, long form: random examples, FUZZ_EXAMPLES per operation (`make test` runs 200, derandomized).
+FUZZ_EXAMPLES ?= 3000
+fuzz: $(VENV)/.installed
+	CDS_SPINE_FUZZ_RANDOM=1 CDS_SPINE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/test_fuzz.py
+
+# Load, long form: LOAD_CLIENTS clients for LOAD_SECONDS against `cds-spine serve --workers LOAD_WORKERS`, on
+# SQLite and on PostgreSQL, then again with a kill -9 halfway; each run checks the audit call by call.
+LOAD_CLIENTS ?= 16
+LOAD_SECONDS ?= 30
+LOAD_WORKERS ?= 2
+POSTGRES ?= postgresql://postgres@127.0.0.1:5432/test
+LOAD = $(BIN)/python -m bench.load --clients $(LOAD_CLIENTS) --seconds $(LOAD_SECONDS) --workers $(LOAD_WORKERS)
+load: $(VENV)/.installed
+	$(LOAD) --database sqlite
+	$(LOAD) --database $(POSTGRES)
+	$(LOAD) --database sqlite --crash
+	$(LOAD) --database $(POSTGRES) --crash
 
 # Regenerate cards/valuesets/*.json from knowledge/ (the raw code lists).
 valuesets: $(BIN)/python

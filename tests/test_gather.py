@@ -45,6 +45,16 @@ def test_duplicates_across_keys_and_pages_are_read_once(knowledge):
     assert len(read([visit, dict(visit)], knowledge).procedures) == 1
 
 
+def test_of_two_versions_of_one_resource_the_newer_is_read_whatever_their_order(knowledge):
+    old = procedure("97110", "2026-01-01", rid="same", meta={"lastUpdated": "2026-01-01T00:00:00Z"})
+    new = procedure("97110", "2026-01-08", rid="same", meta={"lastUpdated": "2026-01-09T00:00:00Z"})
+    for resources in ([old, new], [new, old]):
+        [entry] = read(resources, knowledge).procedures
+        assert entry.performed.start.isoformat() == "2026-01-08"
+    undated = [procedure("97110", day, rid="same") for day in ("2026-01-01", "2026-01-08")]
+    assert read(undated, knowledge).procedures == read(undated[::-1], knowledge).procedures
+
+
 def test_text_only_medication_is_relevant(knowledge):
     statement = {"resourceType": "MedicationStatement", "id": "ms", "status": "active",
                  "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": {"text": "naproxen 500mg"},

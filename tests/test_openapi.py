@@ -5,15 +5,15 @@ import json
 
 import pytest
 import yaml
+from cli import ROOT
 from jsonschema import Draft202012Validator, FormatChecker
 from openapi_spec_validator import validate as validate_spec
 from openapi_spec_validator.readers import read_from_filename
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
-from starlette.routing import Route
-
-from cli import ROOT
 from support import ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, call, ct_yes, hook_request
+
+from cds_spine.app import http_routes
 
 SPEC = yaml.safe_load((ROOT / "openapi.yaml").read_text())
 REGISTRY = Registry().with_resource("urn:openapi", Resource.from_contents(SPEC, default_specification=DRAFT202012))
@@ -29,17 +29,6 @@ def schema_of(path: str, method: str, status: str) -> dict:
     if "$ref" in response:
         response = SPEC["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
     return response["content"]["application/json"]["schema"]
-
-
-def http_routes(routes) -> list[Route]:
-    """Routes, including those of included routers (FastAPI wraps them)."""
-    found = []
-    for route in routes:
-        if isinstance(route, Route):
-            found.append(route)
-        elif hasattr(route, "original_router"):
-            found += http_routes(route.original_router.routes)
-    return found
 
 
 def test_the_spec_passes_a_standard_openapi_validator():

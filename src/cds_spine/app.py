@@ -10,16 +10,18 @@ import httpx
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .audit import routes as audit_routes
 from .audit.db import migrate, open_engine
 from .audit.store import SqlAuditStore, SqlReplayCache
-from .errors import ApiError, ClientGone, Issue, error_response, outcome_response
 from .cdshooks.hooks import Engine
 from .cdshooks.routes import router
+from .errors import ApiError, ClientGone, Issue, error_response, outcome_response
 from .fhir.client import FhirClient
 from .jsonio import JsonResponse
+from .logs import ensure_logging
 from .pathway import Knowledge, load_knowledge
 from .security.jwt import Verifier
 from .security.keys import KeySource
@@ -60,6 +62,23 @@ class InternalErrorGuard:
                 await response(scope, receive, send)
 
 
+def http_routes(routes) -> list[Route]:
+    """The HTTP routes, including those of included routers (FastAPI wraps them; none has a prefix of its own)."""
+    found = []
+    for route in routes:
+        if isinstance(route, Route):
+            found.append(route)
+        elif hasattr(route, "original_router"):
+            found += http_routes(route.original_router.routes)
+    return found
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route serves at this path (one route answers 405 knowing only its own)."""
+    return sorted({method for route in http_routes(app.router.routes)
+                   if route.matches(request.scope)[0] is not Match.NONE for method in route.methods or ()})
+
+
 def tune_gc_for_serving() -> None:
     """Freeze what start-up built (modules, models, knowledge: ~100k objects) out of the cyclic GC's
     reach, and collect the young generation less often. Decoding a large prefetch allocates hundreds
@@ -70,14 +89,27 @@ def tune_gc_for_serving() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None) -> FastAPI:
+def serving_app() -> FastAPI:
+    """The app of one server worker (`cds-spine serve`, or `uvicorn --factory cds_spine.app:serving_app`):
+    settings from the environment, logging set up if the process has none, the schema already migrated
+    by `cds-spine serve` before its workers start."""
+    settings = Settings()
+    ensure_logging(settings.log_level)
+    app = create_app(settings, migrate_schema=False)
+    tune_gc_for_serving()
+    return app
+
+
+def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None,
+               migrate_schema: bool = True) -> FastAPI:
     """The service. Raises KnowledgeError, ConfigurationError or a database error (with the reason)
     instead of starting unsafe."""
     settings = settings or Settings()
     knowledge = knowledge or load_knowledge(settings.knowledge_dir())
     issuers = trusted_issuers(settings)
     engine = open_engine(settings.database_url)
-    migrate(engine)
+    if migrate_schema:
+        migrate(engine)
     hash_key = settings.audit_hash_key.get_secret_value().encode() if settings.audit_hash_key else None
     store = SqlAuditStore(engine, hash_key, settings.audit_plain_patient_ids)
     # httpx logs every request URL at INFO, and FHIR query URLs carry the patient id.
@@ -112,10 +144,12 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
         return error_response(error)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> JsonResponse:
+    async def http_error(request: Request, error: HTTPException) -> JsonResponse:
         response = outcome_response(error.status_code, Issue(HTTP_ISSUE_CODES.get(error.status_code, "processing"),
                                                              str(error.detail)))
         response.headers.update(error.headers or {})
+        if error.status_code == 405:
+            response.headers["Allow"] = ", ".join(allowed_methods(app, request))
         return response
 
     app.add_middleware(InternalErrorGuard)

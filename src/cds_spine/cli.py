@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from datetime import date, datetime, timezone
 from enum import Enum
@@ -21,6 +20,7 @@ from .cdshooks.hooks import Engine, decode_json, parse_call
 from .cdshooks.models import CdsResponse
 from .cdshooks.services import SERVICES
 from .fhir.client import FhirClient
+from .logs import configure_logging, logging_config
 from .pathway import KnowledgeError, load_knowledge
 from .security.policy import ConfigurationError, trusted_issuers
 from .settings import Settings
@@ -48,22 +48,29 @@ def _knowledge(settings: Settings):
 
 @app.command()
 def serve(host: Annotated[Optional[str], typer.Option(help="Address to bind (CDS_SPINE_HOST).")] = None,
-          port: Annotated[Optional[int], typer.Option(help="Port (CDS_SPINE_PORT).")] = None) -> None:
-    """Run the HTTP service."""
+          port: Annotated[Optional[int], typer.Option(help="Port (CDS_SPINE_PORT).")] = None,
+          workers: Annotated[Optional[int], typer.Option(help="Worker processes (CDS_SPINE_WORKERS).")] = None
+          ) -> None:
+    """Run the HTTP service: check the settings and migrate the audit store once, then start the workers."""
+    import os
+
     import uvicorn
 
-    from .app import create_app, tune_gc_for_serving
+    from .app import create_app
 
-    settings = _settings(host=host, port=port)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        application = create_app(settings, _knowledge(settings))
+    settings = _settings(host=host, port=port, workers=workers)
+    configure_logging(settings.log_level)
+    try:  # everything a worker needs, checked once, and the schema migrated, before any worker starts
+        create_app(settings, _knowledge(settings)).state.store.engine.dispose()
     except ConfigurationError as exc:
         typer.echo(f"cds-spine: refusing to start: {exc}", err=True)
         raise typer.Exit(2) from None
-    tune_gc_for_serving()
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                access_log=False, server_header=False)
+    # The workers read their settings from the environment: pass on what the options set.
+    os.environ.update(CDS_SPINE_HOST=settings.host, CDS_SPINE_PORT=str(settings.port),
+                      CDS_SPINE_WORKERS=str(settings.workers))
+    uvicorn.run("cds_spine.app:serving_app", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, log_config=logging_config(settings.log_level),
+                log_level=settings.log_level.lower(), access_log=False, server_header=False)
 
 
 @app.command()

@@ -15,6 +15,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+    """Server worker processes (`cds-spine serve --workers`); each keeps its own connections to the audit store."""
     cards_dir: Path | None = None
     """Clinical knowledge folder (pathway.yaml, valuesets/); default: the copy packed in the installed package."""
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ("*",)

@@ -16,13 +16,16 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, RedirectResponse, Response
 
-from ..errors import ApiError, InvalidRequest, Issue, ServiceNotFound
+from ..bodies import media_type, read_body
+from ..errors import ApiError, InvalidRequest, Issue, ServiceNotFound, UnsupportedMediaType
 from ..jsonio import JsonResponse
 from . import reports
 
 DASHBOARD = Path(__file__).parent / "dashboard"
 STATIC_FILES = {"dashboard.js", "dashboard.css", "sign-in.js", "chart.umd.min.js"}
 SESSION_COOKIE = "cds_spine_audit_session"
+FORM = "application/x-www-form-urlencoded"
+SIGN_IN_MAX_BYTES = 4096
 SESSION_SECONDS = 8 * 3600
 PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
@@ -175,9 +178,13 @@ async def sign_in_page(request: Request) -> Response:
 @pages.post("/sign-in")
 async def sign_in(request: Request) -> Response:
     key = _configured_key(request)
-    body = await request.body()
-    typed = parse_qs(body[:4096].decode("utf-8", "replace")).get("key", [""])[0]
-    if not hmac.compare_digest(typed.encode(), key.encode()):
+    if media_type(request) != FORM:
+        raise UnsupportedMediaType(Issue("not-supported", f"send the sign-in form as {FORM}"))
+    form = parse_qs((await read_body(request, SIGN_IN_MAX_BYTES, "the sign-in form's limit")).decode("utf-8", "replace"),
+                    keep_blank_values=True)
+    if "key" not in form:
+        raise InvalidRequest(Issue("required", "key is required", "key"))
+    if not hmac.compare_digest(form["key"][0].encode(), key.encode()):
         return RedirectResponse("/dashboard/sign-in?failed=1", status_code=303)
     response = RedirectResponse("/dashboard", status_code=303)
     response.set_cookie(SESSION_COOKIE, _session_cookie(key), max_age=SESSION_SECONDS, httponly=True,

@@ -1,7 +1,6 @@
 """HTTP endpoints of the CDS Hooks protocol: discovery, service calls, feedback."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -11,14 +10,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from ..audit.store import CallRecord, CardRecord, FeedbackEvent
+from ..bodies import media_type, read_body
 from ..jsonio import JsonResponse
 from ..security.jwt import AuthenticationFailed
 from ..errors import (
-    ClientGone, Issue, PayloadTooLarge, RequestTimeout, ServiceNotFound, StoreUnavailable, Unauthorized,
-    UnsupportedMediaType,
+    Issue, ServiceNotFound, StoreUnavailable, Unauthorized, UnsupportedMediaType,
 )
 from .hooks import Answer, Call, decode_json, parse_call, validate
 from .models import Card, CdsResponse, FeedbackRequest, Service
@@ -63,27 +61,10 @@ async def json_body(request: Request) -> dict[str, Any]:
     """The body as a JSON object: JSON content type (415), bounded size (413) and time to receive it (408),
     bounded parsing (400), off the event loop."""
     settings = request.app.state.settings
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type not in JSON_MEDIA_TYPES:
+    if media_type(request) not in JSON_MEDIA_TYPES:
         raise UnsupportedMediaType(Issue("not-supported", "send the body as application/json"))
-    too_large = PayloadTooLarge(Issue("too-long", f"the body exceeds {settings.max_body_bytes} bytes "
-                                                  f"(CDS_SPINE_MAX_BODY_BYTES)"))
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > settings.max_body_bytes:
-        raise too_large
-    body = bytearray()
-    try:
-        async with asyncio.timeout(settings.body_timeout_seconds):
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > settings.max_body_bytes:
-                    raise too_large
-    except TimeoutError:
-        raise RequestTimeout(Issue("timeout", f"the body was not received within {settings.body_timeout_seconds:g} s "
-                                              f"(CDS_SPINE_BODY_TIMEOUT_SECONDS)")) from None
-    except ClientDisconnect:
-        raise ClientGone() from None
-    return await run_in_threadpool(decode_json, bytes(body), settings.max_json_containers)
+    body = await read_body(request, settings.max_body_bytes, "CDS_SPINE_MAX_BODY_BYTES")
+    return await run_in_threadpool(decode_json, body, settings.max_json_containers)
 
 
 async def _recorded(request: Request, write: Callable[[], None], what: str) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from ..jsonio import ARRAYS, OBJECTS
@@ -353,22 +354,36 @@ def unresolved_medications(resources: Iterable[dict]) -> list[str]:
     return wanted
 
 
+def _one_version_each(resources: list[dict]) -> list[tuple[int, dict]]:
+    """One resource per type and id, in record order. When two differ, the newer (meta.lastUpdated) is
+    read, else the greater in canonical JSON: the choice never depends on the order they came in."""
+    chosen: dict[tuple[str, str], tuple[int, dict]] = {}
+    for index, resource in enumerate(resources):
+        if resource["resourceType"] not in MODELS:
+            continue
+        key = (resource["resourceType"], str(resource.get("id", f"#{index}")))
+        known = chosen.get(key)
+        if known is None or (known[1] != resource and _version_rank(resource) > _version_rank(known[1])):
+            chosen[key] = (known[0] if known else index, resource)
+    return sorted(chosen.values(), key=lambda item: item[0])
+
+
+def _version_rank(resource: dict) -> tuple[str, bytes]:
+    meta = resource.get("meta")
+    updated = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    return (updated if isinstance(updated, str) else "", orjson.dumps(resource, option=orjson.OPT_SORT_KEYS))
+
+
 def build_record(relevant: Iterable[dict], knowledge: Knowledge) -> PatientRecord:
     """Resources the one-pass filter kept (relevance_filter), validated and typed; duplicates (same type and
     id, e.g. on two pages) are read once; one that fails validation is left out and named."""
     relevant = list(relevant)
     medications = _medications(relevant)
-    seen: set[tuple[str, str]] = set()
     entries: dict[str, list] = {name: [] for name in MODELS}
     unreadable = []
-    for index, resource in enumerate(relevant):
+    for index, resource in _one_version_each(relevant):
         resource_type = resource["resourceType"]
-        if resource_type not in MODELS:
-            continue
         key = (resource_type, str(resource.get("id", f"#{index}")))
-        if key in seen:
-            continue
-        seen.add(key)
         try:
             model = MODELS[resource_type].model_validate(resource)
             build = BUILDERS[resource_type]
