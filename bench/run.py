@@ -183,6 +183,33 @@ def fallback(base: str, workdir: Path, size: int, delay: float) -> dict:
         process.wait(timeout=10)
 
 
+ORDER_COUNTS = (10, 100, 1000, 5000)
+
+
+def draft_order_scaling(database_url: str) -> dict[int, float]:
+    """Seconds for one order-sign call with n ESI orders on a 100-resource record, in process (the draft-order
+    bound raised for the measurement): the work must grow with the orders, not orders times record."""
+    from fastapi.testclient import TestClient
+
+    from cds_spine.app import create_app
+    from cds_spine.settings import Settings
+
+    base = order_sign_request(100)
+    [entry] = base["context"]["draftOrders"]["entry"]
+    seconds = {}
+    with TestClient(create_app(Settings(database_url=database_url, max_draft_orders=max(ORDER_COUNTS)))) as client:
+        for count in ORDER_COUNTS:
+            orders = [{"resource": {**entry["resource"], "id": f"esi-{i}"}} for i in range(count)]
+            body = orjson.dumps({**base, "context": {**base["context"], "draftOrders": {
+                "resourceType": "Bundle", "type": "collection", "entry": orders}}})
+            started = time.perf_counter()
+            response = client.post("/cds-services/spine-pathway-order-sign", content=body,
+                                   headers={"Content-Type": "application/json"})
+            seconds[count] = time.perf_counter() - started
+            assert response.status_code == 200 and len(response.json()["cards"]) == count
+    return seconds
+
+
 def audit_share(database_url: str, size: int, service_p50: float) -> dict:
     """The audit write alone, with the record of a real call on this patient, timed in this process."""
     from cds_spine.audit.db import migrate, open_engine
@@ -244,7 +271,8 @@ def plot(results: list[Measurement], path: Path) -> None:
     figure.savefig(path)
 
 
-def report(results: list[Measurement], fallback_result: dict, audit: dict, quick: bool) -> str:
+def report(results: list[Measurement], fallback_result: dict, audit: dict, orders: dict[int, float],
+           quick: bool) -> str:
     by = {(m.size, m.endpoint): m for m in results}
     lines = [
         "# Benchmark: cds-spine against its floor",
@@ -305,6 +333,15 @@ def report(results: list[Measurement], fallback_result: dict, audit: dict, quick
         f" {audit['mean_ms']:.2f} ms, {audit['share'] * 100:.0f} % of the service's p50 at 1,000 resources. It does"
         " not dominate, so commits are not batched: each call is committed before its answer.",
         "",
+        "## Draft orders per call",
+        "",
+        "One order-sign call with n ESI orders on a 100-resource record, in process (CDS_SPINE_MAX_DRAFT_ORDERS"
+        " raised for the measurement; the default bound is 100):",
+        "",
+        "| orders | seconds | ms per order |",
+        "|---:|---:|---:|",
+        *(f"| {count:,} | {seconds:.2f} | {seconds / count * 1000:.2f} |" for count, seconds in orders.items()),
+        "",
         "![p50 latency by patient size](latency.png)",
         "",
     ]
@@ -346,9 +383,12 @@ def main() -> None:
     if sizes != SIZES:
         return  # a partial run writes nothing
     audit = audit_share(f"sqlite:///{workdir / 'audit-share.db'}", 1000, by[(1000, "service")])
+    orders = draft_order_scaling(f"sqlite:///{workdir / 'orders.db'}")
+    print("draft orders: " + ", ".join(f"{count} in {seconds:.2f} s" for count, seconds in orders.items()), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     plot(results, args.out / "latency.png")
-    (args.out / "results.md").write_text(report(results, fallback_result, audit, args.quick), encoding="utf-8")
+    (args.out / "results.md").write_text(report(results, fallback_result, audit, orders, args.quick),
+                                         encoding="utf-8")
     print(f"wrote {args.out / 'results.md'} and {args.out / 'latency.png'}")
 
 

@@ -173,3 +173,13 @@ def test_a_client_that_goes_away_mid_body_is_one_info_line(live, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert httpx.post(f"{live}/cds-services/{ORDER_SIGN}", content=body,
                       headers={"Content-Type": "application/json"}).status_code == 200
+
+
+@pytest.mark.parametrize("server", ["http://ehr.example.org:99999/fhir", "https://ehr.example.org/fhir?tenant=a",
+                                    "https://ehr.example.org/fhir#top", "https://user:pw@ehr.example.org/fhir",
+                                    "ftp://ehr.example.org/fhir"])
+def test_a_fhir_server_that_is_not_a_base_url_is_400(client, server):
+    request = hook_request(fhirServer=server, fhirAuthorization=authorization(), omit=("procedures",))
+    response = call(client, ORDER_SELECT, request)
+    assert response.status_code == 400
+    assert outcome_expressions(response) == ["fhirServer"]

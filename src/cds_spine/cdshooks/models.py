@@ -14,6 +14,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from ..fhir.urls import UnsafeUrl, normalized
+
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
 
@@ -28,6 +30,17 @@ def _absolute_url(value: str) -> str:
 def _fhir_id(value: str) -> str:
     if not FHIR_ID.fullmatch(value):
         raise ValueError("must be a FHIR id (letters, digits, '-' and '.', at most 64)")
+    return value
+
+
+def _fhir_base(value: str) -> str:
+    """An absolute http(s) base URL without credentials, query or fragment (the token is sent under it)."""
+    try:
+        normalized(value)
+    except UnsafeUrl as exc:
+        raise ValueError(f"must be a FHIR base URL: {exc}") from None
+    if urlsplit(value).query or "#" in value:
+        raise ValueError("must be a FHIR base URL: without a query or a fragment")
     return value
 
 
@@ -68,7 +81,7 @@ class FhirAuthorization(_Lenient):
 class HookRequest(_Lenient):
     hook: NonEmpty
     hookInstance: NonEmpty
-    fhirServer: AbsoluteUrl | None = None
+    fhirServer: Annotated[str, AfterValidator(_fhir_base)] | None = None
     fhirAuthorization: FhirAuthorization | None = None
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None
