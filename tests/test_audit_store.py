@@ -146,6 +146,18 @@ def test_store_down_means_503_not_unrecorded_advice(audited, caplog):
     assert "audit store failed" in caplog.text
 
 
+@pytest.mark.parametrize("path", ["/audit/summary", "/audit/report", "/audit/decisions", "/audit/override-reasons",
+                                  "/audit/measure-report?start=2026-01-01&end=2026-01-31"])
+def test_audit_reads_with_the_store_down_are_503(audited, caplog, path):
+    client = audited(audit_api_key="k" * 32)
+    with client.app.state.store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE cards"))
+    response = client.get(path, headers={"Authorization": "Bearer " + "k" * 32})
+    assert response.status_code == 503
+    assert response.json()["issue"][0]["code"] == "transient"
+    assert "audit store failed (" in caplog.text
+
+
 def test_store_down_can_be_set_to_answer_and_log(audited, caplog):
     client = audited(audit_required=False)
     with client.app.state.store.engine.begin() as connection:

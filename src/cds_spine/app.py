@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match, Route
@@ -142,6 +143,12 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
         if isinstance(error, ClientGone):
             log.info("client disconnected before sending the whole body (path=%s)", request.url.path)
         return error_response(error)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def store_error(request: Request, error: SQLAlchemyError) -> JsonResponse:
+        """The audit store failed while reading (the audit API, the dashboard): 503, as a call would be."""
+        log.error("audit store failed (%s) at %s", type(error).__name__, request.url.path)
+        return outcome_response(503, Issue("transient", "the audit store is unavailable; try again"))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JsonResponse:
