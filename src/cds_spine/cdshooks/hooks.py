@@ -145,11 +145,11 @@ class Engine:
                                                            f"obtained: {exc}", f"prefetch.{exc.key}")) from None
 
     async def answer(self, call: Call, now: datetime) -> Answer:
-        """CPU-bound steps (reading orders and records, the pathway, the cards) run in worker threads,
-        so a large call never holds the event loop (and with it every other call and /healthz)."""
+        """The CPU-bound steps (reading the record, the pathway, the cards) run in a worker thread, so a
+        large call never holds the event loop (and with it every other call and /healthz)."""
         if call.service.hook == "patient-view":
             return await self._patient_view(call, now)
-        orders, classified = await run_in_threadpool(self._orders_in_scope, call)
+        orders, classified = self._orders_in_scope(call)  # cheap: at most CDS_SPINE_MAX_DRAFT_ORDERS
         if not classified:
             return Answer()
         try:

@@ -57,14 +57,12 @@ def _service(service_id: str) -> Service:
                                                  f"see GET /cds-services")) from None
 
 
-async def json_body(request: Request) -> dict[str, Any]:
-    """The body as a JSON object: JSON content type (415), bounded size (413) and time to receive it (408),
-    bounded parsing (400), off the event loop."""
-    settings = request.app.state.settings
+async def json_body(request: Request) -> bytes:
+    """The raw body of a JSON request: JSON content type (415), bounded size (413) and time to receive it (408).
+    Decode it (decode_json, bounded parsing: 400) off the event loop."""
     if media_type(request) not in JSON_MEDIA_TYPES:
         raise UnsupportedMediaType(Issue("not-supported", "send the body as application/json"))
-    body = await read_body(request, settings.max_body_bytes, "CDS_SPINE_MAX_BODY_BYTES")
-    return await run_in_threadpool(decode_json, body, settings.max_json_containers)
+    return await read_body(request, request.app.state.settings.max_body_bytes, "CDS_SPINE_MAX_BODY_BYTES")
 
 
 async def _recorded(request: Request, write: Callable[[], None], what: str) -> None:
@@ -108,7 +106,10 @@ async def call_service(service_id: str, request: Request) -> JsonResponse:
     received_at = datetime.now(timezone.utc)
     service = _service(service_id)
     state = request.app.state
-    call = await run_in_threadpool(parse_call, service, await json_body(request), state.settings.max_draft_orders)
+    settings = state.settings
+    body = await json_body(request)
+    call = await run_in_threadpool(
+        lambda: parse_call(service, decode_json(body, settings.max_json_containers), settings.max_draft_orders))
     patient = state.store.patient_hasher(call.context.patientId)
     answer = await state.engine.answer(call, received_at)
     status = answer.unavailable.status if answer.unavailable else 200
@@ -126,7 +127,9 @@ async def call_service(service_id: str, request: Request) -> JsonResponse:
 @router.post("/cds-services/{service_id}/feedback")
 async def feedback(service_id: str, request: Request) -> JsonResponse:
     service = _service(service_id)
-    parsed = validate(FeedbackRequest, await json_body(request))
+    body = await json_body(request)
+    parsed = await run_in_threadpool(
+        lambda: validate(FeedbackRequest, decode_json(body, request.app.state.settings.max_json_containers)))
     received_at = datetime.now(timezone.utc)
     events = [
         FeedbackEvent(
