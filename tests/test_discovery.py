@@ -4,8 +4,16 @@ from __future__ import annotations
 import re
 
 import pytest
+from support import (
+    ORDER_SELECT,
+    ORDER_SIGN,
+    PATIENT_VIEW,
+    _empty_values,
+    call,
+    hook_request,
+)
 
-from support import ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, _empty_values, call, hook_request
+from cds_spine import __version__
 
 TOKEN = re.compile(r"\{\{([^}]*)\}\}")
 ALLOWED_TOKENS = {"context.patientId", "context.userId", "context.encounterId", "userPractitionerId",
@@ -78,4 +86,4 @@ def test_error_responses_carry_cors_headers(client):
 def test_healthz_reports_the_knowledge_version(client, knowledge):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "knowledgeVersion": knowledge.version}
+    assert response.json() == {"status": "ok", "version": __version__, "knowledgeVersion": knowledge.version}

@@ -1,6 +1,7 @@
 """create_app(settings): the FastAPI application, its middleware and its knowledge (loaded once)."""
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import traceback
@@ -9,13 +10,15 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI, Request
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .audit import routes as audit_routes
-from .audit.db import migrate, open_engine
+from . import __version__
+from .audit.db import StoreProblem, migrate, open_engine, schema_problem
 from .audit.store import SqlAuditStore, SqlReplayCache
 from .cdshooks.hooks import Engine
 from .cdshooks.routes import router
@@ -30,6 +33,7 @@ from .security.policy import trusted_issuers
 from .settings import Settings
 
 log = logging.getLogger("cds_spine")
+READINESS_TIMEOUT_SECONDS = 3
 HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported"}
 
 
@@ -103,14 +107,18 @@ def serving_app() -> FastAPI:
 
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None,
                migrate_schema: bool = True) -> FastAPI:
-    """The service. Raises KnowledgeError, ConfigurationError or a database error (with the reason)
-    instead of starting unsafe."""
+    """The service. Raises KnowledgeError, ConfigurationError or StoreProblem (with the reason) instead of
+    starting unsafe. The schema is migrated unless `migrate_schema` is false or CDS_SPINE_SCHEMA_MANAGED
+    says it is migrated elsewhere; then it must already be current."""
     settings = settings or Settings()
     knowledge = knowledge or load_knowledge(settings.knowledge_dir())
     issuers = trusted_issuers(settings)
     engine = open_engine(settings.database_url)
-    if migrate_schema:
+    if migrate_schema and not settings.schema_managed:
         migrate(engine)
+    elif problem := schema_problem(engine):
+        engine.dispose()
+        raise StoreProblem(problem)
     hash_key = settings.audit_hash_key.get_secret_value().encode() if settings.audit_hash_key else None
     store = SqlAuditStore(engine, hash_key, settings.audit_plain_patient_ids)
     # httpx logs every request URL at INFO, and FHIR query URLs carry the patient id.
@@ -136,7 +144,23 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
 
     @app.get("/healthz")
     async def healthz() -> JsonResponse:
-        return JsonResponse({"status": "ok", "knowledgeVersion": knowledge.version})
+        """Alive: the process answers (restart it if not). Says nothing about the store."""
+        return JsonResponse({"status": "ok", "version": __version__, "knowledgeVersion": knowledge.version})
+
+    @app.get("/readyz")
+    async def readyz() -> JsonResponse:
+        """Ready for calls: knowledge loaded (it is, or the app would not exist), the audit store reachable
+        and its schema current. 503 with the reason otherwise (take the replica out of rotation)."""
+        try:
+            problem = await asyncio.wait_for(run_in_threadpool(schema_problem, engine), READINESS_TIMEOUT_SECONDS)
+        except TimeoutError:
+            problem = f"the audit store did not answer within {READINESS_TIMEOUT_SECONDS} s"
+        body = {"status": "unready" if problem else "ready", "version": __version__,
+                "knowledgeVersion": knowledge.version}
+        if problem:
+            log.warning("not ready: %s", problem)
+            body["reason"] = problem
+        return JsonResponse(body, status_code=503 if problem else 200)
 
     @app.exception_handler(ApiError)
     async def cds_hooks_error(request: Request, error: ApiError) -> JsonResponse:

@@ -1,4 +1,4 @@
-"""The command line: cds-spine serve | evaluate | check-config."""
+"""The command line: cds-spine serve | migrate | evaluate | check-config | report."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from .errors import ApiError, operation_outcome
 from .audit import reports
-from .audit.db import migrate, open_engine
+from . import __version__
+from .audit.db import HEAD, StoreProblem, migrate, open_engine, shown_url
 from .cdshooks.hooks import Engine, decode_json, parse_call
 from .cdshooks.models import CdsResponse
 from .cdshooks.services import SERVICES
@@ -27,6 +28,23 @@ from .settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="cds-spine: a CDS Hooks service for conservative therapy before ESI or spine surgery.")
+
+
+def _version(show: bool) -> None:
+    if show:
+        typer.echo(f"cds-spine {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Print the version and exit.")] = False) -> None:
+    """cds-spine: a CDS Hooks service for conservative therapy before ESI or spine surgery."""
+
+
+def _store_problem(exc: StoreProblem) -> typer.Exit:
+    typer.echo(f"cds-spine: {exc}", err=True)
+    return typer.Exit(3)
 
 
 def _settings(**overrides: object) -> Settings:
@@ -65,12 +83,29 @@ def serve(host: Annotated[Optional[str], typer.Option(help="Address to bind (CDS
     except ConfigurationError as exc:
         typer.echo(f"cds-spine: refusing to start: {exc}", err=True)
         raise typer.Exit(2) from None
+    except StoreProblem as exc:
+        raise _store_problem(exc) from None
     # The workers read their settings from the environment: pass on what the options set.
     os.environ.update(CDS_SPINE_HOST=settings.host, CDS_SPINE_PORT=str(settings.port),
                       CDS_SPINE_WORKERS=str(settings.workers))
     uvicorn.run("cds_spine.app:serving_app", factory=True, host=settings.host, port=settings.port,
                 workers=settings.workers, log_config=logging_config(settings.log_level),
                 log_level=settings.log_level.lower(), access_log=False, server_header=False)
+
+
+@app.command("migrate")
+def migrate_store() -> None:
+    """Migrate the audit store (CDS_SPINE_DATABASE_URL) to this version's schema, then exit. Run it once
+    before starting replicas (with CDS_SPINE_SCHEMA_MANAGED=true); running it twice at once is safe."""
+    settings = _settings()
+    engine = open_engine(settings.database_url)
+    try:
+        migrate(engine)
+    except StoreProblem as exc:
+        raise _store_problem(exc) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"audit store {shown_url(settings.database_url)}: schema at {HEAD}")
 
 
 @app.command()
@@ -168,7 +203,10 @@ def report(since: Annotated[Optional[str], typer.Option(help="First day (YYYY-MM
     period = reports.Period(_day(since, "--since"), _day(until, "--until"))
     settings = _settings()
     engine = open_engine(settings.database_url)
-    migrate(engine)
+    try:
+        migrate(engine)
+    except StoreProblem as exc:
+        raise _store_problem(exc) from None
     services = reports.ORDER_SERVICES if by is By.service else (reports.ORDER_SIGN,)
     total = reports.count_orders(engine, period, services)
     if total >= PROGRESS_THRESHOLD:

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     """Most JSON objects and arrays in one body, which bounds parsing memory (nesting is capped at 1024)."""
     database_url: str = "sqlite:///cds-spine.db"
     """The audit store: SQLite in a file under the working directory, or postgresql://user@host/db."""
+    schema_managed: bool = False
+    """The audit schema is migrated by `cds-spine migrate` (a Kubernetes Job, a deploy step): serving does not
+    migrate, and refuses to start while the schema is behind."""
     audit_hash_key: SecretStr | None = None
     """Key of the keyed hash that stands for patient ids in the audit and the logs; unset: a random key
     created once and kept in the store."""
