@@ -10,15 +10,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The project is installed as a wheel (not editable), so what runs is what ships.
+# The project is installed as a wheel (not editable), so what runs is what ships: the service and its
+# dependencies only. The test tools come on top, for the targets that need them.
 $(VENV)/.installed: $(BIN)/python $(SOURCES)
-	$(BIN)/pip install --quiet --force-reinstall --no-deps . && $(BIN)/pip install --quiet '.[test]'
+	$(BIN)/pip install --quiet --force-reinstall --no-deps . && $(BIN)/pip install --quiet .
 	touch $@
 
-run: $(VENV)/.installed
-	$(BIN)/cds-spine serve --host 127.0.0.1 --port 8080
+$(VENV)/.test-tools: $(VENV)/.installed
+	$(BIN)/pip install --quiet '.[test]'
+	touch $@
 
-test: $(VENV)/.installed browser
+# Binds CDS_SPINE_HOST:CDS_SPINE_PORT (default 127.0.0.1:8080), like every other setting from the environment.
+run: $(VENV)/.installed
+	$(BIN)/cds-spine serve
+
+test: $(VENV)/.test-tools browser
 	$(BIN)/python -m pytest
 
 # The dashboard test drives Debian's chromium (Playwright cannot download its own browser here).
@@ -32,7 +38,7 @@ bench: $(VENV)/.installed
 
 # Contract fuzzing, long form: random examples, FUZZ_EXAMPLES per operation (`make test` runs 200, derandomized).
 FUZZ_EXAMPLES ?= 3000
-fuzz: $(VENV)/.installed
+fuzz: $(VENV)/.test-tools
 	CDS_SPINE_FUZZ_RANDOM=1 CDS_SPINE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 # Load, long form: LOAD_CLIENTS clients for LOAD_SECONDS against `cds-spine serve --workers LOAD_WORKERS`, on
@@ -42,7 +48,7 @@ LOAD_SECONDS ?= 30
 LOAD_WORKERS ?= 2
 POSTGRES ?= postgresql://postgres@127.0.0.1:5432/test
 LOAD = $(BIN)/python -m bench.load --clients $(LOAD_CLIENTS) --seconds $(LOAD_SECONDS) --workers $(LOAD_WORKERS)
-load: $(VENV)/.installed
+load: $(VENV)/.test-tools
 	$(LOAD) --database sqlite
 	$(LOAD) --database $(POSTGRES)
 	$(LOAD) --database sqlite --crash

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 
 import httpx
 import pytest
 
-from cli import ROOT, VALUESET_COUNT, run_cli, serving
+from cli import ROOT, VALUESET_COUNT, clean_env, free_port, run_cli, serving
 
 EXAMPLES = ROOT / "examples"
 INDEX = json.loads((EXAMPLES / "index.json").read_text())
@@ -79,3 +82,27 @@ def test_serve_answers_over_real_http(server):
     request = json.loads((EXAMPLES / "requests" / "p09-unrelated-order.json").read_text())
     response = httpx.post(f"{server}/cds-services/spine-pathway-order-select", json=request)
     assert response.status_code == 200 and response.json() == {"cards": []}
+
+
+def test_make_run_binds_cds_spine_port_and_installs_only_the_service(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, start_new_session=True,
+                               env=clean_env(CDS_SPINE_PORT=str(port),
+                                             CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("make run did not serve on CDS_SPINE_PORT")
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+    # What `make run` would do from scratch: the service and its dependencies, never the test tools.
+    dry = subprocess.run(["make", "-n", "-B", "run"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "pip install --quiet ." in dry and "[test]" not in dry

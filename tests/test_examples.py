@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import datetime, timezone
 import sys
 
 import pytest
@@ -40,3 +41,19 @@ def test_request_gets_its_expected_decision(example):
     expected = example["expect"]["cards"]
     assert {"warning": "warning" in indicators, "info": indicators and "warning" not in indicators,
             "none": not indicators, "no-warning": "warning" not in indicators}[expected], (example, indicators)
+
+
+def test_examples_are_written_as_of_today_by_default_and_get_their_decision_today(tmp_path):
+    subprocess.run([sys.executable, "tools/build_examples.py", "--out", str(tmp_path)], cwd=ROOT, check=True,
+                   capture_output=True)
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert index["asOf"] == datetime.now(timezone.utc).date().isoformat()
+    [p03] = [e for e in index["examples"] if e["id"] == "p03-esi-short-nsaid"]
+    result = run_cli("evaluate", str(tmp_path / p03["request"]), "--as-of", "today")
+    assert [card["indicator"] for card in json.loads(result.stdout)["cards"]] == ["warning"]
+
+
+def test_as_of_must_be_a_day_or_today():
+    result = run_cli("evaluate", "examples/requests/p01-esi-nothing-tried.json", "--as-of", "last tuesday")
+    assert result.returncode == 2
+    assert "is not a date" in result.stderr and "--as-of" in result.stderr

@@ -2,25 +2,30 @@
 """Build examples/ from the worked stories in tests/scenarios: for each, a FHIR transaction Bundle
 of the patient's record (to load into a FHIR server) and a ready CDS Hooks request.
 
-Dates are fixed to AS_OF so the files do not change from day to day; evaluate them as of that day:
+The stories' dates are relative; the files are written as of one day (today by default, or --as-of
+YYYY-MM-DD), recorded in examples/index.json (`asOf`), so that the same files can be rebuilt and
+checked. Evaluate them as of that day, or run `make examples` to date them today before sending them
+to the live service:
 
-    cds-spine evaluate examples/requests/p01-esi-nothing-tried.json --as-of 2026-11-21
-
-Run `make examples` (or this script with --as-of today) to rebuild them.
+    cds-spine evaluate examples/requests/p01-esi-nothing-tried.json --as-of "$(jq -r .asOf examples/index.json)"
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import json
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from cds_spine.cdshooks.services import DISCOVERY
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "tests" / "scenarios"
-AS_OF = date(2026, 11, 21)
+
+
+def day(value: str) -> date:
+    """YYYY-MM-DD, or `today` (UTC)."""
+    return datetime.now(timezone.utc).date() if value == "today" else date.fromisoformat(value)
 
 
 def _scenario_builder():
@@ -61,7 +66,7 @@ def build(as_of: date) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--as-of", type=date.fromisoformat, default=AS_OF)
+    parser.add_argument("--as-of", type=day, default="today", help="YYYY-MM-DD or today (the default)")
     parser.add_argument("--out", type=Path, default=ROOT / "examples")
     args = parser.parse_args()
     for name, text in build(args.as_of).items():

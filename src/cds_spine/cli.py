@@ -108,15 +108,28 @@ def migrate_store() -> None:
     typer.echo(f"audit store {shown_url(settings.database_url)}: schema at {HEAD}")
 
 
+def _moment(value: str) -> datetime:
+    """`today` or `now`: this moment; else an ISO date or date-time (UTC unless it says otherwise)."""
+    if value in ("today", "now"):
+        return datetime.now(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD), a date-time or `today`",
+                                 param_hint="--as-of") from None
+    return moment.replace(tzinfo=moment.tzinfo or timezone.utc)
+
+
 @app.command()
 def evaluate(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks request (JSON).", exists=True,
                                                           dir_okay=False)],
-             as_of: Annotated[Optional[datetime], typer.Option(
-                 "--as-of", help="Evaluate as of this date or time (UTC); default: now.")] = None) -> None:
+             as_of: Annotated[str, typer.Option(
+                 "--as-of", help="Evaluate as of this date or time (UTC), or `today`; default: now.")] = "today"
+             ) -> None:
     """Print the cards the service would return for a CDS Hooks request file."""
+    now = _moment(as_of)
     settings = _settings()
     knowledge = _knowledge(settings)
-    now = (as_of.replace(tzinfo=as_of.tzinfo or timezone.utc)) if as_of else datetime.now(timezone.utc)
 
     async def run() -> CdsResponse:
         body = decode_json(request_file.read_bytes(), settings.max_json_containers)
