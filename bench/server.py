@@ -27,11 +27,10 @@ from cds_spine.jsonio import JsonResponse
 from cds_spine.settings import Settings
 
 
-MAX_BODY_BYTES = 16_000_000  # a 5,000-resource EHR-shaped prefetch is about 8 MB
 
 
 def build(database_url: str):
-    app = create_app(Settings(database_url=database_url, log_level="warning", max_body_bytes=MAX_BODY_BYTES))
+    app = create_app(Settings(database_url=database_url, log_level="warning"))
 
     @app.post("/bench/floor")
     async def floor(request: Request) -> JsonResponse:

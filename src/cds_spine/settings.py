@@ -48,8 +48,8 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: int = Field(60, ge=0)
     jwt_max_lifetime_seconds: int = Field(3600, ge=1)
     jwks_cache_seconds: int = Field(3600, ge=60)
-    max_body_bytes: int = Field(5_000_000, ge=1024)
-    """Largest request body accepted (413 above it)."""
+    max_body_bytes: int = Field(20_000_000, ge=1024)
+    """Largest request body accepted (413 above it): a 10,000-resource patient in EHR shape is about 16 MB."""
     body_timeout_seconds: float = Field(30.0, gt=0)
     """Longest time to receive a request body (408 after it): a client trickling bytes cannot hold a slot."""
     max_draft_orders: int = Field(100, ge=1)
