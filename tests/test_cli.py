@@ -9,8 +9,9 @@ import time
 
 import httpx
 import pytest
-
 from cli import ROOT, VALUESET_COUNT, clean_env, free_port, run_cli, serving
+
+from cds_spine.cli import in_container
 
 EXAMPLES = ROOT / "examples"
 INDEX = json.loads((EXAMPLES / "index.json").read_text())
@@ -38,10 +39,40 @@ def test_evaluate_a_bad_request_prints_an_operation_outcome(tmp_path):
     assert {tuple(i["expression"]) for i in outcome["issue"]} == {("hookInstance",)}
 
 
-def test_check_config_reports_the_packed_knowledge():
-    result = run_cli("check-config")
+def test_check_config_reports_the_packed_knowledge_and_a_current_store(postgres_schema):
+    assert run_cli("migrate", CDS_SPINE_DATABASE_URL=postgres_schema).returncode == 0
+    result = run_cli("check-config", CDS_SPINE_DATABASE_URL=postgres_schema)
     assert result.returncode == 0, result.stderr
     assert "site-packages/cds_spine/cards" in result.stdout and f"{VALUESET_COUNT} value sets" in result.stdout
+    assert "reachable, schema at 0001" in result.stdout
+
+
+@pytest.mark.parametrize("settings, code, message", [
+    ({"CDS_SPINE_DATABASE_URL": "postgresql://svc:pw@127.0.0.1:1/audit"}, 2,
+     "error: the audit store postgresql+psycopg://svc:***@127.0.0.1:1/audit cannot be used"),
+    ({"CDS_SPINE_PUBLIC_BASE_URL": "cds.example.org"}, 2, "CDS_SPINE_PUBLIC_BASE_URL"),
+    ({"CDS_SPINE_AUDIT_API_KEY": "k"}, 2, "error: CDS_SPINE_AUDIT_API_KEY is too short"),
+    ({"CDS_SPINE_AUDIT_HASH_KEY": "short"}, 2, "error: CDS_SPINE_AUDIT_HASH_KEY is too short"),
+    ({"CDS_SPINE_AUTH": "required", "CDS_SPINE_SANDBOX": "true", "CDS_SPINE_PUBLIC_BASE_URL": "https://cds.example.org",
+      "CDS_SPINE_DATABASE_URL": "sqlite:///{tmp}/audit.db"}, 1,
+     "warning: the audit store is SQLite with authentication required"),
+    ({"CDS_SPINE_DATABASE_URL": "{pg}"}, 1, "(`cds-spine serve` migrates it at start)"),
+    ({"CDS_SPINE_DATABASE_URL": "{pg}", "CDS_SPINE_SCHEMA_MANAGED": "true"}, 2, "run `cds-spine migrate`"),
+])
+def test_check_config_errors_and_warnings_have_their_exit_codes(postgres_schema, tmp_path, settings, code, message):
+    env = {key: value.format(tmp=tmp_path, pg=postgres_schema) for key, value in settings.items()}
+    env.setdefault("CDS_SPINE_DATABASE_URL", postgres_schema)
+    result = run_cli("check-config", **env)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr
+    assert "pw@" not in result.stderr + result.stdout
+
+
+def test_check_config_warns_about_sqlite_in_a_container(tmp_path):
+    result = run_cli("check-config", CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}")
+    warned = "warning: the audit store is SQLite inside a container" in result.stderr
+    assert (result.returncode, warned) == ((1, True) if in_container() else (0, False))
+    assert "not created yet" in result.stdout and not (tmp_path / "audit.db").exists()
 
 
 def test_cards_dir_setting_points_to_another_copy(tmp_path):

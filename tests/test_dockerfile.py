@@ -16,6 +16,8 @@ from pathlib import Path
 
 from cli import ROOT, VALUESET_COUNT, clean_env
 
+from cds_spine.cli import in_container
+
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 HADOLINT = str(Path(sys.executable).parent / "hadolint")
 
@@ -70,5 +72,5 @@ def test_build_and_install_commands_work(tmp_path):
     assert cmd == ["cds-spine", "serve"]
     result = subprocess.run([str(bin_dir / "cds-spine"), "check-config"], capture_output=True, text=True,
                             env=clean_env(), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == (1 if in_container() else 0), result.stderr  # 1: SQLite in a container
     assert str(venv) in result.stdout and f"{VALUESET_COUNT} value sets" in result.stdout

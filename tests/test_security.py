@@ -152,6 +152,25 @@ def test_wrong_aud_is_refused(client, aud):
     assert_refused(post(client, a_token(aud=aud)))
 
 
+def test_wrong_aud_logs_the_expected_and_the_received_audience(client, caplog):
+    assert_refused(post(client, a_token(aud="cds.example.org/cds-services/x")))
+    assert (f"aud is not this endpoint: expected '{SERVICE_URL}' (CDS_SPINE_PUBLIC_BASE_URL + path), "
+            f"received 'cds.example.org/cds-services/x'") in caplog.text
+
+
+@pytest.mark.parametrize("url, accepted", [
+    ("https://cds.example.org", True), ("https://cds.example.org/cds", True), ("http://localhost:8080", True),
+    ("http://127.0.0.1:8080", True), ("cds.example.org", False), ("http://cds.example.org", False),
+    ("https://", False), ("ftp://cds.example.org", False), ("https://cds.example.org/?x=1", False),
+])
+def test_public_base_url_is_an_absolute_https_url(url, accepted):
+    if accepted:
+        assert Settings(public_base_url=url).public_base_url == url
+    else:
+        with pytest.raises(ValueError, match="CDS_SPINE_PUBLIC_BASE_URL|must be"):
+            Settings(public_base_url=url)
+
+
 @pytest.mark.parametrize("aud", [[SERVICE_URL], [SERVICE_URL + "/"], SERVICE_URL + "/", ["x", SERVICE_URL]])
 def test_aud_as_array_or_with_trailing_slash(client, aud):
     assert post(client, a_token(aud=aud)).status_code == 200

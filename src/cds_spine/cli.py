@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from datetime import date, datetime, timezone
 from enum import Enum
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from .errors import ApiError, operation_outcome
 from .audit import reports
 from . import __version__
-from .audit.db import HEAD, StoreProblem, migrate, open_engine, shown_url
+from .audit.db import HEAD, StoreProblem, migrate, open_engine, schema_problem, shown_url
 from .cdshooks.hooks import Engine, decode_json, parse_call
 from .cdshooks.models import CdsResponse
 from .cdshooks.services import SERVICES
@@ -151,20 +152,75 @@ def evaluate(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks requ
     typer.echo(json.dumps(response.wire(), indent=2, ensure_ascii=False))
 
 
+MIN_AUDIT_API_KEY = 24
+MIN_AUDIT_HASH_KEY = 32
+
+
+def in_container() -> bool:
+    return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists() or "KUBERNETES_SERVICE_HOST" in os.environ
+
+
+def _store_findings(settings: Settings) -> tuple[list[str], list[str], str]:
+    """Errors, warnings, and what the audit store is, without creating a SQLite file that is not there."""
+    errors, warnings = [], []
+    url = settings.database_url
+    engine = open_engine(url)
+    try:
+        sqlite_file = engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+        if sqlite_file and not Path(engine.url.database).exists():
+            state = "not created yet (the first start creates and migrates it)"
+            if settings.schema_managed:
+                errors.append("CDS_SPINE_SCHEMA_MANAGED is set but the SQLite store does not exist: run `cds-spine migrate`")
+        else:
+            problem = schema_problem(engine)
+            state = problem or f"reachable, schema at {HEAD}"
+            if problem and ("cannot be used" in problem or settings.schema_managed):
+                errors.append(problem)
+            elif problem:
+                warnings.append(f"{problem} (`cds-spine serve` migrates it at start)")
+        if engine.dialect.name == "sqlite":
+            if settings.auth_required():
+                warnings.append("the audit store is SQLite with authentication required: use PostgreSQL in "
+                                "production (CDS_SPINE_DATABASE_URL)")
+            if in_container():
+                warnings.append("the audit store is SQLite inside a container: it is lost with the container "
+                                "unless on a volume, and replicas cannot share it; use PostgreSQL")
+    finally:
+        engine.dispose()
+    return errors, warnings, f"{shown_url(url)}: {state}"
+
+
 @app.command("check-config")
 def check_config() -> None:
-    """Validate the settings and the clinical knowledge, and say what is loaded."""
+    """Validate the settings, the trusted clients, the knowledge and the audit store, and say what is loaded.
+    Exit code 0: fine; 1: warnings (it runs, but look); 2: errors (it does not start, or must not)."""
     settings = _settings()
     knowledge = _knowledge(settings)
+    errors: list[str] = []
     try:
         issuers = trusted_issuers(settings)
     except ConfigurationError as exc:
-        typer.echo(f"cds-spine: {exc}", err=True)
-        raise typer.Exit(2) from None
+        issuers = None
+        errors.append(str(exc))
+    store_errors, warnings, store = _store_findings(settings)
+    errors += store_errors
+    for name, minimum in (("audit_api_key", MIN_AUDIT_API_KEY), ("audit_hash_key", MIN_AUDIT_HASH_KEY)):
+        secret = getattr(settings, name)
+        if secret is not None and len(secret.get_secret_value()) < minimum:
+            errors.append(f"CDS_SPINE_{name.upper()} is too short: at least {minimum} random characters "
+                          f"(e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     trust = "disabled (loopback only)" if issuers is None else ", ".join(i.client.iss for i in issuers)
+    typer.echo(f"version: {__version__}")
     typer.echo(f"authentication: {trust}")
     typer.echo(f"knowledge: {settings.knowledge_dir()} (pathway {knowledge.config.version}, "
                f"version {knowledge.version}, {len(knowledge.valueset_ids)} value sets)")
+    typer.echo(f"audit store: {store}")
+    for error in errors:
+        typer.echo(f"error: {error}", err=True)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if errors or warnings:
+        raise typer.Exit(2 if errors else 1)
 
 
 class By(str, Enum):

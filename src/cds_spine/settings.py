@@ -4,10 +4,20 @@ from __future__ import annotations
 import ipaddress
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -78,13 +88,21 @@ class Settings(BaseSettings):
             return tuple(origin.strip() for origin in value.split(",") if origin.strip())
         return value
 
+    @field_validator("public_base_url")
+    @classmethod
+    def public_base_url_is_absolute(cls, value: str | None) -> str | None:
+        """The URL EHRs call: absolute https (http only on a loopback host, for trying it locally)."""
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"must be an absolute URL such as https://cds.example.org, not {value!r}")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError(f"must be https (http only on a loopback host such as localhost), not {value!r}")
+        return value
+
     def binds_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return _is_loopback(self.host)
 
     def auth_required(self) -> bool:
         return self.auth == "required" if self.auth else not self.binds_loopback()

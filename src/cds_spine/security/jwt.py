@@ -65,7 +65,9 @@ def jku_must_be_the_trusted_one(header: Mapping[str, Any], client: TrustedClient
 def aud_must_be_the_endpoint(claims: Mapping[str, Any], endpoint: str) -> None:
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     if _normalized(endpoint) not in {_normalized(a) for a in audiences if isinstance(a, str)}:
-        raise AuthenticationFailed("aud is not this endpoint")
+        received = ", ".join(repr(a)[:200] for a in audiences[:5])
+        raise AuthenticationFailed(f"aud is not this endpoint: expected {endpoint!r} (CDS_SPINE_PUBLIC_BASE_URL + path), "
+                                   f"received {received}")
 
 
 def lifetime_must_be_capped(claims: Mapping[str, Any], max_lifetime: int) -> None:
