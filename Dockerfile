@@ -16,6 +16,7 @@ WORKDIR /tmp
 ENV CDS_SPINE_AUTH=required \
     CDS_SPINE_HOST=0.0.0.0 \
     CDS_SPINE_PORT=8080 \
+    CDS_SPINE_LOG_FORMAT=json \
     PYTHONUNBUFFERED=1
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]

@@ -10,7 +10,7 @@ from cli import ROOT
 sys.path.insert(0, str(ROOT))
 from bench.load import run  # noqa: E402
 
-CALL_LINE = re.compile(r"\[(\d+)\] service=spine-pathway-order-sign hookInstance=(\S+) .* status=200 ")
+CALL_LINE = re.compile(r"\[(\d+)\] \[\w+\] service=spine-pathway-order-sign hookInstance=(\S+) .* status=200 ")
 
 
 def test_two_workers_under_load_record_every_call_and_feedback_and_log_each_call(database_url, tmp_path):

@@ -22,10 +22,10 @@ from .audit.db import StoreProblem, migrate, open_engine, schema_problem
 from .audit.store import SqlAuditStore, SqlReplayCache
 from .cdshooks.hooks import Engine
 from .cdshooks.routes import router
-from .errors import ApiError, ClientGone, Issue, error_response, outcome_response
+from .errors import ApiError, Issue, error_response, outcome_response
 from .fhir.client import FhirClient
 from .jsonio import JsonResponse
-from .logs import ensure_logging
+from .logs import RequestLog, ensure_logging
 from .pathway import Knowledge, load_knowledge
 from .security.jwt import Verifier
 from .security.keys import KeySource
@@ -99,7 +99,7 @@ def serving_app() -> FastAPI:
     settings from the environment, logging set up if the process has none, the schema already migrated
     by `cds-spine serve` before its workers start."""
     settings = Settings()
-    ensure_logging(settings.log_level)
+    ensure_logging(settings.log_level, settings.log_format)
     app = create_app(settings, migrate_schema=False)
     tune_gc_for_serving()
     return app
@@ -163,10 +163,8 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
         return JsonResponse(body, status_code=503 if problem else 200)
 
     @app.exception_handler(ApiError)
-    async def cds_hooks_error(request: Request, error: ApiError) -> JsonResponse:
-        if isinstance(error, ClientGone):
-            log.info("client disconnected before sending the whole body (path=%s)", request.url.path)
-        return error_response(error)
+    async def cds_hooks_error(_: Request, error: ApiError) -> JsonResponse:
+        return error_response(error)  # a ClientGone too: its access line (499, INFO) is the one line it gets
 
     @app.exception_handler(SQLAlchemyError)
     async def store_error(request: Request, error: SQLAlchemyError) -> JsonResponse:
@@ -186,5 +184,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app.add_middleware(InternalErrorGuard)
     app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                        allow_methods=["GET", "POST", "OPTIONS"],
-                       allow_headers=["Authorization", "Content-Type", "Accept"], max_age=600)
+                       allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+                       expose_headers=["X-Request-ID"], max_age=600)
+    app.add_middleware(RequestLog)
     return app

@@ -78,7 +78,7 @@ def serve(host: Annotated[Optional[str], typer.Option(help="Address to bind (CDS
     from .app import create_app
 
     settings = _settings(host=host, port=port, workers=workers)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:  # everything a worker needs, checked once, and the schema migrated, before any worker starts
         create_app(settings, _knowledge(settings)).state.store.engine.dispose()
     except ConfigurationError as exc:
@@ -90,7 +90,7 @@ def serve(host: Annotated[Optional[str], typer.Option(help="Address to bind (CDS
     os.environ.update(CDS_SPINE_HOST=settings.host, CDS_SPINE_PORT=str(settings.port),
                       CDS_SPINE_WORKERS=str(settings.workers))
     uvicorn.run("cds_spine.app:serving_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, log_config=logging_config(settings.log_level),
+                workers=settings.workers, log_config=logging_config(settings.log_level, settings.log_format),
                 log_level=settings.log_level.lower(), access_log=False, server_header=False)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .jsonio import JsonResponse
+from .logs import note_reason
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def operation_outcome(*issues: Issue) -> dict:
 
 
 def outcome_response(status: int, *issues: Issue, headers: dict[str, str] | None = None) -> JsonResponse:
+    note_reason("; ".join(issue.diagnostics for issue in issues))
     return JsonResponse(operation_outcome(*issues), status_code=status, headers=headers)
 
 

@@ -1,33 +1,122 @@
-"""One logging set-up for the service and its server (uvicorn), applied in every worker process."""
+"""One logging set-up for the service and its server (uvicorn), applied in every worker process: one
+line per record, JSON or readable text (CDS_SPINE_LOG_FORMAT), each with the request id of the
+request it belongs to, and one access line per request (RequestLog)."""
 from __future__ import annotations
 
 import logging
 import logging.config
+import re
+import time
+import uuid
+from contextvars import ContextVar
+from datetime import datetime, timezone
 from typing import Any
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] [%(request_id)s] %(message)s"
+ACCESS_FIELDS = ("method", "path", "status", "ms", "reason")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+access_log = logging.getLogger("cds_spine.access")
+
+_request: ContextVar[dict[str, Any] | None] = ContextVar("cds_spine_request", default=None)
 
 
-def logging_config(level: str) -> dict[str, Any]:
-    """A dictConfig: every logger (cds_spine, uvicorn, the rest) writes one format to stderr.
-    uvicorn applies it in each worker it starts."""
+def note_reason(reason: str) -> None:
+    """Why this request was refused (an OperationOutcome's diagnostics), for its access line."""
+    current = _request.get()
+    if current is not None:
+        current["reason"] = reason
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = _request.get()
+        record.request_id = current["id"] if current else "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, process, request_id, message (and the access fields)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+                 "level": record.levelname, "logger": record.name, "process": record.process,
+                 "request_id": getattr(record, "request_id", "-"), "message": record.getMessage()}
+        entry.update({key: getattr(record, key) for key in ACCESS_FIELDS if hasattr(record, key)})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+def logging_config(level: str, log_format: str = "text") -> dict[str, Any]:
+    """A dictConfig: every logger (cds_spine, uvicorn, the rest) writes one format to stderr, with the
+    request id. uvicorn applies it in each worker it starts."""
+    formatter = {"()": JsonFormatter} if log_format == "json" else {"format": TEXT_FORMAT}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": FORMAT}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "filters": {"request": {"()": RequestIdFilter}},
+        "formatters": {"line": formatter},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["request"],
+                                "stream": "ext://sys.stderr"}},
         "root": {"level": level.upper(), "handlers": ["stderr"]},
         "loggers": {name: {"handlers": [], "propagate": True}
                     for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
     }
 
 
-def configure_logging(level: str) -> None:
-    logging.config.dictConfig(logging_config(level))
+def configure_logging(level: str, log_format: str = "text") -> None:
+    logging.config.dictConfig(logging_config(level, log_format))
 
 
-def ensure_logging(level: str) -> None:
+def ensure_logging(level: str, log_format: str = "text") -> None:
     """When the process has no logging set up (uvicorn started by hand), set ours up, so the per-call
     lines are not lost."""
     if not logging.getLogger().handlers:
-        configure_logging(level)
+        configure_logging(level, log_format)
+
+
+class RequestLog:
+    """Outermost middleware: the request id (a valid `X-Request-ID`, else a new one) in every log line of
+    the request and in the response header, and one access line per request with its status, latency
+    and, for a refusal, the reason. The path is logged without its query string."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        current: dict[str, Any] = {"id": given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex, "status": 500}
+        token = _request.set(current)
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                current["status"] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", current["id"].encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._access_line(scope, current, (time.perf_counter() - started) * 1000)
+            _request.reset(token)
+
+    @staticmethod
+    def _access_line(scope: Scope, current: dict[str, Any], ms: float) -> None:
+        status = current["status"]
+        reason = current.get("reason")
+        headers = dict(scope["headers"])
+        if reason is None and scope["method"] == "OPTIONS" and status == 400 and b"origin" in headers:
+            reason = "CORS preflight refused (origin, method or header not allowed: CDS_SPINE_CORS_ORIGINS)"
+        fields = {"method": scope["method"], "path": scope["path"], "status": status, "ms": round(ms, 1)}
+        if reason:
+            fields["reason"] = reason
+        level = logging.WARNING if status >= 500 else logging.INFO
+        access_log.log(level, "%s %s %d %.1f ms%s", scope["method"], scope["path"], status, ms,
+                       f" ({reason})" if reason else "", extra=fields)

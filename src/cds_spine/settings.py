@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     smart_app_url: str | None = None
     """A SMART app launch URL added to every card as a `smart` link."""
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    """Log lines as readable text or one JSON object per line (for a log pipeline; the Docker image sets json)."""
 
     auth: Literal["required", "disabled"] | None = None
     """Verify the EHR's JWT on every call. Unset: disabled on a loopback address, required otherwise."""

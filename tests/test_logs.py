@@ -1,0 +1,65 @@
+"""Structured logs from a real `cds-spine serve`: one JSON object per line (app and server alike), the
+request id in every line of a request and in its response header, one access line per request with
+the reason of every refusal, and never a token or a plain patient id."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import httpx
+
+from cli import CDS_SPINE, ROOT, clean_env, free_port
+from support import ORDER_SELECT, authorization, hook_request
+
+TOKEN = "eyJhbGciOiJFUzM4NCJ9.secret-fhir-token"
+PATIENT = "patient-8f3e2a"
+
+
+def test_json_lines_with_request_ids_access_lines_and_no_secrets(tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([CDS_SPINE, "serve", "--port", str(port)], cwd=ROOT, stderr=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, text=True,
+                               env=clean_env(CDS_SPINE_LOG_FORMAT="json", CDS_SPINE_CORS_ORIGINS="https://ehr.example.org",
+                                             CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}"))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/healthz")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the service did not start"
+                time.sleep(0.1)
+        request = hook_request(fhirServer="https://ehr.example.org/fhir", fhirAuthorization=authorization(TOKEN),
+                               omit=("procedures",))
+        request["context"]["patientId"] = PATIENT
+        unavailable = httpx.post(f"{base}/cds-services/{ORDER_SELECT}", json=request,
+                                 headers={"X-Request-ID": "ehr-req-42"}, timeout=30)
+        assert (unavailable.status_code, unavailable.headers["x-request-id"]) == (412, "ehr-req-42")
+        bad = httpx.post(f"{base}/cds-services/{ORDER_SELECT}", json={"hook": "order-select"})
+        assert bad.status_code == 400 and len(bad.headers["x-request-id"]) == 32
+        assert httpx.post(f"{base}/cds-services/nope", json={}).status_code == 404
+        assert httpx.get(f"{base}/cds-services/{ORDER_SELECT}").status_code == 405
+        assert httpx.post(f"{base}/cds-services/{ORDER_SELECT}", content="x").status_code == 415
+        preflight = httpx.options(f"{base}/cds-services", headers={
+            "Origin": "https://evil.example.org", "Access-Control-Request-Method": "POST"})
+        assert preflight.status_code == 400
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]  # every line is JSON
+    assert {line["logger"] for line in lines} >= {"uvicorn.error", "cds_spine.calls", "cds_spine.access"}
+    assert TOKEN not in stderr and PATIENT not in stderr
+    access = [line for line in lines if line["logger"] == "cds_spine.access"]
+    by_status = {line["status"]: line for line in access if line["path"] != "/healthz" and line["method"] != "OPTIONS"}
+    assert set(by_status) == {412, 400, 404, 405, 415}
+    assert by_status[412]["request_id"] == "ehr-req-42"
+    assert "procedures" in by_status[412]["reason"] and "fhirServer" not in by_status[412]["path"]
+    assert "context is required" in by_status[400]["reason"]
+    assert all(by_status[status].get("reason") for status in (404, 405, 415))
+    call_lines = [line for line in lines if line["logger"] == "cds_spine.calls" and line["request_id"] == "ehr-req-42"]
+    assert call_lines and "status=412" in call_lines[0]["message"]
+    refused = [line for line in access if line["method"] == "OPTIONS"]
+    assert refused and "CORS preflight refused" in refused[0]["reason"]
