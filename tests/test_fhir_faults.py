@@ -10,9 +10,18 @@ import struct
 import time
 
 import pytest
-
 from live import Exchange, raw_server, response_bytes
-from support import ORDER_SELECT, authorization, bundle, call, hook_request, indicators, procedure, pt_visits
+from support import (
+    ORDER_SELECT,
+    authorization,
+    bundle,
+    call,
+    hook_request,
+    indicators,
+    procedure,
+    pt_visits,
+)
+from test_metrics import value
 
 TOKEN = "S3CRET-token.for-the-ehr"
 BUDGET = 1.5
@@ -115,6 +124,16 @@ def test_a_faulty_fhir_server_gives_a_412_naming_the_fault(make_client, handler,
         response, client = fetch(make_client, server, fhir_max_response_bytes=100_000)
         assert_412(response, reason)
         assert server.received and all(e.headers["authorization"] == f"Bearer {TOKEN}" for e in server.received)
+        assert_clean(client, server)
+
+
+def test_fhir_requests_are_counted_by_outcome_and_timed(make_client):
+    with raw_server(respond(503, b"busy", content_type="text/plain")) as server:
+        response, client = fetch(make_client, server)
+        metrics = client.get("/metrics").text
+        assert value(metrics, "cds_spine_fhir_requests_total", outcome="http-status") >= 1
+        assert value(metrics, "cds_spine_fhir_request_seconds_count") >= 1
+        assert value(metrics, "cds_spine_data_unavailable_total", reason="http-status") >= 1
         assert_clean(client, server)
 
 

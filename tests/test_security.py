@@ -8,14 +8,24 @@ import time
 
 import pytest
 import yaml
+from cli import ROOT
 from sqlalchemy import text
+from support import ORDER_SELECT, call, hook_request
+from test_metrics import value
+from tokens import (
+    BASE,
+    SigningKey,
+    claims,
+    jwks,
+    mint,
+    mint_hs256_with_public_key,
+    mint_unsigned,
+    tamper,
+)
 
 from cds_spine.app import create_app
 from cds_spine.security.policy import ConfigurationError
 from cds_spine.settings import Settings
-from cli import ROOT
-from support import ORDER_SELECT, call, hook_request
-from tokens import BASE, SigningKey, claims, jwks, mint, mint_hs256_with_public_key, mint_unsigned, tamper
 
 ISSUER_A = "https://ehr-a.example.org"
 ISSUER_B = "https://ehr-b.example.org"
@@ -152,8 +162,12 @@ def test_wrong_aud_is_refused(client, aud):
     assert_refused(post(client, a_token(aud=aud)))
 
 
-def test_wrong_aud_logs_the_expected_and_the_received_audience(client, caplog):
+def test_wrong_aud_logs_the_expected_and_the_received_audience_and_counts_it(client, caplog):
+    before = client.get("/metrics").text
     assert_refused(post(client, a_token(aud="cds.example.org/cds-services/x")))
+    after = client.get("/metrics").text
+    assert value(after, "cds_spine_auth_failures_total", reason="aud") == value(
+        before, "cds_spine_auth_failures_total", reason="aud") + 1
     assert (f"aud is not this endpoint: expected '{SERVICE_URL}' (CDS_SPINE_PUBLIC_BASE_URL + path), "
             f"received 'cds.example.org/cds-services/x'") in caplog.text
 

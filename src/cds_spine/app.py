@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +27,7 @@ from .errors import ApiError, Issue, error_response, outcome_response
 from .fhir.client import FhirClient
 from .jsonio import JsonResponse
 from .logs import RequestLog, ensure_logging
+from .metrics import exposition
 from .pathway import Knowledge, load_knowledge
 from .security.jwt import Verifier
 from .security.keys import KeySource
@@ -165,6 +167,12 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     @app.exception_handler(ApiError)
     async def cds_hooks_error(_: Request, error: ApiError) -> JsonResponse:
         return error_response(error)  # a ClientGone too: its access line (499, INFO) is the one line it gets
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus text format (no patient data: counts and timings with bounded labels)."""
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
 
     @app.exception_handler(SQLAlchemyError)
     async def store_error(request: Request, error: SQLAlchemyError) -> JsonResponse:

@@ -23,6 +23,7 @@ from .cdshooks.models import CdsResponse
 from .cdshooks.services import SERVICES
 from .fhir.client import FhirClient
 from .logs import configure_logging, logging_config
+from .metrics import prepare_multiprocess_dir
 from .pathway import KnowledgeError, load_knowledge
 from .security.policy import ConfigurationError, trusted_issuers
 from .settings import Settings
@@ -86,6 +87,8 @@ def serve(host: Annotated[Optional[str], typer.Option(help="Address to bind (CDS
         raise typer.Exit(2) from None
     except StoreProblem as exc:
         raise _store_problem(exc) from None
+    if settings.workers > 1:
+        prepare_multiprocess_dir()
     # The workers read their settings from the environment: pass on what the options set.
     os.environ.update(CDS_SPINE_HOST=settings.host, CDS_SPINE_PORT=str(settings.port),
                       CDS_SPINE_WORKERS=str(settings.workers))

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .metrics import LATENCY, REQUESTS, endpoint_of
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] [%(request_id)s] %(message)s"
 ACCESS_FIELDS = ("method", "path", "status", "ms", "reason")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -81,7 +83,7 @@ def ensure_logging(level: str, log_format: str = "text") -> None:
 class RequestLog:
     """Outermost middleware: the request id (a valid `X-Request-ID`, else a new one) in every log line of
     the request and in the response header, and one access line per request with its status, latency
-    and, for a refusal, the reason. The path is logged without its query string."""
+    and, for a refusal, the reason (the path without its query string); the request metrics too."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -117,6 +119,9 @@ class RequestLog:
         fields = {"method": scope["method"], "path": scope["path"], "status": status, "ms": round(ms, 1)}
         if reason:
             fields["reason"] = reason
+        endpoint = endpoint_of(scope["path"])
+        REQUESTS.labels(endpoint, str(status)).inc()
+        LATENCY.labels(endpoint).observe(ms / 1000)
         level = logging.WARNING if status >= 500 else logging.INFO
         access_log.log(level, "%s %s %d %.1f ms%s", scope["method"], scope["path"], status, ms,
                        f" ({reason})" if reason else "", extra=fields)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import jsonio
 from ..errors import DataUnavailableError, InvalidRequest, Issue
 from ..fhir.client import FhirClient
+from ..metrics import DATA_UNAVAILABLE
 from ..fhir.gather import build_record, read_draft_orders, relevance_filter
 from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAccess, Obtained, obtain
 from ..pathway import (
@@ -141,6 +142,7 @@ class Engine:
             return await obtain(keys, call.request.prefetch, call.context.patientId, access, self.fhir,
                                 self.settings.fhir_timeout_seconds, self.relevant)
         except DataUnavailable as exc:
+            DATA_UNAVAILABLE.labels(exc.kind).inc()
             raise DataUnavailableError(Issue("incomplete", f"patient data needed for the decision could not be "
                                                            f"obtained: {exc}", f"prefetch.{exc.key}")) from None
 

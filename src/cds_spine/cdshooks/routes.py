@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from ..audit.store import CallRecord, CardRecord, FeedbackEvent
 from ..bodies import media_type, read_body
 from ..jsonio import JsonResponse
+from ..metrics import AUDIT_WRITE, AUTH_FAILURES, CARDS, DECISIONS
 from ..security.jwt import AuthenticationFailed
 from ..errors import (
     Issue, ServiceNotFound, StoreUnavailable, Unauthorized, UnsupportedMediaType,
@@ -37,6 +38,7 @@ async def authenticate(request: Request) -> None:
         endpoint = request.app.state.settings.public_base_url.rstrip("/") + request.url.path
         await verifier.verify(token.strip(), endpoint)
     except AuthenticationFailed as failure:
+        AUTH_FAILURES.labels(failure.reason.split(" ", 1)[0].rstrip(":")).inc()
         log.warning("authentication failed: %s (iss=%s jti=%s path=%s)", failure.reason, failure.iss, failure.jti,
                     request.url.path)
         raise Unauthorized() from None
@@ -66,10 +68,12 @@ async def json_body(request: Request) -> bytes:
 
 async def _recorded(request: Request, write: Callable[[], None], what: str) -> None:
     """Commit to the audit store before answering; if it fails: 503, or (when allowed) log and go on."""
+    started = time.perf_counter()
     try:
         await run_in_threadpool(write)
+        AUDIT_WRITE.labels(what).observe(time.perf_counter() - started)
     except SQLAlchemyError as exc:
-        log.error("audit store failed to record %s (%s)", what, type(exc).__name__)
+        log.error("audit store failed to record %s (%s)", "a call" if what == "call" else what, type(exc).__name__)
         if request.app.state.settings.audit_required:
             raise StoreUnavailable() from None
 
@@ -117,7 +121,11 @@ async def call_service(service_id: str, request: Request) -> JsonResponse:
              service.id, call.request.hookInstance, patient, status, len(answer.orders), len(answer.cards),
              ",".join(answer.fetched_keys) or "none", latency_ms)
     record = _call_record(request, call, answer, received_at, status, latency_ms)
-    await _recorded(request, lambda: state.store.record_call(record), "a call")
+    await _recorded(request, lambda: state.store.record_call(record), "call")
+    for assessment, _ in answer.assessed:
+        DECISIONS.labels(assessment.decision.value).inc()
+    for card in answer.cards:
+        CARDS.labels(card.indicator).inc()
     if answer.unavailable:
         raise answer.unavailable
     return JsonResponse(CdsResponse(cards=answer.cards).wire())

@@ -10,7 +10,10 @@ from urllib.parse import urljoin
 
 import httpx
 
+import time
+
 from .. import jsonio
+from ..metrics import FHIR_LATENCY, FHIR_REQUESTS
 from ..settings import Settings
 from .bundles import Keep, kept_entries
 from .urls import UnsafeUrl, is_under, normalized
@@ -19,7 +22,12 @@ FHIR_JSON = "application/fhir+json"
 
 
 class FhirError(Exception):
-    """The FHIR server could not give us the data; the message is safe to show (no token, no payload)."""
+    """The FHIR server could not give us the data; the message is safe to show (no token, no payload);
+    `kind` names the fault in a word (a metrics label)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class FhirClient:
@@ -46,44 +54,56 @@ class FhirClient:
         entries = 0
         while url:
             if pages_left == 0:
-                raise FhirError(f"more than {self.page_cap} pages of results (CDS_SPINE_FHIR_PAGE_CAP)")
+                raise FhirError("page-cap", f"more than {self.page_cap} pages of results (CDS_SPINE_FHIR_PAGE_CAP)")
             bundle = await self._get(_inside(base, url), token)
             entries += _entry_count(bundle)
             if entries > self.max_entries:
-                raise FhirError(f"more than {self.max_entries} entries in one search (CDS_SPINE_FHIR_MAX_ENTRIES)")
+                raise FhirError("entry-cap", f"more than {self.max_entries} entries in one search (CDS_SPINE_FHIR_MAX_ENTRIES)")
             kept, outcomes = kept_entries(bundle, keep)
             if any(_is_error(outcome) for outcome in outcomes):
-                raise FhirError("FHIR server returned an OperationOutcome with an error")
+                raise FhirError("operation-outcome", "FHIR server returned an OperationOutcome with an error")
             resources += kept
             url = _next_link(bundle, base)
             pages_left -= 1
         return resources
 
     async def _get(self, url: str, token: str | None) -> dict:
+        started = time.perf_counter()
+        try:
+            bundle = await self._fetch(url, token)
+        except FhirError as error:
+            FHIR_REQUESTS.labels(error.kind).inc()
+            raise
+        finally:
+            FHIR_LATENCY.observe(time.perf_counter() - started)
+        FHIR_REQUESTS.labels("ok").inc()
+        return bundle
+
+    async def _fetch(self, url: str, token: str | None) -> dict:
         headers = {"Accept": FHIR_JSON}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
             async with self.http.stream("GET", url, headers=headers) as response:
                 if response.status_code != 200:
-                    raise FhirError(f"FHIR server answered HTTP {response.status_code}")
+                    raise FhirError("http-status", f"FHIR server answered HTTP {response.status_code}")
                 content = await self._content(response)
         except httpx.HTTPError as exc:
-            raise FhirError(f"FHIR server unreachable ({type(exc).__name__})") from None
+            raise FhirError("unreachable", f"FHIR server unreachable ({type(exc).__name__})") from None
         # A NUL is not allowed in a FHIR string and cannot be stored in PostgreSQL: read it as U+FFFD.
         # (In an escaped backslash, `\\u0000`, the replacement only changes literal text.)
         content = content.replace(b"\\u0000", b"\\ufffd")
         try:
             body = jsonio.parse(content)
         except jsonio.JSONDecodeError:
-            raise FhirError("FHIR server answered with invalid JSON") from None
+            raise FhirError("invalid-json", "FHIR server answered with invalid JSON") from None
         if body.__class__ not in jsonio.OBJECTS or body.get("resourceType") != "Bundle":
-            raise FhirError("FHIR server answered with something other than a Bundle")
+            raise FhirError("not-a-bundle", "FHIR server answered with something other than a Bundle")
         return body
 
 
     async def _content(self, response: httpx.Response) -> bytes:
-        too_large = FhirError(f"a FHIR response larger than {self.max_response_bytes} bytes "
+        too_large = FhirError("too-large", f"a FHIR response larger than {self.max_response_bytes} bytes "
                               f"(CDS_SPINE_FHIR_MAX_RESPONSE_BYTES)")
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_response_bytes:
@@ -108,7 +128,7 @@ def _inside(base: str, url: str) -> str:
             return normalized(url)
     except UnsafeUrl:
         pass
-    raise FhirError("a URL outside fhirServer (a next link or query); it was not requested")
+    raise FhirError("outside-fhir-server", "a URL outside fhirServer (a next link or query); it was not requested")
 
 
 def _is_error(outcome: dict) -> bool:

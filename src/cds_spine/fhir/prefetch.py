@@ -37,11 +37,13 @@ RECORD_KEYS = tuple(RECORD_QUERIES)
 
 
 class DataUnavailable(Exception):
-    """Data the decision needs could not be obtained; `key` names the prefetch key."""
+    """Data the decision needs could not be obtained; `key` names the prefetch key, `kind` the fault in a
+    word (a metrics label)."""
 
-    def __init__(self, key: str, reason: str) -> None:
+    def __init__(self, key: str, kind: str, reason: str) -> None:
         super().__init__(f"{key}: {reason}")
         self.key = key
+        self.kind = kind
         self.reason = reason
 
 
@@ -112,14 +114,14 @@ async def _obtain_key(key: str, value: PrefetchValue, patient_id: str, access: F
     if problem:
         situation = "prefetch has more pages (a next link) that cannot be fetched:" if value.supplied else \
             "not in prefetch and"
-        raise DataUnavailable(key, f"{situation} {problem}")
+        raise DataUnavailable(key, "no-fhir-access", f"{situation} {problem}")
     try:
         if value.supplied:
             return list(value.resources) + await client.follow(access.server, value.next_url, access.token, keep)
         return await client.search(access.server, resolve_query(RECORD_QUERIES[key], patient_id), access.token,
                                    keep)
     except FhirError as exc:
-        raise DataUnavailable(key, str(exc)) from None
+        raise DataUnavailable(key, exc.kind, str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -139,12 +141,13 @@ async def _medications(found: Mapping[str, list[dict]], access: FhirAccess, clie
     key = next(key for key, resources in found.items() if unresolved_medications(resources))
     problem = access.why_not()
     if problem:
-        raise DataUnavailable(key, f"Medication resources named by reference are not in prefetch and {problem}")
+        raise DataUnavailable(key, "no-fhir-access",
+                              f"Medication resources named by reference are not in prefetch and {problem}")
     try:
         return await client.search(access.server, f"Medication?_id={quote(','.join(missing), safe=',')}",
                                    access.token, keep)
     except FhirError as exc:
-        raise DataUnavailable(key, f"Medication resources named by reference: {exc}") from None
+        raise DataUnavailable(key, exc.kind, f"Medication resources named by reference: {exc}") from None
 
 
 async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patient_id: str, access: FhirAccess,
@@ -159,7 +162,8 @@ async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patien
             found = dict(zip(values, results))
             medications = await _medications(found, access, client, keep)
     except TimeoutError:
-        raise DataUnavailable(",".join(fetched), f"the FHIR server did not answer within {budget_seconds:g} s") from None
+        raise DataUnavailable(",".join(fetched), "timeout",
+                              f"the FHIR server did not answer within {budget_seconds:g} s") from None
     if medications:
         fetched += ("Medication",)
     return Obtained(tuple(resource for found in results for resource in found) + tuple(medications), fetched)

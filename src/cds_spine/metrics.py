@@ -1,0 +1,59 @@
+"""Prometheus metrics at /metrics, correct with several worker processes.
+
+`cds-spine serve --workers N` (N > 1) gives its workers one fresh directory in PROMETHEUS_MULTIPROC_DIR
+before it starts them, so each worker writes its values there (prometheus-client's multiprocess mode)
+and /metrics, answered by any worker, sums them all. A single process keeps them in memory.
+Labels are bounded: endpoints, statuses, indicators, decisions and one-word reasons, never free text.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess, values
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+REQUESTS = Counter("cds_spine_requests_total", "HTTP requests answered, by endpoint and status", ["endpoint", "status"])
+LATENCY = Histogram("cds_spine_request_seconds", "Time to answer an HTTP request, by endpoint", ["endpoint"])
+CARDS = Counter("cds_spine_cards_total", "Cards returned, by indicator", ["indicator"])
+DECISIONS = Counter("cds_spine_decisions_total", "Orders assessed, by decision on conservative therapy", ["decision"])
+FHIR_REQUESTS = Counter("cds_spine_fhir_requests_total", "Requests to the EHR's FHIR server (fallback), by outcome",
+                        ["outcome"])
+FHIR_LATENCY = Histogram("cds_spine_fhir_request_seconds", "Time of one request to the EHR's FHIR server")
+DATA_UNAVAILABLE = Counter("cds_spine_data_unavailable_total", "412 answers (data not obtainable), by reason",
+                           ["reason"])
+AUTH_FAILURES = Counter("cds_spine_auth_failures_total", "Refused client JWTs, by the check that failed", ["reason"])
+AUDIT_WRITE = Histogram("cds_spine_audit_write_seconds", "Time to commit a record to the audit store", ["record"])
+
+
+def endpoint_of(path: str) -> str:
+    """A bounded label for a request path: the CDS service id, or the kind of endpoint."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "cds-services":
+        if len(parts) == 1:
+            return "discovery"
+        return f"{parts[1]}/feedback" if len(parts) > 2 else parts[1]
+    return parts[0] if parts[0] in ("audit", "dashboard", "healthz", "readyz", "metrics") else "other"
+
+
+def prepare_multiprocess_dir() -> None:
+    """Before starting several workers: a fresh directory for their values (a set one is emptied)."""
+    folder = os.environ.get(MULTIPROCESS_DIR)
+    if folder:
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+    else:
+        import tempfile
+
+        os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="cds-spine-metrics-")
+
+
+def exposition() -> tuple[bytes, str]:
+    """The Prometheus text format: every worker's values when they share a directory, else this process's."""
+    if values.ValueClass is values.MutexValue:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry), CONTENT_TYPE_LATEST
