@@ -1,7 +1,9 @@
 """The dashboard in a real browser: headless Chromium (Debian's) driven by Playwright, against a real server."""
 from __future__ import annotations
 
+import re
 import shutil
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -82,10 +84,36 @@ def test_dashboard_renders_the_fixture_numbers(chromium, dashboard_server):
         page.locator("#decisions tbody tr", has_text="412").click()
         page.wait_for_selector("#detail:not([hidden])")
         assert "not evaluated" in page.text_content("#detail-body")
-        assert page.get_attribute("#csv", "href") == "/audit/report?by=month&format=csv"
+        csv_url = "a => a.pathname + a.search"  # the link as the browser resolves it against <base>
+        assert page.eval_on_selector("#csv", csv_url) == "/audit/report?by=month&format=csv"
         page.select_option("#csv-by", "clinician")
-        assert page.get_attribute("#csv", "href") == "/audit/report?by=clinician&format=csv"
+        assert page.eval_on_selector("#csv", csv_url) == "/audit/report?by=clinician&format=csv"
 
         page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
         browser.close()
     assert errors == []
+
+
+def test_the_dashboard_works_under_a_proxy_path_prefix(make_client):
+    """A proxy serves the service under /cds-spine and strips the prefix: every redirect, link, form and
+    script URL the pages use must carry it."""
+    client = make_client(audit_api_key=KEY, root_path="/cds-spine")
+    to_sign_in = client.get("/dashboard", follow_redirects=False)
+    assert (to_sign_in.status_code, to_sign_in.headers["location"]) == (303, "/cds-spine/dashboard/sign-in")
+    signed_in = client.post("/dashboard/sign-in", data={"key": KEY}, follow_redirects=False)
+    assert signed_in.headers["location"] == "/cds-spine/dashboard"
+    for page in ("/dashboard/sign-in", "/dashboard"):
+        html = client.get(page).text
+        [base] = re.findall(r'<base href="([^"]+)">', html)
+        assert base == "/cds-spine/dashboard/"
+        for link in re.findall(r'(?:href|src|action)="([^"]+)"', html):
+            if link.startswith("data:") or link == base:
+                continue
+            resolved = urljoin(f"https://proxy.example.org{base}", link.replace("&amp;", "&"))
+            path = urlsplit(resolved).path
+            assert path.startswith("/cds-spine/"), (page, link)
+            if path.endswith((".js", ".css")):
+                assert client.get(path.removeprefix("/cds-spine")).status_code == 200
+    scripts = " ".join(path.read_text() for path in (ROOT / "src/cds_spine/audit/dashboard/static").glob("*.js")
+                       if path.name != "chart.umd.min.js")
+    assert not re.findall(r'["`](/audit|/dashboard)', scripts), "scripts use URLs relative to <base>"

@@ -136,7 +136,8 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
             yield
         engine.dispose()
 
-    app = FastAPI(title="cds-spine", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(title="cds-spine", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None,
+                  root_path=settings.root_path)
     app.state.settings = settings
     app.state.knowledge = knowledge
     app.state.store = store

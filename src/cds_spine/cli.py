@@ -94,7 +94,8 @@ def serve(host: Annotated[Optional[str], typer.Option(help="Address to bind (CDS
                       CDS_SPINE_WORKERS=str(settings.workers))
     uvicorn.run("cds_spine.app:serving_app", factory=True, host=settings.host, port=settings.port,
                 workers=settings.workers, log_config=logging_config(settings.log_level, settings.log_format),
-                log_level=settings.log_level.lower(), access_log=False, server_header=False)
+                log_level=settings.log_level.lower(), access_log=False, server_header=False,
+                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
 
 
 @app.command("migrate")

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     """Verify the EHR's JWT on every call. Unset: disabled on a loopback address, required otherwise."""
     trusted_clients: Path | None = None
     """YAML file listing the EHRs trusted to call (iss, jwks_url or jwks_file, tenants, algorithms)."""
+    root_path: str = ""
+    """The path prefix a reverse proxy serves the service under and strips (e.g. /cds-spine): the dashboard's
+    links and redirects carry it."""
+    forwarded_allow_ips: str = "127.0.0.1"
+    """Proxies trusted for X-Forwarded-Proto/-For (comma-separated IPs, or *): behind TLS, the session cookie
+    is then Secure."""
     public_base_url: str | None = None
     """The service's external base URL (behind a proxy); JWT `aud` must be this plus the path called."""
     sandbox: bool = False
@@ -88,6 +94,14 @@ class Settings(BaseSettings):
     def split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @field_validator("root_path")
+    @classmethod
+    def root_path_is_a_prefix(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value and (not value.startswith("/") or any(c in value for c in "?#\\ ")):
+            raise ValueError(f"must be a path prefix such as /cds-spine, not {value!r}")
         return value
 
     @field_validator("public_base_url")

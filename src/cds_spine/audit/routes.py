@@ -157,22 +157,32 @@ async def measure_report(request: Request) -> JsonResponse:
                                                 datetime.now(timezone.utc)))
 
 
-def _page(name: str, status: int = 200) -> FileResponse:
-    return FileResponse(DASHBOARD / name, status_code=status, media_type="text/html; charset=utf-8",
-                        headers=PAGE_HEADERS)
+def _root(request: Request) -> str:
+    """The path prefix a proxy serves the service under (CDS_SPINE_ROOT_PATH), for links and redirects."""
+    return request.scope.get("root_path", "").rstrip("/")
+
+
+def _redirect(request: Request, path: str) -> RedirectResponse:
+    return RedirectResponse(f"{_root(request)}{path}", status_code=303)
+
+
+def _page(request: Request, name: str) -> Response:
+    """A page; its links are relative to `<base href>`, the dashboard's URL under the proxy's prefix."""
+    html = (DASHBOARD / name).read_text(encoding="utf-8").replace("{{base}}", f"{_root(request)}/dashboard/")
+    return Response(html, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
 @pages.get("")
 async def dashboard(request: Request) -> Response:
     if not _has_access(request, _configured_key(request)):
-        return RedirectResponse("/dashboard/sign-in", status_code=303)
-    return _page("index.html")
+        return _redirect(request, "/dashboard/sign-in")
+    return _page(request, "index.html")
 
 
 @pages.get("/sign-in")
 async def sign_in_page(request: Request) -> Response:
     _configured_key(request)
-    return _page("sign-in.html")
+    return _page(request, "sign-in.html")
 
 
 @pages.post("/sign-in")
@@ -185,8 +195,8 @@ async def sign_in(request: Request) -> Response:
     if "key" not in form:
         raise InvalidRequest(Issue("required", "key is required", "key"))
     if not hmac.compare_digest(form["key"][0].encode(), key.encode()):
-        return RedirectResponse("/dashboard/sign-in?failed=1", status_code=303)
-    response = RedirectResponse("/dashboard", status_code=303)
+        return _redirect(request, "/dashboard/sign-in?failed=1")
+    response = _redirect(request, "/dashboard")
     response.set_cookie(SESSION_COOKIE, _session_cookie(key), max_age=SESSION_SECONDS, httponly=True,
                         samesite="strict", secure=request.url.scheme == "https", path="/")
     return response
@@ -195,7 +205,7 @@ async def sign_in(request: Request) -> Response:
 @pages.post("/sign-out")
 async def sign_out(request: Request) -> Response:
     _configured_key(request)
-    response = RedirectResponse("/dashboard/sign-in", status_code=303)
+    response = _redirect(request, "/dashboard/sign-in")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 

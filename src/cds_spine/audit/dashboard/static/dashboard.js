@@ -13,7 +13,7 @@ function periodQuery() {
 
 async function getJson(path, params) {
   const response = await fetch(`${path}?${params || ""}`, { credentials: "same-origin" });
-  if (response.status === 401) { location.assign("/dashboard/sign-in"); throw new Error("signed out"); }
+  if (response.status === 401) { location.assign("sign-in"); throw new Error("signed out"); }
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }
@@ -90,7 +90,7 @@ function renderDecisions(list) {
 }
 
 async function showDecision(id) {
-  const item = await getJson(`/audit/decisions/${encodeURIComponent(id)}`);
+  const item = await getJson(`../audit/decisions/${encodeURIComponent(id)}`);
   $("detail-id").textContent = `${item.receivedAt} · ${item.service}`;
   const body = $("detail-body");
   body.replaceChildren(element("p", `Clinician ${item.clinician || "–"} · patient ${item.patient || "–"} · status ${item.status}` +
@@ -123,7 +123,7 @@ function updateCsvLink() {
   const params = periodQuery();
   params.set("by", $("csv-by").value);
   params.set("format", "csv");
-  $("csv").href = `/audit/report?${params}`;
+  $("csv").href = `../audit/report?${params}`;
 }
 
 async function load() {
@@ -133,8 +133,8 @@ async function load() {
   decisions.set("pageSize", state.pageSize);
   const months = new URLSearchParams(params);
   months.set("by", "month");
-  const [summary, report, reasons, list] = await Promise.all([getJson("/audit/summary", params),
-    getJson("/audit/report", months), getJson("/audit/override-reasons", params), getJson("/audit/decisions", decisions)]);
+  const [summary, report, reasons, list] = await Promise.all([getJson("../audit/summary", params),
+    getJson("../audit/report", months), getJson("../audit/override-reasons", params), getJson("../audit/decisions", decisions)]);
   renderSummary(summary);
   renderMonths(report);
   renderReasons(reasons);
