@@ -1,5 +1,5 @@
 # cds-spine: build a wheel (cards/ packed inside), then install it in a slim runtime image.
-FROM python:3.11-slim-bookworm AS build
+FROM python:3.11.13-slim-bookworm AS build
 WORKDIR /src
 RUN pip install --no-cache-dir "hatchling==1.33.0"
 COPY pyproject.toml README.md ./
@@ -7,10 +7,13 @@ COPY src/ src/
 COPY cards/ cards/
 RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
-FROM python:3.11-slim-bookworm
+FROM python:3.11.13-slim-bookworm
 RUN useradd --system --uid 10001 --no-create-home cds
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+# The dependencies exactly as locked in the repository (versions and hashes: `make lock`), then the service.
+COPY requirements.lock /wheels/requirements.lock
+RUN pip install --no-cache-dir --require-hashes -r /wheels/requirements.lock
+RUN pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels
 USER 10001
 WORKDIR /tmp
 ENV CDS_SPINE_AUTH=required \

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := pyproject.toml $(shell find src cards -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: run test browser bench fuzz load valuesets examples clean
+.PHONY: run test browser bench fuzz load lock valuesets examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,9 @@ $(BIN)/python:
 
 # The project is installed as a wheel (not editable), so what runs is what ships: the service and its
 # dependencies only. The test tools come on top, for the targets that need them.
-$(VENV)/.installed: $(BIN)/python $(SOURCES)
-	$(BIN)/pip install --quiet --force-reinstall --no-deps . && $(BIN)/pip install --quiet .
+$(VENV)/.installed: $(BIN)/python $(SOURCES) requirements.lock
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --force-reinstall --no-deps .
 	touch $@
 
 $(VENV)/.test-tools: $(VENV)/.installed
@@ -53,6 +54,13 @@ load: $(VENV)/.test-tools
 	$(LOAD) --database $(POSTGRES)
 	$(LOAD) --database sqlite --crash
 	$(LOAD) --database $(POSTGRES) --crash
+
+# Re-resolve the service's dependencies into requirements.lock (exact versions and hashes; the Dockerfile,
+# `make run` and `make test` install from it).
+lock: $(BIN)/python
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file requirements.lock pyproject.toml
 
 # Regenerate cards/valuesets/*.json from knowledge/ (the raw code lists).
 valuesets: $(BIN)/python

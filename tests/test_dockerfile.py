@@ -33,6 +33,31 @@ def instructions() -> list[tuple[str, str]]:
             if line.strip() and not line.startswith("#")]
 
 
+LOCKED = re.compile(r"^([A-Za-z0-9._-]+)==([^ ]+) \\$", re.MULTILINE)
+
+
+def test_the_lock_pins_every_dependency_with_hashes_and_is_what_is_installed():
+    """requirements.lock (`make lock`) holds the service's dependencies, each at one version with its hashes,
+    within pyproject's ranges, and `make test` installed exactly those versions."""
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+    import tomllib
+
+    text = (ROOT / "requirements.lock").read_text()
+    locked = {canonical(name): pinned for name, pinned in LOCKED.findall(text)}
+    blocks = [block for block in text.split("\n") if re.match(r"^[A-Za-z0-9._-]+==", block)]
+    assert len(blocks) == len(locked) and text.count("--hash=sha256:") >= len(locked)
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for requirement in map(Requirement, declared):
+        assert requirement.specifier.contains(locked[canonical(requirement.name)]), requirement
+    assert {name: version(name) for name in locked} == locked
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def test_build_and_install_commands_work(tmp_path):
     root = tmp_path / "root"
     venv = tmp_path / "venv"
@@ -56,13 +81,16 @@ def test_build_and_install_commands_work(tmp_path):
             workdir = Path(on_root(argument)) if argument.startswith("/src") else workdir
             workdir.mkdir(parents=True, exist_ok=True)
         elif instruction == "COPY" and not argument.startswith("--from"):
-            *sources, target = shlex.split(argument)
+            *sources, target = shlex.split(on_root(argument))
             for source in sources:
                 into_folder = len(sources) > 1 or target in (".", "./")
                 destination = workdir / target / Path(source).name if into_folder else workdir / target
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 copy = shutil.copytree if (ROOT / source).is_dir() else shutil.copy2
                 copy(ROOT / source, destination)
+        elif instruction == "RUN" and "--require-hashes" in argument:
+            lock = Path(on_root(argument.split(" -r ", 1)[1].split()[0]))
+            assert lock.read_text() == (ROOT / "requirements.lock").read_text()  # offline: the lock is checked
         elif instruction == "RUN" and argument.startswith("pip "):
             command = on_root(argument).replace("pip ", f"{bin_dir / 'pip'} ", 1)
             result = subprocess.run(command, shell=True, cwd=workdir, capture_output=True, text=True,
