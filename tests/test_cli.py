@@ -136,4 +136,4 @@ def test_make_run_binds_cds_spine_port_and_installs_only_the_service(tmp_path):
         process.wait(30)
     # What `make run` would do from scratch: the service and its dependencies, never the test tools.
     dry = subprocess.run(["make", "-n", "-B", "run"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert "pip install --quiet ." in dry and "[test]" not in dry
+    assert "--require-hashes -r requirements.lock" in dry and "[test]" not in dry
