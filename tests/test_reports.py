@@ -145,6 +145,24 @@ def test_cli_report_since_until(reported, database_url):
     assert bad.returncode == 2 and "soon" in bad.stderr
 
 
+def test_cli_report_refuses_an_inverted_period(reported, database_url):
+    result = run_cli("report", "--since", "2026-02-01", "--until", "2026-01-01", CDS_SPINE_DATABASE_URL=database_url)
+    assert result.returncode == 2 and "is after --until" in result.stderr
+
+
+def test_cli_report_refuses_a_store_that_does_not_exist_and_creates_none(tmp_path):
+    missing = tmp_path / "nowhere.db"
+    result = run_cli("report", CDS_SPINE_DATABASE_URL=f"sqlite:///{missing}")
+    assert result.returncode == 3
+    assert "no audit store at" in result.stderr and "the file does not exist" in result.stderr
+    assert not missing.exists() and "No orders" not in result.stdout
+
+
+def test_cli_report_refuses_an_empty_database(postgres_schema):
+    result = run_cli("report", CDS_SPINE_DATABASE_URL=postgres_schema)
+    assert result.returncode == 3 and "schema is at nothing (empty database)" in result.stderr
+
+
 # --- access ---------------------------------------------------------------------------------------------
 
 PROTECTED = ["/audit/summary", "/audit/report", "/audit/override-reasons", "/audit/decisions",

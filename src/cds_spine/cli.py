@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from .errors import ApiError, operation_outcome
 from .audit import reports
 from . import __version__
-from .audit.db import HEAD, StoreProblem, migrate, open_engine, schema_problem, shown_url
+from .audit.db import HEAD, StoreProblem, migrate, open_engine, schema_problem, shown_url, sqlite_file_missing
 from .cdshooks.hooks import Engine, decode_json, parse_call
 from .cdshooks.models import CdsResponse
 from .cdshooks.services import SERVICES
@@ -170,8 +170,7 @@ def _store_findings(settings: Settings) -> tuple[list[str], list[str], str]:
     url = settings.database_url
     engine = open_engine(url)
     try:
-        sqlite_file = engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
-        if sqlite_file and not Path(engine.url.database).exists():
+        if sqlite_file_missing(engine):
             state = "not created yet (the first start creates and migrates it)"
             if settings.schema_managed:
                 errors.append("CDS_SPINE_SCHEMA_MANAGED is set but the SQLite store does not exist: run `cds-spine migrate`")
@@ -274,12 +273,18 @@ def report(since: Annotated[Optional[str], typer.Option(help="First day (YYYY-MM
            output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table) -> None:
     """Pathway adherence and overrides from the audit store (CDS_SPINE_DATABASE_URL)."""
     period = reports.Period(_day(since, "--since"), _day(until, "--until"))
+    if period.since and period.until and period.since > period.until:
+        raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
     settings = _settings()
     engine = open_engine(settings.database_url)
-    try:
-        migrate(engine)
-    except StoreProblem as exc:
-        raise _store_problem(exc) from None
+    if sqlite_file_missing(engine):  # a report reads; it never creates or migrates a store
+        problem = (f"no audit store at {shown_url(settings.database_url)} (the file does not exist; "
+                   f"check CDS_SPINE_DATABASE_URL)")
+    else:
+        problem = schema_problem(engine)
+    if problem:
+        engine.dispose()
+        raise _store_problem(StoreProblem(problem))
     services = reports.ORDER_SERVICES if by is By.service else (reports.ORDER_SIGN,)
     total = reports.count_orders(engine, period, services)
     if total >= PROGRESS_THRESHOLD:

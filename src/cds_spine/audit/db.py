@@ -99,6 +99,12 @@ def _unreachable(engine: Engine, exc: Exception) -> str:
     return f"the audit store {shown_url(str(engine.url))} cannot be used ({type(exc).__name__}: {reason})"
 
 
+def sqlite_file_missing(engine: Engine) -> bool:
+    """A SQLite store whose file does not exist (connecting would create an empty one)."""
+    database = engine.url.database
+    return engine.dialect.name == "sqlite" and database not in (None, "", ":memory:") and not Path(database).exists()
+
+
 def schema_problem(engine: Engine) -> str | None:
     """None when the store is reachable and its schema is the latest migration; else why not (one line)."""
     try:
