@@ -70,8 +70,8 @@ def test_override_reasons(reported):
 
 def test_decisions_are_paginated_and_drill_down_to_evidence_and_feedback(reported):
     client, _ = reported
-    first = get(client, "/audit/decisions", page=1, pageSize=5)
-    second = get(client, "/audit/decisions", page=2, pageSize=5)
+    first = get(client, "/audit/decisions", page=1, pageSize=5, service="all", withOrders="false")
+    second = get(client, "/audit/decisions", page=2, pageSize=5, service="all", withOrders="false")
     assert (first["total"], len(first["items"]), len(second["items"])) == (8, 5, 3)
     assert not {i["id"] for i in first["items"]} & {i["id"] for i in second["items"]}
     nothing_tried = [get(client, f"/audit/decisions/{item['id']}") for page in (first, second)
@@ -87,6 +87,41 @@ def test_decisions_are_paginated_and_drill_down_to_evidence_and_feedback(reporte
     met = next(item for page in (first, second) for item in page["items"]
                if item["orders"] and item["orders"][0]["decision"] == "met")
     assert len(get(client, f"/audit/decisions/{met['id']}")["orders"][0]["evidence"]) == 7
+
+
+def test_decisions_default_to_order_sign_calls_with_orders_and_filter_by_every_field(reported):
+    client, _ = reported
+    every = get(client, "/audit/decisions", pageSize=500, service="all", withOrders="false")["items"]
+    default = get(client, "/audit/decisions", pageSize=500)
+    expected = [item for item in every if item["service"] == ORDER_SIGN and item["orders"]]
+    assert [item["id"] for item in default["items"]] == [item["id"] for item in expected] and default["total"] == 6
+    preview = get(client, "/audit/decisions", service="spine-pathway-order-select")["items"]
+    assert [item["service"] for item in preview] == ["spine-pathway-order-select"]
+
+    def ids(**filters) -> list[str]:
+        return [item["id"] for item in get(client, "/audit/decisions", pageSize=500, **filters)["items"]]
+
+    for decision in ("met", "not-met", "exempt"):
+        assert ids(decision=decision) == [i["id"] for i in expected if any(o["decision"] == decision
+                                                                          for o in i["orders"])], decision
+    assert ids(kind="surgery") == [i["id"] for i in expected if any(o["category"] == "surgery" for o in i["orders"])]
+    assert len(ids(kind="surgery")) == 1 and len(ids(decision="met")) == 1
+    assert ids(region="lumbar") == [i["id"] for i in expected if any(o["region"] == "lumbar" for o in i["orders"])]
+    assert ids(clinician="Practitioner/u1") == [i["id"] for i in expected if i["clinician"] == "Practitioner/u1"]
+    assert ids(clinician="Practitioner/nobody") == []
+    overridden = ids(overridden="true")
+    assert overridden and overridden == [i["id"] for i in expected if i["overridden"]]
+    assert sorted(ids(overridden="false") + overridden) == sorted(i["id"] for i in expected)
+
+
+@pytest.mark.parametrize("params, field", [({"decision": "maybe"}, "decision"), ({"kind": "x"}, "kind"),
+                                           ({"region": "neck"}, "region"), ({"overridden": "yes"}, "overridden"),
+                                           ({"service": "nope"}, "service"), ({"doctor": "x"}, "doctor")])
+def test_decisions_refuse_unknown_filters_and_values(reported, params, field):
+    client, _ = reported
+    response = client.get("/audit/decisions", params=params, headers=AUTH)
+    assert response.status_code == 400
+    assert response.json()["issue"][0]["expression"] == [field]
 
 
 def test_csv_export_has_the_same_numbers(reported):

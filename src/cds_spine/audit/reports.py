@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Literal
 
 from fhir.resources.R4B.measurereport import MeasureReport
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, exists, func, select
 
 from ..pathway import Knowledge
 from . import tables
@@ -203,20 +203,63 @@ def _call_json(call, orders: list[dict], cards: list[dict]) -> dict:
             "orders": orders, "cards": cards}
 
 
-def decisions(engine: Engine, period: Period, page: int, page_size: int) -> dict:
-    """Calls, newest first, with their orders (finding codes) and cards."""
-    c, a, k = tables.calls, tables.assessments, tables.cards
+DECISION_VALUES = ("met", "not-met", "exempt")
+ORDER_KINDS = ("esi", "surgery")
+
+
+@dataclass(frozen=True)
+class DecisionFilters:
+    """Which calls the decisions list shows. By default the order-sign calls that carried an ESI or surgery
+    order: order-select previews (`service`) and calls without such orders (`with_orders`) are kept apart.
+    `decision`, `kind` and `region` select calls with an order so assessed; `overridden`, calls with a card
+    overridden in any feedback (or none)."""
+
+    service: str | None = ORDER_SIGN
+    """None: every service."""
+    with_orders: bool = True
+    decision: str | None = None
+    clinician: str | None = None
+    kind: str | None = None
+    region: str | None = None
+    overridden: bool | None = None
+
+    def conditions(self) -> list:
+        c, a, k, f = tables.calls, tables.assessments, tables.cards, tables.feedback
+        found = []
+        if self.service:
+            found.append(c.c.service_id == self.service)
+        if self.clinician:
+            found.append(c.c.user_id == self.clinician)
+        order = [a.c.call_id == c.c.id]
+        order += [column == value for column, value in ((a.c.decision, self.decision), (a.c.category, self.kind),
+                                                        (a.c.region, self.region)) if value]
+        if self.with_orders or len(order) > 1:
+            found.append(exists().where(*order))
+        if self.overridden is not None:
+            overridden = exists().where(k.c.call_id == c.c.id, f.c.card_uuid == k.c.uuid, f.c.outcome == "overridden")
+            found.append(overridden if self.overridden else ~overridden)
+        return found
+
+
+def decisions(engine: Engine, period: Period, page: int, page_size: int,
+              filters: DecisionFilters = DecisionFilters()) -> dict:
+    """Calls, newest first, with their orders (finding codes), cards, and whether a card was overridden."""
+    c, a, k, f = tables.calls, tables.assessments, tables.cards, tables.feedback
+    where = [*period.conditions(), *filters.conditions()]
     with engine.connect() as connection:
-        total = connection.scalar(select(func.count()).select_from(c).where(*period.conditions())) or 0
-        page_calls = connection.execute(select(c).where(*period.conditions())
-                                        .order_by(c.c.received_at.desc(), c.c.id)
+        total = connection.scalar(select(func.count()).select_from(c).where(*where)) or 0
+        page_calls = connection.execute(select(c).where(*where).order_by(c.c.received_at.desc(), c.c.id)
                                         .limit(page_size).offset((page - 1) * page_size)).all()
         ids = [call.id for call in page_calls]
         orders = connection.execute(select(a).where(a.c.call_id.in_(ids)).order_by(a.c.id)).all()
         cards = connection.execute(select(k).where(k.c.call_id.in_(ids))).all()
-    items = [_call_json(call, [_order_json(o, False) for o in orders if o.call_id == call.id],
-                        [{"uuid": card.uuid, "indicator": card.indicator, "summary": card.summary}
-                         for card in cards if card.call_id == call.id]) for call in page_calls]
+        overridden = set(connection.scalars(select(f.c.card_uuid).where(
+            f.c.card_uuid.in_([card.uuid for card in cards]), f.c.outcome == "overridden")))
+    items = [{**_call_json(call, [_order_json(o, False) for o in orders if o.call_id == call.id],
+                           [{"uuid": card.uuid, "indicator": card.indicator, "summary": card.summary}
+                            for card in cards if card.call_id == call.id]),
+              "overridden": any(card.uuid in overridden for card in cards if card.call_id == call.id)}
+             for call in page_calls]
     return {"period": period.as_dict(), "page": page, "pageSize": page_size, "total": total, "items": items}
 
 

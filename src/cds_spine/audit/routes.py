@@ -6,6 +6,7 @@ dashboard's sign-in page, which then keeps a signed session cookie. No key confi
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 import hmac
 import time
 from datetime import date, datetime, timezone
@@ -18,6 +19,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from ..bodies import media_type, read_body
 from ..errors import ApiError, InvalidRequest, Issue, ServiceNotFound, UnsupportedMediaType
+from ..cdshooks.services import SERVICES
 from ..jsonio import JsonResponse
 from . import reports
 
@@ -132,12 +134,44 @@ async def override_reasons(request: Request) -> JsonResponse:
     return JsonResponse({"period": period.as_dict(), "reasons": reasons})
 
 
+DECISION_PARAMETERS = {"since", "until", "page", "pageSize", "service", "withOrders", "decision", "clinician",
+                       "kind", "region", "overridden"}
+
+
+def _choice(request: Request, name: str, allowed: Sequence[str]) -> str | None:
+    value = request.query_params.get(name)
+    if value is not None and value not in allowed:
+        raise InvalidRequest(Issue("value", f"{name} must be one of {', '.join(allowed)}", name))
+    return value
+
+
+def _flag(request: Request, name: str) -> bool | None:
+    value = _choice(request, name, ("true", "false"))
+    return None if value is None else value == "true"
+
+
+def _decision_filters(request: Request) -> reports.DecisionFilters:
+    unknown = sorted(set(request.query_params) - DECISION_PARAMETERS)
+    if unknown:
+        raise InvalidRequest(Issue("not-supported", f"unknown parameter {unknown[0]!r}; the filters are "
+                                                    f"{', '.join(sorted(DECISION_PARAMETERS))}", unknown[0]))
+    service = _choice(request, "service", ("all", *SERVICES)) or reports.ORDER_SIGN
+    with_orders = _flag(request, "withOrders")
+    return reports.DecisionFilters(
+        service=None if service == "all" else service, with_orders=True if with_orders is None else with_orders,
+        decision=_choice(request, "decision", reports.DECISION_VALUES), clinician=request.query_params.get("clinician"),
+        kind=_choice(request, "kind", reports.ORDER_KINDS),
+        region=_choice(request, "region", tuple(request.app.state.knowledge.config.regions)),
+        overridden=_flag(request, "overridden"))
+
+
 @api.get("/decisions")
 async def decisions(request: Request) -> JsonResponse:
+    """Recorded calls, newest first, filtered (see reports.DecisionFilters)."""
     page = _int(request, "page", 1, 1, 1_000_000)
     page_size = _int(request, "pageSize", 50, 1, 500)
     return JsonResponse(await run_in_threadpool(reports.decisions, _engine(request), _period(request), page,
-                                                page_size))
+                                                page_size, _decision_filters(request)))
 
 
 @api.get("/decisions/{call_id}")
