@@ -76,26 +76,31 @@ def serve(host: Annotated[Optional[str], typer.Option(help="Address to bind (CDS
 
     import uvicorn
 
-    from .app import create_app
+    from .app import create_app, tune_gc_for_serving
 
     settings = _settings(host=host, port=port, workers=workers)
     configure_logging(settings.log_level, settings.log_format)
     try:  # everything a worker needs, checked once, and the schema migrated, before any worker starts
-        create_app(settings, _knowledge(settings)).state.store.engine.dispose()
+        application = create_app(settings, _knowledge(settings))
     except ConfigurationError as exc:
         typer.echo(f"cds-spine: refusing to start: {exc}", err=True)
         raise typer.Exit(2) from None
     except StoreProblem as exc:
         raise _store_problem(exc) from None
-    if settings.workers > 1:
-        prepare_multiprocess_dir()
-    # The workers read their settings from the environment: pass on what the options set.
+    server = dict(host=settings.host, port=settings.port, log_config=logging_config(settings.log_level,
+                  settings.log_format), log_level=settings.log_level.lower(), access_log=False, server_header=False,
+                  proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
+    if settings.workers == 1:  # this process serves: the app just checked is the one that runs
+        tune_gc_for_serving()
+        uvicorn.run(application, **server)
+        return
+    # Several workers: uvicorn starts them from the factory (cds_spine.app:serving_app), each reading its
+    # settings from the environment; this process only supervises them.
+    application.state.store.engine.dispose()
+    prepare_multiprocess_dir()
     os.environ.update(CDS_SPINE_HOST=settings.host, CDS_SPINE_PORT=str(settings.port),
                       CDS_SPINE_WORKERS=str(settings.workers))
-    uvicorn.run("cds_spine.app:serving_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, log_config=logging_config(settings.log_level, settings.log_format),
-                log_level=settings.log_level.lower(), access_log=False, server_header=False,
-                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
+    uvicorn.run("cds_spine.app:serving_app", factory=True, workers=settings.workers, **server)
 
 
 @app.command("migrate")

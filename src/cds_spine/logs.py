@@ -92,7 +92,8 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
         current: dict[str, Any] = {"id": given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex, "status": 500}
         token = _request.set(current)
         started = time.perf_counter()
@@ -106,14 +107,13 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._access_line(scope, current, (time.perf_counter() - started) * 1000)
+            self._access_line(scope, headers, current, (time.perf_counter() - started) * 1000)
             _request.reset(token)
 
     @staticmethod
-    def _access_line(scope: Scope, current: dict[str, Any], ms: float) -> None:
+    def _access_line(scope: Scope, headers: dict[bytes, bytes], current: dict[str, Any], ms: float) -> None:
         status = current["status"]
         reason = current.get("reason")
-        headers = dict(scope["headers"])
         if reason is None and scope["method"] == "OPTIONS" and status == 400 and b"origin" in headers:
             reason = "CORS preflight refused (origin, method or header not allowed: CDS_SPINE_CORS_ORIGINS)"
         fields = {"method": scope["method"], "path": scope["path"], "status": status, "ms": round(ms, 1)}
