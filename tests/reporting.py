@@ -5,16 +5,39 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import update
 
+import json
+
 from cds_spine.audit import tables
+from cds_spine.audit.access import key_hash
 from support import (
-    CPT, ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, call, coded, condition, ct_yes, esi_order, hook_request, radiculopathy,
+    CPT, ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, bundle, call, coded, condition, ct_yes, day, esi_order, hook_request,
+    procedure, radiculopathy,
 )
 
 FEEDBACK = f"/cds-services/{ORDER_SIGN}/feedback"
-KEY = "audit-key-for-tests"
-EXPECTED_SUMMARY = {"calls": 8, "callsByStatus": {"200": 7, "412": 1}, "orders": 4, "met": 1, "notMet": 2,
-                    "exempt": 1, "adherenceRate": 0.5, "cards": 3, "accepted": 1, "overridden": 2,
-                    "overrideRate": 0.6667}
+KEY = "analyst-key-for-tests-0123456789"
+VIEWER_KEY = "viewer-key-for-tests-0123456789"
+AUDIT_USERS = [{"name": "ana.analyst", "role": "analyst", "key_sha256": key_hash(KEY)},
+               {"name": "vic.viewer", "role": "viewer", "key_sha256": key_hash(VIEWER_KEY)}]
+AUDIT_USERS_ENV = json.dumps(AUDIT_USERS)
+SITE = "Spine Clinic North"
+CLINICIAN_NAME = "Dr Ana Lopez"
+# 7 order-sign orders: conservative therapy met 4, not met 2, exempt 1 (excluded); among the 6 ESIs one is
+# too soon after the last and one has no imaging guidance; one ESI has no qualifying diagnosis.
+EXPECTED_SUMMARY = {"calls": 11, "callsByStatus": {"200": 10, "412": 1}, "orders": 7, "met": 4, "notMet": 2,
+                    "exempt": 1, "excluded": 1, "adherent": 1, "adherenceRate": 0.1667, "cards": 6, "accepted": 1,
+                    "overridden": 2, "overrideRate": 0.3333}
+EXPECTED_COMPONENTS = {
+    "overall": {"denominator": 7, "excluded": 1, "numerator": 1, "rate": 0.1667},
+    "conservative-therapy": {"denominator": 7, "excluded": 1, "numerator": 4, "rate": 0.6667},
+    "esi-frequency-interval": {"denominator": 6, "excluded": 0, "numerator": 5, "rate": 0.8333},
+    "imaging-guidance": {"denominator": 6, "excluded": 0, "numerator": 5, "rate": 0.8333},
+    "qualifying-diagnosis": {"denominator": 7, "excluded": 0, "numerator": 6, "rate": 0.8571},
+}
+
+
+def audit_settings() -> dict:
+    return {"audit_users": AUDIT_USERS}
 
 
 def surgery_request() -> dict:
@@ -23,10 +46,22 @@ def surgery_request() -> dict:
     return request
 
 
+def _at_the_clinic(request: dict) -> dict:
+    """The EHR prefetches who orders (a named Practitioner) and the encounter's organization."""
+    request["context"]["encounterId"] = "enc-1"
+    request["prefetch"]["user"] = {"resourceType": "Practitioner", "id": "u1",
+                                   "name": [{"prefix": ["Dr"], "given": ["Ana"], "family": "Lopez"}]}
+    request["prefetch"]["encounter"] = bundle(
+        {"resourceType": "Encounter", "id": "enc-1", "status": "in-progress",
+         "serviceProvider": {"reference": "Organization/org-1"}},
+        {"resourceType": "Organization", "id": "org-1", "name": SITE})
+    return request
+
+
 def populate(client) -> dict:
-    """4 order-sign orders (met 1, not met 2, exempt 1; one repeated call), a 412, an order-select and a
-    patient-view call; feedback: one override with a reason, one without, one acceptance. The surgery
-    order is moved to last month."""
+    """7 order-sign orders (EXPECTED_COMPONENTS; one call repeated), a 412, an order-select and a
+    patient-view call; feedback: one override with a reason and a comment, one without, one acceptance.
+    The surgery order is moved to last month; the ESI without guidance is ordered at SITE."""
     nothing_tried = hook_request("order-sign")
     esi_card = call(client, ORDER_SIGN, nothing_tried).json()["cards"][0]
     assert call(client, ORDER_SIGN, nothing_tried).status_code == 200  # the same hookInstance again
@@ -38,6 +73,13 @@ def populate(client) -> dict:
     assert call(client, ORDER_SIGN, hook_request("order-sign", omit=("procedures",))).status_code == 412
     call(client, ORDER_SELECT, hook_request())
     call(client, PATIENT_VIEW, hook_request("patient-view"))
+    unguided = _at_the_clinic(hook_request("order-sign", orders=[esi_order("esi-2", code="62322")],
+                                           procedures=ct_yes()))
+    assert len(call(client, ORDER_SIGN, unguided).json()["cards"]) == 1
+    axial_only = hook_request("order-sign", conditions=[condition("M54.50")], procedures=ct_yes())
+    assert len(call(client, ORDER_SIGN, axial_only).json()["cards"]) == 1
+    too_soon = hook_request("order-sign", procedures=ct_yes() + [procedure("64483", day(-5))])
+    assert len(call(client, ORDER_SIGN, too_soon).json()["cards"]) == 1
     stamp = "2026-11-01T10:00:00Z"
     feedback = [
         {"card": esi_card["uuid"], "outcome": "overridden", "outcomeTimestamp": stamp,

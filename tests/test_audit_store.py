@@ -11,6 +11,7 @@ from sqlalchemy import select, text
 
 from cds_spine.audit import tables
 from cds_spine.audit.db import migrate, open_engine
+from reporting import KEY, audit_settings
 from support import (
     ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, authorization, bundle, call, ct_yes, esi_order, hook_request,
 )
@@ -149,10 +150,10 @@ def test_store_down_means_503_not_unrecorded_advice(audited, caplog):
 @pytest.mark.parametrize("path", ["/audit/summary", "/audit/report", "/audit/decisions", "/audit/override-reasons",
                                   "/audit/measure-report?start=2026-01-01&end=2026-01-31"])
 def test_audit_reads_with_the_store_down_are_503(audited, caplog, path):
-    client = audited(audit_api_key="k" * 32)
+    client = audited(**audit_settings())
     with client.app.state.store.engine.begin() as connection:
         connection.execute(text("DROP TABLE cards"))
-    response = client.get(path, headers={"Authorization": "Bearer " + "k" * 32})
+    response = client.get(path, headers={"Authorization": f"Bearer {KEY}"})
     assert response.status_code == 503
     assert response.json()["issue"][0]["code"] == "transient"
     assert "audit store failed (" in caplog.text

@@ -44,14 +44,16 @@ def test_check_config_reports_the_packed_knowledge_and_a_current_store(postgres_
     result = run_cli("check-config", CDS_SPINE_DATABASE_URL=postgres_schema)
     assert result.returncode == 0, result.stderr
     assert "site-packages/cds_spine/cards" in result.stdout and f"{VALUESET_COUNT} value sets" in result.stdout
-    assert "reachable, schema at 0001" in result.stdout
+    assert "reachable, schema at 0002" in result.stdout
 
 
 @pytest.mark.parametrize("settings, code, message", [
     ({"CDS_SPINE_DATABASE_URL": "postgresql://svc:pw@127.0.0.1:1/audit"}, 2,
      "error: the audit store postgresql+psycopg://svc:***@127.0.0.1:1/audit cannot be used"),
     ({"CDS_SPINE_PUBLIC_BASE_URL": "cds.example.org"}, 2, "CDS_SPINE_PUBLIC_BASE_URL"),
-    ({"CDS_SPINE_AUDIT_API_KEY": "k"}, 2, "error: CDS_SPINE_AUDIT_API_KEY is too short"),
+    ({"CDS_SPINE_AUDIT_USERS": "not json"}, 2, "CDS_SPINE_AUDIT_USERS"),
+    ({"CDS_SPINE_AUDIT_USERS": '[["a", "boss"]]'}, 2, "CDS_SPINE_AUDIT_USERS"),
+    ({"CDS_SPINE_AUDIT_AUTH": "oidc"}, 2, "needs CDS_SPINE_AUDIT_OIDC_ISSUER"),
     ({"CDS_SPINE_AUDIT_HASH_KEY": "short"}, 2, "error: CDS_SPINE_AUDIT_HASH_KEY is too short"),
     ({"CDS_SPINE_AUTH": "required", "CDS_SPINE_SANDBOX": "true", "CDS_SPINE_PUBLIC_BASE_URL": "https://cds.example.org",
       "CDS_SPINE_DATABASE_URL": "sqlite:///{tmp}/audit.db"}, 1,

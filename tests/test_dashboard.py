@@ -6,10 +6,10 @@ import shutil
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from cli import ROOT, serving
-from reporting import KEY, populate
+from reporting import AUDIT_USERS_ENV, CLINICIAN_NAME, KEY, SITE, audit_settings, populate
 
 OUTPUT = ROOT / "test-output"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -28,8 +28,8 @@ def chromium() -> str:
 @pytest.fixture
 def dashboard_server(make_client, tmp_path):
     database = f"sqlite:///{tmp_path / 'dashboard.db'}"
-    months = populate(make_client(database_url=database, audit_api_key=KEY))
-    with serving(tmp_path, CDS_SPINE_DATABASE_URL=database, CDS_SPINE_AUDIT_API_KEY=KEY) as base:
+    months = populate(make_client(database_url=database, **audit_settings()))
+    with serving(tmp_path, CDS_SPINE_DATABASE_URL=database, CDS_SPINE_AUDIT_USERS=AUDIT_USERS_ENV) as base:
         yield base, months
 
 
@@ -43,12 +43,35 @@ def painted_pixels(page, canvas_id: str) -> int:
     }""", canvas_id)
 
 
-def test_dashboard_renders_the_fixture_numbers(chromium, dashboard_server):
+def chart_data(page, canvas_id: str) -> dict:
+    return page.evaluate("""(id) => { const c = Chart.getChart(id);
+        return {labels: c.data.labels, data: c.data.datasets.map(d => d.data),
+                counts: c.data.datasets.map(d => d.countLabels || null), colours: c.data.datasets.map(d => d.backgroundColor)}; }""",
+                         canvas_id)
+
+
+def rows(page, table: str) -> list[list[str]]:
+    return page.evaluate("""(id) => [...document.querySelectorAll(`#${id} tbody tr`)].map(
+        r => [...r.children].map(c => c.textContent.trim()))""", table)
+
+
+def apply(page, **filters) -> None:
+    for name, value in filters.items():
+        if name in ("since", "until"):
+            page.fill(f"#{name}", value)
+        else:
+            page.select_option(f"#{name}", value)
+    page.click("#filters button[type=submit]")
+    page.wait_for_selector("body[data-loaded=true]", timeout=15000)
+
+
+def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chromium, dashboard_server):
     base, months = dashboard_server
     OUTPUT.mkdir(exist_ok=True)
+    last, this = months["last_month"].strftime("%Y-%m"), months["this_month"].strftime("%Y-%m")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.on("console", lambda message: message.type == "error" and errors.append(message.text))
@@ -63,33 +86,81 @@ def test_dashboard_renders_the_fixture_numbers(chromium, dashboard_server):
         page.wait_for_url("**/dashboard")
         page.wait_for_selector("body[data-loaded=true]", timeout=15000)
 
-        assert page.text_content("#tile-orders") == "4"
-        assert page.text_content("#tile-adherence") == "50.0%"
-        assert page.text_content("#tile-cards") == "3"
-        assert page.text_content("#tile-override") == "66.7%"
-        decisions = page.evaluate("Chart.getChart('decision-chart').data.datasets[0].data")
-        assert decisions == [1, 2, 1]
-        monthly = page.evaluate("""(() => { const c = Chart.getChart('adherence-chart');
-            return {labels: c.data.labels, rates: c.data.datasets[0].data, orders: c.data.datasets[1].data}; })()""")
-        assert monthly == {"labels": [months["last_month"].strftime("%Y-%m"), months["this_month"].strftime("%Y-%m")],
-                           "rates": [0, 66.7], "orders": [1, 3]}
-        reasons = page.evaluate("Chart.getChart('reasons-chart').data")
+        assert page.text_content("#who") == "ana.analyst (analyst)"
+        assert [page.text_content(f"#tile-{t}") for t in ("orders", "adherence", "cards", "override")] == [
+            "7", "16.7%", "6", "33.3%"]
+        assert page.text_content("#tile-adherence-counts") == "1 of 6 (1 excluded, red flag); target 80.0%"
+        donut = chart_data(page, "decision-chart")
+        assert donut["data"] == [[4, 2, 1]] and donut["labels"][0] == "Met (4)"
+        assert len(set(donut["colours"][0])) == 3
+        components = chart_data(page, "component-chart")
+        assert components["data"] == [[16.7, 66.7, 83.3, 83.3, 85.7]]
+        assert components["counts"] == [["1/6", "4/6", "5/6", "5/6", "6/7"]]
+        trend = chart_data(page, "adherence-chart")
+        assert trend["labels"] == [last, this]
+        assert trend["data"] == [[0, 20], [80, 80], [1, 6]]  # adherence, the target line, orders
+        assert trend["counts"][2] == [1, 6]
+        reasons = chart_data(page, "reasons-chart")
         assert [" ".join(label) for label in reasons["labels"]] == [
             "Conservative therapy done outside this record", "No reason given"]
-        assert reasons["datasets"][0]["data"] == [1, 1]
-        for canvas in ("adherence-chart", "decision-chart", "reasons-chart"):
+        assert reasons["data"] == [[1, 1]] and reasons["counts"] == [[1, 1]]
+        for canvas in ("adherence-chart", "component-chart", "decision-chart", "reasons-chart"):
             assert painted_pixels(page, canvas) > 500, canvas
-
-        assert page.locator("#decisions tbody tr").count() == 6  # order-sign calls with orders
-        page.locator("#decisions tbody tr", has_text="412").click()
-        page.wait_for_selector("#detail:not([hidden])")
-        assert "not evaluated" in page.text_content("#detail-body")
-        csv_url = "a => a.pathname + a.search"  # the link as the browser resolves it against <base>
-        assert page.eval_on_selector("#csv", csv_url) == "/audit/report?by=month&format=csv"
-        page.select_option("#csv-by", "clinician")
-        assert page.eval_on_selector("#csv", csv_url) == "/audit/report?by=clinician&format=csv"
-
+        assert rows(page, "by-clinician") == [[f"{CLINICIAN_NAME} (Practitioner/u1)", "6", "20.0%", "40.0%"],
+                                              ["Practitioner/u2", "1", "0.0%", "0.0%"]]
+        assert [r[:2] for r in rows(page, "by-kind")] == [["esi", "6"], ["surgery", "1"]]
+        assert [r[:2] for r in rows(page, "by-site")] == [["(unknown)", "6"], [SITE, "1"]]
+        comments = rows(page, "comments")
+        assert len(comments) == 2 and ["PT elsewhere"] == [c[4] for c in comments if c[4] != "–"]
+        assert len(rows(page, "decisions")) == 9  # order-sign calls with orders
         page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
+
+        apply(page, kind="surgery")  # a filter changes every panel and the CSV
+        assert page.text_content("#tile-orders") == "1"
+        assert chart_data(page, "decision-chart")["data"] == [[0, 1, 0]]
+        assert chart_data(page, "adherence-chart")["labels"] == [last]
+        assert [r[0] for r in rows(page, "by-kind")] == ["surgery"]
+        assert [r[0] for r in rows(page, "by-clinician")] == ["Practitioner/u2"]
+        assert len(rows(page, "decisions")) == 1 and rows(page, "comments") == []
+        assert page.is_visible("#reasons .empty") and page.is_visible("#comments + .empty")
+        csv_url = "a => a.pathname + a.search"  # the link as the browser resolves it against <base>
+        assert page.eval_on_selector("#csv", csv_url) == "/audit/report?kind=surgery&by=month&format=csv"
+        page.select_option("#csv-by", "clinician")
+        assert page.eval_on_selector("#csv", csv_url) == "/audit/report?kind=surgery&by=clinician&format=csv"
+
+        apply(page, kind="", since="2000-01-01", until="2000-01-31")  # an empty period says so
+        assert page.text_content("#tile-orders") == "0"
+        for panel in ("#trend", "#components", "#decisions-figure", "#reasons"):
+            assert page.is_visible(f"{panel} .empty") and not page.is_visible(f"{panel} canvas"), panel
+        assert page.is_visible("#by-clinician + .empty") and page.is_visible("#decisions + .empty")
+        page.screenshot(path=str(OUTPUT / "dashboard-empty.png"), full_page=True)
+
+        page.click("#reset")
+        expect(page.locator("#tile-orders")).to_have_text("7")
+        page.wait_for_selector("body[data-loaded=true]")
+        page.focus("#since")
+        for _ in range(300):  # keyboard only: Tab to a decision, Enter opens its drill-down
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.closest('#decisions tbody') !== null"):
+                break
+        else:
+            pytest.fail("Tab never reached the decisions list")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#detail:not([hidden])")
+        assert page.evaluate("document.activeElement.id") == "detail"
+        box = page.locator("#detail").bounding_box()
+        assert 0 <= box["y"] < 1000, "the drill-down opens in view"
+        assert "Components" in page.text_content("#detail-body")
+        page.keyboard.press("Escape")
+        assert page.is_hidden("#detail")
+        assert page.evaluate("document.activeElement.closest('#decisions tbody') !== null")
+
+        page.emulate_media(media="print")  # the one-page summary for the meeting
+        assert page.is_hidden("#decisions") and page.is_hidden("#filters") and page.is_visible("#print-title")
+        pdf = page.pdf(format="A4", landscape=True, print_background=True)
+        (OUTPUT / "dashboard-summary.pdf").write_bytes(pdf)
+        assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) == 1
+        page.screenshot(path=str(OUTPUT / "dashboard-print.png"), full_page=True)
         browser.close()
     assert errors == []
 
@@ -97,7 +168,7 @@ def test_dashboard_renders_the_fixture_numbers(chromium, dashboard_server):
 def test_the_dashboard_works_under_a_proxy_path_prefix(make_client):
     """A proxy serves the service under /cds-spine and strips the prefix: every redirect, link, form and
     script URL the pages use must carry it."""
-    client = make_client(audit_api_key=KEY, root_path="/cds-spine")
+    client = make_client(**audit_settings(), root_path="/cds-spine")
     to_sign_in = client.get("/dashboard", follow_redirects=False)
     assert (to_sign_in.status_code, to_sign_in.headers["location"]) == (303, "/cds-spine/dashboard/sign-in")
     signed_in = client.post("/dashboard/sign-in", data={"key": KEY}, follow_redirects=False)

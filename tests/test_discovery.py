@@ -35,8 +35,12 @@ def test_prefetch_templates_use_only_root_level_tokens(client):
     for service in client.get("/cds-services").json()["services"]:
         templates = service["prefetch"]
         assert templates["patient"] == "Patient/{{context.patientId}}"
-        types = {template.split("?")[0] for key, template in templates.items() if key != "patient"}
-        assert types == {"Condition", "Procedure", "MedicationStatement", "MedicationRequest", "ServiceRequest"}
+        types = {template.split("?")[0] for key, template in templates.items() if key not in ("patient", "user")}
+        record = {"Condition", "Procedure", "MedicationStatement", "MedicationRequest", "ServiceRequest"}
+        if service["hook"] == "patient-view":
+            assert types == record
+        else:  # who orders and where, for the audit's clinician and site strata
+            assert types == record | {"Encounter"} and templates["user"] == "{{context.userId}}"
         for template in templates.values():
             assert set(TOKEN.findall(template)) <= ALLOWED_TOKENS
             assert template.count("{{") == template.count("}}") == 1

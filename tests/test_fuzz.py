@@ -16,6 +16,7 @@ import yaml
 from hypothesis import HealthCheck, settings
 
 from cds_spine.app import create_app
+from cds_spine.audit.access import key_hash
 from cds_spine.settings import Settings
 from cli import ROOT
 from live import served
@@ -26,6 +27,7 @@ DERANDOMIZE = os.environ.get("CDS_SPINE_FUZZ_RANDOM") != "1"
 ISSUER = "https://ehr.example.org"
 KEY = SigningKey.ec("fuzz-es384")
 AUDIT_KEY = "fuzz-audit-key-0123456789abcdef0123456789"
+AUDIT_USERS = [{"name": "fuzzer", "role": "analyst", "key_sha256": key_hash(AUDIT_KEY)}]
 
 schema = schemathesis.openapi.from_path(str(ROOT / "openapi.yaml"))
 # A body over the limit is refused with 413 before it is read (the sign-in form's limit is 4 KiB).
@@ -39,7 +41,7 @@ def live_service(tmp_path_factory, knowledge):
     (folder / "jwks.json").write_text(json.dumps(jwks(KEY)))
     (folder / "trusted.yaml").write_text(yaml.safe_dump([{"iss": ISSUER, "jwks_file": "jwks.json"}]))
     sock_settings = dict(database_url=f"sqlite:///{folder / 'audit.db'}", auth="required",
-                         trusted_clients=folder / "trusted.yaml", audit_api_key=AUDIT_KEY)
+                         trusted_clients=folder / "trusted.yaml", audit_users=AUDIT_USERS)
     # The JWT audience is the public base URL plus the path; the port is known once the server is up,
     # so the app reads the base URL from the settings object filled in below.
     app_settings = Settings(public_base_url="http://127.0.0.1", **sock_settings)

@@ -7,18 +7,19 @@ import json
 from datetime import date, timedelta
 
 import pytest
+from fhir.resources.R4B.measure import Measure
 from fhir.resources.R4B.measurereport import MeasureReport
 
 from cli import run_cli
-from reporting import EXPECTED_SUMMARY, KEY, populate
-from support import ORDER_SIGN, call, hook_request
+from reporting import CLINICIAN_NAME, EXPECTED_COMPONENTS, EXPECTED_SUMMARY, KEY, SITE, audit_settings, populate
+from support import ORDER_SIGN
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture
 def reported(make_client, database_url):
-    client = make_client(database_url=database_url, audit_api_key=KEY)
+    client = make_client(database_url=database_url, **audit_settings())
     months = populate(client)
     return client, months
 
@@ -33,48 +34,90 @@ def test_summary_counts(reported):
     client, _ = reported
     summary = get(client, "/audit/summary")
     assert {key: summary[key] for key in EXPECTED_SUMMARY} == EXPECTED_SUMMARY
+    assert summary["components"] == EXPECTED_COMPONENTS
+    assert summary["adherenceTarget"] == 0.8
 
 
-def test_report_by_month_clinician_order_type_and_service(reported):
+def components(row: dict) -> dict:
+    return {cid: (c["denominator"], c["excluded"], c["numerator"]) for cid, c in row["components"].items()}
+
+
+def test_report_by_month_clinician_order_kind_region_site_and_service(reported):
     client, months = reported
     by_month = {row["group"]: row for row in get(client, "/audit/report", by="month")["rows"]}
-    assert by_month[months["last_month"].strftime("%Y-%m")]["orders"] == 1
+    last = by_month[months["last_month"].strftime("%Y-%m")]
+    assert (last["orders"], last["adherenceRate"], components(last)["qualifying-diagnosis"]) == (1, 0.0, (1, 0, 1))
     this_month = by_month[months["this_month"].strftime("%Y-%m")]
     assert (this_month["orders"], this_month["met"], this_month["exempt"], this_month["adherenceRate"]) == (
-        3, 1, 1, 0.6667)
-    by_clinician = {row["group"]: row["orders"] for row in get(client, "/audit/report", by="clinician")["rows"]}
-    assert by_clinician == {"Practitioner/u1": 3, "Practitioner/u2": 1}
-    by_type = {row["group"]: (row["orders"], row["overridden"]) for row in
-               get(client, "/audit/report", by="order-type")["rows"]}
-    assert by_type == {"esi": (3, 2), "surgery": (1, 0)}
+        6, 4, 1, 0.2)
+    by_clinician = {row["group"]: (row["label"], row["orders"]) for row in
+                    get(client, "/audit/report", by="clinician")["rows"]}
+    assert by_clinician == {"Practitioner/u1": (f"{CLINICIAN_NAME} (Practitioner/u1)", 6),
+                            "Practitioner/u2": ("Practitioner/u2", 1)}
+    by_kind = {row["group"]: row for row in get(client, "/audit/report", by="order-kind")["rows"]}
+    assert {kind: (row["orders"], row["overridden"]) for kind, row in by_kind.items()} == {
+        "esi": (6, 2), "surgery": (1, 0)}
+    assert components(by_kind["esi"]) == {"overall": (6, 1, 1), "conservative-therapy": (6, 1, 4),
+                                          "esi-frequency-interval": (6, 0, 5), "imaging-guidance": (6, 0, 5),
+                                          "qualifying-diagnosis": (6, 0, 5)}
+    assert components(by_kind["surgery"]) == {"overall": (1, 0, 0), "conservative-therapy": (1, 0, 0),
+                                              "esi-frequency-interval": (0, 0, 0), "imaging-guidance": (0, 0, 0),
+                                              "qualifying-diagnosis": (1, 0, 1)}
+    by_site = {row["group"]: row["orders"] for row in get(client, "/audit/report", by="site")["rows"]}
+    assert by_site == {SITE: 1, "(unknown)": 6}
+    by_region = {row["group"]: row["orders"] for row in get(client, "/audit/report", by="region")["rows"]}
+    assert by_region == {"lumbar-sacral": 6, "lumbar": 1}
     by_service = {row["group"]: row["orders"] for row in get(client, "/audit/report", by="service")["rows"]}
-    assert by_service == {"spine-pathway-order-select": 1, ORDER_SIGN: 4}
+    assert by_service == {"spine-pathway-order-select": 1, ORDER_SIGN: 7}
+
+
+def test_filters_drive_the_summary_and_the_report(reported):
+    client, _ = reported
+    assert get(client, "/audit/summary", kind="surgery")["orders"] == 1
+    unguided = get(client, "/audit/summary", component="imaging-guidance")
+    assert (unguided["orders"], unguided["components"]["imaging-guidance"]["numerator"]) == (1, 0)
+    assert get(client, "/audit/summary", site=SITE)["orders"] == 1
+    assert get(client, "/audit/summary", clinician="Practitioner/u2")["orders"] == 1
+    assert get(client, "/audit/summary", overridden="true")["orders"] == 2
+    assert get(client, "/audit/summary", component="overall")["orders"] == 5
+    rows = get(client, "/audit/report", by="order-kind", decision="not-met")["rows"]
+    assert {row["group"]: row["orders"] for row in rows} == {"esi": 1, "surgery": 1}
 
 
 def test_period_filters(reported):
     client, months = reported
     this_month_start = months["this_month"].date().replace(day=1).isoformat()
     summary = get(client, "/audit/summary", since=this_month_start)
-    assert (summary["orders"], summary["cards"]) == (3, 2)
+    assert (summary["orders"], summary["cards"]) == (6, 5)
     before = get(client, "/audit/summary", until=(months["last_month"].date() - timedelta(days=40)).isoformat())
     assert (before["orders"], before["adherenceRate"], before["overrideRate"]) == (0, None, None)
+    assert {c["rate"] for c in before["components"].values()} == {None}
 
 
-def test_override_reasons(reported):
+def test_override_reasons_and_comments(reported):
     client, _ = reported
     reasons = get(client, "/audit/override-reasons")["reasons"]
     assert reasons == [{"code": "done-elsewhere", "display": "Conservative therapy done outside this record",
                         "count": 1, "withComment": 1},
                        {"code": None, "display": "No reason given", "count": 1, "withComment": 0}]
+    assert get(client, "/audit/override-reasons", decision="exempt")["reasons"][0]["code"] is None
+    comments = get(client, "/audit/override-comments")
+    assert comments["total"] == 2
+    commented = [item for item in comments["items"] if item["comment"]]
+    assert [(c["comment"], c["reason"], c["clinician"], c["kind"]) for c in commented] == [
+        ("PT elsewhere", "Conservative therapy done outside this record", "Practitioner/u1", "esi")]
+    assert get(client, f"/audit/decisions/{commented[0]['decision']}")["orders"][0]["decision"] == "not-met"
+    assert get(client, "/audit/override-comments", kind="surgery")["total"] == 0
 
 
 def test_decisions_are_paginated_and_drill_down_to_evidence_and_feedback(reported):
     client, _ = reported
     first = get(client, "/audit/decisions", page=1, pageSize=5, service="all", withOrders="false")
     second = get(client, "/audit/decisions", page=2, pageSize=5, service="all", withOrders="false")
-    assert (first["total"], len(first["items"]), len(second["items"])) == (8, 5, 3)
+    assert (first["total"], len(first["items"]), len(second["items"])) == (11, 5, 5)
     assert not {i["id"] for i in first["items"]} & {i["id"] for i in second["items"]}
-    nothing_tried = [get(client, f"/audit/decisions/{item['id']}") for page in (first, second)
+    third = get(client, "/audit/decisions", page=3, pageSize=5, service="all", withOrders="false")
+    nothing_tried = [get(client, f"/audit/decisions/{item['id']}") for page in (first, second, third)
                      for item in page["items"] if item["service"] == ORDER_SIGN and item["orders"]
                      and item["orders"][0]["category"] == "esi"
                      and item["orders"][0]["findings"] == ["conservative-missing"]]
@@ -84,8 +127,11 @@ def test_decisions_are_paginated_and_drill_down_to_evidence_and_feedback(reporte
         ("overridden", "done-elsewhere", "PT elsewhere")]
     assert nothing_tried[0]["orders"][0]["findings"][0]["code"] == "conservative-missing"
     assert nothing_tried[0]["orders"][0]["evidence"] == []
-    met = next(item for page in (first, second) for item in page["items"]
-               if item["orders"] and item["orders"][0]["decision"] == "met")
+    assert nothing_tried[0]["orders"][0]["components"] == {
+        "overall": "not-met", "conservative-therapy": "not-met", "esi-frequency-interval": "met",
+        "imaging-guidance": "met", "qualifying-diagnosis": "met"}
+    met = next(item for page in (first, second, third) for item in page["items"]
+               if item["orders"] and item["orders"][0]["components"].get("overall") == "met")
     assert len(get(client, f"/audit/decisions/{met['id']}")["orders"][0]["evidence"]) == 7
 
 
@@ -94,7 +140,7 @@ def test_decisions_default_to_order_sign_calls_with_orders_and_filter_by_every_f
     every = get(client, "/audit/decisions", pageSize=500, service="all", withOrders="false")["items"]
     default = get(client, "/audit/decisions", pageSize=500)
     expected = [item for item in every if item["service"] == ORDER_SIGN and item["orders"]]
-    assert [item["id"] for item in default["items"]] == [item["id"] for item in expected] and default["total"] == 6
+    assert [item["id"] for item in default["items"]] == [item["id"] for item in expected] and default["total"] == 9
     preview = get(client, "/audit/decisions", service="spine-pathway-order-select")["items"]
     assert [item["service"] for item in preview] == ["spine-pathway-order-select"]
 
@@ -105,7 +151,14 @@ def test_decisions_default_to_order_sign_calls_with_orders_and_filter_by_every_f
         assert ids(decision=decision) == [i["id"] for i in expected if any(o["decision"] == decision
                                                                           for o in i["orders"])], decision
     assert ids(kind="surgery") == [i["id"] for i in expected if any(o["category"] == "surgery" for o in i["orders"])]
-    assert len(ids(kind="surgery")) == 1 and len(ids(decision="met")) == 1
+    assert len(ids(kind="surgery")) == 1 and len(ids(decision="met")) == 4
+    for component in EXPECTED_COMPONENTS:
+        assert ids(component=component) == [i["id"] for i in expected if any(
+            o["components"].get(component) == "not-met" for o in i["orders"])], component
+    assert len(ids(component="imaging-guidance")) == 1 and len(ids(component="overall")) == 6
+    assert ids(site=SITE) == [i["id"] for i in expected if i["site"] == SITE] and len(ids(site=SITE)) == 1
+    named = [i for i in expected if i["clinicianName"]]
+    assert [i["clinicianName"] for i in named] == [CLINICIAN_NAME]
     assert ids(region="lumbar") == [i["id"] for i in expected if any(o["region"] == "lumbar" for o in i["orders"])]
     assert ids(clinician="Practitioner/u1") == [i["id"] for i in expected if i["clinician"] == "Practitioner/u1"]
     assert ids(clinician="Practitioner/nobody") == []
@@ -116,7 +169,8 @@ def test_decisions_default_to_order_sign_calls_with_orders_and_filter_by_every_f
 
 @pytest.mark.parametrize("params, field", [({"decision": "maybe"}, "decision"), ({"kind": "x"}, "kind"),
                                            ({"region": "neck"}, "region"), ({"overridden": "yes"}, "overridden"),
-                                           ({"service": "nope"}, "service"), ({"doctor": "x"}, "doctor")])
+                                           ({"service": "nope"}, "service"), ({"doctor": "x"}, "doctor"),
+                                           ({"component": "speed"}, "component")])
 def test_decisions_refuse_unknown_filters_and_values(reported, params, field):
     client, _ = reported
     response = client.get("/audit/decisions", params=params, headers=AUTH)
@@ -126,30 +180,88 @@ def test_decisions_refuse_unknown_filters_and_values(reported, params, field):
 
 def test_csv_export_has_the_same_numbers(reported):
     client, _ = reported
-    response = client.get("/audit/report", params={"by": "order-type", "format": "csv"}, headers=AUTH)
+    response = client.get("/audit/report", params={"by": "order-kind", "format": "csv"}, headers=AUTH)
     assert response.headers["content-type"].startswith("text/csv")
     rows = {row["group"]: row for row in csv.DictReader(io.StringIO(response.text))}
-    assert (rows["esi"]["orders"], rows["esi"]["adherenceRate"]) == ("3", "0.6667")
+    esi = rows["esi"]
+    assert (esi["orders"], esi["excluded"], esi["adherent"], esi["adherenceRate"]) == ("6", "1", "1", "0.2")
+    assert (esi["imaging-guidance denominator"], esi["imaging-guidance numerator"],
+            esi["imaging-guidance rate"]) == ("6", "5", "0.8333")
+    assert rows["surgery"]["imaging-guidance rate"] == ""
+    filtered = client.get("/audit/report", params={"by": "order-kind", "format": "csv", "kind": "surgery"},
+                          headers=AUTH)
+    assert [row["group"] for row in csv.DictReader(io.StringIO(filtered.text))] == ["surgery"]
 
 
-def test_measure_report(reported):
+def population_counts(populations: list[dict]) -> tuple:
+    counts = {p["code"]["coding"][0]["code"]: p["count"] for p in populations}
+    return (counts["initial-population"], counts["denominator"], counts["denominator-exclusion"], counts["numerator"])
+
+
+def test_the_measure_is_published_and_every_report_references_it(reported):
     client, _ = reported
+    measure = get(client, "/audit/measure")
+    Measure.model_validate(measure)
+    assert [g["code"]["coding"][0]["code"] for g in measure["group"]] == list(EXPECTED_COMPONENTS)
+    report = get(client, "/audit/measure-report", start="2000-01-01", end=date.today().isoformat())
+    assert report["measure"] == f"{measure['url']}|{measure['version']}"
+
+
+def test_measure_report_populations_components_and_strata(reported):
+    client, months = reported
     today = date.today().isoformat()
     report = get(client, "/audit/measure-report", start="2000-01-01", end=today)
     MeasureReport.model_validate(report)
-    populations = {p["code"]["coding"][0]["code"]: p["count"] for p in report["group"][0]["population"]}
-    assert populations == {"denominator": 4, "numerator": 2}
-    assert report["group"][0]["measureScore"]["value"] == 0.5
-    assert report["period"] == {"start": "2000-01-01", "end": today}
+    assert (report["type"], report["period"]) == ("summary", {"start": "2000-01-01", "end": today})
+    groups = {g["code"]["coding"][0]["code"]: g for g in report["group"]}
+    for component, expected in EXPECTED_COMPONENTS.items():
+        group = groups[component]
+        assert population_counts(group["population"]) == (
+            7, expected["denominator"], expected["excluded"], expected["numerator"]), component
+        assert group["measureScore"]["value"] == expected["rate"], component
+    strata = {s["code"][0]["coding"][0]["code"]: {st["value"]["text"]: st for st in s["stratum"]}
+              for s in groups["overall"]["stratifier"]}
+    assert set(strata) == {"order-kind", "region", "clinician", "site", "month"}
+    assert population_counts(strata["order-kind"]["esi"]["population"]) == (6, 6, 1, 1)
+    assert strata["order-kind"]["esi"]["measureScore"]["value"] == 0.2
+    assert population_counts(strata["order-kind"]["surgery"]["population"]) == (1, 1, 0, 0)
+    assert population_counts(strata["site"][SITE]["population"]) == (1, 1, 0, 0)
+    assert population_counts(strata["clinician"][f"{CLINICIAN_NAME} (Practitioner/u1)"]["population"]) == (
+        6, 6, 1, 1)
+    assert population_counts(strata["month"][months["last_month"].strftime("%Y-%m")]["population"]) == (1, 1, 0, 0)
+    imaging = {st["value"]["text"]: st for st in groups["imaging-guidance"]["stratifier"][0]["stratum"]}
+    assert population_counts(imaging["surgery"]["population"]) == (1, 0, 0, 0) and "measureScore" not in imaging[
+        "surgery"]
     empty = get(client, "/audit/measure-report", start="2000-01-01", end="2000-01-31")
-    assert "measureScore" not in empty["group"][0]
-    assert {p["count"] for p in empty["group"][0]["population"]} == {0}
+    assert all("measureScore" not in g for g in empty["group"])
+    assert {p["count"] for g in empty["group"] for p in g["population"]} == {0}
+
+
+def test_subject_list_names_the_decisions_behind_each_count(reported):
+    client, _ = reported
+    report = get(client, "/audit/measure-report", start="2000-01-01", end=date.today().isoformat(),
+                 type="subject-list")
+    MeasureReport.model_validate(report)
+    lists = {item["id"]: item for item in report["contained"]}
+    imaging = next(g for g in report["group"] if g["code"]["coding"][0]["code"] == "imaging-guidance")
+    for population in imaging["population"]:
+        entries = lists[population["subjectResults"]["reference"][1:]]["entry"]
+        assert len(entries) == population["count"]
+    denominator = next(p for p in imaging["population"] if p["code"]["coding"][0]["code"] == "denominator")
+    numerator = next(p for p in imaging["population"] if p["code"]["coding"][0]["code"] == "numerator")
+    missing = ({e["item"]["identifier"]["value"] for e in lists[denominator["subjectResults"]["reference"][1:]]["entry"]}
+               - {e["item"]["identifier"]["value"] for e in lists[numerator["subjectResults"]["reference"][1:]]["entry"]})
+    assert len(missing) == 1
+    unguided = get(client, f"/audit/decisions/{missing.pop()}")
+    assert unguided["orders"][0]["components"]["imaging-guidance"] == "not-met" and unguided["site"] == SITE
 
 
 @pytest.mark.parametrize("path,params,field", [
     ("/audit/measure-report", {"start": "2026-01-01"}, "end"),
     ("/audit/measure-report", {"start": "yesterday", "end": "2026-01-01"}, "start"),
     ("/audit/report", {"by": "patient"}, "by"),
+    ("/audit/measure-report", {"start": "2026-01-01", "end": "2026-01-31", "type": "full"}, "type"),
+    ("/audit/summary", {"colour": "red"}, "colour"),
     ("/audit/summary", {"since": "2026-02-01", "until": "2026-01-01"}, "since"),
     ("/audit/decisions", {"pageSize": "0"}, "pageSize"),
 ])
@@ -166,10 +278,27 @@ def test_cli_report_gives_the_same_numbers(reported, database_url):
     result = run_cli("report", "--by", "clinician", "--format", "json", CDS_SPINE_DATABASE_URL=database_url)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rows"] == over_http
-    as_csv = run_cli("report", "--by", "order-type", "--format", "csv", CDS_SPINE_DATABASE_URL=database_url)
-    assert as_csv.stdout.splitlines()[0].startswith("group,orders,met,notMet,exempt,adherenceRate")
-    table = run_cli("report", "--by", "month", CDS_SPINE_DATABASE_URL=database_url)
-    assert table.stdout.splitlines()[0].split()[:2] == ["Group", "Orders"] and "66.7%" in table.stdout
+    as_csv = run_cli("report", "--by", "order-kind", "--format", "csv", CDS_SPINE_DATABASE_URL=database_url)
+    over_http_csv = client.get("/audit/report", params={"by": "order-kind", "format": "csv"}, headers=AUTH).text
+    assert as_csv.stdout == over_http_csv
+    table = run_cli("report", "--by", "order-kind", CDS_SPINE_DATABASE_URL=database_url)
+    header, esi, surgery = table.stdout.splitlines()
+    assert header.split()[:5] == ["Group", "Orders", "Excluded", "Adherent", "Adherence"]
+    assert esi.split()[:9] == ["esi", "6", "1", "1", "20.0%", "80.0%", "83.3%", "83.3%", "83.3%"]
+    assert surgery.split()[:9] == ["surgery", "1", "0", "0", "0.0%", "0.0%", "–", "–", "100.0%"]
+
+
+def test_cli_measure_report_is_the_api_one(reported, database_url):
+    client, _ = reported
+    today = date.today().isoformat()
+    result = run_cli("report", "--since", "2000-01-01", "--until", today, "--format", "measure-report",
+                     CDS_SPINE_DATABASE_URL=database_url)
+    assert result.returncode == 0, result.stderr
+    from_cli = json.loads(result.stdout)
+    over_http = get(client, "/audit/measure-report", start="2000-01-01", end=today)
+    assert {**from_cli, "date": None} == {**over_http, "date": None}
+    open_period = run_cli("report", "--format", "measure-report", CDS_SPINE_DATABASE_URL=database_url)
+    assert open_period.returncode == 2 and "needs --since and --until" in open_period.stderr
 
 
 def test_cli_report_since_until(reported, database_url):
@@ -196,52 +325,3 @@ def test_cli_report_refuses_a_store_that_does_not_exist_and_creates_none(tmp_pat
 def test_cli_report_refuses_an_empty_database(postgres_schema):
     result = run_cli("report", CDS_SPINE_DATABASE_URL=postgres_schema)
     assert result.returncode == 3 and "schema is at nothing (empty database)" in result.stderr
-
-
-# --- access ---------------------------------------------------------------------------------------------
-
-PROTECTED = ["/audit/summary", "/audit/report", "/audit/override-reasons", "/audit/decisions",
-             "/audit/measure-report?start=2026-01-01&end=2026-01-31", "/dashboard/static/dashboard.js"]
-
-
-@pytest.mark.parametrize("path", PROTECTED + ["/dashboard", "/dashboard/sign-in"])
-def test_without_a_configured_key_everything_audit_is_404(make_client, path):
-    client = make_client()
-    assert client.get(path, headers=AUTH).status_code == 404
-
-
-@pytest.mark.parametrize("path", PROTECTED[:5])
-def test_missing_or_wrong_key_is_401(make_client, path):
-    client = make_client(audit_api_key=KEY)
-    assert client.get(path).status_code == 401
-    assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.get(path, headers=AUTH).status_code == 200
-
-
-def test_ehr_tokens_do_not_open_the_audit(make_client):
-    client = make_client(audit_api_key=KEY)
-    call(client, ORDER_SIGN, hook_request("order-sign"))
-    assert client.get("/audit/decisions", headers={"Authorization": "Bearer some-ehr-jwt"}).status_code == 401
-
-
-def test_dashboard_sign_in_keeps_a_session_cookie(make_client):
-    client = make_client(audit_api_key=KEY)
-    page = client.get("/dashboard", follow_redirects=False)
-    assert (page.status_code, page.headers["location"]) == (303, "/dashboard/sign-in")
-    wrong = client.post("/dashboard/sign-in", data={"key": "nope"}, follow_redirects=False)
-    assert wrong.headers["location"] == "/dashboard/sign-in?failed=1"
-    right = client.post("/dashboard/sign-in", data={"key": KEY}, follow_redirects=False)
-    assert right.headers["location"] == "/dashboard"
-    cookie = right.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and KEY not in cookie
-    assert client.get("/audit/summary").status_code == 200  # the cookie opens the JSON endpoints
-    dashboard = client.get("/dashboard")
-    assert dashboard.status_code == 200 and "default-src 'self'" in dashboard.headers["content-security-policy"]
-    client.post("/dashboard/sign-out")
-    assert client.get("/audit/summary").status_code == 401
-
-
-def test_forged_session_cookie_is_refused(make_client):
-    client = make_client(audit_api_key=KEY)
-    client.cookies.set("cds_spine_audit_session", "9999999999.deadbeef")
-    assert client.get("/audit/summary").status_code == 401

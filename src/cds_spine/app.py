@@ -19,7 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .audit import routes as audit_routes
 from . import __version__
+from .audit.access import audit_access
 from .audit.db import StoreProblem, migrate, open_engine, schema_problem
+from .audit.measure import load_measure
 from .audit.store import SqlAuditStore, SqlReplayCache
 from .cdshooks.hooks import Engine
 from .cdshooks.routes import router
@@ -123,6 +125,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
         raise StoreProblem(problem)
     hash_key = settings.audit_hash_key.get_secret_value().encode() if settings.audit_hash_key else None
     store = SqlAuditStore(engine, hash_key, settings.audit_plain_patient_ids)
+    measure = load_measure(settings.knowledge_dir(), knowledge)
     # httpx logs every request URL at INFO, and FHIR query URLs carry the patient id.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -133,6 +136,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
             app.state.verifier = None if issuers is None else Verifier(
                 [KeySource(issuer, http, settings.jwks_cache_seconds) for issuer in issuers],
                 SqlReplayCache(engine), settings.jwt_leeway_seconds, settings.jwt_max_lifetime_seconds)
+            app.state.audit_access = audit_access(settings, store, http)
             yield
         engine.dispose()
 
@@ -141,6 +145,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app.state.settings = settings
     app.state.knowledge = knowledge
     app.state.store = store
+    app.state.measure = measure
     app.include_router(router)
     app.include_router(audit_routes.api)
     app.include_router(audit_routes.pages)

@@ -1,4 +1,4 @@
-"""The command line: cds-spine serve | migrate | evaluate | check-config | report."""
+"""The command line: cds-spine serve | migrate | evaluate | check-config | report | audit-key."""
 from __future__ import annotations
 
 import asyncio
@@ -13,9 +13,12 @@ from typing import Annotated, Optional
 import httpx
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from .errors import ApiError, operation_outcome
 from .audit import reports
+from .audit.access import AuditUser, key_hash, new_key
+from .audit.measure import load_measure
 from . import __version__
 from .audit.db import HEAD, StoreProblem, migrate, open_engine, schema_problem, shown_url, sqlite_file_missing
 from .cdshooks.hooks import Engine, decode_json, parse_call
@@ -53,8 +56,12 @@ def _settings(**overrides: object) -> Settings:
     try:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as exc:
-        problems = "; ".join(f"CDS_SPINE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"CDS_SPINE_{'_'.join(map(str, e['loc'][:1])).upper()}: {e['msg']}" for e in exc.errors())
         typer.echo(f"cds-spine: invalid setting: {problems}", err=True)
+        raise typer.Exit(2) from None
+    except SettingsError as exc:  # a value that should be JSON is not
+        field = str(exc).split('"')[1] if '"' in str(exc) else ""
+        typer.echo(f"cds-spine: invalid setting: CDS_SPINE_{field.upper()}: not valid JSON", err=True)
         raise typer.Exit(2) from None
 
 
@@ -63,6 +70,14 @@ def _knowledge(settings: Settings):
         return load_knowledge(settings.knowledge_dir())
     except KnowledgeError as exc:
         typer.echo(f"cds-spine: invalid clinical knowledge: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _measure(settings: Settings, knowledge):
+    try:
+        return load_measure(settings.knowledge_dir(), knowledge)
+    except KnowledgeError as exc:
+        typer.echo(f"cds-spine: invalid measure: {exc}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -161,7 +176,6 @@ def evaluate(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks requ
     typer.echo(json.dumps(response.wire(), indent=2, ensure_ascii=False))
 
 
-MIN_AUDIT_API_KEY = 24
 MIN_AUDIT_HASH_KEY = 32
 
 
@@ -198,6 +212,14 @@ def _store_findings(settings: Settings) -> tuple[list[str], list[str], str]:
     return errors, warnings, f"{shown_url(url)}: {state}"
 
 
+def _audit_readers(settings: Settings) -> str:
+    if settings.audit_auth == "oidc":
+        return f"OIDC tokens of {settings.audit_oidc_issuer} for {settings.audit_oidc_audience}"
+    if not settings.audit_users:
+        return "none (CDS_SPINE_AUDIT_USERS is empty: /audit and /dashboard answer 404)"
+    return ", ".join(f"{user.name} ({user.role})" for user in settings.audit_users)
+
+
 @app.command("check-config")
 def check_config() -> None:
     """Validate the settings, the trusted clients, the knowledge and the audit store, and say what is loaded.
@@ -212,17 +234,17 @@ def check_config() -> None:
         errors.append(str(exc))
     store_errors, warnings, store = _store_findings(settings)
     errors += store_errors
-    for name, minimum in (("audit_api_key", MIN_AUDIT_API_KEY), ("audit_hash_key", MIN_AUDIT_HASH_KEY)):
-        secret = getattr(settings, name)
-        if secret is not None and len(secret.get_secret_value()) < minimum:
-            errors.append(f"CDS_SPINE_{name.upper()} is too short: at least {minimum} random characters "
-                          f"(e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+    _measure(settings, knowledge)
+    if settings.audit_hash_key is not None and len(settings.audit_hash_key.get_secret_value()) < MIN_AUDIT_HASH_KEY:
+        errors.append(f"CDS_SPINE_AUDIT_HASH_KEY is too short: at least {MIN_AUDIT_HASH_KEY} random characters "
+                      f"(e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     trust = "disabled (loopback only)" if issuers is None else ", ".join(i.client.iss for i in issuers)
     typer.echo(f"version: {__version__}")
     typer.echo(f"authentication: {trust}")
     typer.echo(f"knowledge: {settings.knowledge_dir()} (pathway {knowledge.config.version}, "
                f"version {knowledge.version}, {len(knowledge.valueset_ids)} value sets)")
     typer.echo(f"audit store: {store}")
+    typer.echo(f"audit readers: {_audit_readers(settings)}")
     for error in errors:
         typer.echo(f"error: {error}", err=True)
     for warning in warnings:
@@ -231,23 +253,17 @@ def check_config() -> None:
         raise typer.Exit(2 if errors else 1)
 
 
-class By(str, Enum):
-    month = "month"
-    clinician = "clinician"
-    order_type = "order-type"
-    service = "service"
+By = Enum("By", {name.replace("-", "_"): name for name in reports.GROUPINGS}, type=str)
 
 
 class Format(str, Enum):
     table = "table"
     csv = "csv"
     json = "json"
+    measure_report = "measure-report"
 
 
 PROGRESS_THRESHOLD = 5000
-TABLE_COLUMNS = [("group", "Group"), ("orders", "Orders"), ("met", "Met"), ("notMet", "Not met"),
-                 ("exempt", "Exempt"), ("adherenceRate", "Adherence"), ("cards", "Cards"), ("accepted", "Accepted"),
-                 ("overridden", "Overridden"), ("overrideRate", "Override rate")]
 
 
 def _day(value: Optional[str], option: str) -> date | None:
@@ -258,29 +274,26 @@ def _day(value: Optional[str], option: str) -> date | None:
 
 
 def _cell(key: str, value: object) -> str:
-    if key.endswith("Rate"):
+    if key.endswith("Rate") or key.endswith(" rate"):
         return "–" if value is None else f"{value * 100:.1f}%"
     return str(value)
 
 
 def _table(rows: list[dict]) -> str:
-    cells = [[title for _, title in TABLE_COLUMNS]] + [[_cell(key, row[key]) for key, _ in TABLE_COLUMNS]
-                                                       for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE_COLUMNS))]
+    """The report as a text table: the overall measure, each component's rate, the overrides."""
+    components = [cid for cid in rows[0]["components"]][1:]
+    columns = [("label", "Group"), ("orders", "Orders"), ("excluded", "Excluded"), ("adherent", "Adherent"),
+               ("adherenceRate", "Adherence"), *((f"{cid} rate", cid) for cid in components),
+               ("cards", "Cards"), ("overridden", "Overridden"), ("overrideRate", "Override rate")]
+    flat = [reports.flat(row) for row in rows]
+    cells = [[title for _, title in columns]] + [[_cell(key, row[key]) for key, _ in columns] for row in flat]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     return "\n".join("  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
                                for i, (cell, width) in enumerate(zip(line, widths))) for line in cells)
 
 
-@app.command()
-def report(since: Annotated[Optional[str], typer.Option(help="First day (YYYY-MM-DD, UTC), included.")] = None,
-           until: Annotated[Optional[str], typer.Option(help="Last day (YYYY-MM-DD, UTC), included.")] = None,
-           by: Annotated[By, typer.Option(help="Group orders by.")] = By.month,
-           output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table) -> None:
-    """Pathway adherence and overrides from the audit store (CDS_SPINE_DATABASE_URL)."""
-    period = reports.Period(_day(since, "--since"), _day(until, "--until"))
-    if period.since and period.until and period.since > period.until:
-        raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
-    settings = _settings()
+def _reading_engine(settings: Settings):
+    """The audit store, to read: a store that does not exist or is not migrated is exit 3 (nothing created)."""
     engine = open_engine(settings.database_url)
     if sqlite_file_missing(engine):  # a report reads; it never creates or migrates a store
         problem = (f"no audit store at {shown_url(settings.database_url)} (the file does not exist; "
@@ -290,13 +303,37 @@ def report(since: Annotated[Optional[str], typer.Option(help="First day (YYYY-MM
     if problem:
         engine.dispose()
         raise _store_problem(StoreProblem(problem))
-    services = reports.ORDER_SERVICES if by is By.service else (reports.ORDER_SIGN,)
+    return engine
+
+
+@app.command()
+def report(since: Annotated[Optional[str], typer.Option(help="First day (YYYY-MM-DD, UTC), included.")] = None,
+           until: Annotated[Optional[str], typer.Option(help="Last day (YYYY-MM-DD, UTC), included.")] = None,
+           by: Annotated[By, typer.Option(help="Group orders by.")] = By.month,
+           output: Annotated[Format, typer.Option("--format", help=(
+               "Output format; measure-report: the FHIR MeasureReport of the period (needs --since and "
+               "--until)."))] = Format.table) -> None:
+    """Pathway adherence (the Measure's components) and overrides from the audit store (CDS_SPINE_DATABASE_URL)."""
+    period = reports.Period(_day(since, "--since"), _day(until, "--until"))
+    if period.since and period.until and period.since > period.until:
+        raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
+    if output is Format.measure_report and not (period.since and period.until):
+        raise typer.BadParameter("a MeasureReport needs --since and --until", param_hint="--format")
+    settings = _settings()
+    measure = _measure(settings, _knowledge(settings))
+    engine = _reading_engine(settings)
+    if output is Format.measure_report:
+        document = reports.measure_report(engine, measure, period.since, period.until, datetime.now(timezone.utc))
+        engine.dispose()
+        typer.echo(json.dumps(document, indent=2))
+        return
+    services = reports.ORDER_SERVICES if by.value == "service" else (reports.ORDER_SIGN,)
     total = reports.count_orders(engine, period, services)
     if total >= PROGRESS_THRESHOLD:
         with typer.progressbar(length=total, label="Scanning decisions", file=sys.stderr) as bar:
-            rows = reports.grouped(engine, period, by.value, progress=bar.update)
+            rows = reports.grouped(engine, period, by.value, measure, progress=bar.update)
     else:
-        rows = reports.grouped(engine, period, by.value)
+        rows = reports.grouped(engine, period, by.value, measure)
     engine.dispose()
     if output is Format.json:
         typer.echo(json.dumps({"period": period.as_dict(), "by": by.value, "rows": rows}, indent=2))
@@ -304,6 +341,22 @@ def report(since: Annotated[Optional[str], typer.Option(help="First day (YYYY-MM
         typer.echo(reports.rows_as_csv(rows), nl=False)
     else:
         typer.echo(_table(rows) if rows else "No orders evaluated in this period.")
+
+
+@app.command("audit-key")
+def audit_key(name: Annotated[str, typer.Argument(help="The user's name, as the access log will show it.")],
+              role: Annotated[str, typer.Argument(help="viewer, or analyst (may see plain patient ids).")]) -> None:
+    """Make an API key for a named audit user: the key to hand to the user (once), and the entry to add to
+    CDS_SPINE_AUDIT_USERS (which keeps only its SHA-256)."""
+    try:
+        user = AuditUser(name=name, role=role, key_sha256="0" * 64)
+    except ValidationError as exc:
+        typer.echo(f"cds-spine: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from None
+    key = new_key()
+    typer.echo(f"key (give it to {name}; it is not stored): {key}")
+    entry = user.model_copy(update={"key_sha256": key_hash(key)}).model_dump()
+    typer.echo(f"CDS_SPINE_AUDIT_USERS entry: {json.dumps(entry)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,8 +7,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .audit.access import AuditUser
 
 
 def _is_loopback(host: str) -> bool:
@@ -86,8 +88,27 @@ class Settings(BaseSettings):
     """Store plain patient ids in the audit instead of keyed hashes."""
     audit_required: bool = True
     """When the audit store is down, answer 503 rather than advise without a record; false: answer and log."""
-    audit_api_key: SecretStr | None = None
-    """Credential for /audit and /dashboard (quality team); unset: those answer 404."""
+    audit_auth: Literal["api-keys", "oidc"] = "api-keys"
+    """How audit readers (/audit, /dashboard) sign in: named API keys (CDS_SPINE_AUDIT_USERS) or OIDC bearer
+    tokens (CDS_SPINE_AUDIT_OIDC_*). Neither configured: /audit and /dashboard answer 404."""
+    audit_users: tuple[AuditUser, ...] = ()
+    """api-keys: JSON list of {"name", "role" (viewer or analyst), "key_sha256"}; `cds-spine audit-key` makes one."""
+    audit_oidc_issuer: str | None = None
+    """oidc: the provider's issuer (`iss`)."""
+    audit_oidc_audience: str | None = None
+    """oidc: the audience (`aud`) tokens must be issued for."""
+    audit_oidc_jwks_url: str | None = None
+    """oidc: the provider's JWKS (https), cached for CDS_SPINE_JWKS_CACHE_SECONDS."""
+    audit_oidc_jwks_file: Path | None = None
+    """oidc: pinned keys instead of the JWKS URL."""
+    audit_oidc_user_claim: str = "preferred_username"
+    """oidc: the claim naming the user (then `sub`)."""
+    audit_oidc_roles_claim: str = "roles"
+    """oidc: the claim whose values grant a role: cds-spine-analyst or cds-spine-viewer."""
+    audit_max_failures_per_minute: int = Field(10, ge=1)
+    """Wrong audit credentials allowed per client address per minute (per worker); then 429."""
+    adherence_target: float = Field(0.8, ge=0, le=1)
+    """The adherence rate the quality team aims for: the dashboard draws it on the trend."""
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -116,6 +137,20 @@ class Settings(BaseSettings):
         if parts.scheme == "http" and not _is_loopback(parts.hostname):
             raise ValueError(f"must be https (http only on a loopback host such as localhost), not {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def audit_sign_in_is_complete(self) -> Settings:
+        if self.audit_auth == "oidc":
+            if not self.audit_oidc_issuer or not self.audit_oidc_audience:
+                raise ValueError("CDS_SPINE_AUDIT_AUTH=oidc needs CDS_SPINE_AUDIT_OIDC_ISSUER and "
+                                 "CDS_SPINE_AUDIT_OIDC_AUDIENCE")
+            if (self.audit_oidc_jwks_url is None) == (self.audit_oidc_jwks_file is None):
+                raise ValueError("CDS_SPINE_AUDIT_AUTH=oidc needs one of CDS_SPINE_AUDIT_OIDC_JWKS_URL and "
+                                 "CDS_SPINE_AUDIT_OIDC_JWKS_FILE")
+        names = [user.name for user in self.audit_users]
+        if len(set(names)) != len(names):
+            raise ValueError("CDS_SPINE_AUDIT_USERS lists a user name twice")
+        return self
 
     def binds_loopback(self) -> bool:
         return _is_loopback(self.host)

@@ -1,14 +1,14 @@
-"""The quality team's door: /audit JSON endpoints and the /dashboard, behind CDS_SPINE_AUDIT_API_KEY.
+"""The quality team's door: /audit JSON endpoints and the /dashboard, for named users (audit/access.py).
 
-Not for EHRs: a separate credential, sent as `Authorization: Bearer <key>` or typed once into the
-dashboard's sign-in page, which then keeps a signed session cookie. No key configured: 404.
+Not for EHRs: separate credentials, sent as `Authorization: Bearer <key or token>` or typed once into the
+dashboard's sign-in page, which then keeps a signed session cookie. Every read is recorded (who, when,
+what) before it is answered; a read that cannot be recorded is not answered (503). No users configured: 404.
 """
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-import hmac
+import logging
 import time
+from collections.abc import Collection, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -18,19 +18,24 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from ..bodies import media_type, read_body
-from ..errors import ApiError, InvalidRequest, Issue, ServiceNotFound, UnsupportedMediaType
 from ..cdshooks.services import SERVICES
+from ..errors import ApiError, InvalidRequest, Issue, ServiceNotFound, UnsupportedMediaType
 from ..jsonio import JsonResponse
 from . import reports
+from .access import AuditAccess, Forbidden, Principal, Refused
+from .store import AuditRead
 
+log = logging.getLogger(__name__)
 DASHBOARD = Path(__file__).parent / "dashboard"
 STATIC_FILES = {"dashboard.js", "dashboard.css", "sign-in.js", "chart.umd.min.js"}
 SESSION_COOKIE = "cds_spine_audit_session"
 FORM = "application/x-www-form-urlencoded"
-SIGN_IN_MAX_BYTES = 4096
-SESSION_SECONDS = 8 * 3600
+SIGN_IN_MAX_BYTES = 8192
 PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+PERIOD = {"since", "until"}
+ORDER_FILTERS = {"decision", "clinician", "kind", "region", "site", "component", "overridden"}
+PAGING = {"page", "pageSize"}
 
 
 class AuditUnauthorized(ApiError):
@@ -38,41 +43,88 @@ class AuditUnauthorized(ApiError):
     headers = {"WWW-Authenticate": "Bearer"}
 
     def __init__(self) -> None:
-        super().__init__(Issue("login", "the audit API key is required"))
+        super().__init__(Issue("login", "an audit user's API key or token is required"))
 
 
-def _configured_key(request: Request) -> str:
-    key = request.app.state.settings.audit_api_key
-    if key is None:
+class AuditForbidden(ApiError):
+    status = 403
+
+    def __init__(self, why: str) -> None:
+        super().__init__(Issue("forbidden", why))
+
+
+class TooManyAttempts(ApiError):
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(Issue("throttled", f"too many wrong credentials from this address; try again in "
+                                            f"{retry_after} s"))
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+def _access(request: Request) -> AuditAccess:
+    access: AuditAccess = request.app.state.audit_access
+    if not access.enabled:
         raise ServiceNotFound(Issue("not-found", "not found"))
-    return key.get_secret_value()
+    return access
 
 
-def _signature(key: str, expires: int) -> str:
-    return hmac.new(key.encode(), f"session:{expires}".encode(), hashlib.sha256).hexdigest()
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
-def _session_cookie(key: str) -> str:
-    expires = int(time.time()) + SESSION_SECONDS
-    return f"{expires}.{_signature(key, expires)}"
+def _refused(request: Request, access: AuditAccess, why: str) -> None:
+    access.limiter.failed(_address(request))
+    log.warning("audit credentials refused from %s: %s", _address(request), why)
 
 
-def _has_access(request: Request, key: str) -> bool:
+async def authenticate(request: Request) -> Principal | None:
+    """The signed-in user, or None when no credentials came. Wrong credentials: 401 (logged, counted per
+    address; past the limit, 429 whatever comes); valid ones without a role: 403."""
+    access = _access(request)
+    retry_after = access.limiter.retry_after(_address(request))
+    if retry_after is not None:
+        raise TooManyAttempts(retry_after)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode()):
-        return True
-    expires, _, signature = request.cookies.get(SESSION_COOKIE, "").partition(".")
-    return expires.isdigit() and int(expires) > time.time() and hmac.compare_digest(
-        signature.encode(), _signature(key, int(expires)).encode())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    try:
+        if scheme.lower() == "bearer" and token.strip():
+            return (await access.bearer(token.strip()))[0]
+        if cookie:
+            return access.session(cookie)
+    except Refused as exc:
+        _refused(request, access, str(exc))
+        raise AuditUnauthorized() from None
+    except Forbidden as exc:
+        log.warning("audit access forbidden from %s: %s", _address(request), exc)
+        raise AuditForbidden("these credentials carry no cds-spine role") from None
+    return None
 
 
-async def audit_access(request: Request) -> None:
-    if not _has_access(request, _configured_key(request)):
+async def record_read(request: Request, principal: Principal) -> None:
+    read = AuditRead(datetime.now(timezone.utc), principal.name, principal.role, request.method,
+                     request.url.path, request.url.query)
+    await run_in_threadpool(request.app.state.store.record_read, read)
+
+
+async def audit_reader(request: Request) -> Principal:
+    principal = await authenticate(request)
+    if principal is None:
         raise AuditUnauthorized()
+    await record_read(request, principal)
+    request.state.principal = principal
+    return principal
 
 
-api = APIRouter(prefix="/audit", dependencies=[Depends(audit_access)])
+api = APIRouter(prefix="/audit", dependencies=[Depends(audit_reader)])
 pages = APIRouter(prefix="/dashboard")
+
+
+def _known_parameters(request: Request, allowed: Collection[str]) -> None:
+    unknown = sorted(set(request.query_params) - set(allowed))
+    if unknown:
+        raise InvalidRequest(Issue("not-supported", f"unknown parameter {unknown[0]!r}; this endpoint takes "
+                                                    f"{', '.join(sorted(allowed))}", unknown[0]))
 
 
 def _day(request: Request, name: str, required: bool = False) -> date | None:
@@ -101,43 +153,6 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     return int(value)
 
 
-def _engine(request: Request):
-    return request.app.state.store.engine
-
-
-@api.get("/summary")
-async def summary(request: Request) -> JsonResponse:
-    return JsonResponse(await run_in_threadpool(reports.summary, _engine(request), _period(request)))
-
-
-@api.get("/report")
-async def report(request: Request) -> Response:
-    by = request.query_params.get("by", "month")
-    if by not in reports.GROUPINGS:
-        raise InvalidRequest(Issue("value", f"by must be one of {', '.join(reports.GROUPINGS)}", "by"))
-    output = request.query_params.get("format", "json")
-    if output not in ("json", "csv"):
-        raise InvalidRequest(Issue("value", "format must be json or csv", "format"))
-    period = _period(request)
-    rows = await run_in_threadpool(reports.grouped, _engine(request), period, by)
-    if output == "csv":
-        return Response(reports.rows_as_csv(rows), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="cds-spine-report-by-{by}.csv"'})
-    return JsonResponse({"period": period.as_dict(), "by": by, "rows": rows})
-
-
-@api.get("/override-reasons")
-async def override_reasons(request: Request) -> JsonResponse:
-    period = _period(request)
-    reasons = await run_in_threadpool(reports.override_reasons, _engine(request), period,
-                                      request.app.state.knowledge)
-    return JsonResponse({"period": period.as_dict(), "reasons": reasons})
-
-
-DECISION_PARAMETERS = {"since", "until", "page", "pageSize", "service", "withOrders", "decision", "clinician",
-                       "kind", "region", "overridden"}
-
-
 def _choice(request: Request, name: str, allowed: Sequence[str]) -> str | None:
     value = request.query_params.get(name)
     if value is not None and value not in allowed:
@@ -150,45 +165,132 @@ def _flag(request: Request, name: str) -> bool | None:
     return None if value is None else value == "true"
 
 
-def _decision_filters(request: Request) -> reports.DecisionFilters:
-    unknown = sorted(set(request.query_params) - DECISION_PARAMETERS)
-    if unknown:
-        raise InvalidRequest(Issue("not-supported", f"unknown parameter {unknown[0]!r}; the filters are "
-                                                    f"{', '.join(sorted(DECISION_PARAMETERS))}", unknown[0]))
+def _filters(request: Request, allowed: Collection[str]) -> reports.Filters:
+    """The filters of reports.Filters from the query; unknown parameters and values are 400s naming them."""
+    _known_parameters(request, allowed)
     service = _choice(request, "service", ("all", *SERVICES)) or reports.ORDER_SIGN
     with_orders = _flag(request, "withOrders")
-    return reports.DecisionFilters(
+    measure = request.app.state.measure
+    component = _choice(request, "component", [c.id for c in measure.components])
+    return reports.Filters(
         service=None if service == "all" else service, with_orders=True if with_orders is None else with_orders,
         decision=_choice(request, "decision", reports.DECISION_VALUES), clinician=request.query_params.get("clinician"),
         kind=_choice(request, "kind", reports.ORDER_KINDS),
         region=_choice(request, "region", tuple(request.app.state.knowledge.config.regions)),
+        site=request.query_params.get("site"), component=measure.component(component) if component else None,
         overridden=_flag(request, "overridden"))
+
+
+def _engine(request: Request):
+    return request.app.state.store.engine
+
+
+@api.get("/me")
+async def me(request: Request) -> JsonResponse:
+    """Who is signed in, and what the dashboard needs to know before it draws."""
+    principal: Principal = request.state.principal
+    return JsonResponse({"name": principal.name, "role": principal.role,
+                         "adherenceTarget": request.app.state.settings.adherence_target,
+                         "components": [{"id": c.id, "title": c.title} for c in request.app.state.measure.components],
+                         "regions": sorted(request.app.state.knowledge.config.regions)})
+
+
+@api.get("/measure")
+async def measure(request: Request) -> JsonResponse:
+    """The Measure every MeasureReport references (cards/measure.json)."""
+    _known_parameters(request, ())
+    return JsonResponse(request.app.state.measure.resource, media_type="application/fhir+json")
+
+
+@api.get("/summary")
+async def summary(request: Request) -> JsonResponse:
+    filters = _filters(request, PERIOD | ORDER_FILTERS)
+    found = await run_in_threadpool(reports.summary, _engine(request), _period(request), request.app.state.measure,
+                                    filters)
+    return JsonResponse({**found, "adherenceTarget": request.app.state.settings.adherence_target})
+
+
+@api.get("/report")
+async def report(request: Request) -> Response:
+    filters = _filters(request, PERIOD | ORDER_FILTERS | {"by", "format"})
+    by = _choice(request, "by", reports.GROUPINGS) or "month"
+    output = _choice(request, "format", ("json", "csv")) or "json"
+    period = _period(request)
+    rows = await run_in_threadpool(reports.grouped, _engine(request), period, by, request.app.state.measure, filters)
+    if output == "csv":
+        return Response(reports.rows_as_csv(rows), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="cds-spine-report-by-{by}.csv"'})
+    return JsonResponse({"period": period.as_dict(), "by": by, "rows": rows})
+
+
+@api.get("/override-reasons")
+async def override_reasons(request: Request) -> JsonResponse:
+    filters = _filters(request, PERIOD | ORDER_FILTERS)
+    period = _period(request)
+    reasons = await run_in_threadpool(reports.override_reasons, _engine(request), period, request.app.state.measure,
+                                      request.app.state.knowledge, filters)
+    return JsonResponse({"period": period.as_dict(), "reasons": reasons})
+
+
+@api.get("/override-comments")
+async def override_comments(request: Request) -> JsonResponse:
+    """Every overridden card with its reason and comment, newest first."""
+    filters = _filters(request, PERIOD | ORDER_FILTERS | PAGING)
+    page, page_size = _int(request, "page", 1, 1, 1_000_000), _int(request, "pageSize", 50, 1, 500)
+    return JsonResponse(await run_in_threadpool(
+        reports.override_comments, _engine(request), _period(request), request.app.state.measure,
+        request.app.state.knowledge, page, page_size, filters))
+
+
+def _shown_ids(request: Request, item: dict) -> dict:
+    """A viewer never sees plain patient (or encounter) ids: where the store keeps them, they are replaced by
+    the keyed hash that stands for them elsewhere in the audit."""
+    store = request.app.state.store
+    if store.plain_patient_ids and not request.state.principal.sees_plain_ids:
+        item = {**item, **{key: store.patient_hasher(item[key]) for key in ("patient", "encounter") if item[key]}}
+    return item
 
 
 @api.get("/decisions")
 async def decisions(request: Request) -> JsonResponse:
-    """Recorded calls, newest first, filtered (see reports.DecisionFilters)."""
-    page = _int(request, "page", 1, 1, 1_000_000)
-    page_size = _int(request, "pageSize", 50, 1, 500)
-    return JsonResponse(await run_in_threadpool(reports.decisions, _engine(request), _period(request), page,
-                                                page_size, _decision_filters(request)))
+    """Recorded calls, newest first, filtered (see reports.Filters)."""
+    filters = _filters(request, PERIOD | ORDER_FILTERS | PAGING | {"service", "withOrders"})
+    page, page_size = _int(request, "page", 1, 1, 1_000_000), _int(request, "pageSize", 50, 1, 500)
+    found = await run_in_threadpool(reports.decisions, _engine(request), _period(request), request.app.state.measure,
+                                    page, page_size, filters)
+    return JsonResponse({**found, "items": [_shown_ids(request, item) for item in found["items"]]})
 
 
 @api.get("/decisions/{call_id}")
 async def decision(call_id: str, request: Request) -> JsonResponse:
-    found = await run_in_threadpool(reports.decision, _engine(request), call_id)
+    _known_parameters(request, ())
+    found = await run_in_threadpool(reports.decision, _engine(request), request.app.state.measure, call_id)
     if found is None:
         raise ServiceNotFound(Issue("not-found", f"no recorded call with id {call_id!r}"))
-    return JsonResponse(found)
+    return JsonResponse(_shown_ids(request, found))
 
 
 @api.get("/measure-report")
 async def measure_report(request: Request) -> JsonResponse:
+    _known_parameters(request, {"start", "end", "type"})
     start, end = _day(request, "start", required=True), _day(request, "end", required=True)
     if start > end:
         raise InvalidRequest(Issue("value", "start must not be after end", "start"))
-    return JsonResponse(await run_in_threadpool(reports.measure_report, _engine(request), start, end,
-                                                datetime.now(timezone.utc)))
+    report_type = _choice(request, "type", ("summary", "subject-list")) or "summary"
+    return JsonResponse(await run_in_threadpool(reports.measure_report, _engine(request), request.app.state.measure,
+                                                start, end, datetime.now(timezone.utc), report_type == "subject-list"),
+                        media_type="application/fhir+json")
+
+
+@api.get("/access-log")
+async def access_log(request: Request) -> JsonResponse:
+    """Who read the audit, when and what (analysts only), newest first."""
+    if not request.state.principal.sees_plain_ids:
+        raise AuditForbidden("the access log is for analysts")
+    _known_parameters(request, PERIOD | PAGING | {"user"})
+    page, page_size = _int(request, "page", 1, 1, 1_000_000), _int(request, "pageSize", 100, 1, 1000)
+    return JsonResponse(await run_in_threadpool(reports.access_log, _engine(request), _period(request),
+                                                request.query_params.get("user"), page, page_size))
 
 
 def _root(request: Request) -> str:
@@ -208,37 +310,46 @@ def _page(request: Request, name: str) -> Response:
 
 @pages.get("")
 async def dashboard(request: Request) -> Response:
-    if not _has_access(request, _configured_key(request)):
+    principal = await authenticate(request)
+    if principal is None:
         return _redirect(request, "/dashboard/sign-in")
+    await record_read(request, principal)
     return _page(request, "index.html")
 
 
 @pages.get("/sign-in")
 async def sign_in_page(request: Request) -> Response:
-    _configured_key(request)
+    _access(request)
     return _page(request, "sign-in.html")
 
 
 @pages.post("/sign-in")
 async def sign_in(request: Request) -> Response:
-    key = _configured_key(request)
+    access = _access(request)
+    retry_after = access.limiter.retry_after(_address(request))
+    if retry_after is not None:
+        raise TooManyAttempts(retry_after)
     if media_type(request) != FORM:
         raise UnsupportedMediaType(Issue("not-supported", f"send the sign-in form as {FORM}"))
     form = parse_qs((await read_body(request, SIGN_IN_MAX_BYTES, "the sign-in form's limit")).decode("utf-8", "replace"),
                     keep_blank_values=True)
     if "key" not in form:
         raise InvalidRequest(Issue("required", "key is required", "key"))
-    if not hmac.compare_digest(form["key"][0].encode(), key.encode()):
+    try:
+        principal, until = await access.bearer(form["key"][0].strip())
+    except (Refused, Forbidden) as exc:
+        _refused(request, access, f"sign-in: {exc}")
         return _redirect(request, "/dashboard/sign-in?failed=1")
+    await record_read(request, principal)
     response = _redirect(request, "/dashboard")
-    response.set_cookie(SESSION_COOKIE, _session_cookie(key), max_age=SESSION_SECONDS, httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https", path="/")
+    response.set_cookie(SESSION_COOKIE, access.session_cookie(principal, until), max_age=max(1, int(until - time.time())),
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/")
     return response
 
 
 @pages.post("/sign-out")
 async def sign_out(request: Request) -> Response:
-    _configured_key(request)
+    _access(request)
     response = _redirect(request, "/dashboard/sign-in")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -246,7 +357,7 @@ async def sign_out(request: Request) -> Response:
 
 @pages.get("/static/{name}")
 async def static(name: str, request: Request) -> Response:
-    _configured_key(request)
+    _access(request)
     if name not in STATIC_FILES:
         raise ServiceNotFound(Issue("not-found", "not found"))
     return FileResponse(DASHBOARD / "static" / name, headers={"X-Content-Type-Options": "nosniff"})

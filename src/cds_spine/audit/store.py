@@ -25,6 +25,7 @@ INSERT_CALL = insert(tables.calls)
 INSERT_ASSESSMENT = insert(tables.assessments)
 INSERT_CARD = insert(tables.cards)
 INSERT_FEEDBACK = insert(tables.feedback)
+INSERT_READ = insert(tables.audit_reads)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class CallRecord:
     other_cards: tuple[CardRecord, ...] = ()
     """Cards not tied to an order (patient-view)."""
     problem: str | None = None
+    user_display: str | None = None
+    """The ordering user's name, when the EHR's data gave it."""
+    site: str | None = None
+    """The organization the order was placed at, when the EHR's data gave it."""
 
     @property
     def data_source(self) -> str:
@@ -74,6 +79,18 @@ class FeedbackEvent:
     received_at: datetime
 
 
+@dataclass(frozen=True)
+class AuditRead:
+    """Who read the audit, when, and what (method, path, query string)."""
+
+    at: datetime
+    user: str
+    role: str
+    method: str
+    path: str
+    query: str
+
+
 def _codes(order: ClassifiedOrder) -> list[dict]:
     return [{"system": c.system, "code": c.code, "display": c.display} for c in order.order.codes]
 
@@ -81,7 +98,8 @@ def _codes(order: ClassifiedOrder) -> list[dict]:
 def _order_row(call_id: str, order: ClassifiedOrder) -> dict:
     return {"call_id": call_id, "order_reference": order.reference, "category": order.category,
             "region": order.region, "detail": order.guidance or order.kind, "codes": _codes(order),
-            "decision": None, "conservative_days": None, "required_days": None, "findings": [], "evidence": []}
+            "decision": None, "conservative_days": None, "required_days": None, "findings": [], "evidence": [],
+            "finding_codes": " "}
 
 
 def _assessment_row(call_id: str, assessment: Assessment) -> dict:
@@ -90,6 +108,7 @@ def _assessment_row(call_id: str, assessment: Assessment) -> dict:
         "decision": assessment.decision.value,
         "conservative_days": assessment.history.days,
         "required_days": assessment.required_days,
+        "finding_codes": f" {' '.join(f.code for f in assessment.findings)} ",
         "findings": [{"code": f.code, "severity": f.severity, "facts": dict(f.facts), "evidence": list(f.evidence)}
                      for f in assessment.findings],
         "evidence": [{"category": e.category, "label": e.label, "reference": e.reference,
@@ -108,21 +127,21 @@ class SqlAuditStore:
     def __init__(self, engine: Engine, hash_key: bytes | None = None, plain_patient_ids: bool = False) -> None:
         self.engine = engine
         self.plain_patient_ids = plain_patient_ids
-        self.patient_hasher = PatientIdHasher(hash_key or self._stored_hash_key())
+        self.patient_hasher = PatientIdHasher(hash_key or self.stored_key(PATIENT_HASH_KEY))
 
-    def _stored_hash_key(self) -> bytes:
-        """A random key, created once and kept in the store, so hashes stay stable across restarts."""
+    def stored_key(self, name: str) -> bytes:
+        """A random key, created once and kept in the store, so that it is stable across restarts and shared
+        by every worker and replica (the patient-id hash key, the dashboard's session key)."""
         with self.engine.begin() as connection:
-            found = connection.scalar(select(tables.store_keys.c.value).where(
-                tables.store_keys.c.name == PATIENT_HASH_KEY))
+            found = connection.scalar(select(tables.store_keys.c.value).where(tables.store_keys.c.name == name))
             if found is None:
                 found = secrets.token_hex(32)
                 try:
                     with connection.begin_nested():
-                        connection.execute(insert(tables.store_keys).values(name=PATIENT_HASH_KEY, value=found))
+                        connection.execute(insert(tables.store_keys).values(name=name, value=found))
                 except IntegrityError:  # another worker created it first
                     found = connection.scalar(select(tables.store_keys.c.value).where(
-                        tables.store_keys.c.name == PATIENT_HASH_KEY))
+                        tables.store_keys.c.name == name))
         return bytes.fromhex(found)
 
     def _patient(self, patient_id: str | None) -> str | None:
@@ -139,7 +158,8 @@ class SqlAuditStore:
                 "patient": self._patient(record.patient_id), "encounter_id": record.encounter_id,
                 "status": record.status, "problem": record.problem, "knowledge_version": record.knowledge_version,
                 "latency_ms": record.latency_ms, "data_source": record.data_source,
-                "fetched_keys": list(record.fetched_keys)})
+                "fetched_keys": list(record.fetched_keys), "user_display": record.user_display,
+                "site": record.site})
             for assessment, card in record.assessed:
                 assessment_id = connection.execute(
                     INSERT_ASSESSMENT, _assessment_row(call_id, assessment)).inserted_primary_key[0]
@@ -149,6 +169,11 @@ class SqlAuditStore:
                 connection.execute(INSERT_ASSESSMENT, [_order_row(call_id, order) for order in record.unassessed])
             if record.other_cards:
                 connection.execute(INSERT_CARD, [_card_row(call_id, card, None) for card in record.other_cards])
+
+    def record_read(self, read: AuditRead) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(INSERT_READ, {"at": read.at, "user_name": read.user, "role": read.role,
+                                             "method": read.method, "path": read.path[:512], "query": read.query})
 
     def record_feedback(self, events: Sequence[FeedbackEvent]) -> None:
         """Linked to its card's call; kept and flagged when the card is unknown; the same feedback once."""

@@ -23,6 +23,8 @@ calls = Table(
     Column("latency_ms", Float, nullable=False),
     Column("data_source", String(16), nullable=False),
     Column("fetched_keys", JSON, nullable=False),
+    Column("user_display", String(256)),
+    Column("site", String(256)),
 )
 
 assessments = Table(
@@ -39,6 +41,8 @@ assessments = Table(
     Column("required_days", Integer),
     Column("findings", JSON, nullable=False),
     Column("evidence", JSON, nullable=False),
+    Column("finding_codes", String(512), nullable=False, server_default=" "),
+    # " code code ": the findings' codes, space-delimited, so a filter can match one with LIKE '% code %'.
 )
 
 cards = Table(
@@ -66,6 +70,17 @@ feedback = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("unknown_card", Boolean, nullable=False),
     UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_once"),
+)
+
+audit_reads = Table(
+    "audit_reads", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("user_name", String(128), nullable=False, index=True),
+    Column("role", String(16), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("query", Text, nullable=False),
 )
 
 store_keys = Table(

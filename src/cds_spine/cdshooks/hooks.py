@@ -13,6 +13,7 @@ from .. import jsonio
 from ..errors import DataUnavailableError, InvalidRequest, Issue
 from ..fhir.client import FhirClient
 from ..metrics import DATA_UNAVAILABLE
+from ..fhir.people import Orderer, find_orderer
 from ..fhir.gather import build_record, read_draft_orders, relevance_filter
 from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAccess, Obtained, obtain
 from ..pathway import (
@@ -119,6 +120,8 @@ class Answer:
     fetched_keys: tuple[str, ...] = ()
     unavailable: DataUnavailableError | None = None
     """Set when data the decision needs could not be obtained (the answer is then 412)."""
+    orderer: Orderer = Orderer()
+    """Who ordered and where, as far as the EHR's data tells (for the audit)."""
 
     @property
     def cards(self) -> list[Card]:
@@ -154,12 +157,14 @@ class Engine:
         orders, classified = self._orders_in_scope(call)  # cheap: at most CDS_SPINE_MAX_DRAFT_ORDERS
         if not classified:
             return Answer()
+        orderer = find_orderer(call.context.userId, call.context.encounterId, call.request.prefetch)
         try:
             obtained = await self._obtain(call, RECORD_KEYS)
         except DataUnavailableError as error:
-            return Answer(orders=classified, unavailable=error)
+            return Answer(orders=classified, unavailable=error, orderer=orderer)
         assessed = await run_in_threadpool(self._assess, call, classified, orders, obtained.resources, now)
-        return Answer(assessed=assessed, orders=classified, data_read=True, fetched_keys=obtained.fetched_keys)
+        return Answer(assessed=assessed, orders=classified, data_read=True, fetched_keys=obtained.fetched_keys,
+                      orderer=orderer)
 
     def _orders_in_scope(self, call: Call) -> tuple[list[DraftOrder], list[ClassifiedOrder]]:
         """All draft orders of the session, and the ESI and surgery orders in scope (order-select: selected)."""

@@ -95,6 +95,7 @@ def _call_record(request: Request, call: Call, answer: Answer, received_at: date
         unassessed=tuple(answer.orders) if answer.unavailable else (),
         other_cards=tuple(_card_record(card) for card in answer.other_cards),
         problem=answer.unavailable.issues[0].diagnostics if answer.unavailable else None,
+        user_display=answer.orderer.name, site=answer.orderer.site,
     )
 
 

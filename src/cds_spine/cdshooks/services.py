@@ -1,10 +1,13 @@
 """The three services this CDS Service offers, as discovery describes them."""
 from __future__ import annotations
 
+from ..fhir.people import ORDERER_QUERIES
 from ..fhir.prefetch import PATIENT_QUERY, RECORD_QUERIES
 from .models import Discovery, Service
 
 PREFETCH = {**PATIENT_QUERY, **RECORD_QUERIES}
+ORDER_PREFETCH = {**PREFETCH, **ORDERER_QUERIES}
+"""Order services also ask who orders and where (for the audit's clinician and site strata)."""
 
 SERVICES = {
     service.id: service
@@ -15,7 +18,7 @@ SERVICES = {
             description=("When an epidural steroid injection or spine surgery order is selected, checks the record "
                          "for conservative therapy first (physical therapy, exercise, medications), red flags, "
                          "injection frequency and imaging guidance."),
-            prefetch=PREFETCH,
+            prefetch=ORDER_PREFETCH,
         ),
         Service(
             hook="order-sign", id="spine-pathway-order-sign",
@@ -23,7 +26,7 @@ SERVICES = {
             description=("When epidural steroid injection or spine surgery orders are signed, warns if conservative "
                          "therapy is not documented for long enough, if injections are too frequent, or if imaging "
                          "guidance is missing; a red flag waives the conservative-therapy requirement."),
-            prefetch=PREFETCH,
+            prefetch=ORDER_PREFETCH,
         ),
         Service(
             hook="patient-view", id="spine-pathway-patient-view",

@@ -1,13 +1,44 @@
 "use strict";
-// The quality dashboard: every number comes from the /audit endpoints (the same as `cds-spine report`).
-const state = { page: 1, pageSize: 25, charts: {} };
+// The quality dashboard: every number comes from the /audit endpoints (the same as `cds-spine report`),
+// every panel and the CSV follow the filters, and the charts are Chart.js (vendored).
+const state = { page: 1, pageSize: 25, charts: {}, me: null };
 const $ = (id) => document.getElementById(id);
+const FILTERS = ["since", "until", "kind", "region", "clinician", "site", "component", "decision", "overridden"];
+// Okabe-Ito: distinguishable with the common colour-vision deficiencies.
+const COLOURS = { blue: "#0072B2", orange: "#E69F00", green: "#009E73", vermillion: "#D55E00", sky: "#56B4E9",
+  purple: "#CC79A7", grey: "#6b7785" };
 const percent = (rate) => (rate === null || rate === undefined ? "–" : `${(rate * 100).toFixed(1)}%`);
 
-function periodQuery() {
+// Counts on every chart: each bar or slice is labelled with its count (Chart.js plugin API).
+const countLabels = {
+  id: "countLabels",
+  afterDatasetsDraw(chart) {
+    const { ctx } = chart;
+    ctx.save();
+    ctx.font = "600 12px system-ui, sans-serif";
+    ctx.fillStyle = "#1d2733";
+    chart.data.datasets.forEach((dataset, index) => {
+      const meta = chart.getDatasetMeta(index);
+      if (meta.hidden || !dataset.countLabels) return;
+      meta.data.forEach((element, i) => {
+        const text = dataset.countLabels[i];
+        if (text === undefined || text === null || text === "") return;
+        const { x, y } = element.tooltipPosition();
+        const horizontal = chart.options.indexAxis === "y";
+        ctx.textAlign = horizontal ? "left" : "center";
+        ctx.textBaseline = "middle";
+        if (meta.type === "doughnut") ctx.fillText(text, x, y);
+        else if (horizontal) ctx.fillText(text, x + 6, y);
+        else ctx.fillText(text, x, y - 9);
+      });
+    });
+    ctx.restore();
+  },
+};
+
+function filterParams() {
   const params = new URLSearchParams();
-  if ($("since").value) params.set("since", $("since").value);
-  if ($("until").value) params.set("until", $("until").value);
+  for (const name of FILTERS) if ($(name).value) params.set(name, $(name).value);
   return params;
 }
 
@@ -25,32 +56,62 @@ function element(tag, text, className) {
   return node;
 }
 
-function chart(id, config) {
+function showEmpty(container, empty) {
+  container.querySelector(".empty").hidden = !empty;
+  const panel = container.querySelector("canvas, table");  // Chart.js styles its canvas: hide by style
+  if (panel) panel.style.display = empty ? "none" : "";
+  container.dataset.empty = String(empty);
+}
+
+function chart(id, config, empty) {
   if (state.charts[id]) state.charts[id].destroy();
-  state.charts[id] = new Chart($(id), { ...config, options: { animation: false, maintainAspectRatio: false,
-    responsive: true, ...(config.options || {}) } });
+  state.charts[id] = new Chart($(id), { ...config, plugins: [countLabels], options: { animation: false,
+    maintainAspectRatio: false, responsive: true, layout: { padding: { top: 18, right: 30 } }, ...(config.options || {}) } });
+  showEmpty($(id).closest("figure"), empty);  // after Chart.js has styled its canvas
 }
 
 function renderSummary(summary) {
   $("tile-orders").textContent = summary.orders;
   $("tile-adherence").textContent = percent(summary.adherenceRate);
+  $("tile-adherence-counts").textContent = summary.orders
+    ? `${summary.adherent} of ${summary.orders - summary.excluded} (${summary.excluded} excluded, red flag); target ${percent(summary.adherenceTarget)}`
+    : "";
   $("tile-cards").textContent = summary.cards;
   $("tile-override").textContent = percent(summary.overrideRate);
+  $("tile-override-counts").textContent = summary.cards ? `${summary.overridden} of ${summary.cards} cards` : "";
+  const counts = [summary.met, summary.notMet, summary.exempt];
   chart("decision-chart", { type: "doughnut", data: {
-    labels: ["Met", "Not met", "Exempt (red flag)"],
-    datasets: [{ data: [summary.met, summary.notMet, summary.exempt], backgroundColor: ["#2e7d4f", "#b3541e", "#1f6fb2"] }] } });
+    labels: [`Met (${summary.met})`, `Not met (${summary.notMet})`, `Exempt, red flag (${summary.exempt})`],
+    datasets: [{ data: counts, countLabels: counts.map((n) => (n ? n : "")),
+      backgroundColor: [COLOURS.blue, COLOURS.orange, COLOURS.sky] }] },
+    options: { plugins: { legend: { position: "bottom" } } } }, summary.orders === 0);
+  const components = state.me.components;
+  chart("component-chart", { type: "bar", data: {
+    labels: components.map((c) => wrapped(c.title, 18)),
+    datasets: [{ label: "Adherence (%)", backgroundColor: COLOURS.blue,
+      data: components.map((c) => { const r = summary.components[c.id].rate; return r === null ? null : +(r * 100).toFixed(1); }),
+      countLabels: components.map((c) => { const n = summary.components[c.id];
+        return n.rate === null ? "n/a" : `${n.numerator}/${n.denominator - n.excluded}`; }) }] },
+    options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { min: 0, max: 100 } } } },
+    summary.orders === 0);
 }
 
-function renderMonths(report) {
+function renderTrend(report) {
+  const rows = report.rows;
+  const target = +(state.me.adherenceTarget * 100).toFixed(1);
   chart("adherence-chart", { type: "bar", data: {
-    labels: report.rows.map((row) => row.group),
+    labels: rows.map((row) => row.group),
     datasets: [
-      { type: "line", label: "Adherence rate (%)", yAxisID: "rate", borderColor: "#2e7d4f", backgroundColor: "#2e7d4f",
-        data: report.rows.map((row) => (row.adherenceRate === null ? null : +(row.adherenceRate * 100).toFixed(1))) },
-      { label: "Orders", yAxisID: "orders", backgroundColor: "#c9d7e6", data: report.rows.map((row) => row.orders) },
+      { type: "line", label: "Adherence (%)", yAxisID: "rate", borderColor: COLOURS.blue, backgroundColor: COLOURS.blue,
+        data: rows.map((row) => (row.adherenceRate === null ? null : +(row.adherenceRate * 100).toFixed(1))) },
+      { type: "line", label: `Target (${target}%)`, yAxisID: "rate", borderColor: COLOURS.vermillion, borderDash: [6, 4],
+        pointRadius: 0, backgroundColor: COLOURS.vermillion, data: rows.map(() => target) },
+      { label: "Orders", yAxisID: "orders", backgroundColor: "#c9d7e6", data: rows.map((row) => row.orders),
+        countLabels: rows.map((row) => row.orders) },
     ] },
-    options: { scales: { rate: { position: "left", min: 0, max: 100 }, orders: { position: "right", beginAtZero: true,
-      grid: { drawOnChartArea: false } } } } });
+    options: { scales: { rate: { position: "left", min: 0, max: 100, title: { display: true, text: "%" } },
+      orders: { position: "right", beginAtZero: true, ticks: { precision: 0 }, grid: { drawOnChartArea: false } } } } },
+    rows.length === 0);
 }
 
 function wrapped(text, width = 24) {
@@ -66,8 +127,48 @@ function wrapped(text, width = 24) {
 function renderReasons(reasons) {
   chart("reasons-chart", { type: "bar", data: {
     labels: reasons.reasons.map((reason) => wrapped(reason.display)),
-    datasets: [{ label: "Overridden cards", backgroundColor: "#b3541e", data: reasons.reasons.map((reason) => reason.count) }] },
-    options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } } });
+    datasets: [{ label: "Overridden cards", backgroundColor: COLOURS.orange, data: reasons.reasons.map((r) => r.count),
+      countLabels: reasons.reasons.map((r) => r.count) }] },
+    options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } } },
+    reasons.reasons.length === 0);
+}
+
+function renderBreakdown(id, report) {
+  const table = $(id);
+  const body = table.querySelector("tbody");
+  body.replaceChildren();
+  for (const row of report.rows) {
+    const line = element("tr");
+    line.append(element("th", row.label), element("td", row.orders), element("td", percent(row.adherenceRate)),
+      element("td", percent(row.overrideRate)));
+    line.firstChild.scope = "row";
+    body.append(line);
+  }
+  showEmpty(table.parentElement, report.rows.length === 0);
+}
+
+function decisionButton(callId, label) {
+  const button = element("button", label, "link");
+  button.type = "button";
+  button.addEventListener("click", () => showDecision(callId));
+  return button;
+}
+
+function renderComments(comments) {
+  const body = $("comments").querySelector("tbody");
+  body.replaceChildren();
+  for (const item of comments.items) {
+    const row = element("tr");
+    const open = element("td");
+    open.append(decisionButton(item.decision, "Open"));
+    row.append(element("td", item.overriddenAt.replace("T", " ").slice(0, 16)), element("td", item.clinicianLabel),
+      element("td", `${item.kind} ${item.region}`), element("td", item.reason || "No reason given"),
+      element("td", item.comment || "–"), open);
+    body.append(row);
+  }
+  showEmpty($("comments").parentElement, comments.total === 0);
+  $("comments-total").textContent = comments.total > comments.items.length
+    ? `Newest ${comments.items.length} of ${comments.total} overrides.` : "";
 }
 
 function renderDecisions(list) {
@@ -76,13 +177,20 @@ function renderDecisions(list) {
   for (const item of list.items) {
     const row = element("tr");
     row.dataset.id = item.id;
-    row.append(element("td", item.receivedAt.replace("T", " ").slice(0, 19)), element("td", item.service),
-      element("td", item.clinician), element("td", item.status),
-      element("td", item.orders.map((order) => `${order.category} ${order.decision || "not evaluated"}`).join(", ")),
-      element("td", item.cards.map((card) => card.indicator).join(", ")));
-    row.addEventListener("click", () => showDecision(item.id));
+    row.tabIndex = 0;
+    const when = element("td");
+    when.append(decisionButton(item.id, item.receivedAt.replace("T", " ").slice(0, 19)));
+    row.append(when, element("td", item.clinicianName ? `${item.clinicianName} (${item.clinician})` : item.clinician),
+      element("td", item.site || "–"),
+      element("td", item.orders.map((order) => `${order.category} ${order.region}: ${order.decision || "not evaluated"}` +
+        (order.components.overall ? `, overall ${order.components.overall}` : "")).join("; ")),
+      element("td", item.overridden ? "yes" : "no"), element("td", item.cards.map((card) => card.indicator).join(", ")));
+    row.addEventListener("keydown", (event) => {
+      if (event.target === row && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); showDecision(item.id); }
+    });
     body.append(row);
   }
+  showEmpty($("decisions").parentElement, list.total === 0);
   const pages = Math.max(1, Math.ceil(list.total / list.pageSize));
   $("page-label").textContent = `Page ${list.page} of ${pages} (${list.total} calls)`;
   $("previous").disabled = list.page <= 1;
@@ -90,19 +198,24 @@ function renderDecisions(list) {
 }
 
 async function showDecision(id) {
+  state.opener = document.activeElement;
   const item = await getJson(`../audit/decisions/${encodeURIComponent(id)}`);
   $("detail-id").textContent = `${item.receivedAt} · ${item.service}`;
   const body = $("detail-body");
-  body.replaceChildren(element("p", `Clinician ${item.clinician || "–"} · patient ${item.patient || "–"} · status ${item.status}` +
-    ` · data from ${item.dataSource} · ${item.latencyMs} ms · knowledge ${item.knowledgeVersion}`));
+  body.replaceChildren(element("p", `Clinician ${item.clinicianName || ""} ${item.clinician || "–"} · site ${item.site || "–"}` +
+    ` · patient ${item.patient || "–"} · status ${item.status} · data from ${item.dataSource} · ${item.latencyMs} ms` +
+    ` · knowledge ${item.knowledgeVersion}`));
   for (const order of item.orders) {
     body.append(element("h3", `${order.category} order ${order.reference || ""}: ${order.decision || "not evaluated"}` +
       (order.conservativeDays === null ? "" : ` (${order.conservativeDays} of ${order.requiredDays} days)`)));
+    const components = element("ul");
+    for (const [component, outcome] of Object.entries(order.components)) components.append(element("li", `${component}: ${outcome}`));
     const findings = element("ul");
     for (const finding of order.findings) findings.append(element("li", `${finding.code} (${finding.severity})`));
-    body.append(element("strong", "Findings"), findings, element("strong", "Evidence"));
+    body.append(element("strong", "Components"), components, element("strong", "Findings"), findings,
+      element("strong", "Evidence"));
     const evidence = element("ul");
-    for (const item of order.evidence) evidence.append(element("li", `${item.label}: ${item.description}, ${item.start} to ${item.end} (${item.reference})`));
+    for (const entry of order.evidence) evidence.append(element("li", `${entry.label}: ${entry.description}, ${entry.start} to ${entry.end} (${entry.reference})`));
     if (!order.evidence.length) evidence.append(element("li", "none"));
     body.append(evidence);
   }
@@ -116,35 +229,93 @@ async function showDecision(id) {
     if (!card.feedback.length) feedback.append(element("li", "no feedback"));
     body.append(element("strong", "Feedback"), feedback);
   }
-  $("detail").hidden = false;
+  const detail = $("detail");
+  detail.hidden = false;
+  detail.scrollIntoView({ block: "start" });
+  detail.focus();
+}
+
+function closeDetail() {
+  $("detail").hidden = true;
+  if (state.opener && document.body.contains(state.opener)) state.opener.focus();
 }
 
 function updateCsvLink() {
-  const params = periodQuery();
+  const params = filterParams();
   params.set("by", $("csv-by").value);
   params.set("format", "csv");
   $("csv").href = `../audit/report?${params}`;
 }
 
+function fillOptions(select, rows) {
+  const chosen = select.value;
+  const first = select.options[0];
+  select.replaceChildren(first, ...rows.map((row) => { const option = element("option", row.label); option.value = row.group; return option; }));
+  select.value = rows.some((row) => row.group === chosen) ? chosen : "";
+}
+
+async function loadOptions() {
+  const period = new URLSearchParams();
+  for (const name of ["since", "until"]) if ($(name).value) period.set(name, $(name).value);
+  const [clinicians, sites] = await Promise.all([getJson("../audit/report", `${period}&by=clinician`),
+    getJson("../audit/report", `${period}&by=site`)]);
+  fillOptions($("clinician"), clinicians.rows);
+  fillOptions($("site"), sites.rows);
+}
+
 async function load() {
-  const params = periodQuery();
+  document.body.dataset.loaded = "false";
+  $("detail").hidden = true;
+  const params = filterParams();
+  const by = (group) => { const p = new URLSearchParams(params); p.set("by", group); return p; };
   const decisions = new URLSearchParams(params);
   decisions.set("page", state.page);
   decisions.set("pageSize", state.pageSize);
-  const months = new URLSearchParams(params);
-  months.set("by", "month");
-  const [summary, report, reasons, list] = await Promise.all([getJson("../audit/summary", params),
-    getJson("../audit/report", months), getJson("../audit/override-reasons", params), getJson("../audit/decisions", decisions)]);
+  const comments = new URLSearchParams(params);
+  comments.set("pageSize", 20);
+  const [summary, months, clinicians, kinds, sites, reasons, commentList, list] = await Promise.all([
+    getJson("../audit/summary", params), getJson("../audit/report", by("month")), getJson("../audit/report", by("clinician")),
+    getJson("../audit/report", by("order-kind")), getJson("../audit/report", by("site")),
+    getJson("../audit/override-reasons", params), getJson("../audit/override-comments", comments),
+    getJson("../audit/decisions", decisions)]);
   renderSummary(summary);
-  renderMonths(report);
+  renderTrend(months);
   renderReasons(reasons);
+  renderBreakdown("by-clinician", clinicians);
+  renderBreakdown("by-kind", kinds);
+  renderBreakdown("by-site", sites);
+  renderComments(commentList);
   renderDecisions(list);
   updateCsvLink();
+  const period = `${$("since").value || "the start"} to ${$("until").value || "today"}`;
+  const active = FILTERS.filter((name) => !["since", "until"].includes(name) && $(name).value)
+    .map((name) => `${name} ${$(name).selectedOptions[0].textContent}`);
+  $("print-title").textContent = `Spine pathway adherence, ${period}${active.length ? `; ${active.join(", ")}` : ""}.`;
   document.body.dataset.loaded = "true";
 }
 
-$("period").addEventListener("submit", (event) => { event.preventDefault(); state.page = 1; load(); });
+async function start() {
+  state.me = await getJson("../audit/me");
+  $("who").textContent = `${state.me.name} (${state.me.role})`;
+  for (const region of state.me.regions) { const option = element("option", region); option.value = region; $("region").append(option); }
+  for (const c of state.me.components) { const option = element("option", c.title); option.value = c.id; $("component").append(option); }
+  await loadOptions();
+  await load();
+}
+
+async function reload() {
+  document.body.dataset.loaded = "false";
+  state.page = 1;
+  await loadOptions();
+  await load();
+}
+
+$("filters").addEventListener("submit", (event) => { event.preventDefault(); reload(); });
+$("filters").addEventListener("reset", () => { document.body.dataset.loaded = "false"; setTimeout(reload); });
 $("csv-by").addEventListener("change", updateCsvLink);
 $("previous").addEventListener("click", () => { state.page -= 1; load(); });
 $("next").addEventListener("click", () => { state.page += 1; load(); });
-load();
+$("detail-close").addEventListener("click", closeDetail);
+$("print").addEventListener("click", () => window.print());
+document.addEventListener("keydown", (event) => { if (event.key === "Escape" && !$("detail").hidden) closeDetail(); });
+start();

@@ -1,0 +1,183 @@
+"""Accountable access to the audit: named users with roles, by API key or OIDC token; every read recorded;
+viewers never see plain patient ids; wrong credentials logged and rate-limited."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reporting import KEY, VIEWER_KEY, audit_settings, populate
+from support import ORDER_SIGN, call, hook_request
+from tokens import SigningKey, claims, jwks, mint
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+VIEWER = {"Authorization": f"Bearer {VIEWER_KEY}"}
+PROTECTED = ["/audit/me", "/audit/measure", "/audit/summary", "/audit/report", "/audit/override-reasons",
+             "/audit/override-comments", "/audit/decisions", "/audit/measure-report?start=2026-01-01&end=2026-01-31",
+             "/audit/access-log"]
+
+
+@pytest.mark.parametrize("path", PROTECTED + ["/dashboard", "/dashboard/sign-in", "/dashboard/static/dashboard.js"])
+def test_without_configured_users_everything_audit_is_404(make_client, path):
+    client = make_client()
+    assert client.get(path, headers=AUTH).status_code == 404
+
+
+@pytest.mark.parametrize("path", PROTECTED)
+def test_missing_or_wrong_key_is_401(make_client, path):
+    client = make_client(**audit_settings())
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get(path, headers=AUTH).status_code == 200
+
+
+def test_ehr_tokens_do_not_open_the_audit(make_client):
+    client = make_client(**audit_settings())
+    call(client, ORDER_SIGN, hook_request("order-sign"))
+    assert client.get("/audit/decisions", headers={"Authorization": "Bearer some-ehr-jwt"}).status_code == 401
+
+
+def test_dashboard_sign_in_keeps_a_session_cookie_naming_the_user(make_client):
+    client = make_client(**audit_settings())
+    page = client.get("/dashboard", follow_redirects=False)
+    assert (page.status_code, page.headers["location"]) == (303, "/dashboard/sign-in")
+    wrong = client.post("/dashboard/sign-in", data={"key": "nope"}, follow_redirects=False)
+    assert wrong.headers["location"] == "/dashboard/sign-in?failed=1"
+    right = client.post("/dashboard/sign-in", data={"key": VIEWER_KEY}, follow_redirects=False)
+    assert right.headers["location"] == "/dashboard"
+    cookie = right.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and VIEWER_KEY not in cookie
+    assert client.get("/audit/me").json()["name"] == "vic.viewer"  # the cookie opens the JSON endpoints
+    dashboard = client.get("/dashboard")
+    assert dashboard.status_code == 200 and "default-src 'self'" in dashboard.headers["content-security-policy"]
+    client.post("/dashboard/sign-out")
+    assert client.get("/audit/summary").status_code == 401
+
+
+@pytest.mark.parametrize("cookie", ["9999999999.deadbeef", "9999999999.YW5hLmFuYWx5c3Q.analyst.00", "x", "..."])
+def test_forged_session_cookies_are_refused(make_client, cookie):
+    client = make_client(**audit_settings())
+    client.cookies.set("cds_spine_audit_session", cookie)
+    assert client.get("/audit/summary").status_code == 401
+
+
+def test_a_session_ends_when_its_user_is_removed(make_client, tmp_path):
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = make_client(database_url=database, **audit_settings())
+    first.post("/dashboard/sign-in", data={"key": VIEWER_KEY})
+    cookie = first.cookies.get("cds_spine_audit_session")
+    analyst_only = [user for user in audit_settings()["audit_users"] if user["role"] == "analyst"]
+    second = make_client(database_url=database, audit_users=analyst_only)
+    second.cookies.set("cds_spine_audit_session", cookie)
+    assert second.get("/audit/me").status_code == 401
+    third = make_client(database_url=database, **audit_settings())  # the same store: the same session key
+    third.cookies.set("cds_spine_audit_session", cookie)
+    assert third.get("/audit/me").json() == {**third.get("/audit/me").json(), "name": "vic.viewer", "role": "viewer"}
+
+
+def test_every_read_is_recorded_with_its_user(make_client):
+    client = make_client(**audit_settings())
+    populate(client)
+    client.get("/audit/summary", params={"kind": "esi"}, headers=VIEWER)
+    client.get("/audit/decisions", params={"decision": "met"}, headers=AUTH)
+    client.post("/dashboard/sign-in", data={"key": VIEWER_KEY}, follow_redirects=False)
+    client.get("/dashboard")
+    client.cookies.clear()
+    log = client.get("/audit/access-log", headers=AUTH).json()
+    reads = [(item["user"], item["role"], item["method"], item["path"], item["query"]) for item in log["items"]]
+    assert reads == [
+        ("ana.analyst", "analyst", "GET", "/audit/access-log", ""),
+        ("vic.viewer", "viewer", "GET", "/dashboard", ""),
+        ("vic.viewer", "viewer", "POST", "/dashboard/sign-in", ""),
+        ("ana.analyst", "analyst", "GET", "/audit/decisions", "decision=met"),
+        ("vic.viewer", "viewer", "GET", "/audit/summary", "kind=esi"),
+    ]
+    assert log["total"] == 5
+    assert client.get("/audit/access-log", params={"user": "vic.viewer"}, headers=AUTH).json()["total"] == 3
+    refused = client.get("/audit/access-log", headers=VIEWER)
+    assert refused.status_code == 403 and "analysts" in refused.json()["issue"][0]["diagnostics"]
+    assert client.get("/audit/access-log", params={"user": "vic.viewer"}, headers=AUTH).json()["total"] == 4
+
+
+def test_a_viewer_never_sees_plain_patient_ids(make_client):
+    client = make_client(audit_plain_patient_ids=True, **audit_settings())
+    call(client, ORDER_SIGN, hook_request("order-sign"))
+    hashed = client.app.state.store.patient_hasher("p1")
+    as_analyst = client.get("/audit/decisions", headers=AUTH).json()["items"][0]
+    as_viewer = client.get("/audit/decisions", headers=VIEWER).json()["items"][0]
+    assert as_analyst["patient"] == "p1"
+    assert as_viewer["patient"] == hashed != "p1"
+    detail = client.get(f"/audit/decisions/{as_viewer['id']}", headers=VIEWER)
+    assert detail.json()["patient"] == hashed and "p1" not in json.dumps(detail.json()["patient"])
+    assert client.get(f"/audit/decisions/{as_viewer['id']}", headers=AUTH).json()["patient"] == "p1"
+
+
+def test_wrong_credentials_are_logged_and_rate_limited(make_client, caplog):
+    client = make_client(audit_max_failures_per_minute=3, **audit_settings())
+    for attempt in range(3):
+        assert client.get("/audit/summary", headers={"Authorization": f"Bearer guess-{attempt}"}).status_code == 401
+    limited = client.get("/audit/summary", headers=AUTH)
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+    assert limited.json()["issue"][0]["code"] == "throttled"
+    assert client.post("/dashboard/sign-in", data={"key": KEY}).status_code == 429
+    refusals = [r.getMessage() for r in caplog.records if "audit credentials refused" in r.getMessage()]
+    assert len(refusals) == 3 and "unknown API key" in refusals[0]
+    assert not any("guess-" in r.getMessage() for r in caplog.records)
+
+
+def test_audit_key_command_makes_a_user_entry_that_signs_in(make_client):
+    from cli import run_cli
+
+    result = run_cli("audit-key", "quinn.quality", "analyst")
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.splitlines()[0].rsplit(" ", 1)[1]
+    entry = json.loads(result.stdout.splitlines()[1].split(": ", 1)[1])
+    assert entry["name"] == "quinn.quality" and key not in result.stdout.splitlines()[1]
+    client = make_client(audit_users=[entry])
+    assert client.get("/audit/me", headers={"Authorization": f"Bearer {key}"}).json()["role"] == "analyst"
+    assert run_cli("audit-key", "quinn", "boss").returncode == 2
+
+
+# --- OIDC ----------------------------------------------------------------------------------------------
+
+ISSUER = "https://login.example.org/realms/health"
+AUDIENCE = "cds-spine-audit"
+
+
+@pytest.fixture
+def oidc(make_client, tmp_path):
+    key = SigningKey.rsa("idp-1", "RS256")
+    (tmp_path / "idp-jwks.json").write_text(json.dumps(jwks(key)))
+    client = make_client(audit_auth="oidc", audit_oidc_issuer=ISSUER, audit_oidc_audience=AUDIENCE,
+                         audit_oidc_jwks_file=tmp_path / "idp-jwks.json")
+
+    def token(signer: SigningKey = key, audience: str = AUDIENCE, **extra) -> str:
+        return mint(signer, claims(ISSUER, audience, **extra))
+
+    return client, token
+
+
+def test_oidc_tokens_name_the_user_and_grant_the_role(oidc):
+    client, token = oidc
+    viewer_token = token(preferred_username="vic", roles=["cds-spine-viewer"])
+    viewer = client.get("/audit/me", headers={"Authorization": f"Bearer {viewer_token}"})
+    assert (viewer.json()["name"], viewer.json()["role"]) == ("vic", "viewer")
+    analyst = token(sub="u-42", roles=["other", "cds-spine-analyst"])
+    assert client.get("/audit/me", headers={"Authorization": f"Bearer {analyst}"}).json()["name"] == "u-42"
+    signed_in = client.post("/dashboard/sign-in", data={"key": analyst}, follow_redirects=False)
+    assert signed_in.headers["location"] == "/dashboard"
+    assert client.get("/audit/me").json()["role"] == "analyst"
+
+
+def test_oidc_refuses_wrong_tokens_and_roleless_users(oidc):
+    client, token = oidc
+    stranger = SigningKey.rsa("idp-1", "RS256")
+    cases = {
+        token(signer=stranger, roles=["cds-spine-analyst"]): 401,
+        token(audience="another-app", roles=["cds-spine-analyst"]): 401,
+        token(lifetime=-120, roles=["cds-spine-analyst"]): 401,
+        token(preferred_username="eve"): 403,
+        "not-a-jwt": 401,
+    }
+    for credential, status in cases.items():
+        assert client.get("/audit/me", headers={"Authorization": f"Bearer {credential}"}).status_code == status
