@@ -49,7 +49,6 @@ class Component:
 @dataclass(frozen=True)
 class Stratifier:
     id: str
-    title: str
     code: dict[str, Any]
     """As the Measure writes it, for MeasureReport.group.stratifier.code."""
 
@@ -135,7 +134,7 @@ def load_measure(cards_dir: Path, knowledge: Knowledge) -> MeasureDefinition:
             if stratifier_id not in STRATIFIERS:
                 raise MeasureError(f"{where} ({component_id}): stratifier code {stratifier_id!r} is not one of "
                                    f"{', '.join(STRATIFIERS)}")
-            stratifiers.setdefault(stratifier_id, Stratifier(stratifier_id, stratifier.code.text or stratifier_id,
+            stratifiers.setdefault(stratifier_id, Stratifier(stratifier_id,
                                                              raw["group"][index]["stratifier"][position]["code"]))
     ids = [c.id for c in components]
     if len(set(ids)) != len(ids) or not components:

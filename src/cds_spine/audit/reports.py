@@ -97,6 +97,21 @@ class OrderRow:
         return self.service_id
 
 
+class ClinicianLabels:
+    """Each clinician's label: their name and reference once any of their orders carried the name."""
+
+    def __init__(self) -> None:
+        self._labels: dict[str, str] = {}
+
+    def note(self, row: OrderRow) -> None:
+        key = row.stratum("clinician")
+        if row.clinician_name or key not in self._labels:
+            self._labels[key] = row.clinician_label
+
+    def of(self, key: str) -> str:
+        return self._labels.get(key, key)
+
+
 def _as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
@@ -298,17 +313,16 @@ def grouped(engine: Engine, period: Period, by: Grouping, measure: MeasureDefini
     services = ORDER_SERVICES if by == "service" else (ORDER_SIGN,)
     if by == "service":
         filters = Filters(**{**filters.__dict__, "service": None})
-    labels: dict[str, str] = {}
+    labels = ClinicianLabels()
     rows = order_rows(engine, period, measure, services, progress)
 
     def labelled() -> Iterator[OrderRow]:
         for row in rows:
-            if by == "clinician" and (row.clinician_name or row.stratum(by) not in labels):
-                labels[row.stratum(by)] = row.clinician_label
+            labels.note(row)
             yield row
 
     tallies = _tallies(labelled(), measure, filters, by)
-    return [{"group": group, "label": labels.get(group, group), **tallies[group].as_dict()}
+    return [{"group": group, "label": labels.of(group) if by == "clinician" else group, **tallies[group].as_dict()}
             for group in sorted(tallies)]
 
 
@@ -329,10 +343,14 @@ def _filtered(engine: Engine, period: Period, measure: MeasureDefinition, filter
     return (row for row in order_rows(engine, period, measure) if filters.admits(row))
 
 
+def _reason_displays(knowledge: Knowledge) -> dict[str, str]:
+    return {r.code: r.display for r in knowledge.config.card.override_reasons.reasons}
+
+
 def override_reasons(engine: Engine, period: Period, measure: MeasureDefinition, knowledge: Knowledge,
                      filters: Filters = Filters()) -> list[dict]:
     """Overridden cards of the period by reason (a card counts once, by its latest feedback)."""
-    displays = {r.code: r.display for r in knowledge.config.card.override_reasons.reasons}
+    displays = _reason_displays(knowledge)
     counts: dict[str | None, list[int]] = {}
     for row in _filtered(engine, period, measure, filters):
         if row.outcome == "overridden":
@@ -348,7 +366,7 @@ def override_comments(engine: Engine, period: Period, measure: MeasureDefinition
                       page: int, page_size: int, filters: Filters = Filters()) -> dict:
     """Every overridden card of the period (latest feedback), newest override first, with its reason and
     comment, for reading them side by side."""
-    displays = {r.code: r.display for r in knowledge.config.card.override_reasons.reasons}
+    displays = _reason_displays(knowledge)
     overridden = sorted((row for row in _filtered(engine, period, measure, filters) if row.outcome == "overridden"),
                         key=lambda row: (row.feedback_at, row.call_id), reverse=True)
     items = [{"decision": row.call_id, "overriddenAt": row.feedback_at.isoformat(),
@@ -470,14 +488,13 @@ def measure_report(engine: Engine, measure: MeasureDefinition, start: date, end:
     fhir.resources."""
     tally = Tally(measure, keep_rows=subject_list)
     strata = {stratifier.id: {} for stratifier in measure.stratifiers}
-    labels: dict[str, str] = {}
+    labels = ClinicianLabels()
     for row in order_rows(engine, Period(start, end), measure):
         tally.add(row)
         for stratifier_id, tallies in strata.items():
             value = row.stratum(stratifier_id)
             tallies.setdefault(value, Tally(measure)).add(row)
-        if row.clinician_name or row.stratum("clinician") not in labels:
-            labels[row.stratum("clinician")] = row.clinician_label
+        labels.note(row)
     contained, groups = [], []
     for index, component in enumerate(measure.components):
         counts = tally.components[component.id]
@@ -494,7 +511,7 @@ def measure_report(engine: Engine, measure: MeasureDefinition, start: date, end:
                  "population": _populations(counts, tally.orders, subjects), **_score(counts)}
         stratifiers = []
         for stratifier in measure.stratifiers:
-            stratum = [{"value": {"text": labels.get(value, value) if stratifier.id == "clinician" else value},
+            stratum = [{"value": {"text": labels.of(value) if stratifier.id == "clinician" else value},
                         "population": _populations(part.components[component.id], part.orders),
                         **_score(part.components[component.id])}
                        for value, part in sorted(strata[stratifier.id].items())]
