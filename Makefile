@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := pyproject.toml $(shell find src cards -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: run test browser bench fuzz load lock valuesets examples clean
+.PHONY: run test browser bench bench-bulk fuzz load lock valuesets examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ browser:
 bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet '.[bench]'
 	$(BIN)/python -m bench.run
+
+# Benchmark `cds-spine audit-bulk` (local and Spark engines, each against its floor) at 10,000 and 100,000
+# generated patients; writes the "Bulk audit" section of bench/results.md.
+BULK_SIZES ?= 10000 100000
+bench-bulk: $(VENV)/.test-tools
+	$(BIN)/python -m bench.bulk --sizes $(BULK_SIZES)
 
 # Contract fuzzing, long form: random examples, FUZZ_EXAMPLES per operation (`make test` runs 200, derandomized).
 FUZZ_EXAMPLES ?= 3000

@@ -54,7 +54,7 @@ def _person(kind: str, rng: random.Random) -> dict:
             "display": rng.choice(["Jane Morgan, MD", "Luis Ortega, PT", "Amina Yusuf, NP", "Chen Wei, DO"])}
 
 
-def _resource(kind: str, coding: tuple[str, str, str], patient: str, day: date, rng: random.Random) -> dict:
+def ehr_resource(kind: str, coding: tuple[str, str, str], patient: str, day: date, rng: random.Random) -> dict:
     """A resource shaped like an EHR's R4 output (about 1.5 KB): identifiers, references with displays,
     categories, several codings per concept; the elements the pathway reads are among them."""
     concept = _concept(coding, rng)
@@ -120,7 +120,7 @@ def patient_record(size: int, seed: int = 7, today: date | None = None) -> dict[
         kind = TYPES[i % len(TYPES)]
         pool = RELEVANT if rng.random() < RELEVANT_SHARE else UNRELATED
         day = today - timedelta(days=rng.randrange(1, 700))
-        record[KEYS[kind]].append(_resource(kind, rng.choice(pool[kind]), patient, day, rng))
+        record[KEYS[kind]].append(ehr_resource(kind, rng.choice(pool[kind]), patient, day, rng))
     return record
 
 

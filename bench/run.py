@@ -29,6 +29,7 @@ import httpx
 import orjson
 
 from bench.patients import order_sign_request
+from bench.results import marked_sections
 
 HERE = Path(__file__).parent
 SIZES = (10, 100, 1000, 5000)
@@ -387,8 +388,9 @@ def main() -> None:
     print("draft orders: " + ", ".join(f"{count} in {seconds:.2f} s" for count, seconds in orders.items()), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     plot(results, args.out / "latency.png")
-    (args.out / "results.md").write_text(report(results, fallback_result, audit, orders, args.quick),
-                                         encoding="utf-8")
+    path = args.out / "results.md"
+    path.write_text(report(results, fallback_result, audit, orders, args.quick) + marked_sections(path),
+                    encoding="utf-8")
     print(f"wrote {args.out / 'results.md'} and {args.out / 'latency.png'}")
 
 

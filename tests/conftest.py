@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 
 import psycopg
@@ -69,3 +70,13 @@ def make_client(knowledge, tmp_path):
 @pytest.fixture
 def client(make_client) -> TestClient:
     return make_client()
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's chromium, for the page tests (Playwright cannot download its own browser here)."""
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail("Debian's chromium is not installed; `make test` installs it (apt-get install chromium)",
+                    pytrace=False)
+    return path

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -14,15 +13,6 @@ from reporting import AUDIT_USERS_ENV, CLINICIAN_NAME, KEY, SITE, audit_settings
 OUTPUT = ROOT / "test-output"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.fail("Debian's chromium is not installed; `make test` installs it (apt-get install chromium)",
-                    pytrace=False)
-    return path
 
 
 @pytest.fixture

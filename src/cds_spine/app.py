@@ -5,7 +5,9 @@ import asyncio
 import gc
 import logging
 import traceback
+from collections.abc import Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 
 import httpx
 from fastapi import FastAPI, Request
@@ -109,11 +111,16 @@ def serving_app() -> FastAPI:
     return app
 
 
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None,
-               migrate_schema: bool = True) -> FastAPI:
+               migrate_schema: bool = True, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """The service. Raises KnowledgeError, ConfigurationError or StoreProblem (with the reason) instead of
     starting unsafe. The schema is migrated unless `migrate_schema` is false or CDS_SPINE_SCHEMA_MANAGED
-    says it is migrated elsewhere; then it must already be current."""
+    says it is migrated elsewhere; then it must already be current. `clock` is the time calls are
+    evaluated and recorded at (a test replays a past day with it)."""
     settings = settings or Settings()
     knowledge = knowledge or load_knowledge(settings.knowledge_dir())
     issuers = trusted_issuers(settings)
@@ -143,6 +150,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app = FastAPI(title="cds-spine", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None,
                   root_path=settings.root_path)
     app.state.settings = settings
+    app.state.clock = clock
     app.state.knowledge = knowledge
     app.state.store = store
     app.state.measure = measure

@@ -1,4 +1,4 @@
-"""The command line: cds-spine serve | migrate | evaluate | check-config | report | audit-key."""
+"""The command line: cds-spine serve | migrate | evaluate | check-config | report | audit-key | audit-bulk."""
 from __future__ import annotations
 
 import asyncio
@@ -331,9 +331,9 @@ def report(since: Annotated[Optional[str], typer.Option(help="First day (YYYY-MM
     total = reports.count_orders(engine, period, services)
     if total >= PROGRESS_THRESHOLD:
         with typer.progressbar(length=total, label="Scanning decisions", file=sys.stderr) as bar:
-            rows = reports.grouped(engine, period, by.value, measure, progress=bar.update)
+            rows = reports.grouped(reports.StoredOrders(engine), period, by.value, measure, progress=bar.update)
     else:
-        rows = reports.grouped(engine, period, by.value, measure)
+        rows = reports.grouped(reports.StoredOrders(engine), period, by.value, measure)
     engine.dispose()
     if output is Format.json:
         typer.echo(json.dumps({"period": period.as_dict(), "by": by.value, "rows": rows}, indent=2))
@@ -357,6 +357,91 @@ def audit_key(name: Annotated[str, typer.Argument(help="The user's name, as the 
     typer.echo(f"key (give it to {name}; it is not stored): {key}")
     entry = user.model_copy(update={"key_sha256": key_hash(key)}).model_dump()
     typer.echo(f"CDS_SPINE_AUDIT_USERS entry: {json.dumps(entry)}")
+
+
+class BulkEngine(str, Enum):
+    local = "local"
+    spark = "spark"
+
+
+def _patient_keys(settings: Settings) -> tuple[bytes | None, str]:
+    """How a bulk run shows patient ids: as the live audit does (the same keyed hash, so the two can be
+    joined), plain when the audit keeps plain ids, else a keyed hash with a key of this run only."""
+    if settings.audit_plain_patient_ids:
+        return None, "plain patient ids (CDS_SPINE_AUDIT_PLAIN_PATIENT_IDS)"
+    if settings.audit_hash_key is not None:
+        return settings.audit_hash_key.get_secret_value().encode(), "keyed hash (CDS_SPINE_AUDIT_HASH_KEY)"
+    return os.urandom(32), ("keyed hash with a key of this run only (set CDS_SPINE_AUDIT_HASH_KEY to match the "
+                            "live audit's keys)")
+
+
+def _problem_lines(summary: dict) -> list[str]:
+    read = summary["read"]
+    lines = [f"problem: {count:,} {kind}" for kind, count in read["problems"].items()]
+    lines += [f"  {p['file']} line {p['line']}: {p['kind']}: {p['detail']}" for p in read["problemExamples"]]
+    return lines
+
+
+@app.command("audit-bulk")
+def audit_bulk(
+        export: Annotated[Path, typer.Argument(help=(
+            "A FHIR Bulk Data export: a folder of .ndjson or .ndjson.gz files, one such file, or the export's "
+            "manifest (JSON with output[].url)."))],
+        since: Annotated[Optional[str], typer.Option(help="First procedure day (YYYY-MM-DD), included.")] = None,
+        until: Annotated[Optional[str], typer.Option(help="Last procedure day (YYYY-MM-DD), included.")] = None,
+        out: Annotated[Path, typer.Option(help="Folder for rows.parquet, rows.csv, summary.json and "
+                                               "measure-report.json.")] = Path("audit-bulk"),
+        engine: Annotated[BulkEngine, typer.Option(help="local: every core of this machine; spark: "
+                                                        "CDS_SPINE_SPARK_MASTER (default local[*]).")] = BulkEngine.local,
+        workers: Annotated[Optional[int], typer.Option(min=1, help="local: processes (default: every core).")] = None,
+        partitions: Annotated[Optional[int], typer.Option(min=1, help="Patient partitions (default: by size).")] = None,
+        quiet: Annotated[bool, typer.Option(help="No progress lines.")] = False) -> None:
+    """Audit the past: every completed ESI and spine-surgery Procedure of a FHIR Bulk Data export, evaluated
+    as of the day before it with the live service's pathway and cards/. Exit 0: done; 1: done, but some
+    input could not be read (counted in summary.json, with file and line); 2: the export cannot be read."""
+    import time
+
+    from .bulk.audit import AuditSpec
+    from .bulk.export import ExportError, export_files
+    from .bulk.outputs import RunInfo, RunWriter
+
+    period = reports.Period(_day(since, "--since"), _day(until, "--until"))
+    if period.since and period.until and period.since > period.until:
+        raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
+    settings = _settings()
+    knowledge = _knowledge(settings)
+    measure = _measure(settings, knowledge)
+    try:
+        files = export_files(export)
+    except ExportError as exc:
+        typer.echo(f"cds-spine: {exc}", err=True)
+        raise typer.Exit(2) from None
+    hash_key, patient_keys = _patient_keys(settings)
+    spec = AuditSpec.of(settings.knowledge_dir(), period.since, period.until, hash_key)
+    progress = None if quiet else (lambda line: typer.echo(line, err=True))
+    writer = RunWriter(out, measure)
+    started = time.monotonic()
+    if engine is BulkEngine.spark:
+        from .bulk.spark import run_spark
+
+        totals, patients = run_spark(files, spec, writer.add, settings.spark_master, partitions, progress)
+    else:
+        from .bulk.local import run_local
+
+        totals, patients = run_local(files, spec.context(), writer.add, workers, progress, partitions)
+    summary = writer.finish(RunInfo(engine.value if engine is BulkEngine.local else f"spark {settings.spark_master}",
+                                    str(export), period.since, period.until, knowledge.version, patient_keys),
+                            totals, patients, time.monotonic() - started)
+    typer.echo(f"{len(files)} files, {totals.lines:,} resources read, {totals.kept:,} kept; {patients:,} patients; "
+               f"{summary['procedures']:,} procedures audited ({summary['period']['since']} to "
+               f"{summary['period']['until']}); written to {out}/")
+    if summary["procedures"]:
+        typer.echo(_table(summary["by"]["month"]))
+    problems = _problem_lines(summary)
+    for line in problems:
+        typer.echo(line, err=True)
+    if problems:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

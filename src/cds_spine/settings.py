@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     """Wrong audit credentials allowed per client address per minute (per worker); then 429."""
     adherence_target: float = Field(0.8, ge=0, le=1)
     """The adherence rate the quality team aims for: the dashboard draws it on the trend."""
+    bulk_runs_dir: Path | None = None
+    """A folder of `cds-spine audit-bulk --out` runs the dashboard and the /audit reports can open (`run`)."""
+    spark_master: str = "local[*]"
+    """`cds-spine audit-bulk --engine spark`: the Spark master (local[*], spark://host:7077, yarn, k8s://...)."""
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -14,7 +14,7 @@ import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Literal
+from typing import Literal, Protocol
 
 from fhir.resources.R4B.measurereport import MeasureReport
 from sqlalchemy import Engine, and_, exists, func, not_, or_, select
@@ -306,7 +306,31 @@ def _tallies(rows: Iterator[OrderRow], measure: MeasureDefinition, filters: Filt
     return tallies
 
 
-def grouped(engine: Engine, period: Period, by: Grouping, measure: MeasureDefinition, filters: Filters = Filters(),
+class Orders(Protocol):
+    """Where a report's orders come from: the audit store (StoredOrders) or a bulk run's rows
+    (bulk.outputs.RunOrders)."""
+
+    def rows(self, period: Period, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
+             progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]: ...
+
+    def calls_by_status(self, period: Period) -> dict[int, int]: ...
+
+
+@dataclass(frozen=True)
+class StoredOrders:
+    engine: Engine
+
+    def rows(self, period: Period, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
+             progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]:
+        return order_rows(self.engine, period, measure, services, progress)
+
+    def calls_by_status(self, period: Period) -> dict[int, int]:
+        with self.engine.connect() as connection:
+            return dict(connection.execute(select(tables.calls.c.status, func.count())
+                                           .where(*period.conditions()).group_by(tables.calls.c.status)).all())
+
+
+def grouped(orders: Orders, period: Period, by: Grouping, measure: MeasureDefinition, filters: Filters = Filters(),
             progress: Callable[[int], None] | None = None) -> list[dict]:
     """One row per group: the measure's populations and rates, and the overrides. Clinicians are labelled
     with their names where the EHR gave them."""
@@ -314,45 +338,45 @@ def grouped(engine: Engine, period: Period, by: Grouping, measure: MeasureDefini
     if by == "service":
         filters = Filters(**{**filters.__dict__, "service": None})
     labels = ClinicianLabels()
-    rows = order_rows(engine, period, measure, services, progress)
+    rows = orders.rows(period, measure, services, progress)
 
     def labelled() -> Iterator[OrderRow]:
         for row in rows:
             labels.note(row)
             yield row
 
-    tallies = _tallies(labelled(), measure, filters, by)
+    return _group_rows(_tallies(labelled(), measure, filters, by), labels, by)
+
+
+def _group_rows(tallies: dict[str, Tally], labels: ClinicianLabels, by: str) -> list[dict]:
     return [{"group": group, "label": labels.of(group) if by == "clinician" else group, **tallies[group].as_dict()}
             for group in sorted(tallies)]
 
 
-def summary(engine: Engine, period: Period, measure: MeasureDefinition, filters: Filters = Filters()) -> dict:
+def summary(orders: Orders, period: Period, measure: MeasureDefinition, filters: Filters = Filters()) -> dict:
     """The period's totals; `calls` and `callsByStatus` count every call of the period, unfiltered."""
     tally = Tally(measure)
-    for row in order_rows(engine, period, measure):
-        if filters.admits(row):
-            tally.add(row)
-    with engine.connect() as connection:
-        statuses = dict(connection.execute(select(tables.calls.c.status, func.count())
-                                           .where(*period.conditions()).group_by(tables.calls.c.status)).all())
+    for row in _filtered(orders, period, measure, filters):
+        tally.add(row)
+    statuses = orders.calls_by_status(period)
     return {"period": period.as_dict(), "calls": sum(statuses.values()),
             "callsByStatus": {str(status): count for status, count in sorted(statuses.items())}, **tally.as_dict()}
 
 
-def _filtered(engine: Engine, period: Period, measure: MeasureDefinition, filters: Filters) -> Iterator[OrderRow]:
-    return (row for row in order_rows(engine, period, measure) if filters.admits(row))
+def _filtered(orders: Orders, period: Period, measure: MeasureDefinition, filters: Filters) -> Iterator[OrderRow]:
+    return (row for row in orders.rows(period, measure) if filters.admits(row))
 
 
 def _reason_displays(knowledge: Knowledge) -> dict[str, str]:
     return {r.code: r.display for r in knowledge.config.card.override_reasons.reasons}
 
 
-def override_reasons(engine: Engine, period: Period, measure: MeasureDefinition, knowledge: Knowledge,
+def override_reasons(orders: Orders, period: Period, measure: MeasureDefinition, knowledge: Knowledge,
                      filters: Filters = Filters()) -> list[dict]:
     """Overridden cards of the period by reason (a card counts once, by its latest feedback)."""
     displays = _reason_displays(knowledge)
     counts: dict[str | None, list[int]] = {}
-    for row in _filtered(engine, period, measure, filters):
+    for row in _filtered(orders, period, measure, filters):
         if row.outcome == "overridden":
             entry = counts.setdefault(row.override_code, [0, 0])
             entry[0] += 1
@@ -362,12 +386,12 @@ def override_reasons(engine: Engine, period: Period, measure: MeasureDefinition,
                   key=lambda item: (-item["count"], item["display"]))
 
 
-def override_comments(engine: Engine, period: Period, measure: MeasureDefinition, knowledge: Knowledge,
+def override_comments(orders: Orders, period: Period, measure: MeasureDefinition, knowledge: Knowledge,
                       page: int, page_size: int, filters: Filters = Filters()) -> dict:
     """Every overridden card of the period (latest feedback), newest override first, with its reason and
     comment, for reading them side by side."""
     displays = _reason_displays(knowledge)
-    overridden = sorted((row for row in _filtered(engine, period, measure, filters) if row.outcome == "overridden"),
+    overridden = sorted((row for row in _filtered(orders, period, measure, filters) if row.outcome == "overridden"),
                         key=lambda row: (row.feedback_at, row.call_id), reverse=True)
     items = [{"decision": row.call_id, "overriddenAt": row.feedback_at.isoformat(),
               "orderedAt": row.received_at.isoformat(), "clinician": row.clinician,
@@ -472,61 +496,88 @@ def _score(counts: Counts) -> dict:
     return {"measureScore": {"value": counts.rate}} if counts.rate is not None else {}
 
 
-def _subject_list(list_id: str, title: str, rows: list[OrderRow]) -> dict:
-    """A contained List of the decisions behind one count: each names the audit decision (GET
-    /audit/decisions/{id}) and, in its display, the order."""
+def _subject_list(list_id: str, title: str, rows: list[OrderRow], identifier_system: str) -> dict:
+    """A contained List of the orders behind one count: each names the audit decision (GET
+    /audit/decisions/{id}) or, in a bulk run, the Procedure, and in its display the order."""
     return {"resourceType": "List", "id": list_id, "status": "current", "mode": "snapshot", "title": title,
-            "entry": [{"item": {"identifier": {"system": DECISION_IDENTIFIER, "value": row.call_id},
+            "entry": [{"item": {"identifier": {"system": identifier_system, "value": row.call_id},
                                 "display": f"{row.kind} {row.region} {row.received_at.date().isoformat()} "
                                            f"order {row.assessment_id}"}} for row in rows]}
 
 
+class Scoring:
+    """The Measure scored over a stream of orders: in all, per stratum of every stratifier (which are also
+    the report's groupings), with clinicians' labels; one pass, for the live audit and a bulk run alike."""
+
+    def __init__(self, measure: MeasureDefinition, keep_rows: bool = False) -> None:
+        self.measure = measure
+        self.tally = Tally(measure, keep_rows=keep_rows)
+        self.strata: dict[str, dict[str, Tally]] = {stratifier.id: {} for stratifier in measure.stratifiers}
+        self.labels = ClinicianLabels()
+        self.first: date | None = None
+        self.last: date | None = None
+
+    def add(self, row: OrderRow) -> None:
+        self.tally.add(row)
+        for stratifier_id, tallies in self.strata.items():
+            tallies.setdefault(row.stratum(stratifier_id), Tally(self.measure)).add(row)
+        self.labels.note(row)
+        day = row.received_at.date()
+        self.first = min(self.first or day, day)
+        self.last = max(self.last or day, day)
+
+    def grouped(self, by: str) -> list[dict]:
+        """As `grouped`, for a grouping that is a stratifier."""
+        return _group_rows(self.strata[by], self.labels, by)
+
+    def measure_report(self, start: date, end: date, now: datetime, identifier_system: str = DECISION_IDENTIFIER
+                       ) -> dict:
+        """The Measure scored as a FHIR R4 MeasureReport (summary, or subject-list with the orders behind each
+        group's counts when rows were kept), one group per component, stratified; validated with
+        fhir.resources."""
+        measure, tally, subject_list = self.measure, self.tally, self.tally.keep_rows
+        contained, groups = [], []
+        for index, component in enumerate(measure.components):
+            counts = tally.components[component.id]
+            subjects = None
+            if subject_list:
+                members = {"initial-population": tally.rows,
+                           "denominator": [r for r in tally.rows if component.id in r.outcomes],
+                           "denominator-exclusion": [r for r in tally.rows
+                                                     if r.outcomes.get(component.id) == "excluded"],
+                           "numerator": [r for r in tally.rows if r.outcomes.get(component.id) == "met"]}
+                subjects = {code: f"g{index}-{code}" for code in members}
+                contained += [_subject_list(subjects[code], f"{component.title}: {code}", rows, identifier_system)
+                              for code, rows in members.items()]
+            group = {"id": component.id, "code": measure.resource["group"][index]["code"],
+                     "population": _populations(counts, tally.orders, subjects), **_score(counts)}
+            stratifiers = []
+            for stratifier in measure.stratifiers:
+                stratum = [{"value": {"text": self.labels.of(value) if stratifier.id == "clinician" else value},
+                            "population": _populations(part.components[component.id], part.orders),
+                            **_score(part.components[component.id])}
+                           for value, part in sorted(self.strata[stratifier.id].items())]
+                stratifiers.append({"code": [measure.stratifier_code(stratifier.id)], "stratum": stratum})
+            group["stratifier"] = stratifiers
+            groups.append(group)
+        report = {"resourceType": "MeasureReport", "status": "complete",
+                  "type": "subject-list" if subject_list else "summary", "measure": measure.canonical,
+                  "date": now.isoformat(), "period": {"start": start.isoformat(), "end": end.isoformat()},
+                  "improvementNotation": measure.resource["improvementNotation"], "group": groups}
+        if contained:
+            report = {"resourceType": "MeasureReport", "contained": contained,
+                      **{key: value for key, value in report.items() if key != "resourceType"}}
+        MeasureReport.model_validate(report)
+        return report
+
+
 def measure_report(engine: Engine, measure: MeasureDefinition, start: date, end: date, now: datetime,
                    subject_list: bool = False) -> dict:
-    """The Measure scored for a period as a FHIR R4 MeasureReport (summary, or subject-list with the
-    decisions behind each group's counts), one group per component, stratified; validated with
-    fhir.resources."""
-    tally = Tally(measure, keep_rows=subject_list)
-    strata = {stratifier.id: {} for stratifier in measure.stratifiers}
-    labels = ClinicianLabels()
+    """The audit store's orders of a period, scored as a FHIR R4 MeasureReport (Scoring.measure_report)."""
+    scoring = Scoring(measure, keep_rows=subject_list)
     for row in order_rows(engine, Period(start, end), measure):
-        tally.add(row)
-        for stratifier_id, tallies in strata.items():
-            value = row.stratum(stratifier_id)
-            tallies.setdefault(value, Tally(measure)).add(row)
-        labels.note(row)
-    contained, groups = [], []
-    for index, component in enumerate(measure.components):
-        counts = tally.components[component.id]
-        subjects = None
-        if subject_list:
-            members = {"initial-population": tally.rows,
-                       "denominator": [r for r in tally.rows if component.id in r.outcomes],
-                       "denominator-exclusion": [r for r in tally.rows if r.outcomes.get(component.id) == "excluded"],
-                       "numerator": [r for r in tally.rows if r.outcomes.get(component.id) == "met"]}
-            subjects = {code: f"g{index}-{code}" for code in members}
-            contained += [_subject_list(subjects[code], f"{component.title}: {code}", rows)
-                          for code, rows in members.items()]
-        group = {"id": component.id, "code": measure.resource["group"][index]["code"],
-                 "population": _populations(counts, tally.orders, subjects), **_score(counts)}
-        stratifiers = []
-        for stratifier in measure.stratifiers:
-            stratum = [{"value": {"text": labels.of(value) if stratifier.id == "clinician" else value},
-                        "population": _populations(part.components[component.id], part.orders),
-                        **_score(part.components[component.id])}
-                       for value, part in sorted(strata[stratifier.id].items())]
-            stratifiers.append({"code": [measure.stratifier_code(stratifier.id)], "stratum": stratum})
-        group["stratifier"] = stratifiers
-        groups.append(group)
-    report = {"resourceType": "MeasureReport", "status": "complete",
-              "type": "subject-list" if subject_list else "summary", "measure": measure.canonical,
-              "date": now.isoformat(), "period": {"start": start.isoformat(), "end": end.isoformat()},
-              "improvementNotation": measure.resource["improvementNotation"], "group": groups}
-    if contained:
-        report = {"resourceType": "MeasureReport", "contained": contained,
-                  **{key: value for key, value in report.items() if key != "resourceType"}}
-    MeasureReport.model_validate(report)
-    return report
+        scoring.add(row)
+    return scoring.measure_report(start, end, now)
 
 
 def access_log(engine: Engine, period: Period, user: str | None, page: int, page_size: int) -> dict:

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from ..bodies import media_type, read_body
+from ..bulk.runs import find_run, list_runs
 from ..cdshooks.services import SERVICES
 from ..errors import ApiError, InvalidRequest, Issue, ServiceNotFound, UnsupportedMediaType
 from ..jsonio import JsonResponse
@@ -36,6 +37,8 @@ PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' d
 PERIOD = {"since", "until"}
 ORDER_FILTERS = {"decision", "clinician", "kind", "region", "site", "component", "overridden"}
 PAGING = {"page", "pageSize"}
+RUN = {"run"}
+"""A bulk run (`cds-spine audit-bulk`) under CDS_SPINE_BULK_RUNS_DIR, read instead of the live audit."""
 
 
 class AuditUnauthorized(ApiError):
@@ -185,6 +188,17 @@ def _engine(request: Request):
     return request.app.state.store.engine
 
 
+def _orders(request: Request) -> reports.Orders:
+    """The live audit's orders, or a bulk run's (`run`)."""
+    name = request.query_params.get("run")
+    if name is None:
+        return reports.StoredOrders(_engine(request))
+    run = find_run(request.app.state.settings.bulk_runs_dir, name)
+    if run is None:
+        raise ServiceNotFound(Issue("not-found", f"no bulk run {name!r} (GET /audit/bulk-runs lists them)"))
+    return run
+
+
 @api.get("/me")
 async def me(request: Request) -> JsonResponse:
     """Who is signed in, and what the dashboard needs to know before it draws."""
@@ -193,6 +207,14 @@ async def me(request: Request) -> JsonResponse:
                          "adherenceTarget": request.app.state.settings.adherence_target,
                          "components": [{"id": c.id, "title": c.title} for c in request.app.state.measure.components],
                          "regions": sorted(request.app.state.knowledge.config.regions)})
+
+
+@api.get("/bulk-runs")
+async def bulk_runs(request: Request) -> JsonResponse:
+    """The bulk runs (`cds-spine audit-bulk --out` folders in CDS_SPINE_BULK_RUNS_DIR) the reports can read
+    with `run`, newest first."""
+    _known_parameters(request, ())
+    return JsonResponse({"runs": await run_in_threadpool(list_runs, request.app.state.settings.bulk_runs_dir)})
 
 
 @api.get("/measure")
@@ -204,19 +226,19 @@ async def measure(request: Request) -> JsonResponse:
 
 @api.get("/summary")
 async def summary(request: Request) -> JsonResponse:
-    filters = _filters(request, PERIOD | ORDER_FILTERS)
-    found = await run_in_threadpool(reports.summary, _engine(request), _period(request), request.app.state.measure,
+    filters = _filters(request, PERIOD | ORDER_FILTERS | RUN)
+    found = await run_in_threadpool(reports.summary, _orders(request), _period(request), request.app.state.measure,
                                     filters)
     return JsonResponse({**found, "adherenceTarget": request.app.state.settings.adherence_target})
 
 
 @api.get("/report")
 async def report(request: Request) -> Response:
-    filters = _filters(request, PERIOD | ORDER_FILTERS | {"by", "format"})
+    filters = _filters(request, PERIOD | ORDER_FILTERS | RUN | {"by", "format"})
     by = _choice(request, "by", reports.GROUPINGS) or "month"
     output = _choice(request, "format", ("json", "csv")) or "json"
     period = _period(request)
-    rows = await run_in_threadpool(reports.grouped, _engine(request), period, by, request.app.state.measure, filters)
+    rows = await run_in_threadpool(reports.grouped, _orders(request), period, by, request.app.state.measure, filters)
     if output == "csv":
         return Response(reports.rows_as_csv(rows), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="cds-spine-report-by-{by}.csv"'})
@@ -225,9 +247,9 @@ async def report(request: Request) -> Response:
 
 @api.get("/override-reasons")
 async def override_reasons(request: Request) -> JsonResponse:
-    filters = _filters(request, PERIOD | ORDER_FILTERS)
+    filters = _filters(request, PERIOD | ORDER_FILTERS | RUN)
     period = _period(request)
-    reasons = await run_in_threadpool(reports.override_reasons, _engine(request), period, request.app.state.measure,
+    reasons = await run_in_threadpool(reports.override_reasons, _orders(request), period, request.app.state.measure,
                                       request.app.state.knowledge, filters)
     return JsonResponse({"period": period.as_dict(), "reasons": reasons})
 
@@ -235,10 +257,10 @@ async def override_reasons(request: Request) -> JsonResponse:
 @api.get("/override-comments")
 async def override_comments(request: Request) -> JsonResponse:
     """Every overridden card with its reason and comment, newest first."""
-    filters = _filters(request, PERIOD | ORDER_FILTERS | PAGING)
+    filters = _filters(request, PERIOD | ORDER_FILTERS | PAGING | RUN)
     page, page_size = _int(request, "page", 1, 1, 1_000_000), _int(request, "pageSize", 50, 1, 500)
     return JsonResponse(await run_in_threadpool(
-        reports.override_comments, _engine(request), _period(request), request.app.state.measure,
+        reports.override_comments, _orders(request), _period(request), request.app.state.measure,
         request.app.state.knowledge, page, page_size, filters))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
@@ -107,9 +107,9 @@ async def discovery() -> JsonResponse:
 @router.post("/cds-services/{service_id}")
 async def call_service(service_id: str, request: Request) -> JsonResponse:
     started = time.perf_counter()
-    received_at = datetime.now(timezone.utc)
-    service = _service(service_id)
     state = request.app.state
+    received_at = state.clock()
+    service = _service(service_id)
     settings = state.settings
     body = await json_body(request)
     call = await run_in_threadpool(
@@ -138,7 +138,7 @@ async def feedback(service_id: str, request: Request) -> JsonResponse:
     body = await json_body(request)
     parsed = await run_in_threadpool(
         lambda: validate(FeedbackRequest, decode_json(body, request.app.state.settings.max_json_containers)))
-    received_at = datetime.now(timezone.utc)
+    received_at = request.app.state.clock()
     events = [
         FeedbackEvent(
             service_id=service.id, card=item.card, outcome=item.outcome,

@@ -3,7 +3,7 @@
 // every panel and the CSV follow the filters, and the charts are Chart.js (vendored).
 const state = { page: 1, pageSize: 25, charts: {}, me: null };
 const $ = (id) => document.getElementById(id);
-const FILTERS = ["since", "until", "kind", "region", "clinician", "site", "component", "decision", "overridden"];
+const FILTERS = ["run", "since", "until", "kind", "region", "clinician", "site", "component", "decision", "overridden"];
 // Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 const COLOURS = { blue: "#0072B2", orange: "#E69F00", green: "#009E73", vermillion: "#D55E00", sky: "#56B4E9",
   purple: "#CC79A7", grey: "#6b7785" };
@@ -256,7 +256,7 @@ function fillOptions(select, rows) {
 
 async function loadOptions() {
   const period = new URLSearchParams();
-  for (const name of ["since", "until"]) if ($(name).value) period.set(name, $(name).value);
+  for (const name of ["run", "since", "until"]) if ($(name).value) period.set(name, $(name).value);
   const [clinicians, sites] = await Promise.all([getJson("../audit/report", `${period}&by=clinician`),
     getJson("../audit/report", `${period}&by=site`)]);
   fillOptions($("clinician"), clinicians.rows);
@@ -273,11 +273,15 @@ async function load() {
   decisions.set("pageSize", state.pageSize);
   const comments = new URLSearchParams(params);
   comments.set("pageSize", 20);
+  const bulk = Boolean($("run").value);  // a bulk run has no calls, cards or overrides to list
+  const none = { total: 0, items: [], page: 1, pageSize: state.pageSize };
   const [summary, months, clinicians, kinds, sites, reasons, commentList, list] = await Promise.all([
     getJson("../audit/summary", params), getJson("../audit/report", by("month")), getJson("../audit/report", by("clinician")),
     getJson("../audit/report", by("order-kind")), getJson("../audit/report", by("site")),
-    getJson("../audit/override-reasons", params), getJson("../audit/override-comments", comments),
-    getJson("../audit/decisions", decisions)]);
+    getJson("../audit/override-reasons", params), bulk ? none : getJson("../audit/override-comments", comments),
+    bulk ? none : getJson("../audit/decisions", decisions)]);
+  $("run-note").hidden = !bulk;
+  for (const section of document.querySelectorAll(".live-only")) section.hidden = bulk;
   renderSummary(summary);
   renderTrend(months);
   renderReasons(reasons);
@@ -299,6 +303,11 @@ async function start() {
   $("who").textContent = `${state.me.name} (${state.me.role})`;
   for (const region of state.me.regions) { const option = element("option", region); option.value = region; $("region").append(option); }
   for (const c of state.me.components) { const option = element("option", c.title); option.value = c.id; $("component").append(option); }
+  for (const run of (await getJson("../audit/bulk-runs")).runs) {
+    const option = element("option", `bulk run ${run.id}: ${run.period.since} to ${run.period.until}, ${run.procedures} procedures`);
+    option.value = run.id;
+    $("run").append(option);
+  }
   await loadOptions();
   await load();
 }

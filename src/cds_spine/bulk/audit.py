@@ -1,0 +1,164 @@
+"""The one per-patient function both engines call: a patient's resources in, one row per completed ESI or
+spine-surgery Procedure of the period out, each evaluated as the live service would have evaluated its
+order on the day before it was performed: the same reader (fhir.gather), the same pathway, the same cards/.
+"""
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+
+import orjson
+
+from ..audit.measure import MeasureDefinition, load_measure
+from ..fhir.gather import build_record, unresolved_medications
+from ..pathway import Assessment, DraftOrder, Knowledge, PatientRecord, assess, classify_all, load_knowledge
+from ..privacy import PatientIdHasher
+from ..pathway.record import ProcedureEntry
+
+PERFORMED = "completed"
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """What every patient is audited with: the knowledge and measure (from cards/), the period of the
+    procedures (inclusive days; None: open) and how patient ids are shown in the rows."""
+
+    knowledge: Knowledge
+    measure: MeasureDefinition
+    since: date | None
+    until: date | None
+    patient_key: Callable[[str], str]
+
+    def in_period(self, day: date) -> bool:
+        return (self.since is None or day >= self.since) and (self.until is None or day <= self.until)
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    """An AuditContext as plain data, to ship to other processes and machines (Spark executors): cards/
+    as bytes, so every executor audits with the driver's clinical knowledge, whatever it has installed."""
+
+    cards: tuple[tuple[str, bytes], ...]
+    since: date | None
+    until: date | None
+    hash_key: bytes | None
+    """None: plain patient ids in the rows."""
+
+    @classmethod
+    def of(cls, cards_dir: Path, since: date | None, until: date | None, hash_key: bytes | None) -> AuditSpec:
+        files = sorted(p for p in cards_dir.rglob("*") if p.is_file())
+        return cls(tuple((str(p.relative_to(cards_dir)), p.read_bytes()) for p in files), since, until, hash_key)
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(repr((self.since, self.until, self.hash_key)).encode())
+        for name, content in self.cards:
+            digest.update(name.encode() + b"\0" + content)
+        return digest.hexdigest()
+
+    def context(self) -> AuditContext:
+        with tempfile.TemporaryDirectory(prefix="cds-spine-cards-") as folder:
+            cards_dir = Path(folder)
+            for name, content in self.cards:
+                (cards_dir / name).parent.mkdir(parents=True, exist_ok=True)
+                (cards_dir / name).write_bytes(content)
+            knowledge = load_knowledge(cards_dir)
+            measure = load_measure(cards_dir, knowledge)
+        patient_key = PatientIdHasher(self.hash_key) if self.hash_key is not None else str
+        return AuditContext(knowledge, measure, self.since, self.until, patient_key)
+
+
+def _performed_day(entry: ProcedureEntry) -> date | None:
+    performed = entry.performed
+    return (performed.start or performed.end) if performed else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _performer(procedure: dict) -> tuple[str | None, str | None]:
+    """The first performer's reference and name, as the record gives them."""
+    performers = procedure.get("performer")
+    actor = performers[0].get("actor") if isinstance(performers, list) and performers and isinstance(
+        performers[0], dict) else None
+    if not isinstance(actor, dict):
+        return None, None
+    return _text(actor.get("reference")), _text(actor.get("display"))
+
+
+def _site(procedure: dict) -> str | None:
+    location = procedure.get("location")
+    return _text(location.get("display")) if isinstance(location, dict) else None
+
+
+def _row(context: AuditContext, patient_id: str, entry: ProcedureEntry, day: date, assessment: Assessment,
+         raw: dict) -> dict:
+    order = assessment.order
+    codes = [finding.code for finding in assessment.findings]
+    clinician, clinician_name = _performer(raw)
+    history = assessment.history
+    return {
+        "patient": context.patient_key(patient_id),
+        "procedure": entry.reference,
+        "date": day.isoformat(),
+        "asOf": (day - timedelta(days=1)).isoformat(),
+        "kind": order.category,
+        "region": order.region,
+        "detail": order.guidance if order.category == "esi" else order.kind,
+        "code": f"{order.code.system}|{order.code.code}",
+        "decision": assessment.decision.value,
+        "findings": codes,
+        "components": context.measure.outcomes(order.category, assessment.decision.value, codes),
+        "conservativeDays": history.days,
+        "requiredDays": assessment.required_days,
+        "conservativeEvidence": len(history.evidence),
+        "notCounted": len(history.not_counted),
+        "priorInjections": len(assessment.prior_injections),
+        "diagnoses": len(assessment.diagnoses),
+        "redFlags": len(assessment.red_flags),
+        "unreadable": len(assessment.unreadable),
+        "clinician": clinician,
+        "clinicianName": clinician_name,
+        "site": _site(raw),
+    }
+
+
+def audit_patient(patient_id: str, lines: Iterable[bytes], medications: Mapping[str, bytes],
+                  context: AuditContext) -> list[dict]:
+    """Rows for the patient's completed ESIs and spine surgeries in the period, oldest first. `lines` are
+    the patient's kept resources (export.read_file); `medications` every Medication line by id."""
+    knowledge = context.knowledge
+    resources = [orjson.loads(line) for line in lines]
+    record_resources = [r for r in resources if r.get("resourceType") != "Patient"]
+    record_resources += [orjson.loads(medications[m]) for m in unresolved_medications(record_resources)
+                         if m in medications]
+    if not any(r.get("resourceType") == "Procedure" for r in record_resources):
+        return []
+    record: PatientRecord = build_record(record_resources, knowledge)
+    raw_procedures = {f"Procedure/{r.get('id')}": r for r in record_resources if r.get("resourceType") == "Procedure"}
+    rows = []
+    for entry in record.procedures:
+        day = _performed_day(entry)
+        if entry.status != PERFORMED or day is None or not context.in_period(day):
+            continue
+        draft = DraftOrder(entry.reference, entry.codes, entry.text, entry.status)
+        orders = classify_all([draft], knowledge)
+        if not orders:
+            continue
+        now = datetime.combine(day - timedelta(days=1), time(), timezone.utc)
+        [assessment] = assess(orders, record, knowledge, now, session_orders=[draft])
+        rows.append(_row(context, patient_id, entry, day, assessment, raw_procedures.get(entry.reference, {})))
+    return sorted(rows, key=row_order)
+
+
+PatientAudit = Callable[[str, Iterable[bytes], Mapping[str, bytes], AuditContext], list[dict]]
+
+
+def row_order(row: dict) -> tuple[str, str, str]:
+    return row["patient"], row["date"], row["procedure"]
+

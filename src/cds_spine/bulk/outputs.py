@@ -1,0 +1,107 @@
+"""What a bulk run writes to its folder, whichever engine ran it, from its rows in order:
+
+- rows.parquet and rows.csv: one row per procedure (patient key, date, kind, region, decision, every
+  finding, each measure component's outcome, evidence counts, performer and site);
+- summary.json: the totals of reading (resources, kept, problems with file and line), the measure's
+  populations and rates (as `cds-spine report` and /audit/summary give them), the groupings the
+  dashboard shows (month, clinician, order kind, region, site);
+- measure-report.json: the FHIR R4 MeasureReport of the period, as the live audit writes it.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..audit.measure import MeasureDefinition
+from ..audit.reports import Scoring
+from .export import ReadTotals
+from .runs import order_row
+
+PROCEDURE_IDENTIFIER = "https://cds-spine.org/fhir/NamingSystem/bulk-audit-procedure"
+COUNT_COLUMNS = ("conservativeDays", "requiredDays", "conservativeEvidence", "notCounted", "priorInjections",
+                 "diagnoses", "redFlags", "unreadable")
+TEXT_COLUMNS = ("patient", "procedure", "date", "asOf", "kind", "region", "detail", "code", "decision")
+PERSON_COLUMNS = ("clinician", "clinicianName", "site")
+BATCH_ROWS = 10_000
+GROUPINGS = ("month", "clinician", "order-kind", "region", "site")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    engine: str
+    export: str
+    since: date | None
+    until: date | None
+    knowledge_version: str
+    patient_keys: str  # how patient ids are shown: "keyed hash (CDS_SPINE_AUDIT_HASH_KEY)", ...
+
+
+class RunWriter:
+    """Streams rows (in order) into the Parquet and CSV files and the measure's tallies."""
+
+    def __init__(self, out: Path, measure: MeasureDefinition) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        self.measure = measure
+        self.components = [component.id for component in measure.components]
+        self.scoring = Scoring(measure)
+        self.rows = 0
+        self._batch: list[dict] = []
+        self._schema = pa.schema([*((name, pa.string()) for name in TEXT_COLUMNS),
+                                  ("findings", pa.list_(pa.string())),
+                                  *((f"component:{cid}", pa.string()) for cid in self.components),
+                                  *((name, pa.int32()) for name in COUNT_COLUMNS),
+                                  *((name, pa.string()) for name in PERSON_COLUMNS)])
+        self._parquet = pq.ParquetWriter(out / "rows.parquet", self._schema)
+        self._csv_file = (out / "rows.csv").open("w", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._csv_file, lineterminator="\n")
+        self._csv.writerow(self._schema.names)
+
+    def _flat(self, row: dict) -> dict:
+        flat = {name: row[name] for name in (*TEXT_COLUMNS, *COUNT_COLUMNS, *PERSON_COLUMNS)}
+        flat["findings"] = row["findings"]
+        flat.update({f"component:{cid}": row["components"].get(cid) for cid in self.components})
+        return flat
+
+    def add(self, row: dict) -> None:
+        self.rows += 1
+        flat = self._flat(row)
+        self.scoring.add(order_row(flat, self.rows))
+        self._csv.writerow(" ".join(value) if name == "findings" else ("" if value is None else value)
+                           for name, value in ((name, flat[name]) for name in self._schema.names))
+        self._batch.append(flat)
+        if len(self._batch) >= BATCH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            self._parquet.write_table(pa.Table.from_pylist(self._batch, schema=self._schema))
+            self._batch = []
+
+    def finish(self, info: RunInfo, totals: ReadTotals, patients: int, seconds: float) -> dict:
+        """Close the row files; write summary.json and measure-report.json; the summary."""
+        self._flush()
+        self._parquet.close()
+        self._csv_file.close()
+        scoring = self.scoring
+        start = info.since or scoring.first or date.today()
+        end = info.until or scoring.last or start
+        now = datetime.now(timezone.utc)
+        report = scoring.measure_report(start, end, now, PROCEDURE_IDENTIFIER)
+        (self.out / "measure-report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        summary = {
+            "engine": info.engine, "export": info.export, "ranAt": now.isoformat(), "seconds": round(seconds, 1),
+            "knowledgeVersion": info.knowledge_version, "patientKeys": info.patient_keys,
+            "period": {"since": start.isoformat(), "until": end.isoformat()},
+            "read": totals.as_dict(), "patients": patients, "procedures": self.rows,
+            **scoring.tally.as_dict(),
+            "by": {grouping: scoring.grouped(grouping) for grouping in GROUPINGS},
+        }
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        return summary

@@ -1,0 +1,349 @@
+"""`cds-spine audit-bulk`: the pathway over a FHIR Bulk Data export, on the local engine and on Spark.
+
+Run as an operator runs it (the installed console script), on a generated export (bench/bulk_export.py)
+and on the real-shaped export in ../shared/real-data/ (read in place; a copy with ESIs added, since
+Synthea has none, is written to a temporary folder). The two engines must agree row for row, every
+completed ESI and surgery of the period must have its row, and the live service must decide each
+order as the bulk row says.
+"""
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import shutil
+import sys
+from collections import defaultdict
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+from playwright.sync_api import expect, sync_playwright
+
+from cli import ROOT, run_cli, serving
+from real_records import EXPORT
+from reporting import AUDIT_USERS, AUDIT_USERS_ENV, KEY
+from test_dashboard import CHROMIUM_FLAGS, apply, chart_data
+
+sys.path.insert(0, str(ROOT))
+from bench.bulk_export import GUIDED_ESI, SURGERY, UNGUIDED_ESI, VALUESETS, write_export  # noqa: E402
+
+from cds_spine.app import create_app  # noqa: E402
+from cds_spine.fhir.gather import referenced_id  # noqa: E402
+from cds_spine.pathway.record import Code  # noqa: E402
+from cds_spine.privacy import PatientIdHasher  # noqa: E402
+from cds_spine.settings import Settings  # noqa: E402
+
+TODAY = date(2026, 6, 30)
+SINCE, UNTIL = "2023-01-01", "2026-06-30"
+PLAIN = {"CDS_SPINE_AUDIT_PLAIN_PATIENT_IDS": "true"}
+HASH_KEY = "bulk-test-key-0123456789abcdef0123456789"
+TIMING = ("ranAt", "seconds", "engine")
+
+
+def audit_bulk(export: Path, out: Path, *options: str, **settings: str):
+    return run_cli("audit-bulk", str(export), "--out", str(out), *options, **settings)
+
+
+def rows(out: Path) -> list[dict]:
+    return pq.read_table(out / "rows.parquet").to_pylist()
+
+
+def summary(out: Path) -> dict:
+    found = json.loads((out / "summary.json").read_text())
+    return {key: value for key, value in found.items() if key not in TIMING}
+
+
+def resources_by_patient(export: Path) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """Every resource of an export by patient id, and the Medications by id (read by the test itself)."""
+    patients: dict[str, list[dict]] = defaultdict(list)
+    medications = {}
+    for path in sorted(export.glob("*.ndjson.gz")):
+        with gzip.open(path, "rt") as lines:
+            for line in lines:
+                resource = json.loads(line)
+                if resource["resourceType"] == "Medication":
+                    medications[resource["id"]] = resource
+                elif resource["resourceType"] == "Patient":
+                    patients[resource["id"]].append(resource)
+                else:
+                    reference = (resource.get("subject") or resource.get("patient") or {}).get("reference")
+                    patients[referenced_id(reference)].append(resource)
+    return patients, medications
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    """500 patients, two files per type, with its manifest."""
+    return write_export(tmp_path_factory.mktemp("export"), 500, seed=11, today=TODAY, files_per_type=2)
+
+
+@pytest.fixture(scope="module")
+def local_run(generated, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local")
+    result = audit_bulk(generated, out, "--since", SINCE, "--until", UNTIL, "--workers", "2", **PLAIN)
+    assert result.returncode == 0, result.stderr
+    assert "resources read (" in result.stderr and "patients audited (" in result.stderr  # the progress line
+    return out
+
+
+def test_every_completed_esi_and_surgery_of_the_period_has_its_row(generated, local_run):
+    patients, _ = resources_by_patient(generated.parent)
+    codes = {code for _, code, _ in GUIDED_ESI + UNGUIDED_ESI + SURGERY}
+    expected = sorted((pid, f"Procedure/{r['id']}") for pid, resources in patients.items() for r in resources
+                      if r["resourceType"] == "Procedure" and r["status"] == "completed"
+                      and r["code"]["coding"][0]["code"] in codes and SINCE <= r["performedDateTime"][:10] <= UNTIL)
+    found = rows(local_run)
+    assert sorted((row["patient"], row["procedure"]) for row in found) == expected
+    assert len(expected) > 80
+    done = summary(local_run)
+    assert done["procedures"] == len(found) and done["patients"] == len(patients)
+    lines = sum(1 for path in generated.parent.glob("*.ndjson.gz") for _ in gzip.open(path))
+    assert done["read"]["lines"] == lines and done["read"]["problems"] == {}
+    assert {row["decision"] for row in found} == {"met", "not-met", "exempt"}
+    findings = {code for row in found for code in row["findings"]}
+    assert {"conservative-missing", "conservative-short", "esi-too-soon", "no-imaging-guidance", "red-flag",
+            "no-qualifying-diagnosis"} <= findings
+
+
+def test_rows_csv_and_parquet_carry_the_same_rows_and_the_summary_their_counts(local_run):
+    parquet = rows(local_run)
+    csv_lines = (local_run / "rows.csv").read_text().splitlines()
+    assert len(csv_lines) == len(parquet) + 1
+    header = csv_lines[0].split(",")
+    assert header[:9] == ["patient", "procedure", "date", "asOf", "kind", "region", "detail", "code", "decision"]
+    first = dict(zip(header, csv_lines[1].split(",")))
+    assert first["findings"] == " ".join(parquet[0]["findings"]) and first["patient"] == parquet[0]["patient"]
+    done = summary(local_run)
+    assert done["met"] == sum(row["decision"] == "met" for row in parquet)
+    overall = done["components"]["overall"]
+    assert overall["numerator"] == sum(row["component:overall"] == "met" for row in parquet)
+    assert overall["excluded"] == sum(row["component:overall"] == "excluded" for row in parquet)
+    by_month = done["by"]["month"]
+    assert sum(group["orders"] for group in by_month) == len(parquet)
+    report = json.loads((local_run / "measure-report.json").read_text())
+    assert report["resourceType"] == "MeasureReport" and report["period"] == {"start": SINCE, "end": UNTIL}
+    [group] = [g for g in report["group"] if g["id"] == "overall"]
+    counts = {p["code"]["coding"][0]["code"]: p["count"] for p in group["population"]}
+    assert counts["numerator"] == overall["numerator"] and counts["initial-population"] == len(parquet)
+
+
+def test_spark_gives_the_local_engines_rows_on_a_generated_export(generated, local_run, tmp_path):
+    result = audit_bulk(generated, tmp_path, "--since", SINCE, "--until", UNTIL, "--engine", "spark", "--quiet",
+                        **PLAIN)
+    assert result.returncode == 0, result.stderr
+    assert rows(tmp_path) == rows(local_run)
+    assert (tmp_path / "rows.csv").read_bytes() == (local_run / "rows.csv").read_bytes()
+    assert summary(tmp_path) == summary(local_run)
+
+
+def _with_injections(target: Path) -> int:
+    """The real export, with a lumbar ESI (a copy of one of the patient's real Procedures, its code changed)
+    a week after the last back-pain or neck-pain event of each patient who has one."""
+    for path in EXPORT.glob("*.ndjson.gz"):
+        shutil.copy(path, target / path.name)
+    patients, _ = resources_by_patient(EXPORT)
+    added = []
+    for patient_id, resources in sorted(patients.items()):
+        spine = [r for r in resources if r["resourceType"] == "Condition"
+                 and any(word in r["code"].get("text", "").lower() for word in ("back pain", "neck"))]
+        procedures = [r for r in resources if r["resourceType"] == "Procedure" and "performedPeriod" in r]
+        if spine and procedures:
+            last = max(r.get("onsetDateTime", r.get("recordedDate", ""))[:10] for r in spine)
+            injection = copy.deepcopy(procedures[-1])
+            injection["id"] = f"esi-{patient_id}"
+            injection["code"] = {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "64483",
+                                             "display": "Transforaminal epidural injection with imaging, lumbar"}]}
+            day = date.fromordinal(date.fromisoformat(last).toordinal() + 7).isoformat()
+            injection["performedPeriod"] = {"start": f"{day}T10:00:00Z", "end": f"{day}T10:30:00Z"}
+            added.append(injection)
+    with gzip.open(target / "Procedure.001.ndjson.gz", "wt") as file:
+        file.writelines(json.dumps(r) + "\n" for r in added)
+    return len(added)
+
+
+def test_both_engines_agree_on_the_real_shaped_export(tmp_path):
+    plain = tmp_path / "plain"
+    result = audit_bulk(EXPORT, plain, "--quiet", CDS_SPINE_AUDIT_HASH_KEY=HASH_KEY)
+    assert result.returncode == 0, result.stderr
+    done = summary(plain)
+    assert done["read"]["lines"] == 13_932 and done["read"]["problems"] == {} and done["patients"] == 151
+    assert done["procedures"] == 0  # Synthea models no ESI or spine surgery
+    export = tmp_path / "export"
+    export.mkdir()
+    injected = _with_injections(export)
+    assert injected > 10
+    local, spark = tmp_path / "local", tmp_path / "spark"
+    assert audit_bulk(export, local, "--quiet", CDS_SPINE_AUDIT_HASH_KEY=HASH_KEY).returncode == 0
+    result = audit_bulk(export, spark, "--quiet", "--engine", "spark", CDS_SPINE_AUDIT_HASH_KEY=HASH_KEY)
+    assert result.returncode == 0, result.stderr
+    found = rows(local)
+    assert len(found) == injected and found == rows(spark)
+    assert summary(local) == summary(spark)
+    hashed = {PatientIdHasher(HASH_KEY.encode())(procedure.removeprefix("Procedure/esi-"))
+              for procedure in (row["procedure"] for row in found)}
+    assert {row["patient"] for row in found} == hashed  # the live audit's keyed hash: the two can be joined
+    assert any(row["conservativeEvidence"] for row in found)  # real therapy on record is read
+
+
+def _request(patient_id: str, resources: list[dict], medications: dict[str, dict], row: dict) -> dict:
+    """An order-sign call on the procedure's code, the patient's whole record prefetched (Medications named
+    by reference ride along, as `_include` brings them)."""
+    keys = {"Condition": "conditions", "Procedure": "procedures", "MedicationRequest": "medicationRequests",
+            "MedicationStatement": "medicationStatements", "ServiceRequest": "serviceRequests"}
+    prefetch = {key: [] for key in keys.values()}
+    for resource in resources:
+        if resource["resourceType"] in keys:
+            prefetch[keys[resource["resourceType"]]].append(resource)
+    named = {referenced_id(r["medicationReference"]["reference"]) for r in resources if "medicationReference" in r}
+    prefetch["medicationRequests"] += [medications[m] for m in sorted(named)]
+    system, code = row["code"].split("|")
+    order = {"resourceType": "ServiceRequest", "id": "order-1", "status": "draft", "intent": "order",
+             "code": {"coding": [{"system": system, "code": code}]}, "subject": {"reference": f"Patient/{patient_id}"}}
+    return {"hook": "order-sign", "hookInstance": f"replay-{row['procedure']}",
+            "context": {"userId": "Practitioner/replay", "patientId": patient_id,
+                        "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]}},
+            "prefetch": {key: {"resourceType": "Bundle", "type": "searchset",
+                               "entry": [{"resource": r} for r in found]} for key, found in prefetch.items()}}
+
+
+def test_the_live_service_decides_each_order_as_the_bulk_row_says(generated, local_run, knowledge, tmp_path):
+    patients, medications = resources_by_patient(generated.parent)
+    found = rows(local_run)
+    chosen = {}
+    for row in found:  # one row per decision and finding combination, and some plain ones
+        chosen.setdefault((row["decision"], tuple(row["findings"])), row)
+    chosen = list(chosen.values())[:25]
+    assert len({row["decision"] for row in chosen}) == 3
+    for index, row in enumerate(chosen):
+        as_of = datetime.combine(date.fromisoformat(row["asOf"]), time(15), timezone.utc)
+        settings = Settings(database_url=f"sqlite:///{tmp_path / f'audit-{index}.db'}", audit_users=AUDIT_USERS,
+                            audit_plain_patient_ids=True)
+        with TestClient(create_app(settings, knowledge, clock=lambda: as_of)) as client:
+            answer = client.post("/cds-services/spine-pathway-order-sign",
+                                 json=_request(row["patient"], patients[row["patient"]], medications, row))
+            assert answer.status_code == 200, answer.text
+            listed = client.get("/audit/decisions", params={"pageSize": 1},
+                                headers={"Authorization": f"Bearer {KEY}"}).json()
+            call = client.get(f"/audit/decisions/{listed['items'][0]['id']}",
+                              headers={"Authorization": f"Bearer {KEY}"}).json()
+        [order] = call["orders"]
+        assert call["receivedAt"].startswith(row["asOf"]) and call["patient"] == row["patient"]
+        assert (order["decision"], [f["code"] for f in order["findings"]]) == (row["decision"], row["findings"])
+        assert order["components"] == {k.removeprefix("component:"): v for k, v in row.items()
+                                       if k.startswith("component:") and v is not None}
+        assert (order["category"], order["region"], order["conservativeDays"]) == (
+            row["kind"], row["region"], row["conservativeDays"])
+
+
+def _bad_export(folder: Path) -> None:
+    good = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M54.16"}]},
+            "clinicalStatus": {"coding": [{"code": "active"}]}}
+    esi = {"resourceType": "Procedure", "id": "x1", "status": "completed", "subject": {"reference": "Patient/p1"},
+           "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "64483"}]},
+           "performedDateTime": "2026-03-01"}
+    lines = [json.dumps(good), "{not json", json.dumps({"resourceType": "Nonsense", "id": "n"}), "[1, 2]",
+             json.dumps({**good, "id": "c2", "subject": None}), json.dumps(esi), ""]
+    (folder / "Condition.000.ndjson").write_text("\n".join(lines) + "\n")
+    payload = gzip.compress(b"".join(json.dumps({**esi, "id": f"y{i}"}).encode() + b"\n" for i in range(2000)))
+    (folder / "Procedure.000.ndjson.gz").write_bytes(payload[: len(payload) // 2])
+
+
+def test_bad_input_is_counted_with_file_and_line_and_the_rest_is_audited(tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    _bad_export(export)
+    result = audit_bulk(export, tmp_path / "out", "--quiet", **PLAIN)
+    assert result.returncode == 1, result.stderr
+    done = summary(tmp_path / "out")
+    read = done["read"]
+    assert read["problems"] == {"malformed-line": 2, "no-subject": 1, "truncated-gzip": 1, "unknown-type": 1}
+    where = {(p["kind"], p["file"], p["line"]) for p in read["problemExamples"]}
+    assert {("malformed-line", "Condition.000.ndjson", 2), ("unknown-type", "Condition.000.ndjson", 3),
+            ("malformed-line", "Condition.000.ndjson", 4), ("no-subject", "Condition.000.ndjson", 5)} <= where
+    [truncated] = [p for p in read["problemExamples"] if p["kind"] == "truncated-gzip"]
+    assert truncated["file"] == "Procedure.000.ndjson.gz" and 1 < truncated["line"] <= 2000
+    assert read["lines"] == 6 + truncated["line"] - 1  # every line read is counted, and where it stopped
+    assert done["procedures"] == truncated["line"]  # the ESI of the plain file and each one read before the cut
+    assert "Condition.000.ndjson line 2: malformed-line" in result.stderr
+
+
+def test_an_export_that_cannot_be_read_is_one_line_and_exit_2(tmp_path):
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"output": [{"type": "Patient", "url": "https://ehr.example/p.ndjson"}]}))
+    result = audit_bulk(manifest, tmp_path / "out")
+    assert result.returncode == 2 and "is not a local file: download the export's files first" in result.stderr
+    result = audit_bulk(tmp_path / "nowhere", tmp_path / "out")
+    assert result.returncode == 2 and "no such file or folder" in result.stderr
+    result = audit_bulk(EXPORT, tmp_path / "out", "--since", "2026-02-01", "--until", "2026-01-01")
+    assert result.returncode == 2 and "is after --until" in result.stderr
+
+
+def test_the_generators_codes_are_in_the_value_sets_they_stand_for(knowledge):
+    for valueset, codings in VALUESETS.items():
+        for system, code, _ in codings:
+            assert knowledge.find([Code(system, code)], valueset), (valueset, code)
+
+
+@pytest.fixture
+def runs(local_run, tmp_path) -> Path:
+    """A runs folder (CDS_SPINE_BULK_RUNS_DIR) holding the local run as `past-2023`."""
+    shutil.copytree(local_run, tmp_path / "runs" / "past-2023")
+    (tmp_path / "runs" / "not-a-run").mkdir()
+    return tmp_path / "runs"
+
+
+def test_the_audit_reports_open_a_bulk_run_with_every_filter(runs, local_run, knowledge, tmp_path):
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'audit.db'}", audit_users=AUDIT_USERS,
+                        bulk_runs_dir=runs)
+    auth = {"Authorization": f"Bearer {KEY}"}
+    done, found = summary(local_run), rows(local_run)
+    with TestClient(create_app(settings, knowledge)) as client:
+        [run] = client.get("/audit/bulk-runs", headers=auth).json()["runs"]
+        assert (run["id"], run["procedures"], run["problems"]) == ("past-2023", len(found), 0)
+        totals = client.get("/audit/summary", params={"run": "past-2023"}, headers=auth).json()
+        assert {key: totals[key] for key in ("orders", "met", "notMet", "exempt", "components")} == {
+            key: done[key] for key in ("orders", "met", "notMet", "exempt", "components")}
+        assert totals["calls"] == 0  # a run has procedures, not calls
+        by_month = client.get("/audit/report", params={"run": "past-2023", "by": "month"}, headers=auth).json()
+        assert by_month["rows"] == done["by"]["month"]
+        esi = client.get("/audit/summary", params={"run": "past-2023", "kind": "esi", "since": "2025-01-01"},
+                         headers=auth).json()
+        assert esi["orders"] == sum(row["kind"] == "esi" and row["date"] >= "2025-01-01" for row in found) > 0
+        short = client.get("/audit/summary", params={"run": "past-2023", "component": "imaging-guidance"},
+                           headers=auth).json()
+        assert short["orders"] == sum(row["component:imaging-guidance"] == "not-met" for row in found) > 0
+        live = client.get("/audit/summary", headers=auth).json()
+        assert live["orders"] == 0  # without `run`, the live audit
+        for name in ("not-a-run", "..", "past-2023/../past-2023"):
+            missing = client.get("/audit/summary", params={"run": name}, headers=auth)
+            assert missing.status_code == 404 and "no bulk run" in missing.text
+
+
+def test_the_dashboard_opens_a_bulk_run(chromium, runs, local_run, tmp_path):
+    done = summary(local_run)
+    database = f"sqlite:///{tmp_path / 'dashboard.db'}"
+    with serving(tmp_path, CDS_SPINE_DATABASE_URL=database, CDS_SPINE_AUDIT_USERS=AUDIT_USERS_ENV,
+                 CDS_SPINE_BULK_RUNS_DIR=str(runs)) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{base}/dashboard")
+        page.fill("#key", KEY)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-loaded=true]", timeout=15000)
+        assert page.text_content("#tile-orders") == "0"
+        apply(page, run="past-2023")
+        assert page.text_content("#tile-orders") == str(done["orders"])
+        assert chart_data(page, "adherence-chart")["labels"] == [group["group"] for group in done["by"]["month"]]
+        assert chart_data(page, "decision-chart")["data"] == [[done["met"], done["notMet"], done["exempt"]]]
+        expect(page.locator("#run-note")).to_be_visible()
+        expect(page.locator("#decisions")).to_be_hidden()
+        assert "run=past-2023" in page.get_attribute("#csv", "href")
+        page.screenshot(path=str(tmp_path / "bulk-run.png"), full_page=True)
+        browser.close()
+    assert errors == []
