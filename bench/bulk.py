@@ -3,8 +3,8 @@
 For each size it generates an export (bench/bulk_export.py) and runs, each in a fresh process so that its
 peak memory is its own: the local engine, the local engine's floor (the same reading and grouping by
 patient, evaluating nothing), the Spark engine (local[*]) and its floor. Patients per second per core is
-patients / wall seconds / cores. Peak memory is the largest RSS of the process or any process it started
-(the workers; for Spark, the JVM and its Python workers). Writes the "Bulk audit" section of
+patients / wall seconds / cores. Peak memory is the largest total RSS of the run's process tree, sampled
+every 0.1 s (the workers; for Spark, the JVM and its Python workers). Writes the "Bulk audit" section of
 bench/results.md.
 """
 from __future__ import annotations
@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -57,16 +56,41 @@ def one(export: Path, run: str) -> dict:
         from cds_spine.bulk.local import run_local
         totals, patients = run_local(files, spec.context(), add_row, audit=audit)
     seconds = time.perf_counter() - started
-    peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                   resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    return {"run": run, "seconds": seconds, "patients": patients, "resources": totals.lines, "rows": rows[0],
-            "peakMiB": peak_kib / 1024}
+    return {"run": run, "seconds": seconds, "patients": patients, "resources": totals.lines, "rows": rows[0]}
+
+
+def _tree_rss_kib(root: int) -> int:
+    """The resident memory of a process and all its descendants (workers; the JVM and its Python workers)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        pid = int(fields["Pid"])
+        children.setdefault(int(fields["PPid"]), []).append(pid)
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        total += rss.get(pid, 0)
+        pending += children.get(pid, [])
+    return total
 
 
 def measure(export: Path, run: str) -> dict:
-    result = subprocess.run([sys.executable, "-m", "bench.bulk", "--one", run, "--export", str(export)],
-                            capture_output=True, text=True, check=True, cwd=HERE.parent)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    """One run in a child process; its peak memory is the largest sum over its process tree, sampled."""
+    child = subprocess.Popen([sys.executable, "-m", "bench.bulk", "--one", run, "--export", str(export)],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=HERE.parent)
+    peak = 0
+    while child.poll() is None:
+        peak = max(peak, _tree_rss_kib(child.pid))
+        time.sleep(0.1)
+    output = child.stdout.read()
+    if child.returncode:
+        raise SystemExit(f"{run} failed (exit {child.returncode})")
+    return {**json.loads(output.strip().splitlines()[-1]), "peakMiB": peak / 1024}
 
 
 def report(results: list[tuple[int, float, float, list[dict]]], cores: int) -> str:
