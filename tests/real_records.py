@@ -34,13 +34,18 @@ def _id_of(reference: str) -> str:
 
 @cache
 def export() -> tuple[dict[str, dict[str, list[dict]]], dict[str, dict]]:
-    """(patient id -> resource type -> resources, Medication id -> Medication)."""
+    """The real-shaped export, read as read_export reads one."""
     if not EXPORT.is_dir():
         pytest.fail(f"the real-shaped export is not at {EXPORT}: the tests read ../shared/real-data/ beside the "
                     f"checkout (as CI has it); it is never copied into the project", pytrace=False)
+    return read_export(EXPORT)
+
+
+def read_export(folder: Path) -> tuple[dict[str, dict[str, list[dict]]], dict[str, dict]]:
+    """(patient id -> resource type -> resources, Medication id -> Medication) of a Bulk Data export folder."""
     patients: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     medications = {}
-    for path in sorted(EXPORT.glob("*.ndjson.gz")):
+    for path in sorted(folder.glob("*.ndjson.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as lines:
             for line in lines:
                 resource = json.loads(line)
@@ -74,10 +79,11 @@ def order(code: str, system: str = CPT) -> dict:
 
 
 def request(patient_id: str, resources: dict[str, list[dict]], draft: dict | None = None,
-            hook: str = "order-sign") -> dict:
-    _, medications = export()
-    named = {_id_of(r["medicationReference"]["reference"]) for r in resources.get("MedicationRequest", [])
-             if "medicationReference" in r}
+            hook: str = "order-sign", medications: dict[str, dict] | None = None) -> dict:
+    """`medications`: the Medications by id (default: the real export's)."""
+    medications = export()[1] if medications is None else medications
+    named = {_id_of(r["medicationReference"]["reference"]) for kind in ("MedicationRequest", "MedicationStatement")
+             for r in resources.get(kind, []) if "medicationReference" in r}
     bundles: dict[str, list[dict]] = {key: list(resources.get(kind, [])) for kind, key in PREFETCH_KEYS.items()}
     bundles["medicationRequests"] += [medications[m] for m in sorted(named) if m in medications]
     context: dict[str, Any] = {"userId": "Practitioner/1", "patientId": patient_id}

@@ -13,7 +13,6 @@ import gzip
 import json
 import shutil
 import sys
-from collections import defaultdict
 from datetime import date, datetime, time, timezone
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import expect, sync_playwright
 
 from cli import ROOT, run_cli, serving
-from real_records import EXPORT
+from real_records import EXPORT, export, order, read_export, request
 from reporting import AUDIT_USERS, AUDIT_USERS_ENV, KEY
 from test_dashboard import CHROMIUM_FLAGS, apply, chart_data
 
@@ -31,7 +30,6 @@ sys.path.insert(0, str(ROOT))
 from bench.bulk_export import GUIDED_ESI, SURGERY, UNGUIDED_ESI, VALUESETS, write_export  # noqa: E402
 
 from cds_spine.app import create_app  # noqa: E402
-from cds_spine.fhir.gather import referenced_id  # noqa: E402
 from cds_spine.pathway.record import Code  # noqa: E402
 from cds_spine.privacy import PatientIdHasher  # noqa: E402
 from cds_spine.settings import Settings  # noqa: E402
@@ -56,24 +54,6 @@ def summary(out: Path) -> dict:
     return {key: value for key, value in found.items() if key not in TIMING}
 
 
-def resources_by_patient(export: Path) -> tuple[dict[str, list[dict]], dict[str, dict]]:
-    """Every resource of an export by patient id, and the Medications by id (read by the test itself)."""
-    patients: dict[str, list[dict]] = defaultdict(list)
-    medications = {}
-    for path in sorted(export.glob("*.ndjson.gz")):
-        with gzip.open(path, "rt") as lines:
-            for line in lines:
-                resource = json.loads(line)
-                if resource["resourceType"] == "Medication":
-                    medications[resource["id"]] = resource
-                elif resource["resourceType"] == "Patient":
-                    patients[resource["id"]].append(resource)
-                else:
-                    reference = (resource.get("subject") or resource.get("patient") or {}).get("reference")
-                    patients[referenced_id(reference)].append(resource)
-    return patients, medications
-
-
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
     """500 patients, two files per type, with its manifest."""
@@ -90,10 +70,10 @@ def local_run(generated, tmp_path_factory) -> Path:
 
 
 def test_every_completed_esi_and_surgery_of_the_period_has_its_row(generated, local_run):
-    patients, _ = resources_by_patient(generated.parent)
+    patients, _ = read_export(generated.parent)
     codes = {code for _, code, _ in GUIDED_ESI + UNGUIDED_ESI + SURGERY}
-    expected = sorted((pid, f"Procedure/{r['id']}") for pid, resources in patients.items() for r in resources
-                      if r["resourceType"] == "Procedure" and r["status"] == "completed"
+    expected = sorted((pid, f"Procedure/{r['id']}") for pid, resources in patients.items()
+                      for r in resources.get("Procedure", []) if r["status"] == "completed"
                       and r["code"]["coding"][0]["code"] in codes and SINCE <= r["performedDateTime"][:10] <= UNTIL)
     found = rows(local_run)
     assert sorted((row["patient"], row["procedure"]) for row in found) == expected
@@ -144,12 +124,12 @@ def _with_injections(target: Path) -> int:
     a week after the last back-pain or neck-pain event of each patient who has one."""
     for path in EXPORT.glob("*.ndjson.gz"):
         shutil.copy(path, target / path.name)
-    patients, _ = resources_by_patient(EXPORT)
+    patients, _ = export()
     added = []
     for patient_id, resources in sorted(patients.items()):
-        spine = [r for r in resources if r["resourceType"] == "Condition"
-                 and any(word in r["code"].get("text", "").lower() for word in ("back pain", "neck"))]
-        procedures = [r for r in resources if r["resourceType"] == "Procedure" and "performedPeriod" in r]
+        spine = [r for r in resources.get("Condition", [])
+                 if any(word in r["code"].get("text", "").lower() for word in ("back pain", "neck"))]
+        procedures = [r for r in resources.get("Procedure", []) if "performedPeriod" in r]
         if spine and procedures:
             last = max(r.get("onsetDateTime", r.get("recordedDate", ""))[:10] for r in spine)
             injection = copy.deepcopy(procedures[-1])
@@ -188,29 +168,15 @@ def test_both_engines_agree_on_the_real_shaped_export(tmp_path):
     assert any(row["conservativeEvidence"] for row in found)  # real therapy on record is read
 
 
-def _request(patient_id: str, resources: list[dict], medications: dict[str, dict], row: dict) -> dict:
-    """An order-sign call on the procedure's code, the patient's whole record prefetched (Medications named
-    by reference ride along, as `_include` brings them)."""
-    keys = {"Condition": "conditions", "Procedure": "procedures", "MedicationRequest": "medicationRequests",
-            "MedicationStatement": "medicationStatements", "ServiceRequest": "serviceRequests"}
-    prefetch = {key: [] for key in keys.values()}
-    for resource in resources:
-        if resource["resourceType"] in keys:
-            prefetch[keys[resource["resourceType"]]].append(resource)
-    named = {referenced_id(r["medicationReference"]["reference"]) for r in resources if "medicationReference" in r}
-    prefetch["medicationRequests"] += [medications[m] for m in sorted(named)]
+def _replay(row: dict, resources: dict[str, list[dict]], medications: dict[str, dict]) -> dict:
+    """An order-sign call on the procedure's code with the patient's whole record prefetched (Medications
+    named by reference ride along, as `_include` brings them)."""
     system, code = row["code"].split("|")
-    order = {"resourceType": "ServiceRequest", "id": "order-1", "status": "draft", "intent": "order",
-             "code": {"coding": [{"system": system, "code": code}]}, "subject": {"reference": f"Patient/{patient_id}"}}
-    return {"hook": "order-sign", "hookInstance": f"replay-{row['procedure']}",
-            "context": {"userId": "Practitioner/replay", "patientId": patient_id,
-                        "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]}},
-            "prefetch": {key: {"resourceType": "Bundle", "type": "searchset",
-                               "entry": [{"resource": r} for r in found]} for key, found in prefetch.items()}}
+    return request(row["patient"], resources, draft=order(code, system), medications=medications)
 
 
 def test_the_live_service_decides_each_order_as_the_bulk_row_says(generated, local_run, knowledge, tmp_path):
-    patients, medications = resources_by_patient(generated.parent)
+    patients, medications = read_export(generated.parent)
     found = rows(local_run)
     chosen = {}
     for row in found:  # one row per decision and finding combination, and some plain ones
@@ -223,7 +189,7 @@ def test_the_live_service_decides_each_order_as_the_bulk_row_says(generated, loc
                             audit_plain_patient_ids=True)
         with TestClient(create_app(settings, knowledge, clock=lambda: as_of)) as client:
             answer = client.post("/cds-services/spine-pathway-order-sign",
-                                 json=_request(row["patient"], patients[row["patient"]], medications, row))
+                                 json=_replay(row, patients[row["patient"]], medications))
             assert answer.status_code == 200, answer.text
             listed = client.get("/audit/decisions", params={"pageSize": 1},
                                 headers={"Authorization": f"Bearer {KEY}"}).json()

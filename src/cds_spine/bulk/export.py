@@ -56,6 +56,9 @@ class ReadTotals:
 
     def problem(self, problem: Problem) -> None:
         self.problem_counts[problem.kind] += 1
+        self._keep_example(problem)
+
+    def _keep_example(self, problem: Problem) -> None:
         if sum(p.kind == problem.kind for p in self.problems) < PROBLEM_EXAMPLES:
             self.problems.append(problem)
 
@@ -63,10 +66,9 @@ class ReadTotals:
         self.lines += other.lines
         self.resources.update(other.resources)
         self.kept += other.kept
-        for problem in other.problems:
-            if sum(p.kind == problem.kind for p in self.problems) < PROBLEM_EXAMPLES:
-                self.problems.append(problem)
         self.problem_counts.update(other.problem_counts)
+        for problem in other.problems:
+            self._keep_example(problem)
 
     def as_dict(self) -> dict:
         return {"lines": self.lines, "resources": dict(sorted(self.resources.items())), "kept": self.kept,

@@ -35,7 +35,6 @@ def run_spark(files: list[Path], spec: AuditSpec, add_row: Callable[[dict], None
     """Audit the export on Spark (`master`: local[*], spark://host:7077, yarn, k8s://...); each row, in
     order, to `add_row`. Returns the reading totals and the number of patients. (`audit` as in
     run_local.)"""
-    from pyspark import StorageLevel
     from pyspark.sql import SparkSession
 
     if master.startswith("local"):  # the driver's Python (its venv, with cds-spine) runs the tasks
@@ -43,24 +42,26 @@ def run_spark(files: list[Path], spec: AuditSpec, add_row: Callable[[dict], None
     spark = SparkSession.builder.master(master).appName("cds-spine audit-bulk").config(
         "spark.ui.showConsoleProgress", str(report is not None).lower()).getOrCreate()
     try:
-        return _run(spark.sparkContext, files, spec, add_row, partitions, report, audit,
-                    StorageLevel.MEMORY_AND_DISK)
+        return _run(spark.sparkContext, files, spec, add_row, partitions, report, audit)
     finally:
         spark.stop()
 
 
 def _run(sc, files: list[Path], spec: AuditSpec, add_row: Callable[[dict], None], partitions: int | None,
-         report: Callable[[str], None] | None, audit: PatientAudit, storage) -> tuple[ReadTotals, int]:
+         report: Callable[[str], None] | None, audit: PatientAudit) -> tuple[ReadTotals, int]:
+    from pyspark import StorageLevel
+
+    storage = StorageLevel.MEMORY_AND_DISK
     spec_b = sc.broadcast(spec)
 
-    def scan(tasks: Iterator[tuple[int, str]]) -> Iterator[tuple]:
+    def scan(paths: Iterator[str]) -> Iterator[tuple]:
         context = _context(spec_b.value)
-        for _, path in tasks:
+        for path in paths:
             totals = ReadTotals()
             yield from read_file(Path(path), context.knowledge, totals)
             yield None, totals
 
-    scanned = sc.parallelize(list(enumerate(str(path) for path in files)), max(1, len(files))) \
+    scanned = sc.parallelize([str(path) for path in files], max(1, len(files))) \
         .mapPartitions(scan).persist(storage)
     totals = ReadTotals()
     for found in scanned.filter(lambda kept: kept[0] is None).values().collect():
