@@ -68,8 +68,9 @@ lock: $(BIN)/python
 	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
 		--output-file requirements.lock pyproject.toml
 
-# Regenerate cards/valuesets/*.json from knowledge/ (the raw code lists).
+# Regenerate cards/valuesets/*.json from knowledge/ (the raw code lists), the ICD-10-CM code list and the CMS GEMs.
 valuesets: $(BIN)/python
+	$(BIN)/pip install --quiet '.[valuesets]'
 	$(BIN)/python tools/build_valuesets.py
 
 # Regenerate examples/ from tools/stories.

@@ -40,7 +40,7 @@ def one(export: Path, run: str) -> dict:
     from cds_spine.settings import Settings
 
     settings = Settings()
-    spec = AuditSpec.of(settings.knowledge_dir(), None, None, b"bench-key")
+    spec = AuditSpec.of(settings.knowledge_dir(), None, None, None, b"bench-key")
     rows: list[int] = [0]
 
     def add_row(row: dict) -> None:

@@ -1,9 +1,10 @@
-"""CDS Hooks requests built from the real-shaped Bulk Data export in ../shared/real-data/ (Synthea patients
-exported by others, read as they are), evaluated through `cds-spine evaluate --as-of`.
+"""CDS Hooks requests built from the records others wrote in ../shared/real-data/, read as they are: the
+Synthea Bulk Data export, MIMIC-IV on FHIR (NDJSON), SMART's STU3 sample patients and the AHRQ chronic-pain
+project's R4 test bundles; evaluated through `cds-spine evaluate --as-of`.
 
 A patient's resources are selected by subject (or patient) reference, each type put in a searchset Bundle
-under the service's prefetch key (Medications the requests name by reference ride along, as `_include`
-would bring them), and a draft order added.
+under the service's prefetch key (Medications the requests name by reference, and Encounters the Conditions
+name, ride along, as `_include` would bring them), and a draft order added.
 """
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from typer.testing import CliRunner
 
 from cds_spine.cli import app
 
-EXPORT = Path(__file__).resolve().parent.parent.parent / "shared" / "real-data" / "synthea-qicore"
+REAL_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "real-data"
+EXPORT = REAL_DATA / "synthea-qicore"
 PREFETCH_KEYS = {"Condition": "conditions", "Procedure": "procedures", "MedicationRequest": "medicationRequests",
-                 "MedicationStatement": "medicationStatements", "ServiceRequest": "serviceRequests"}
+                 "MedicationStatement": "medicationStatements", "ServiceRequest": "serviceRequests",
+                 "MedicationOrder": "medicationRequests", "ProcedureRequest": "serviceRequests"}
 CPT = "http://www.ama-assn.org/go/cpt"
 SNOMED = "http://snomed.info/sct"
 
@@ -32,13 +35,55 @@ def _id_of(reference: str) -> str:
     return reference.removeprefix("urn:uuid:").rsplit("/", 1)[-1]
 
 
+def folder(name: str) -> Path:
+    path = REAL_DATA / name
+    if not path.is_dir():
+        pytest.fail(f"the real-shaped records are not at {path}: the tests read ../shared/real-data/ beside the "
+                    f"checkout (as CI has it); they are never copied into the project", pytrace=False)
+    return path
+
+
 @cache
 def export() -> tuple[dict[str, dict[str, list[dict]]], dict[str, dict]]:
     """The real-shaped export, read as read_export reads one."""
-    if not EXPORT.is_dir():
-        pytest.fail(f"the real-shaped export is not at {EXPORT}: the tests read ../shared/real-data/ beside the "
-                    f"checkout (as CI has it); it is never copied into the project", pytrace=False)
-    return read_export(EXPORT)
+    return read_export(folder("synthea-qicore"))
+
+
+@cache
+def mimic() -> dict[str, dict[str, list[dict]]]:
+    """MIMIC-IV on FHIR (demo): patient id -> resource type -> resources."""
+    return read_export(folder("mimic-iv-demo"))[0]
+
+
+def mimic_patient(prefix: str) -> tuple[str, dict[str, list[dict]]]:
+    """The MIMIC patient whose id starts with `prefix`: its id and a copy of its resources by type."""
+    [found] = [pid for pid in mimic() if pid.startswith(prefix)]
+    return found, copy.deepcopy({kind: list(resources) for kind, resources in mimic()[found].items()})
+
+
+def _by_type(resources: list[dict]) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = defaultdict(list)
+    for resource in resources:
+        found[resource["resourceType"]].append(resource)
+    return dict(found)
+
+
+def smart_patient(number: str) -> tuple[str, dict[str, list[dict]]]:
+    """SMART's STU3 sample patient `smart-<number>`: every file `patient-<number>.fhir-bundle*`."""
+    paths = sorted(folder("smart-stu3").glob(f"patient-{number}.fhir-bundle*.json.gz"))
+    assert paths, number
+    resources = [entry["resource"] for path in paths for entry in json.loads(gzip.decompress(path.read_bytes()))[
+        "entry"]]
+    return f"smart-{number}", _by_type(resources)
+
+
+def cds4cpm_patient(name: str) -> tuple[str, dict[str, list[dict]]]:
+    """A test patient of the CDS for Chronic Pain Management IG: its bundle (top level or bundles/)."""
+    base = folder("cds4cpm-ufl")
+    [path] = [p for p in (base / f"{name}.json", base / "bundles" / f"{name}.json") if p.is_file()]
+    resources = [entry["resource"] for entry in json.loads(path.read_text())["entry"]]
+    [patient_] = [r for r in resources if r["resourceType"] == "Patient"]
+    return patient_["id"], _by_type(resources)
 
 
 def read_export(folder: Path) -> tuple[dict[str, dict[str, list[dict]]], dict[str, dict]]:
@@ -84,8 +129,12 @@ def request(patient_id: str, resources: dict[str, list[dict]], draft: dict | Non
     medications = export()[1] if medications is None else medications
     named = {_id_of(r["medicationReference"]["reference"]) for kind in ("MedicationRequest", "MedicationStatement")
              for r in resources.get(kind, []) if "medicationReference" in r}
-    bundles: dict[str, list[dict]] = {key: list(resources.get(kind, [])) for kind, key in PREFETCH_KEYS.items()}
+    bundles: dict[str, list[dict]] = defaultdict(list)
+    for kind, key in PREFETCH_KEYS.items():
+        bundles[key] += resources.get(kind, [])
     bundles["medicationRequests"] += [medications[m] for m in sorted(named) if m in medications]
+    encounters = {_id_of(c["encounter"]["reference"]) for c in resources.get("Condition", []) if "encounter" in c}
+    bundles["conditions"] += [e for e in resources.get("Encounter", []) if e["id"] in encounters]
     context: dict[str, Any] = {"userId": "Practitioner/1", "patientId": patient_id}
     if hook != "patient-view":
         context["draftOrders"] = {"resourceType": "Bundle", "type": "collection",

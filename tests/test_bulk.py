@@ -149,7 +149,7 @@ def test_both_engines_agree_on_the_real_shaped_export(tmp_path):
     result = audit_bulk(EXPORT, plain, "--quiet", CDS_SPINE_AUDIT_HASH_KEY=HASH_KEY)
     assert result.returncode == 0, result.stderr
     done = summary(plain)
-    assert done["read"]["lines"] == 13_932 and done["read"]["problems"] == {} and done["patients"] == 151
+    assert done["read"]["lines"] == 15_286 and done["read"]["problems"] == {} and done["patients"] == 151
     assert done["procedures"] == 0  # Synthea models no ESI or spine surgery
     export = tmp_path / "export"
     export.mkdir()

@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     says it is migrated elsewhere; then it must already be current. `clock` is the time calls are
     evaluated and recorded at (a test replays a past day with it)."""
     settings = settings or Settings()
-    knowledge = knowledge or load_knowledge(settings.knowledge_dir())
+    knowledge = knowledge or load_knowledge(settings.knowledge_dir(), settings.local_code_systems)
     issuers = trusted_issuers(settings)
     engine = open_engine(settings.database_url)
     if migrate_schema and not settings.schema_managed:

@@ -67,10 +67,21 @@ def _settings(**overrides: object) -> Settings:
 
 def _knowledge(settings: Settings):
     try:
-        return load_knowledge(settings.knowledge_dir())
+        return load_knowledge(settings.knowledge_dir(), settings.local_code_systems)
     except KnowledgeError as exc:
         typer.echo(f"cds-spine: invalid clinical knowledge: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _code_systems_line(knowledge, settings: Settings) -> str:
+    systems = knowledge.code_systems
+    standard = ", ".join(system.name for system in systems.config.systems.values())
+    site = (f"{len(systems.site.local)} from {settings.local_code_systems}"
+            if settings.local_code_systems else "none from the site: CDS_SPINE_LOCAL_CODE_SYSTEMS is unset")
+    return (f"code systems: {standard}; {len(systems.local)} local systems mapped to them ({site}). Codes under "
+            f"any other system are not read: /metrics counts them by system "
+            f"(cds_spine_unplaced_code_systems_total) and the log names each system once; map one to a standard "
+            f"system in the file CDS_SPINE_LOCAL_CODE_SYSTEMS names (docs/deploy.md, \"Local code systems\")")
 
 
 def _measure(settings: Settings, knowledge):
@@ -243,6 +254,7 @@ def check_config() -> None:
     typer.echo(f"authentication: {trust}")
     typer.echo(f"knowledge: {settings.knowledge_dir()} (pathway {knowledge.config.version}, "
                f"version {knowledge.version}, {len(knowledge.valueset_ids)} value sets)")
+    typer.echo(_code_systems_line(knowledge, settings))
     typer.echo(f"audit store: {store}")
     typer.echo(f"audit readers: {_audit_readers(settings)}")
     for error in errors:
@@ -417,7 +429,7 @@ def audit_bulk(
         typer.echo(f"cds-spine: {exc}", err=True)
         raise typer.Exit(2) from None
     hash_key, patient_keys = _patient_keys(settings)
-    spec = AuditSpec.of(settings.knowledge_dir(), period.since, period.until, hash_key)
+    spec = AuditSpec.of(settings.knowledge_dir(), settings.local_code_systems, period.since, period.until, hash_key)
     progress = None if quiet else (lambda line: typer.echo(line, err=True))
     writer = RunWriter(out, measure)
     started = time.monotonic()

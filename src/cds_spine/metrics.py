@@ -7,6 +7,7 @@ Labels are bounded: endpoints, statuses, indicators, decisions and one-word reas
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client import multiprocess, values
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+UNPLACED_LABELS = 50
+log = logging.getLogger(__name__)
 
 REQUESTS = Counter("cds_spine_requests_total", "HTTP requests answered, by endpoint and status", ["endpoint", "status"])
 LATENCY = Histogram("cds_spine_request_seconds", "Time to answer an HTTP request, by endpoint", ["endpoint"])
@@ -25,7 +28,35 @@ FHIR_LATENCY = Histogram("cds_spine_fhir_request_seconds", "Time of one request 
 DATA_UNAVAILABLE = Counter("cds_spine_data_unavailable_total", "412 answers (data not obtainable), by reason",
                            ["reason"])
 AUTH_FAILURES = Counter("cds_spine_auth_failures_total", "Refused client JWTs, by the check that failed", ["reason"])
+UNPLACED_CODE_SYSTEMS = Counter(
+    "cds_spine_unplaced_code_systems_total",
+    "Codes in patient records (diagnoses, procedures, medications, orders) whose code system the service could "
+    "not place (neither standard, nor a mapped local system, nor known as unread), by system "
+    f"(the first {UNPLACED_LABELS} systems a process meets; then 'other')", ["system"])
 AUDIT_WRITE = Histogram("cds_spine_audit_write_seconds", "Time to commit a record to the audit store", ["record"])
+
+
+class UnplacedCodeSystems:
+    """Told each code system the record reader could not place: counts it (a bounded label) and logs each
+    system once per process, with how to map it."""
+
+    LABEL_LENGTH = 200
+
+    def __init__(self) -> None:
+        self._labelled: set[str] = set()
+
+    def __call__(self, system: str) -> None:
+        label = system[:self.LABEL_LENGTH]
+        if label not in self._labelled:
+            if len(self._labelled) >= UNPLACED_LABELS:
+                label = "other"
+            else:
+                self._labelled.add(label)
+                log.warning("met codes under the code system %r, which is neither a standard system nor a mapped "
+                            "local one: they are not read. Map it to a standard system in the file "
+                            "CDS_SPINE_LOCAL_CODE_SYSTEMS names, or list it under not_read (docs/deploy.md, "
+                            "\"Local code systems\")", label)
+        UNPLACED_CODE_SYSTEMS.labels(label).inc()
 
 
 def endpoint_of(path: str) -> str:

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     """Server worker processes (`cds-spine serve --workers`); each keeps its own connections to the audit store."""
     cards_dir: Path | None = None
     """Clinical knowledge folder (pathway.yaml, valuesets/); default: the copy packed in the installed package."""
+    local_code_systems: Path | None = None
+    """YAML file mapping the site's local code systems to standard ones (`local:`, and `not_read:` for systems
+    no rule reads), read with cards/code-systems.yaml; docs/deploy.md says how."""
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ("*",)
     """Comma-separated origins allowed to call from a browser; `*` (the default) allows any."""
     fhir_timeout_seconds: float = Field(3.0, gt=0)

@@ -43,30 +43,38 @@ class AuditSpec:
     as bytes, so every executor audits with the driver's clinical knowledge, whatever it has installed."""
 
     cards: tuple[tuple[str, bytes], ...]
+    local_code_systems: bytes | None
+    """The site's file of local code systems (CDS_SPINE_LOCAL_CODE_SYSTEMS), if any."""
     since: date | None
     until: date | None
     hash_key: bytes | None
     """None: plain patient ids in the rows."""
 
     @classmethod
-    def of(cls, cards_dir: Path, since: date | None, until: date | None, hash_key: bytes | None) -> AuditSpec:
+    def of(cls, cards_dir: Path, local_code_systems: Path | None, since: date | None, until: date | None,
+           hash_key: bytes | None) -> AuditSpec:
         files = sorted(p for p in cards_dir.rglob("*") if p.is_file())
-        return cls(tuple((str(p.relative_to(cards_dir)), p.read_bytes()) for p in files), since, until, hash_key)
+        return cls(tuple((str(p.relative_to(cards_dir)), p.read_bytes()) for p in files),
+                   local_code_systems.read_bytes() if local_code_systems else None, since, until, hash_key)
 
     @property
     def fingerprint(self) -> str:
-        digest = hashlib.sha256(repr((self.since, self.until, self.hash_key)).encode())
+        digest = hashlib.sha256(repr((self.since, self.until, self.hash_key, self.local_code_systems)).encode())
         for name, content in self.cards:
             digest.update(name.encode() + b"\0" + content)
         return digest.hexdigest()
 
     def context(self) -> AuditContext:
         with tempfile.TemporaryDirectory(prefix="cds-spine-cards-") as folder:
-            cards_dir = Path(folder)
+            cards_dir = Path(folder) / "cards"
             for name, content in self.cards:
                 (cards_dir / name).parent.mkdir(parents=True, exist_ok=True)
                 (cards_dir / name).write_bytes(content)
-            knowledge = load_knowledge(cards_dir)
+            site_file = None
+            if self.local_code_systems is not None:
+                site_file = Path(folder) / "local-code-systems.yaml"
+                site_file.write_bytes(self.local_code_systems)
+            knowledge = load_knowledge(cards_dir, site_file)
             measure = load_measure(cards_dir, knowledge)
         patient_key = PatientIdHasher(self.hash_key) if self.hash_key is not None else str
         return AuditContext(knowledge, measure, self.since, self.until, patient_key)

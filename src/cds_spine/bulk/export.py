@@ -12,7 +12,7 @@ import gzip
 import json
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,15 +21,19 @@ from urllib.parse import unquote, urlsplit
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
 
-from ..fhir.gather import referenced_id, relevance_filter
+from ..fhir.gather import RECORD_TYPES as READ_TYPES, referenced_id, relevance_filter
+from ..fhir.generations import READ_AS
 from ..pathway import Knowledge
 
-RECORD_TYPES = frozenset({"Condition", "Procedure", "MedicationStatement", "MedicationRequest", "ServiceRequest"})
-"""The patient-record types the pathway reads: each must name its patient."""
+RECORD_TYPES = READ_TYPES | {"Encounter"}
+"""The patient-record types the pathway reads (in every FHIR generation), and the Encounters that date
+diagnoses recorded without a date: each must name its patient."""
 SHARED = ""
 """The key of resources every patient may point to (Medication)."""
 PROBLEM_EXAMPLES = 20
 """Problems listed with file and line, per kind (all are counted)."""
+UNPLACED_SYSTEMS = 100
+"""Unplaced code systems counted by name; codes under any further ones are counted as `other`."""
 
 
 class ExportError(Exception):
@@ -46,13 +50,20 @@ class Problem:
 
 @dataclass
 class ReadTotals:
-    """What reading the export found: lines read, resources by type, kept (for the pathway), problems."""
+    """What reading the export found: lines read, resources by type, kept (for the pathway), problems, and
+    codes under code systems the reader could not place (by system: map them, docs/deploy.md)."""
 
     lines: int = 0
     resources: Counter = field(default_factory=Counter)
     kept: int = 0
     problem_counts: Counter = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
+    unplaced_systems: Counter = field(default_factory=Counter)
+
+    def unplaced(self, system: str, count: int = 1) -> None:
+        if system not in self.unplaced_systems and len(self.unplaced_systems) >= UNPLACED_SYSTEMS:
+            system = "other"
+        self.unplaced_systems[system] += count
 
     def problem(self, problem: Problem) -> None:
         self.problem_counts[problem.kind] += 1
@@ -69,10 +80,13 @@ class ReadTotals:
         self.problem_counts.update(other.problem_counts)
         for problem in other.problems:
             self._keep_example(problem)
+        for system, count in other.unplaced_systems.items():
+            self.unplaced(system, count)
 
     def as_dict(self) -> dict:
         return {"lines": self.lines, "resources": dict(sorted(self.resources.items())), "kept": self.kept,
                 "problems": dict(sorted(self.problem_counts.items())),
+                "unplacedCodeSystems": dict(self.unplaced_systems.most_common()),
                 "problemExamples": [p.__dict__ for p in sorted(self.problems, key=lambda p: (p.kind, p.file, p.line))]}
 
 
@@ -114,6 +128,9 @@ def _manifest_files(manifest: Path) -> list[Path]:
 
 @lru_cache(maxsize=None)
 def is_fhir_type(name: str) -> bool:
+    """An R4 resource type, or an older one the reader reads (MedicationOrder, ProcedureRequest)."""
+    if name in READ_AS:
+        return True
     try:
         get_fhir_model_class(name)
     except (ValueError, KeyError, ImportError):
@@ -151,10 +168,9 @@ KeptLine = tuple[str, bytes]
 """(patient id, or SHARED for a Medication; the resource's JSON line)."""
 
 
-def read_file(path: Path, knowledge: Knowledge, totals: ReadTotals,
-              relevant: Callable[[dict], bool] | None = None) -> Iterator[KeptLine]:
+def read_file(path: Path, knowledge: Knowledge, totals: ReadTotals) -> Iterator[KeptLine]:
     """The lines of one file the pathway reads, keyed by patient; everything else counted in `totals`."""
-    relevant = relevant or relevance_filter(knowledge)
+    relevant = relevance_filter(knowledge, totals.unplaced)
     for number, line in _lines(path, totals):
         if not line.strip():
             continue

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from ..pathway import Assessment, Criteria, Decision, Knowledge, PatientSummary
 from ..pathway.evidence import ConservativeHistory, Evidence
-from ..pathway.knowledge import WORDING
+from ..pathway.assessment import DiagnosisOnRecord
+from ..pathway.knowledge import WORDING, Detail
 from .models import Action, Card, Link, OverrideReason, Source, Suggestion
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
@@ -24,6 +25,23 @@ class CardOptions:
 def _md(text: str) -> str:
     """Record text is data, not Markdown: escape what could format, link or inject HTML."""
     return MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def _dated(wording: Detail, diagnosis: DiagnosisOnRecord) -> str:
+    return diagnosis.description if diagnosis.dated else WORDING.format(wording.undated,
+                                                                        diagnosis=diagnosis.description)
+
+
+def _one_per_description(diagnoses: Iterable[DiagnosisOnRecord]) -> list[DiagnosisOnRecord]:
+    """One diagnosis per name (a diagnosis coded at every admission is one line): the first on record."""
+    seen: dict[str, DiagnosisOnRecord] = {}
+    for diagnosis in diagnoses:
+        seen.setdefault(diagnosis.description, diagnosis)
+    return list(seen.values())
+
+
+def _unique(lines: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(lines))
 
 
 def _lookback_months(knowledge: Knowledge) -> int:
@@ -99,17 +117,20 @@ def _detail(assessment: Assessment, knowledge: Knowledge) -> str:
     missing += [WORDING.format(wording.pending_referral, description=_md(referral.description),
                                reference=referral.reference) for referral in assessment.pending_referrals]
     also = [_summary(knowledge, f.code, dict(f.facts)) for f in assessment.findings[1:]]
-    context = [WORDING.format(wording.red_flag_line, condition=_md(flag.description), reference=flag.reference)
-               for flag in assessment.red_flags]
+    context = _unique(WORDING.format(wording.red_flag_line, condition=_md(_dated(wording, flag)),
+                                     reference=flag.reference) for flag in _one_per_description(assessment.red_flags))
     if assessment.prior_injections:
         context.append(WORDING.format(
             wording.prior_esi_line, region=config.regions.get(assessment.order.region, ""),
             count=len(assessment.prior_injections), last=assessment.prior_injections[-1].day))
-    context += [WORDING.format(wording.diagnosis_line, diagnosis=_md(d.description))
-                for d in assessment.diagnoses if d.group in ("qualifying", "axial")]
+    context += _unique(WORDING.format(wording.diagnosis_line, diagnosis=_md(_dated(wording, d)))
+                       for d in assessment.diagnoses if d.group in ("qualifying", "axial"))
     if assessment.unreadable:
         context.append(WORDING.format(wording.unreadable, count=len(assessment.unreadable),
                                       references=", ".join(assessment.unreadable)))
+    if assessment.partly_read:
+        context.append(WORDING.format(wording.partly_read, count=len(assessment.partly_read),
+                                      references=", ".join(assessment.partly_read)))
     return _paragraphs(
         _history_section(knowledge, assessment.history), missing, _headed(wording.also_heading, also),
         _headed(wording.on_record_heading, context),
@@ -186,8 +207,8 @@ def render_patient_summary(summary: PatientSummary | None, knowledge: Knowledge,
     words = {Criteria.MET: wording.met, Criteria.NOT_MET: wording.not_met, Criteria.EXEMPT: wording.exempt,
              Criteria.NOT_INDICATED: wording.not_indicated}
     detail = config.card.detail
-    diagnoses = _headed(detail.on_record_heading, [WORDING.format(detail.diagnosis_line, diagnosis=_md(d.description))
-                                                   for d in summary.diagnoses])
+    diagnoses = _headed(detail.on_record_heading, _unique(
+        WORDING.format(detail.diagnosis_line, diagnosis=_md(_dated(detail, d))) for d in summary.diagnoses))
     text = WORDING.format(wording.summary, days=summary.history.days, esi=words[summary.esi],
                           surgery=words[summary.surgery])
     source = Source(label=config.card.source_label, url=str(config.card.source_url))

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import jsonio
 from ..errors import DataUnavailableError, InvalidRequest, Issue
 from ..fhir.client import FhirClient
-from ..metrics import DATA_UNAVAILABLE
+from ..metrics import DATA_UNAVAILABLE, UnplacedCodeSystems
 from ..fhir.people import Orderer, find_orderer
 from ..fhir.gather import build_record, read_draft_orders, relevance_filter
 from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAccess, Obtained, obtain
@@ -135,7 +135,7 @@ class Engine:
         self.knowledge = knowledge
         self.settings = settings
         self.fhir = fhir
-        self.relevant = relevance_filter(knowledge)
+        self.relevant = relevance_filter(knowledge, UnplacedCodeSystems())
 
     async def _obtain(self, call: Call, keys: Sequence[str]) -> Obtained:
         authorization = call.request.fhirAuthorization

@@ -1,9 +1,12 @@
 """Raw FHIR JSON -> the pathway's PatientRecord and DraftOrders.
 
 One pass over the raw resources keeps those whose codes fall in a value set (or, for medications,
-whose text names a known ingredient, or that name their drug by reference) and every Medication
-(the drugs references point to); only those are validated (fhir/resources.py). A malformed
-resource that no rule reads cannot fail the request. Draft orders are read leniently, whatever FHIR version the EHR speaks (DSTU2 MedicationOrder, STU3 ProcedureRequest, R4 ...).
+whose text names a known ingredient, or that name their drug by reference), every Medication (the drugs
+references point to) and every Encounter (the date of a diagnosis recorded without one); only those are
+validated (fhir/resources.py), whatever their FHIR generation (fhir/generations.py reads DSTU2 and STU3
+shapes as R4). A malformed resource that no rule reads cannot fail the request; a kept one whose
+malformed elements no rule needs is read without them. Draft orders are read leniently, whatever FHIR
+version the EHR speaks (DSTU2 MedicationOrder, STU3 ProcedureRequest, R4 ...).
 """
 from __future__ import annotations
 
@@ -24,12 +27,19 @@ from ..pathway.record import (
     ServiceRequestEntry,
 )
 
+from .generations import READ_AS, as_r4
 from .resources import (
-    MODELS, Condition, Medication, MedicationRequest, MedicationStatement, Procedure, ServiceRequest,
+    MODELS, Condition, Encounter, Medication, MedicationRequest, MedicationStatement, Procedure, ServiceRequest,
 )
 
 log = logging.getLogger(__name__)
-MEDICATION_TYPES = frozenset({"MedicationStatement", "MedicationRequest"})
+MEDICATION_TYPES = frozenset({"MedicationStatement", "MedicationRequest", "MedicationOrder"})
+RECORD_TYPES = frozenset(MODELS) | frozenset(READ_AS)
+"""The resource types the rules read, in every FHIR generation."""
+ALWAYS_KEPT = frozenset({"Medication", "Encounter"})
+# Elements without which a resource says nothing the rules can use: a resource whose one of these fails
+# validation is left out; any other failing element is left out of the resource instead.
+ESSENTIAL_ELEMENTS = frozenset({"resourceType", "code", "status", "medicationCodeableConcept", "medicationReference"})
 DAYS_PER_UNIT = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "day": 1, "days": 1, "wk": 7, "week": 7,
                  "weeks": 7, "mo": 30, "month": 30, "months": 30, "a": 365, "year": 365, "years": 365}
 
@@ -96,33 +106,49 @@ def _medication_names(concept: Any, reference: Any) -> Iterator[str]:
         yield reference.get("display")
 
 
-def relevance_filter(knowledge: Knowledge) -> Callable[[dict], bool]:
+def relevance_filter(knowledge: Knowledge, unplaced: Callable[[str], None] | None = None
+                     ) -> Callable[[dict], bool]:
     """The one-pass filter: does any rule read this resource? It runs on every resource of every call
-    (plain or lazy JSON objects alike), so it is a closure over plain dictionaries."""
+    (plain or lazy JSON objects alike), so it is a closure over plain dictionaries. `unplaced` is told the
+    code systems of every code the rules would read whose systems the service cannot place (none of its
+    codings under a standard, local or known-but-unread system)."""
     systems_by_code = knowledge.systems_by_raw_code
+    known_systems = knowledge.code_systems.known
     mentions_medication = knowledge.mentions_medication
 
     def is_relevant(resource: dict) -> bool:
         resource_type = resource.get("resourceType")
-        if resource_type == "Medication":
+        if resource_type in ALWAYS_KEPT:
             return True
         is_medication = resource_type in MEDICATION_TYPES
         if is_medication:
             concept = resource.get("medicationCodeableConcept")
             if concept is None and resource.get("medicationReference").__class__ in OBJECTS:
                 return True
-        elif resource_type in MODELS:
+        elif resource_type in RECORD_TYPES:
             concept = resource.get("code")
         else:
             return False
         if concept.__class__ in OBJECTS:
             coding = concept.get("coding")
+            placed = False
+            strangers = None
             for item in coding if coding.__class__ in ARRAYS else ():
                 if item.__class__ in OBJECTS:
                     code = item.get("code")
+                    system = item.get("system")
+                    if system.__class__ is not str:
+                        continue
                     systems = systems_by_code.get(code) if code.__class__ is str else None
-                    if systems is not None and item.get("system") in systems:
+                    if systems is not None and system in systems:
                         return True
+                    if system in known_systems:
+                        placed = True
+                    elif unplaced is not None:
+                        strangers = (*strangers, system) if strangers else (system,)
+            if strangers and not placed:
+                for system in strangers:
+                    unplaced(system)
         if is_medication:
             for name in _medication_names(concept, resource.get("medicationReference")):
                 if name.__class__ is str and mentions_medication(name):
@@ -176,10 +202,6 @@ def _status(concept: Any) -> str | None:
     return codes[0].code if codes else None
 
 
-def _reference(resource: Any, index: int) -> str:
-    return f"{resource.resourceType}/{resource.id or f'#{index}'}"
-
-
 def referenced_id(reference: str | None) -> str | None:
     """The id a reference points to, whatever its form: `Type/id`, an absolute URL (with or without
     `_history`), `urn:uuid:id`; None for a contained (`#id`) or empty reference."""
@@ -200,14 +222,18 @@ def _reasons(model: Any) -> tuple[Reason, ...]:
     return tuple(reasons)
 
 
-def _condition(model: Condition, reference: str) -> ConditionEntry:
+def _condition(model: Condition, reference: str, encounters: _EncounterDays) -> ConditionEntry:
+    """Its onset, else the day it was recorded, else the first day of its encounter (an encounter diagnosis
+    has no date of its own); None when none of them can be had (the card says "date unknown")."""
     onset = _instant_or_period(model.onsetDateTime, model.onsetPeriod)
-    abated = any(getattr(model, f"abatement{kind}") is not None
-                 for kind in ("DateTime", "Age", "Period", "Range", "String"))
+    day = onset.start if onset else _day(model.recordedDate)
+    if day is None:
+        day = encounters.day_of(model.id, referenced_id(model.encounter.reference) if model.encounter else None)
+    abated = model.abatementBoolean is True or any(getattr(model, f"abatement{kind}") is not None
+                                                    for kind in ("DateTime", "Age", "Period", "Range", "String"))
     abatement = _instant_or_period(model.abatementDateTime, model.abatementPeriod)
     return ConditionEntry(reference, _codes(model.code), model.code.text if model.code else None,
-                          _status(model.clinicalStatus), _status(model.verificationStatus),
-                          onset.start if onset else _day(model.recordedDate), abated,
+                          _status(model.clinicalStatus), _status(model.verificationStatus), day, abated,
                           (abatement.end or abatement.start) if abatement else None)
 
 
@@ -325,6 +351,59 @@ BUILDERS = {
 }
 
 
+class _EncounterDays:
+    """The first day of each Encounter among the kept resources, read only when a diagnosis asks. A diagnosis
+    finds its encounter by its own `encounter`, or by the encounter that lists it (`Encounter.diagnosis`)."""
+
+    def __init__(self, resources: Iterable[dict]) -> None:
+        self._raw = {r["id"]: r for r in resources
+                     if r.get("resourceType") == "Encounter" and isinstance(r.get("id"), str)}
+        self._listing: dict[str, str] = {}
+        for encounter_id, encounter in self._raw.items():
+            diagnoses = encounter.get("diagnosis")
+            for diagnosis in diagnoses if isinstance(diagnoses, list) else ():
+                condition = diagnosis.get("condition") if isinstance(diagnosis, dict) else None
+                reference = condition.get("reference") if isinstance(condition, dict) else None
+                condition_id = referenced_id(reference) if isinstance(reference, str) else None
+                if condition_id:
+                    self._listing.setdefault(condition_id, encounter_id)
+        self._days: dict[str, date | None] = {}
+
+    def day_of(self, condition_id: str | None, encounter_id: str | None) -> date | None:
+        if encounter_id is None or encounter_id not in self._raw:
+            encounter_id = self._listing.get(condition_id) if condition_id else None
+        if encounter_id is None:
+            return None
+        if encounter_id not in self._days:
+            try:
+                period = Encounter.model_validate(self._raw[encounter_id]).period
+                self._days[encounter_id] = _day(period.start) or _day(period.end) if period else None
+            except (ValidationError, ValueError):
+                self._days[encounter_id] = None
+        return self._days[encounter_id]
+
+
+def _undated_condition(resource: dict) -> bool:
+    return resource.get("resourceType") == "Condition" and not any(
+        element in resource for element in ("onsetDateTime", "onsetPeriod", "recordedDate", "assertedDate",
+                                             "dateRecorded"))
+
+
+def unresolved_encounters(resources: Iterable[dict]) -> list[str]:
+    """Ids of the Encounters that kept Conditions without a date of their own name but that are not among
+    the resources: their period is the diagnosis's date, so the service fetches them when it can."""
+    resources = list(resources)
+    present = {r.get("id") for r in resources if r.get("resourceType") == "Encounter"}
+    wanted = []
+    for resource in resources:
+        encounter = resource.get("encounter") if _undated_condition(resource) else None
+        reference = encounter.get("reference") if isinstance(encounter, dict) else None
+        encounter_id = referenced_id(reference) if isinstance(reference, str) else None
+        if encounter_id and encounter_id not in present and encounter_id not in wanted:
+            wanted.append(encounter_id)
+    return wanted
+
+
 def _medications(resources: Iterable[dict]) -> dict[str, Medication]:
     """The Medication resources among the kept ones, by id (one that fails validation is left out)."""
     found = {}
@@ -359,7 +438,7 @@ def _one_version_each(resources: list[dict]) -> list[tuple[int, dict]]:
     read, else the greater in canonical JSON: the choice never depends on the order they came in."""
     chosen: dict[tuple[str, str], tuple[int, dict]] = {}
     for index, resource in enumerate(resources):
-        if resource["resourceType"] not in MODELS:
+        if resource["resourceType"] not in RECORD_TYPES:
             continue
         key = (resource["resourceType"], str(resource.get("id", f"#{index}")))
         known = chosen.get(key)
@@ -374,29 +453,56 @@ def _version_rank(resource: dict) -> tuple[str, bytes]:
     return (updated if isinstance(updated, str) else "", orjson.dumps(resource, option=orjson.OPT_SORT_KEYS))
 
 
+def _validate(resource: dict) -> tuple[Any, tuple[str, ...]]:
+    """The resource (in its R4 shape) as its model, and the elements left out because they failed
+    validation; raises ValidationError when an essential element fails."""
+    model = MODELS[resource["resourceType"]]
+    try:
+        return model.model_validate(resource), ()
+    except ValidationError as exc:
+        failed = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        if not failed or failed & ESSENTIAL_ELEMENTS:
+            raise
+        left_out = tuple(sorted(failed))
+        return model.model_validate({k: v for k, v in resource.items() if k not in failed}), left_out
+
+
 def build_record(relevant: Iterable[dict], knowledge: Knowledge) -> PatientRecord:
-    """Resources the one-pass filter kept (relevance_filter), validated and typed; duplicates (same type and
-    id, e.g. on two pages) are read once; one that fails validation is left out and named."""
+    """Resources the one-pass filter kept (relevance_filter), in their R4 shape, validated and typed;
+    duplicates (same type and id, e.g. on two pages) are read once. One whose essential elements fail
+    validation is left out and named; one whose other elements fail is read without them and named."""
     relevant = list(relevant)
     medications = _medications(relevant)
+    encounter_days = _EncounterDays(relevant)
     entries: dict[str, list] = {name: [] for name in MODELS}
-    unreadable = []
+    unreadable, partly_read = [], []
     for index, resource in _one_version_each(relevant):
-        resource_type = resource["resourceType"]
-        key = (resource_type, str(resource.get("id", f"#{index}")))
+        written_as = resource["resourceType"]  # the reference keeps the type the record has (MedicationOrder)
+        reference = f"{written_as}/{resource.get('id', f'#{index}')}"
         try:
-            model = MODELS[resource_type].model_validate(resource)
+            read = as_r4(resource)
+            resource_type = read["resourceType"]
+            model, left_out = _validate(read)
             build = BUILDERS[resource_type]
-            reference = _reference(model, index)
-            entries[resource_type].append(build(model, reference, medications) if resource_type in MEDICATION_TYPES
-                                          else build(model, reference))
+            if resource_type in MEDICATION_TYPES:
+                entry = build(model, reference, medications)
+            elif resource_type == "Condition":
+                entry = build(model, reference, encounter_days)
+            else:
+                entry = build(model, reference)
+            entries[resource_type].append(entry)
         except (ValidationError, ValueError):  # ValueError: a valid-looking date that does not exist
-            unreadable.append(f"{resource_type}/{key[1]}")
-            log.warning("left out a %s that failed FHIR R4 validation", resource_type)
+            unreadable.append(reference)
+            log.warning("left out a %s that failed FHIR validation", written_as)
+            continue
+        if left_out:
+            partly_read.append(f"{reference} ({', '.join(left_out)})")
+            log.warning("read a %s without elements that failed FHIR validation: %s", written_as, ", ".join(left_out))
     return PatientRecord(
         conditions=tuple(entries["Condition"]),
         procedures=tuple(entries["Procedure"]),
         medications=tuple(entries["MedicationStatement"] + entries["MedicationRequest"]),
         service_requests=tuple(entries["ServiceRequest"]),
         unreadable=tuple(unreadable),
+        partly_read=tuple(partly_read),
     )

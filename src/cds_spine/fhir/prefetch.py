@@ -6,12 +6,16 @@ For each key the service needs:
 - an OperationOutcome, or a Bundle holding one: the EHR's query failed -> query the FHIR server;
 - a Bundle with a `next` link: follow it.
 Medications named by reference (`medicationReference`) that are neither contained nor in the Bundles
-(the templates `_include` them) are fetched too.
+(the templates `_include` them) are fetched too. So are the Encounters of diagnoses recorded without a
+date of their own (the conditions template `_include`s them), when the FHIR server can be asked: an
+Encounter that cannot be had leaves that diagnosis's date unknown, never a reason to refuse the call.
 Data a decision needs that cannot be obtained raises DataUnavailable (the service answers 412).
 """
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +24,15 @@ from urllib.parse import quote
 from ..jsonio import ARRAYS, OBJECTS, materialize
 from .bundles import Keep, kept_entries
 from .client import FhirClient, FhirError
-from .gather import unresolved_medications
+from .gather import unresolved_encounters, unresolved_medications
+
+log = logging.getLogger(__name__)
 
 PATIENT_TOKEN = "{{context.patientId}}"
 # Prefetch key -> FHIR query template. Discovery advertises these; the fallback runs the same queries.
 PATIENT_QUERY = {"patient": f"Patient/{PATIENT_TOKEN}"}
 RECORD_QUERIES = {
-    "conditions": f"Condition?patient={PATIENT_TOKEN}",
+    "conditions": f"Condition?patient={PATIENT_TOKEN}&_include=Condition:encounter",
     "procedures": f"Procedure?patient={PATIENT_TOKEN}",
     "medicationStatements": f"MedicationStatement?patient={PATIENT_TOKEN}&_include=MedicationStatement:medication",
     "medicationRequests": f"MedicationRequest?patient={PATIENT_TOKEN}&_include=MedicationRequest:medication",
@@ -150,11 +156,29 @@ async def _medications(found: Mapping[str, list[dict]], access: FhirAccess, clie
         raise DataUnavailable(key, exc.kind, f"Medication resources named by reference: {exc}") from None
 
 
+async def _encounters(resources: Sequence[dict], access: FhirAccess, client: FhirClient, keep: Keep,
+                      seconds_left: float) -> list[dict]:
+    """The Encounters of undated diagnoses that the resources lack, when the FHIR server can give them in the
+    time left; else none (those diagnoses are read with their date unknown)."""
+    missing = unresolved_encounters(resources)
+    if not missing or access.why_not() or seconds_left <= 0:
+        return []
+    try:
+        async with asyncio.timeout(seconds_left):
+            return await client.search(access.server, f"Encounter?_id={quote(','.join(missing), safe=',')}",
+                                       access.token, keep)
+    except (FhirError, TimeoutError) as exc:
+        log.info("encounters of %d undated diagnoses could not be fetched (%s): their dates are read as unknown",
+                 len(missing), exc.__class__.__name__)
+        return []
+
+
 async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patient_id: str, access: FhirAccess,
                  client: FhirClient, budget_seconds: float, keep: Keep) -> Obtained:
     """The kept resources under `keys`, fetching what prefetch lacks concurrently, within one time budget."""
     values = {key: _value_of(prefetch or {}, key, keep) for key in keys}
     fetched = tuple(key for key, value in values.items() if _needs_server(value))
+    started = time.monotonic()
     try:
         async with asyncio.timeout(budget_seconds):
             results = await asyncio.gather(
@@ -166,4 +190,8 @@ async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patien
                               f"the FHIR server did not answer within {budget_seconds:g} s") from None
     if medications:
         fetched += ("Medication",)
-    return Obtained(tuple(resource for found in results for resource in found) + tuple(medications), fetched)
+    resources = tuple(resource for found in results for resource in found) + tuple(medications)
+    encounters = await _encounters(resources, access, client, keep, budget_seconds - (time.monotonic() - started))
+    if encounters:
+        fetched += ("Encounter",)
+    return Obtained(resources + tuple(encounters), fetched)

@@ -4,7 +4,8 @@ Why not the fhir.resources R4B models on this path: they validate every element 
 cost about 150 µs per resource on our machines; these compiled models cost about 2 µs, which is what
 keeps a 5,000-resource call within 1.5 times the cost of decoding its JSON (bench/results.md).
 Elements are checked against the R4 rules that matter here (required elements, code and dateTime
-syntax); elements no rule reads are ignored, so a malformed one cannot fail the request.
+syntax); elements no rule reads are ignored, so a malformed one cannot fail the request. Older
+generations reach these models in their R4 shape (fhir/generations.py).
 """
 from __future__ import annotations
 
@@ -112,7 +113,9 @@ class Condition(_Resource):
     abatementPeriod: Period | None = None
     abatementRange: Any = None
     abatementString: str | None = None
+    abatementBoolean: bool | None = None  # STU3 and DSTU2
     recordedDate: DateTime | None = None
+    encounter: Reference | None = None
 
 
 class Procedure(_Reasoned):
@@ -139,7 +142,7 @@ class MedicationStatement(_MedicationUse):
 
 class MedicationRequest(_MedicationUse):
     resourceType: Literal["MedicationRequest"]
-    intent: Code
+    intent: Code | None = None  # required by R4, absent before it (MedicationOrder), read by no rule
     authoredOn: DateTime | None = None
     courseOfTherapyType: CodeableConcept | None = None
     dosageInstruction: list[Dosage] = []
@@ -149,7 +152,7 @@ class MedicationRequest(_MedicationUse):
 class ServiceRequest(_Reasoned):
     resourceType: Literal["ServiceRequest"]
     status: Code
-    intent: Code
+    intent: Code | None = None  # required by R4, absent before it (DSTU2 ProcedureRequest), read by no rule
     code: CodeableConcept | None = None
     occurrenceDateTime: DateTime | None = None
     occurrencePeriod: Period | None = None
@@ -161,3 +164,9 @@ MODELS: dict[str, type[_Resource]] = {
     model.model_fields["resourceType"].annotation.__args__[0]: model
     for model in (Condition, Procedure, MedicationStatement, MedicationRequest, ServiceRequest)
 }
+
+class Encounter(_Element):
+    """Only its period: the date of a diagnosis recorded with no date of its own."""
+
+    resourceType: Literal["Encounter"]
+    period: Period | None = None

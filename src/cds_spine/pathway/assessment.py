@@ -52,6 +52,7 @@ class DiagnosisOnRecord:
     description: str
     group: str  # "qualifying", "axial" or a red-flag id
     segments: frozenset[str] = frozenset()  # empty: no region
+    dated: bool = True  # False: the record gives no date (no onset, recorded date or encounter)
 
     def fits(self, segments: frozenset[str]) -> bool:
         return Indication(True, self.segments).fits(segments)
@@ -69,6 +70,7 @@ class Assessment:
     prior_injections: tuple[PriorInjection, ...] = ()
     pending_referrals: tuple[Referral, ...] = ()
     unreadable: tuple[str, ...] = field(default=())
+    partly_read: tuple[str, ...] = field(default=())
 
     @property
     def red_flags(self) -> tuple[DiagnosisOnRecord, ...]:
@@ -111,7 +113,7 @@ def diagnoses_on_record(record: PatientRecord, knowledge: Knowledge, today: date
             membership = knowledge.find(condition.codes, valueset)
             if membership:
                 found.append(DiagnosisOnRecord(condition.reference, describe(condition.codes, condition.text), group,
-                                               knowledge.segments(membership)))
+                                               knowledge.segments(membership), condition.onset is not None))
     return tuple(found)
 
 
@@ -250,7 +252,7 @@ def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
         findings=_ordered(knowledge, findings), diagnoses=facts.diagnoses,
         prior_injections=tuple(i for i in prior if i.region == order.region),
         pending_referrals=facts.pending_referrals(scope) if decision is Decision.NOT_MET else (),
-        unreadable=facts.record.unreadable,
+        unreadable=facts.record.unreadable, partly_read=facts.record.partly_read,
     )
 
 

@@ -201,7 +201,8 @@ class _Course:
         the course followed when it began."""
         stated_spine = [use.indication for use in self.uses if use.indication.explicit and use.indication.spine]
         if stated_spine:
-            return Indication(True, union_segments(i.segments for i in stated_spine), explicit=True)
+            return Indication(True, union_segments(i.segments for i in stated_spine),
+                              condition=stated_spine[0].condition, explicit=True)
         unstated = [use.indication for use in self.uses if not use.indication.explicit]
         return unstated[0] if unstated else self.uses[0].indication
 
@@ -376,18 +377,22 @@ class _Reader:
             return
         why_not = self.why_not(indication)
         description = course.description
-        if indication.spine is False and self._long_term_for_other_condition(course, clipped):
+        if why_not and self._long_term_systemic(course, clipped):
             why_not = None
-            description = WORDING.format(self.config.reasons.counted_for_other_condition, description=description,
-                                         condition=indication.condition)
+            reasons = self.config.reasons
+            description = WORDING.format(reasons.counted_for_other_condition, description=description,
+                                         condition=indication.condition) if indication.condition else WORDING.format(
+                reasons.counted_for_other_region, description=description,
+                region=self._region_label(indication.segments))
         if why_not:
             self.not_counted.add(course.references, course.description, why_not, *clipped)
         else:
             self.evidence.append(Evidence(group.id, group.label, course.references, description, *clipped,
                                           is_medication=True))
 
-    def _long_term_for_other_condition(self, course: _Course, clipped: tuple[date, date]) -> bool:
-        """A systemic drug taken for another condition for at least the required days: the class was tried."""
+    def _long_term_systemic(self, course: _Course, clipped: tuple[date, date]) -> bool:
+        """A systemic drug taken for another condition, or for another spinal region, for at least the required
+        days: the class has been tried, whatever it was taken for."""
         return (self.config.medication_courses.other_condition_long_term_counts
                 and all(use.systemic for use in course.uses)
                 and (clipped[1] - clipped[0]).days + 1 >= self.scope.required_days)

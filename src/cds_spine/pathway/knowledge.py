@@ -1,4 +1,5 @@
-"""Clinical knowledge, loaded once at start-up from cards/: pathway.yaml and valuesets/*.json.
+"""Clinical knowledge, loaded once at start-up from cards/: pathway.yaml, code-systems.yaml (with a site's
+local code systems) and valuesets/*.json.
 
 A bad file stops the service with a KnowledgeError that names the file and the field.
 """
@@ -18,6 +19,7 @@ import yaml
 from fhir.resources.R4B.valueset import ValueSet
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
+from .codesystems import CodeSystemError, CodeSystems, load_code_systems
 from .record import Code
 
 ATTRIBUTE_EXTENSION = "https://cds-spine.org/fhir/StructureDefinition/code-attribute"
@@ -113,6 +115,7 @@ class Reasons(_Strict):
     for_other_region: str
     not_for_spine: str
     counted_for_other_condition: str
+    counted_for_other_region: str
 
 
 class DiagnosisGroup(_Strict):
@@ -189,6 +192,8 @@ class Detail(_Strict):
     prior_esi_line: str
     diagnosis_line: str
     unreadable: str
+    partly_read: str
+    undated: str
     rule: str
 
 
@@ -240,7 +245,6 @@ class PathwayConfig(_Strict):
     version: str
     lookback_days: int = Field(ge=1)
     episode_gap_days: int = Field(ge=0)
-    system_aliases: dict[str, str] = {}
     orders: Orders
     regions: dict[str, str]
     region_segments: dict[str, tuple[str, ...]]
@@ -331,13 +335,6 @@ class Membership:
     attributes: Mapping[str, str]
 
 
-def _normalize_code(system: str, code: str) -> str:
-    code = code.strip()
-    if system == "http://hl7.org/fhir/sid/icd-10-cm":
-        return code.upper().replace(".", "")
-    return code
-
-
 WORD = re.compile(r"[a-z]+")
 
 
@@ -366,21 +363,24 @@ class IngredientNames:
 
 
 class Knowledge:
-    """Immutable after load: the pathway configuration plus an index (system, code) -> memberships."""
+    """Immutable after load: the pathway configuration, the code systems, and an index (canonical system,
+    normalized code) -> memberships."""
 
     def __init__(self, config: PathwayConfig, valuesets: Mapping[str, list[tuple[Code, Mapping[str, str]]]],
-                 version: str) -> None:
+                 version: str, code_systems: CodeSystems) -> None:
         self.config = config
         self.version = version
+        self.code_systems = code_systems
         self.valueset_ids = frozenset(valuesets)
         index: dict[tuple[str, str], list[Membership]] = {}
         for valueset_id, entries in valuesets.items():
             for code, attributes in entries:
-                key = (code.system, _normalize_code(code.system, code.code))
+                key = code_systems.read(code.system, code.code)
                 index.setdefault(key, []).append(Membership(valueset_id, code.display, MappingProxyType(attributes)))
         self._index = {key: tuple(found) for key, found in index.items()}
-        self.systems_by_raw_code = self._raw_code_index()
-        """Code as EHRs write it -> the systems it is known in (for the one pass over raw JSON)."""
+        self.systems_by_raw_code = self._raw_code_index(code for entries in valuesets.values() for code, _ in entries)
+        """Code as records write it -> every raw system URI it may be filed under (for the one pass over raw
+        JSON): its system's spellings and local systems, and those of systems it may be misfiled under."""
         self._mentions_cache: dict[str, bool] = {}
         self._medication_groups = {group.id: group for group in config.conservative.medications}
         owners = {name: group.id for group in config.conservative.medications for name in group.ingredients}
@@ -394,8 +394,7 @@ class Knowledge:
     def memberships(self, system: str | None, code: str | None) -> tuple[Membership, ...]:
         if not system or not code:
             return ()
-        system = self.config.system_aliases.get(system, system)
-        return self._index.get((system, _normalize_code(system, code)), ())
+        return self._index.get(self.code_systems.read(system, code), ())
 
     def find(self, codes: Iterable[Code], valueset: str) -> Membership | None:
         """The first of `codes` that is in `valueset`."""
@@ -408,19 +407,18 @@ class Knowledge:
     def knows_any(self, codes: Iterable[Code]) -> bool:
         return any(self.memberships(code.system, code.code) for code in codes)
 
-    def _raw_code_index(self) -> dict[str, frozenset[str]]:
-        """Code as EHRs write it (ICD-10-CM with and without its dot) -> the systems (and their aliases)."""
-        aliases: dict[str, set[str]] = {}
-        for alias, system in self.config.system_aliases.items():
-            aliases.setdefault(system, set()).add(alias)
+    def _raw_code_index(self, codes: Iterable[Code]) -> dict[str, frozenset[str]]:
+        systems = self.code_systems
+        spellings_of_system: dict[str, frozenset[str]] = {}
         found: dict[str, set[str]] = {}
-        for system, code in self._index:
-            spellings = {code}
-            if system == "http://hl7.org/fhir/sid/icd-10-cm":
-                spellings.add(f"{code[:3]}.{code[3:]}" if len(code) > 3 else code)
-            for spelling in spellings:
-                found.setdefault(spelling, set()).update({system, *aliases.get(system, ())})
-        return {code: frozenset(systems) for code, systems in found.items()}
+        for code in codes:
+            canonical = systems.canonical(code.system)
+            for system in (canonical, *systems.misfiled_under(canonical, code.code)):
+                if system not in spellings_of_system:
+                    spellings_of_system[system] = systems.spellings(system) | {system}
+                for spelling in systems.code_spellings(canonical, code.code):
+                    found.setdefault(spelling, set()).update(spellings_of_system[system])
+        return {code: frozenset(raw_systems) for code, raw_systems in found.items()}
 
     def medication_group_by_text(self, text: str) -> MedicationGroup | None:
         """The group of a product named in free text, when every ingredient it names counts: RxNorm names
@@ -460,11 +458,13 @@ class Knowledge:
         return found
 
 
-def knowledge_version(cards_dir: Path) -> str:
+def knowledge_version(cards_dir: Path, site_code_systems: Path | None = None) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in cards_dir.rglob("*") if p.is_file()):
         digest.update(path.relative_to(cards_dir).as_posix().encode())
         digest.update(path.read_bytes())
+    if site_code_systems is not None:
+        digest.update(b"\0site code systems\0" + site_code_systems.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -508,11 +508,16 @@ def _load_valueset(path: Path) -> list[tuple[Code, Mapping[str, str]]]:
     return entries
 
 
-def load_knowledge(cards_dir: Path) -> Knowledge:
+def load_knowledge(cards_dir: Path, site_code_systems: Path | None = None) -> Knowledge:
+    """cards/ and, when given, the site's file of local code systems (CDS_SPINE_LOCAL_CODE_SYSTEMS)."""
     config = _load_config(cards_dir / "pathway.yaml")
+    try:
+        code_systems = load_code_systems(cards_dir / "code-systems.yaml", site_code_systems)
+    except CodeSystemError as exc:
+        raise KnowledgeError(str(exc)) from None
     valuesets = {path.stem: _load_valueset(path) for path in sorted((cards_dir / "valuesets").glob("*.json"))}
     for field_path, valueset_id in config.referenced_valuesets().items():
         if valueset_id not in valuesets:
             raise KnowledgeError(f"{cards_dir / 'pathway.yaml'}: {field_path}: no value set {valueset_id!r} "
                                  f"in {cards_dir / 'valuesets'}")
-    return Knowledge(config, valuesets, knowledge_version(cards_dir))
+    return Knowledge(config, valuesets, knowledge_version(cards_dir, site_code_systems), code_systems)

@@ -32,7 +32,7 @@ class Indication:
     segments: frozenset[str] = frozenset()
     """The spinal segments it is for; empty: any (a spine condition without a region, or not known)."""
     condition: str | None = None
-    """The other condition's name (when `spine` is False)."""
+    """The name of the condition it is for, when the record names one."""
     explicit: bool = False
     """Read from the entry's own reason or body site, not from what it followed."""
 
@@ -68,6 +68,7 @@ class Indications:
     def stated(self, reasons: Iterable[Reason], body_sites: Iterable[Code]) -> Indication:
         """From the entry's own reasons and body sites."""
         spine: list[frozenset[str]] = []
+        spine_condition = None
         other = None
         nonspecific = self.knowledge.config.reasons.nonspecific_valueset
         for reason in reasons:
@@ -78,6 +79,8 @@ class Indications:
             found = self.knowledge.spine_diagnosis(codes)
             if found:
                 spine.append(self.knowledge.segments(found))
+                spine_condition = spine_condition or describe(codes, reason.text or (
+                    condition.text if condition else None))
             elif other is None and (codes or reason.condition_id):
                 # A reference the record does not resolve points to a condition no value set holds (every
                 # spine diagnosis is kept): another condition.
@@ -87,16 +90,18 @@ class Indications:
         spine += [self.knowledge.segments(found) for site in body_sites
                   if (found := self.knowledge.find((site,), site_valueset))]
         if spine:
-            return Indication(True, union_segments(spine), explicit=True)
+            return Indication(True, union_segments(spine), condition=spine_condition, explicit=True)
         return Indication(False, condition=other, explicit=True) if other else NOT_KNOWN
 
     def followed(self, start: date) -> Indication:
         """From the spine diagnoses, injuries and illnesses that began shortly before `start`."""
         recent = [c for c in self.candidates if start - self.attribution_days <= c.onset <= start
                   and (c.abatement is None or c.abatement >= start)]
-        spine = [self.knowledge.segments(found) for c in recent if (found := self.knowledge.spine_diagnosis(c.codes))]
-        if spine:
-            return Indication(True, union_segments(spine))
+        spinal = [(c, found) for c in recent if (found := self.knowledge.spine_diagnosis(c.codes))]
+        if spinal:
+            latest = spinal[-1][0]
+            return Indication(True, union_segments(self.knowledge.segments(found) for _, found in spinal),
+                              condition=describe(latest.codes, latest.text))
         if recent:
             return Indication(False, condition=describe(recent[-1].codes, recent[-1].text))
         return NOT_KNOWN

@@ -43,6 +43,7 @@ class ConditionEntry:
     clinical_status: str | None
     verification_status: str | None
     onset: date | None
+    """Its onset, else the day it was recorded, else its encounter's first day; None: not known."""
     abated: bool
     abatement: date | None = None
 
@@ -98,6 +99,8 @@ class PatientRecord:
     service_requests: tuple[ServiceRequestEntry, ...] = ()
     unreadable: tuple[str, ...] = field(default=())
     """References of relevant resources that failed FHIR validation and were left out."""
+    partly_read: tuple[str, ...] = field(default=())
+    """Relevant resources read without elements that failed validation: "Condition/x (onsetDateTime)"."""
 
     def condition(self, condition_id: str | None) -> ConditionEntry | None:
         return self._conditions_by_id.get(condition_id) if condition_id else None
