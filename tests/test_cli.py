@@ -45,6 +45,20 @@ def test_check_config_reports_the_packed_knowledge_and_a_current_store(postgres_
     assert result.returncode == 0, result.stderr
     assert "site-packages/cds_spine/cards" in result.stdout and f"{VALUESET_COUNT} value sets" in result.stdout
     assert "reachable, schema at 0002" in result.stdout
+    assert "code systems: ICD-10-CM, ICD-9-CM, SNOMED CT, RxNorm, CPT; 2 local systems mapped" in result.stdout
+    assert "cds_spine_unplaced_code_systems_total" in result.stdout and "CDS_SPINE_LOCAL_CODE_SYSTEMS" in result.stdout
+
+
+def test_check_config_reports_and_checks_the_sites_local_code_systems(postgres_schema, tmp_path):
+    site = tmp_path / "local-code-systems.yaml"
+    site.write_text("local:\n  urn:oid:1.2.840.114350.1.13.999.2.7.2.728286: http://hl7.org/fhir/sid/icd-10-cm\n")
+    assert run_cli("migrate", CDS_SPINE_DATABASE_URL=postgres_schema).returncode == 0
+    result = run_cli("check-config", CDS_SPINE_DATABASE_URL=postgres_schema, CDS_SPINE_LOCAL_CODE_SYSTEMS=str(site))
+    assert result.returncode == 0, result.stderr
+    assert f"3 local systems mapped to them (1 from {site})" in result.stdout
+    site.write_text("local:\n  urn:oid:1.2.3: icd10\nextra: 1\n")
+    result = run_cli("check-config", CDS_SPINE_DATABASE_URL=postgres_schema, CDS_SPINE_LOCAL_CODE_SYSTEMS=str(site))
+    assert result.returncode == 2 and str(site) in result.stderr and "extra" in result.stderr
 
 
 @pytest.mark.parametrize("settings, code, message", [

@@ -5,7 +5,7 @@ from datetime import date
 
 from cds_spine.fhir.bundles import kept_entries
 from cds_spine.fhir.gather import build_record, read_draft_orders, relevance_filter
-from support import CPT, RXNORM, coded, condition, procedure
+from support import CPT, ICD10, RXNORM, coded, condition, medication_statement, procedure
 
 
 def read(resources: list, knowledge):
@@ -112,3 +112,38 @@ def test_draft_orders_are_read_whatever_their_shape(knowledge):
     ])
     assert [(o.reference, [c.code for c in o.codes]) for o in orders] == [
         ("ServiceRequest/a", ["64483"]), ("MedicationOrder/b", []), (None, ["62323"])]
+
+
+def test_older_fhir_generations_are_read_in_their_r4_shape(knowledge):
+    """STU3 and DSTU2 shapes of what the rules read: the same record as their R4 equivalents."""
+    stu3_condition = {**condition("M54.16", status=None, rid="stu3"), "clinicalStatus": "resolved",
+                      "verificationStatus": "confirmed", "assertedDate": "2026-01-05"}
+    dstu2_condition = {k: v for k, v in condition("M54.16", status=None, rid="dstu2").items() if k != "subject"}
+    dstu2_condition.update(patient={"reference": "Patient/p1"}, dateRecorded="2026-02-01", abatementBoolean=True)
+    not_done = {**procedure("97110", "2026-03-01", rid="stu3-not-done"), "notDone": True}
+    not_taken = {**medication_statement("197806", "2026-03-01", None, status="completed", rid="stu3-n"), "taken": "n"}
+    referral = {"resourceType": "ProcedureRequest", "id": "pr", "status": "suspended", "intent": "order",
+                "subject": {"reference": "Patient/p1"}, "code": coded(CPT, "97110"), "authoredOn": "2026-03-02",
+                "reasonCodeableConcept": coded(ICD10, "M54.16")}
+    record = read([stu3_condition, dstu2_condition, not_done, not_taken, referral], knowledge)
+    assert record.unreadable == () and record.partly_read == ()
+    conditions = {c.reference: c for c in record.conditions}
+    assert (conditions["Condition/stu3"].clinical_status, conditions["Condition/stu3"].verification_status,
+            conditions["Condition/stu3"].onset) == ("resolved", "confirmed", date(2026, 1, 5))
+    assert (conditions["Condition/dstu2"].onset, conditions["Condition/dstu2"].abated) == (date(2026, 2, 1), True)
+    assert [(p.reference, p.status) for p in record.procedures] == [("Procedure/stu3-not-done", "not-done")]
+    assert [(m.reference, m.status) for m in record.medications] == [("MedicationStatement/stu3-n", "not-taken")]
+    [request] = record.service_requests
+    assert (request.reference, request.status, request.authored_on) == ("ProcedureRequest/pr", "on-hold",
+                                                                         date(2026, 3, 2))
+    assert [code.code for reason in request.reasons for code in reason.codes] == ["M54.16"]
+
+
+def test_a_diagnosis_listed_by_its_encounter_takes_the_encounters_date(knowledge):
+    undated = condition("M54.16", status=None, rid="listed")
+    encounter = {"resourceType": "Encounter", "id": "visit", "status": "finished", "period": {"start": "2026-04-02"},
+                 "diagnosis": [{"condition": {"reference": "Condition/listed"}}]}
+    [entry] = read([undated, encounter], knowledge).conditions
+    assert entry.onset == date(2026, 4, 2)
+    [entry] = read([undated], knowledge).conditions
+    assert entry.onset is None

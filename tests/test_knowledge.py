@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from cds_spine.pathway import KnowledgeError, load_knowledge
+from cds_spine.pathway.record import Code
 from cli import ROOT
 
 SOURCE_EXTENSION = "https://cds-spine.org/fhir/StructureDefinition/code-source"
@@ -68,3 +69,25 @@ def test_bad_value_set_names_the_file(cards):
     with pytest.raises(KnowledgeError, match="esi-order.json"):
         load_knowledge(cards)
 
+
+
+@pytest.mark.parametrize("written", [
+    "http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10-cm/", "https://hl7.org/fhir/sid/icd-10-cm",
+    "urn:oid:2.16.840.1.113883.6.90", "2.16.840.1.113883.6.90", "http://fhir.mimic.mit.edu/CodeSystem/diagnosis-icd10",
+])
+@pytest.mark.parametrize("code", ["M54.16", "M5416", "m54.16"])
+def test_every_spelling_of_a_code_and_its_system_is_read(knowledge, written, code):
+    assert knowledge.find([Code(written, code)], "qualifying-diagnosis") is not None
+
+
+def test_a_code_filed_under_the_wrong_standard_system_is_read_by_its_shape(knowledge):
+    icd10 = "http://hl7.org/fhir/sid/icd-10-cm"
+    assert knowledge.find([Code(icd10, "278860009")], "axial-pain") is not None  # SNOMED CT id
+    assert knowledge.find([Code(icd10, "724.3")], "qualifying-diagnosis") is not None  # ICD-9-CM sciatica
+    assert knowledge.find([Code("http://example.org/local", "M54.16")], "qualifying-diagnosis") is None
+
+
+def test_a_bad_code_systems_file_stops_start_up_naming_file_and_field(cards):
+    (cards / "code-systems.yaml").write_text("systems:\n  http://snomed.info/sct: {name: SNOMED, pattern: '('}\n")
+    with pytest.raises(KnowledgeError, match=r"code-systems.yaml: systems.http://snomed.info/sct.pattern"):
+        load_knowledge(cards)

@@ -382,6 +382,7 @@ class Knowledge:
         """Code as records write it -> every raw system URI it may be filed under (for the one pass over raw
         JSON): its system's spellings and local systems, and those of systems it may be misfiled under."""
         self._mentions_cache: dict[str, bool] = {}
+        self._memberships_cache: dict[tuple[str, str], tuple[Membership, ...]] = {}
         self._medication_groups = {group.id: group for group in config.conservative.medications}
         owners = {name: group.id for group in config.conservative.medications for name in group.ingredients}
         self._medication_names = IngredientNames(owners)
@@ -392,9 +393,17 @@ class Knowledge:
                                      *(flag.valueset for flag in diagnoses.red_flags))
 
     def memberships(self, system: str | None, code: str | None) -> tuple[Membership, ...]:
+        """Cached by (system, code) as written: a record repeats the same codes, and reading one (spelling,
+        dots, misfiling) costs more than the lookup."""
         if not system or not code:
             return ()
-        return self._index.get(self.code_systems.read(system, code), ())
+        key = (system, code)
+        found = self._memberships_cache.get(key)
+        if found is None:
+            if len(self._memberships_cache) > 100_000:
+                self._memberships_cache.clear()
+            found = self._memberships_cache[key] = self._index.get(self.code_systems.read(system, code), ())
+        return found
 
     def find(self, codes: Iterable[Code], valueset: str) -> Membership | None:
         """The first of `codes` that is in `valueset`."""
