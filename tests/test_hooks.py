@@ -97,9 +97,13 @@ def test_patient_view_with_radiculopathy_summarizes_the_pathway(client):
     assert "Physical therapy: 7 visits" in card["detail"]
 
 
-def test_patient_view_with_red_flag_says_waived(client):
+def test_patient_view_with_red_flag_leads_with_it_as_a_warning(client):
     response = call(client, PATIENT_VIEW, hook_request("patient-view", conditions=[condition("G83.4")]))
-    assert "waived (red flag)" in response.json()["cards"][0]["summary"]
+    [card] = response.json()["cards"]
+    assert card["indicator"] == "warning"
+    assert card["summary"].startswith("Red flag on record (G83.4): evaluate urgently")
+    assert "waived" not in card["summary"]
+    assert card["detail"].startswith("Red flag: G83.4 (date unknown) (Condition/cond-G83.4)")
 
 
 def test_patient_view_needs_only_conditions_when_there_is_no_spine_diagnosis(client):

@@ -367,9 +367,26 @@ def test_pending_referral_in_the_ordering_session(knowledge):
 
 def test_patient_summary_only_for_spine_diagnoses(knowledge):
     assert summarize_patient(PatientRecord(conditions=(radicular("I10"),)), knowledge, NOW) is None
-    summary = summarize_patient(with_dx(procedures=(visit(60), visit(30), esi_done(10))), knowledge, NOW)
+    summary = summarize_patient(with_dx(procedures=(visit(60), visit(30), esi_done(20))), knowledge, NOW)
     assert (summary.history.days, summary.esi, summary.surgery_days, summary.surgery) == (
-        31, Criteria.MET, 51, Criteria.MET)
+        31, Criteria.MET, 41, Criteria.NOT_MET)
+
+
+@pytest.mark.parametrize("esis,criteria", [((100, 10), Criteria.TOO_SOON), ((300, 200, 100, 50), Criteria.LIMIT_REACHED),
+                                           ((300, 200, 100), Criteria.MET)])
+def test_patient_summary_applies_the_injection_rules_per_region(knowledge, esis, criteria):
+    record = with_dx(procedures=(visit(90), visit(60), visit(30), *(esi_done(d) for d in esis)))
+    summary = summarize_patient(record, knowledge, NOW)
+    assert summary.esi is criteria
+    [lumbar] = summary.injections
+    assert [i.day for i in lumbar.injections] == sorted(i.day for i in lumbar.injections) and len(lumbar.injections) == len(esis)
+    assert (summary.blocking is lumbar) is (criteria is not Criteria.MET)
+
+
+def test_injections_in_another_region_do_not_block_an_esi(knowledge):
+    cervical = tuple(esi_done(d, "62321") for d in (300, 200, 100, 50))
+    summary = summarize_patient(with_dx(procedures=(visit(90), visit(60), visit(30), *cervical)), knowledge, NOW)
+    assert summary.esi is Criteria.MET and summary.blocking is None and len(summary.injections) == 1
 
 
 def test_evaluation_is_deterministic(knowledge):

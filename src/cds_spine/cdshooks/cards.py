@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..pathway import Assessment, Criteria, Decision, Knowledge, PatientSummary
 from ..pathway.evidence import ConservativeHistory, Evidence
-from ..pathway.assessment import DiagnosisOnRecord
+from ..pathway.assessment import DiagnosisOnRecord, shorten
 from ..pathway.knowledge import WORDING, Detail
 from .models import Action, Card, Link, OverrideReason, Source, Suggestion
 
@@ -199,21 +199,63 @@ def render_one(assessment: Assessment, knowledge: Knowledge, options: CardOption
     )
 
 
+def _criteria(knowledge: Knowledge, summary: PatientSummary, criteria: Criteria, days: int, required: int) -> str:
+    """Where ESI or surgery stands, in the words of cards/pathway.yaml `patient_view`."""
+    wording = knowledge.config.patient_view
+    template = {Criteria.MET: wording.met, Criteria.NOT_MET: wording.not_met, Criteria.EXEMPT: wording.exempt,
+                Criteria.NOT_INDICATED: wording.not_indicated, Criteria.LIMIT_REACHED: wording.limit_reached,
+                Criteria.TOO_SOON: wording.too_soon}[criteria]
+    blocking = summary.blocking
+    return WORDING.format(template, missing=max(0, required - days),
+                          region=knowledge.config.regions.get(blocking.region, "") if blocking else "",
+                          count=len(blocking.injections) if blocking else 0,
+                          next=blocking.next_day.isoformat() if blocking else "")
+
+
+def _standing(knowledge: Knowledge, summary: PatientSummary, esi: str, surgery: str) -> list[str]:
+    """ESI and surgery where they stand, what is missing for each, and the ESIs of every region."""
+    config = knowledge.config
+    wording = config.patient_view
+    lines = [WORDING.format(wording.standing_line, name=wording.esi_name, criteria=esi),
+             WORDING.format(wording.standing_line, name=wording.surgery_name, criteria=surgery)]
+    for criteria, days, required, name in ((summary.esi, summary.history.days, summary.esi_required, wording.esi_name),
+                                           (summary.surgery, summary.surgery_days, summary.surgery_required,
+                                            wording.surgery_name)):
+        if criteria is Criteria.NOT_MET:
+            lines.append(WORDING.format(wording.missing, missing=required - days, name=name, required=required))
+    rule = config.rules.esi
+    lines += [WORDING.format(wording.injections_line, region=config.regions.get(region.region, ""),
+                             count=len(region.injections), dates=", ".join(i.day.isoformat() for i in region.injections),
+                             limit=rule.max_sessions_per_region, min_days=rule.min_days_between)
+              for region in summary.injections]
+    return lines
+
+
 def render_patient_summary(summary: PatientSummary | None, knowledge: Knowledge, options: CardOptions) -> list[Card]:
+    """One card: a red flag leads (to be evaluated urgently); else where ESI and surgery stand."""
     if summary is None:
         return []
     config = knowledge.config
     wording = config.patient_view
-    words = {Criteria.MET: wording.met, Criteria.NOT_MET: wording.not_met, Criteria.EXEMPT: wording.exempt,
-             Criteria.NOT_INDICATED: wording.not_indicated}
     detail = config.card.detail
-    diagnoses = _headed(detail.on_record_heading, _unique(
-        WORDING.format(detail.diagnosis_line, diagnosis=_md(_dated(detail, d))) for d in summary.diagnoses))
-    text = WORDING.format(wording.summary, days=summary.history.days, esi=words[summary.esi],
-                          surgery=words[summary.surgery])
+    esi = _criteria(knowledge, summary, summary.esi, summary.history.days, summary.esi_required)
+    surgery = _criteria(knowledge, summary, summary.surgery, summary.surgery_days, summary.surgery_required)
+    flags = _one_per_description(summary.red_flags)
+    red_flags = [WORDING.format(detail.red_flag_line, condition=_md(_dated(detail, flag)), reference=flag.reference)
+                 for flag in flags]
+    diagnoses = _unique(WORDING.format(detail.diagnosis_line, diagnosis=_md(_dated(detail, d)))
+                        for d in summary.diagnoses if d.group in ("qualifying", "axial"))
+    if flags:
+        text = WORDING.format(wording.red_flag, condition=shorten(flags[0].description))
+        indicator = wording.red_flag_severity
+    else:
+        text = WORDING.format(wording.summary, days=summary.history.days, esi=esi, surgery=surgery)
+        indicator = "info"
     source = Source(label=config.card.source_label, url=str(config.card.source_url))
     return [Card(
-        uuid=uuid.uuid4(), summary=text, indicator="info", source=source,
-        detail=_paragraphs(_history_section(knowledge, summary.history), diagnoses, [config.card.pathway]),
+        uuid=uuid.uuid4(), summary=text, indicator=indicator, source=source,
+        detail=_paragraphs(red_flags, _headed(wording.standing_heading, _standing(knowledge, summary, esi, surgery)),
+                           _history_section(knowledge, summary.history),
+                           _headed(detail.on_record_heading, diagnoses), [config.card.pathway]),
         links=_links(source, knowledge, options),
     )]

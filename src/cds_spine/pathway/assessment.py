@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 
 from .evidence import (
@@ -36,6 +36,10 @@ class Criteria(str, Enum):
     NOT_MET = "not-met"
     EXEMPT = "exempt"
     NOT_INDICATED = "not-indicated"
+    LIMIT_REACHED = "limit-reached"
+    """ESI: the most injections a region allows in the window are done."""
+    TOO_SOON = "too-soon"
+    """ESI: the last injection in a region was too recent."""
 
 
 @dataclass(frozen=True)
@@ -82,21 +86,60 @@ class Assessment:
 
 
 @dataclass(frozen=True)
+class RegionInjections:
+    """The completed ESIs of one region in the window, against the frequency and interval rules."""
+
+    region: str
+    injections: tuple[PriorInjection, ...]
+    limit: int
+    min_days_between: int
+    today: date
+
+    @property
+    def limit_reached(self) -> bool:
+        return len(self.injections) >= self.limit
+
+    @property
+    def days_since(self) -> int:
+        return (self.today - self.injections[-1].day).days
+
+    @property
+    def next_day(self) -> date:
+        """The first day another injection in this region keeps the interval rule."""
+        return self.injections[-1].day + timedelta(days=self.min_days_between)
+
+    @property
+    def too_soon(self) -> bool:
+        return self.days_since < self.min_days_between
+
+
+@dataclass(frozen=True)
 class PatientSummary:
-    """For patient-view: the conservative therapy on record and whether ESI and surgery criteria are met."""
+    """For patient-view: the conservative therapy on record and where ESI and surgery stand, by the
+    order-independent rules: red flags, indications, days of therapy, and ESIs per region."""
 
     diagnoses: tuple[DiagnosisOnRecord, ...]
     history: ConservativeHistory
     surgery_days: int
     esi: Criteria
     surgery: Criteria
+    injections: tuple[RegionInjections, ...] = ()
+    """Regions with completed ESIs in the window, oldest injection first."""
+    blocking: RegionInjections | None = None
+    """The region whose injections set `esi` to LIMIT_REACHED or TOO_SOON."""
+    esi_required: int = 0
+    surgery_required: int = 0
+
+    @property
+    def red_flags(self) -> tuple[DiagnosisOnRecord, ...]:
+        return tuple(d for d in self.diagnoses if d.group not in ("qualifying", "axial"))
 
 
 def today_of(now: datetime) -> date:
     return now.astimezone(timezone.utc).date() if now.tzinfo else now.date()
 
 
-def _shorten(text: str, limit: int = CONDITION_DISPLAY_LIMIT) -> str:
+def shorten(text: str, limit: int = CONDITION_DISPLAY_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -138,7 +181,7 @@ def _conservative_findings(knowledge: Knowledge, history: ConservativeHistory, r
     if red_flags:
         flag = red_flags[0]
         return Decision.EXEMPT, [_finding(knowledge, "red-flag", [flag.reference],
-                                          condition=_shorten(flag.description))]
+                                          condition=shorten(flag.description))]
     if history.days >= required:
         return Decision.MET, []
     lookback_months = round(knowledge.config.lookback_days / 30.4)
@@ -277,10 +320,15 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
                                                                      count_prior_esi=False))
     surgery_days = conservative_history(record, knowledge, today, Scope(
         frozenset(), rules.surgery.min_conservative_days, count_prior_esi=rules.surgery.prior_esi_counts)).days
-    esi_indicated = any(d.group == "qualifying" for d in diagnoses)
+    qualifying = [d for d in diagnoses if d.group == "qualifying"]
     surgery_indicated = has_indication(record, knowledge, sorted({valueset for indication in
                                        rules.surgery.indications.values() for valueset in indication.valuesets}),
                                        frozenset(), today)
+    injections = injections_by_region(record, knowledge, today)
+    # A region at its limit, or injected too recently, blocks an ESI there: the first such region where a
+    # qualifying diagnosis is.
+    blocking = next((region for region in injections if (region.limit_reached or region.too_soon) and any(
+        d.fits(order_segments(knowledge, region.region)) for d in qualifying)), None)
 
     def criteria(days: int, required: int, indicated: bool) -> Criteria:
         if exempt:
@@ -289,6 +337,20 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
             return Criteria.NOT_INDICATED
         return Criteria.MET if days >= required else Criteria.NOT_MET
 
-    return PatientSummary(diagnoses, history, surgery_days,
-                          criteria(history.days, rules.esi.min_conservative_days, esi_indicated),
-                          criteria(surgery_days, rules.surgery.min_conservative_days, surgery_indicated))
+    esi = criteria(history.days, rules.esi.min_conservative_days, bool(qualifying))
+    if blocking and esi is not Criteria.NOT_INDICATED:
+        esi = Criteria.LIMIT_REACHED if blocking.limit_reached else Criteria.TOO_SOON
+    return PatientSummary(diagnoses, history, surgery_days, esi,
+                          criteria(surgery_days, rules.surgery.min_conservative_days, surgery_indicated),
+                          injections, blocking if esi in (Criteria.LIMIT_REACHED, Criteria.TOO_SOON) else None,
+                          rules.esi.min_conservative_days, rules.surgery.min_conservative_days)
+
+
+def injections_by_region(record: PatientRecord, knowledge: Knowledge, today: date) -> tuple[RegionInjections, ...]:
+    """Completed ESIs in the session window, grouped by region, in the order each region was first injected."""
+    rule = knowledge.config.rules.esi
+    by_region: dict[str, list[PriorInjection]] = {}
+    for injection in prior_injections(record, knowledge, today, rule.session_window_days):
+        by_region.setdefault(injection.region, []).append(injection)
+    return tuple(RegionInjections(region, tuple(found), rule.max_sessions_per_region, rule.min_days_between, today)
+                 for region, found in by_region.items())

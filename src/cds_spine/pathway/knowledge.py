@@ -27,7 +27,8 @@ SUMMARY_LIMIT = 140
 # Longest value each placeholder can take when a card is rendered (free text is shortened to this).
 PLACEHOLDER_WORST_CASE = {
     "days": "365", "required": "365", "lookback_months": "12", "session": "99", "limit": "99",
-    "days_since": "365", "min_days": "365", "condition": "x" * 40,
+    "days_since": "365", "min_days": "365", "condition": "x" * 40, "missing": "365", "count": "99",
+    "next": "2099-12-31",
 }
 CONDITION_DISPLAY_LIMIT = 40
 OPIOID = "opioid"
@@ -233,11 +234,26 @@ class CardWording(_Strict):
 
 
 class PatientView(_Strict):
+    """The patient-view card: where ESI and surgery stand by the rules that need no order."""
+
     summary: str
+    red_flag: str
+    red_flag_severity: Literal["warning", "critical"]
     met: str
     not_met: str
     exempt: str
     not_indicated: str
+    limit_reached: str
+    too_soon: str
+    esi_name: str
+    surgery_name: str
+    standing_heading: str
+    standing_line: str
+    missing: str
+    injections_line: str
+
+    def criteria(self) -> tuple[str, ...]:
+        return (self.met, self.not_met, self.exempt, self.not_indicated, self.limit_reached, self.too_soon)
 
 
 class PathwayConfig(_Strict):
@@ -278,12 +294,18 @@ class PathwayConfig(_Strict):
     @model_validator(mode="after")
     def summaries_fit_on_a_card(self) -> PathwayConfig:
         view = self.patient_view
-        criteria = max((view.met, view.not_met, view.exempt, view.not_indicated), key=len)
         values = dict(PLACEHOLDER_WORST_CASE, order=self.longest_order_label(),
-                      region=max(self.regions.values(), key=len), esi=criteria, surgery=criteria,
+                      region=max(self.regions.values(), key=len),
                       indication=max((i.label for i in self.rules.surgery.indications.values()), key=len))
+        criteria = {f"patient_view.{name}": template for name, template in zip(
+            ("met", "not_met", "exempt", "not_indicated", "limit_reached", "too_soon"), view.criteria())}
+        longest = max((WORDING.format(template, **values) for template in criteria.values()
+                       if not ({name for _, name, _, _ in WORDING.parse(template) if name} - set(values))), key=len)
+        values.update(esi=longest, surgery=longest)
         templates = {f"findings.{code}.summary": wording.summary for code, wording in self.findings.items()}
-        templates["patient_view.summary"] = self.patient_view.summary
+        templates.update(criteria)
+        templates["patient_view.summary"] = view.summary
+        templates["patient_view.red_flag"] = view.red_flag
         for field_name, template in templates.items():
             unknown = {name for _, name, _, _ in WORDING.parse(template) if name} - set(values)
             if unknown:
