@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
-from reporting import KEY, VIEWER_KEY, audit_settings, populate
+from cli import run_cli, serving
+from reporting import AUDIT_USERS_ENV, KEY, VIEWER_KEY, audit_settings, populate
 from support import ORDER_SIGN, call, hook_request
 from tokens import SigningKey, claims, jwks, mint
 
@@ -181,3 +183,22 @@ def test_oidc_refuses_wrong_tokens_and_roleless_users(oidc):
     }
     for credential, status in cases.items():
         assert client.get("/audit/me", headers={"Authorization": f"Bearer {credential}"}).status_code == status
+
+
+def test_a_client_cannot_rotate_its_own_forwarded_address_past_the_limit(tmp_path):
+    """Behind the ingress (here: this test, at 127.0.0.1, which appends the address it saw), a client that
+    sends its own X-Forwarded-For, a new one each time, is still counted by the address the ingress saw."""
+    settings = {"CDS_SPINE_AUDIT_USERS": AUDIT_USERS_ENV, "CDS_SPINE_AUDIT_MAX_FAILURES_PER_MINUTE": "3",
+                "CDS_SPINE_FORWARDED_ALLOW_IPS": "127.0.0.1", "CDS_SPINE_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    with serving(**settings) as base:
+        statuses = [httpx.get(f"{base}/audit/summary", headers={
+            "Authorization": f"Bearer guess-{attempt}", "X-Forwarded-For": f"198.51.100.{attempt}, 203.0.113.7"}
+        ).status_code for attempt in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
+
+
+def test_trusting_every_proxy_is_refused_at_start(tmp_path):
+    result = run_cli("check-config", CDS_SPINE_FORWARDED_ALLOW_IPS="*",
+                     CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}")
+    assert result.returncode == 2 and "CDS_SPINE_FORWARDED_ALLOW_IPS" in result.stderr
+    assert "any client choose its own address" in result.stderr

@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     """The path prefix a reverse proxy serves the service under and strips (e.g. /cds-spine): the dashboard's
     links and redirects carry it."""
     forwarded_allow_ips: str = "127.0.0.1"
-    """Proxies trusted for X-Forwarded-Proto/-For (comma-separated IPs, or *): behind TLS, the session cookie
-    is then Secure."""
+    """Proxies trusted for X-Forwarded-Proto/-For (comma-separated IP addresses or CIDR networks; never `*`):
+    behind TLS, the session cookie is then Secure."""
     public_base_url: str | None = None
     """The service's external base URL (behind a proxy); JWT `aud` must be this plus the path called."""
     sandbox: bool = False
@@ -122,6 +122,24 @@ class Settings(BaseSettings):
     def split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def forwarded_from_named_proxies_only(cls, value: str) -> str:
+        """The proxies' addresses or networks: never `*` (or 0.0.0.0/0), with which any client could say who it
+        is (X-Forwarded-For) and so slip past the per-address limit on audit sign-in and into the logs."""
+        for item in (part.strip() for part in value.split(",") if part.strip()):
+            if item == "*":
+                raise ValueError("`*` would let any client choose its own address (X-Forwarded-For): past the "
+                                 "limit on wrong audit credentials and into the logs; name the proxy's addresses or "
+                                 "networks, e.g. 10.244.0.0/16")
+            try:
+                network = ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (CIDR) of a proxy") from None
+            if network.prefixlen == 0:
+                raise ValueError(f"{item} is every address, as `*`: name the proxy's addresses or networks")
         return value
 
     @field_validator("root_path")
