@@ -10,6 +10,7 @@ import time
 import httpx
 
 from cli import CDS_SPINE, ROOT, clean_env, free_port
+from reporting import AUDIT_USERS_ENV
 from support import ORDER_SELECT, authorization, hook_request
 
 TOKEN = "eyJhbGciOiJFUzM4NCJ9.secret-fhir-token"
@@ -59,7 +60,45 @@ def test_json_lines_with_request_ids_access_lines_and_no_secrets(tmp_path):
     assert "procedures" in by_status[412]["reason"] and "fhirServer" not in by_status[412]["path"]
     assert "context is required" in by_status[400]["reason"]
     assert all(by_status[status].get("reason") for status in (404, 405, 415))
-    call_lines = [line for line in lines if line["logger"] == "cds_spine.calls" and line["request_id"] == "ehr-req-42"]
-    assert call_lines and "status=412" in call_lines[0]["message"]
+    [call_line] = [line for line in lines if line["logger"] == "cds_spine.calls" and line["request_id"] == "ehr-req-42"]
+    assert "status=412" in call_line["message"]  # readable, and the same facts as fields
+    assert (call_line["event"], call_line["service"], call_line["status"], call_line["orders"], call_line["cards"]) == (
+        "call", ORDER_SELECT, 412, 1, 0)
+    assert call_line["hookInstance"] == request["hookInstance"] and call_line["patient"] not in (PATIENT, "")
+    assert isinstance(call_line["fetched"], list) and isinstance(call_line["ms"], float)
     refused = [line for line in access if line["method"] == "OPTIONS"]
-    assert refused and "CORS preflight refused" in refused[0]["reason"]
+    assert refused and refused[0]["reason"] == ("CORS origin 'https://evil.example.org' is not allowed: the browser "
+                                                "blocks the answer; add the origin to CDS_SPINE_CORS_ORIGINS")
+
+
+def test_feedback_and_refusals_carry_their_facts_as_json_fields(tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([CDS_SPINE, "serve", "--port", str(port)], cwd=ROOT, stderr=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, text=True,
+                               env=clean_env(CDS_SPINE_LOG_FORMAT="json", CDS_SPINE_AUDIT_USERS=AUDIT_USERS_ENV,
+                                             CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}"))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/healthz")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the service did not start"
+                time.sleep(0.1)
+        [card] = httpx.post(f"{base}/cds-services/{ORDER_SELECT}", json=hook_request(), timeout=30).json()["cards"]
+        overridden = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-01T10:05:00Z",
+                      "overrideReason": {"reason": card["overrideReasons"][0]}}
+        assert httpx.post(f"{base}/cds-services/{ORDER_SELECT}/feedback",
+                          json={"feedback": [overridden]}).status_code == 200
+        assert httpx.get(f"{base}/audit/summary", headers={"Authorization": "Bearer wrong-key"}).status_code == 401
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    [feedback] = [line for line in lines if line.get("event") == "feedback"]
+    assert (feedback["service"], feedback["feedback"], feedback["outcomes"], feedback["overrideReasons"]) == (
+        ORDER_SELECT, 1, ["overridden"], [card["overrideReasons"][0]["code"]])
+    [refused] = [line for line in lines if line.get("event") == "audit-credentials-refused"]
+    assert refused["address"] == "127.0.0.1" and refused["reason"] and "wrong-key" not in json.dumps(refused)

@@ -11,6 +11,8 @@ import yaml
 from cli import ROOT
 from sqlalchemy import text
 from support import ORDER_SELECT, call, hook_request
+
+from cds_spine.logs import JsonFormatter
 from test_metrics import value
 from tokens import (
     BASE,
@@ -170,6 +172,10 @@ def test_wrong_aud_logs_the_expected_and_the_received_audience_and_counts_it(cli
         before, "cds_spine_auth_failures_total", reason="aud") + 1
     assert (f"aud is not this endpoint: expected '{SERVICE_URL}' (CDS_SPINE_PUBLIC_BASE_URL + path), "
             f"received 'cds.example.org/cds-services/x'") in caplog.text
+    [refusal] = [r for r in caplog.records if "authentication failed" in r.getMessage()]
+    line = json.loads(JsonFormatter().format(refusal))  # what a log pipeline gets with CDS_SPINE_LOG_FORMAT=json
+    assert (line["event"], line["check"], line["path"]) == ("authentication-failed", "aud", "/cds-services/" + ORDER_SELECT)
+    assert line["reason"].startswith("aud is not this endpoint") and line["iss"]
 
 
 @pytest.mark.parametrize("url, accepted", [

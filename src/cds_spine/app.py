@@ -208,5 +208,5 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
                        allow_methods=["GET", "POST", "OPTIONS"],
                        allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
                        expose_headers=["X-Request-ID"], max_age=600)
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestLog, cors_origins=settings.cors_origins)
     return app

@@ -39,14 +39,22 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def fields(**values: Any) -> dict[str, Any]:
+    """`extra` for a log call whose facts a log pipeline should get as JSON fields, not only in the message:
+    `log.info("service=%s ...", ..., extra=fields(service=..., status=...))`."""
+    return {"fields": values}
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, process, request_id, message (and the access fields)."""
+    """One JSON object per line: time, level, logger, process, request_id, message, and the record's fields
+    (the access fields, or those given with `extra=fields(...)`)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
                  "level": record.levelname, "logger": record.name, "process": record.process,
                  "request_id": getattr(record, "request_id", "-"), "message": record.getMessage()}
         entry.update({key: getattr(record, key) for key in ACCESS_FIELDS if hasattr(record, key)})
+        entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
@@ -85,8 +93,9 @@ class RequestLog:
     the request and in the response header, and one access line per request with its status, latency
     and, for a refusal, the reason (the path without its query string); the request metrics too."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, cors_origins: tuple[str, ...] = ("*",)) -> None:
         self.app = app
+        self.cors_origins = frozenset(cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,12 +119,24 @@ class RequestLog:
             self._access_line(scope, headers, current, (time.perf_counter() - started) * 1000)
             _request.reset(token)
 
-    @staticmethod
-    def _access_line(scope: Scope, headers: dict[bytes, bytes], current: dict[str, Any], ms: float) -> None:
+    def _refused_origin(self, headers: dict[bytes, bytes]) -> str | None:
+        """The request's Origin when CDS_SPINE_CORS_ORIGINS does not allow it (a browser then blocks the
+        answer: a sandbox shows nothing), shortened and quoted, so the log can name it."""
+        origin = headers.get(b"origin")
+        if origin is None or "*" in self.cors_origins:
+            return None
+        text = origin.decode("latin-1")
+        return None if text in self.cors_origins else repr(text[:200])
+
+    def _access_line(self, scope: Scope, headers: dict[bytes, bytes], current: dict[str, Any], ms: float) -> None:
         status = current["status"]
         reason = current.get("reason")
-        if reason is None and scope["method"] == "OPTIONS" and status == 400 and b"origin" in headers:
-            reason = "CORS preflight refused (origin, method or header not allowed: CDS_SPINE_CORS_ORIGINS)"
+        refused_origin = self._refused_origin(headers)
+        if reason is None and refused_origin:
+            reason = (f"CORS origin {refused_origin} is not allowed: the browser blocks the answer; add the origin "
+                      f"to CDS_SPINE_CORS_ORIGINS")
+        elif reason is None and scope["method"] == "OPTIONS" and status == 400 and b"origin" in headers:
+            reason = "CORS preflight refused (method or header not allowed: CDS_SPINE_CORS_ORIGINS)"
         fields = {"method": scope["method"], "path": scope["path"], "status": status, "ms": round(ms, 1)}
         if reason:
             fields["reason"] = reason

@@ -19,6 +19,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from ..bodies import media_type, read_body
 from ..bulk.runs import find_run, list_runs
+from ..logs import fields
 from ..cdshooks.services import SERVICES
 from ..errors import ApiError, InvalidRequest, Issue, ServiceNotFound, UnsupportedMediaType
 from ..jsonio import JsonResponse
@@ -78,7 +79,8 @@ def _address(request: Request) -> str:
 
 def _refused(request: Request, access: AuditAccess, why: str) -> None:
     access.limiter.failed(_address(request))
-    log.warning("audit credentials refused from %s: %s", _address(request), why)
+    log.warning("audit credentials refused from %s: %s", _address(request), why,
+                extra=fields(event="audit-credentials-refused", address=_address(request), reason=why))
 
 
 async def authenticate(request: Request) -> Principal | None:
@@ -99,7 +101,8 @@ async def authenticate(request: Request) -> Principal | None:
         _refused(request, access, str(exc))
         raise AuditUnauthorized() from None
     except Forbidden as exc:
-        log.warning("audit access forbidden from %s: %s", _address(request), exc)
+        log.warning("audit access forbidden from %s: %s", _address(request), exc,
+                    extra=fields(event="audit-access-forbidden", address=_address(request), reason=str(exc)))
         raise AuditForbidden("these credentials carry no cds-spine role") from None
     return None
 

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from ..audit.store import CallRecord, CardRecord, FeedbackEvent
 from ..bodies import media_type, read_body
 from ..jsonio import JsonResponse
+from ..logs import fields
 from ..metrics import AUDIT_WRITE, AUTH_FAILURES, CARDS, DECISIONS
 from ..security.jwt import AuthenticationFailed
 from ..errors import (
@@ -38,9 +39,11 @@ async def authenticate(request: Request) -> None:
         endpoint = request.app.state.settings.public_base_url.rstrip("/") + request.url.path
         await verifier.verify(token.strip(), endpoint)
     except AuthenticationFailed as failure:
-        AUTH_FAILURES.labels(failure.reason.split(" ", 1)[0].rstrip(":")).inc()
+        check = failure.reason.split(" ", 1)[0].rstrip(":")
+        AUTH_FAILURES.labels(check).inc()
         log.warning("authentication failed: %s (iss=%s jti=%s path=%s)", failure.reason, failure.iss, failure.jti,
-                    request.url.path)
+                    request.url.path, extra=fields(event="authentication-failed", check=check, reason=failure.reason,
+                                                   iss=failure.iss, jti=failure.jti, path=request.url.path))
         raise Unauthorized() from None
     except SQLAlchemyError as exc:  # the JWT replay cache lives in the audit store
         log.error("audit store failed to check a JWT for replay (%s)", type(exc).__name__)
@@ -120,7 +123,11 @@ async def call_service(service_id: str, request: Request) -> JsonResponse:
     latency_ms = (time.perf_counter() - started) * 1000
     log.info("service=%s hookInstance=%s patient=%s status=%d orders=%d cards=%d fetched=%s ms=%.1f",
              service.id, call.request.hookInstance, patient, status, len(answer.orders), len(answer.cards),
-             ",".join(answer.fetched_keys) or "none", latency_ms)
+             ",".join(answer.fetched_keys) or "none", latency_ms, extra=fields(
+                 event="call", service=service.id, hookInstance=call.request.hookInstance, patient=patient,
+                 status=status, orders=len(answer.orders), cards=len(answer.cards),
+                 indicators=[card.indicator for card in answer.cards], fetched=list(answer.fetched_keys),
+                 ms=round(latency_ms, 1)))
     record = _call_record(request, call, answer, received_at, status, latency_ms)
     await _recorded(request, lambda: state.store.record_call(record), "call")
     for assessment, _ in answer.assessed:
@@ -153,5 +160,8 @@ async def feedback(service_id: str, request: Request) -> JsonResponse:
         for item in parsed.feedback
     ]
     await _recorded(request, lambda: request.app.state.store.record_feedback(events), "feedback")
-    log.info("service=%s feedback=%d outcomes=%s", service.id, len(events), ",".join(e.outcome for e in events))
+    log.info("service=%s feedback=%d outcomes=%s", service.id, len(events), ",".join(e.outcome for e in events),
+             extra=fields(event="feedback", service=service.id, feedback=len(events),
+                          outcomes=[e.outcome for e in events],
+                          overrideReasons=[e.override_code for e in events if e.override_code]))
     return JsonResponse({"received": len(events)})
