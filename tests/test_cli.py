@@ -9,7 +9,10 @@ import time
 
 import httpx
 import pytest
-from cli import ROOT, VALUESET_COUNT, clean_env, free_port, run_cli, serving
+from pathlib import Path
+
+from cli import CDS_SPINE, ROOT, VALUESET_COUNT, clean_env, free_port, run_cli, serving
+from tokens import SigningKey, jwks
 
 from cds_spine.cli import in_container
 
@@ -153,3 +156,72 @@ def test_make_run_binds_cds_spine_port_and_installs_only_the_service(tmp_path):
     # What `make run` would do from scratch: the service and its dependencies, never the test tools.
     dry = subprocess.run(["make", "-n", "-B", "run"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "--require-hashes -r requirements.lock" in dry and "[test]" not in dry
+
+
+def _trusted_clients(folder: Path, extra: str = "") -> Path:
+    (folder / "ehr-jwks.json").write_text(json.dumps(jwks(SigningKey.ec("k1"))))
+    path = folder / "trusted-clients.yaml"
+    path.write_text("- iss: https://ehr.example.org\n  jwks_file: ehr-jwks.json\n  algorithms: [ES384]\n"
+                    "- iss: https://other.example.org\n  jwks_url: https://other.example.org/jwks.json\n" + extra)
+    return path
+
+
+def test_check_config_says_whom_it_trusts_and_what_it_serves_with(postgres_schema, tmp_path):
+    trusted = _trusted_clients(tmp_path)
+    assert run_cli("migrate", CDS_SPINE_DATABASE_URL=postgres_schema).returncode == 0
+    result = run_cli("check-config", CDS_SPINE_DATABASE_URL=postgres_schema, CDS_SPINE_AUTH="required",
+                     CDS_SPINE_TRUSTED_CLIENTS=str(trusted), CDS_SPINE_PUBLIC_BASE_URL="https://cds.example.org",
+                     CDS_SPINE_CORS_ORIGINS="https://sandbox.hospital.example", CDS_SPINE_FORWARDED_ALLOW_IPS="10.0.0.0/8")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "authentication: required (a JWT from a trusted client, aud = https://cds.example.org + path)" in lines
+    assert f"trusted issuer: https://ehr.example.org (pinned keys in {tmp_path / 'ehr-jwks.json'}; algorithms ES384)" \
+        in lines
+    assert any(line.startswith("trusted issuer: https://other.example.org (keys from https://other.example.org/jwks"
+                               ".json; algorithms ES256, ES384") for line in lines)
+    assert "public base URL: https://cds.example.org" in lines
+    assert any(line.startswith("CORS origins: https://sandbox.hospital.example") for line in lines)
+    assert "forwarded headers trusted from: 10.0.0.0/8" in lines
+
+
+def test_check_config_lists_every_error_at_once_and_refuses_placeholders(tmp_path):
+    trusted = _trusted_clients(tmp_path, "- iss: https://CHANGE-ME.example.org\n  jwks_url: https://x.example.org/k\n")
+    result = run_cli("check-config", CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}", CDS_SPINE_AUTH="required",
+                     CDS_SPINE_TRUSTED_CLIENTS=str(trusted), CDS_SPINE_FHIR_TIMEOUT_SECONDS="soon",
+                     CDS_SPINE_AUDIT_HASH_KEY="CHANGE-ME-at-least-32-random-characters-long",
+                     CDS_SPINE_CORS_ORIGINS="https://sandbox.hospital.example/")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 5, errors
+    for expected in ("CDS_SPINE_FHIR_TIMEOUT_SECONDS", "CDS_SPINE_AUDIT_HASH_KEY: Value error, still holds the shipped "
+                     "placeholder CHANGE-ME", "CDS_SPINE_PUBLIC_BASE_URL is not set",
+                     f"CDS_SPINE_TRUSTED_CLIENTS={trusted} still holds the shipped placeholder",
+                     "'https://sandbox.hospital.example/' is not an origin"):
+        assert any(expected in error for error in errors), expected
+    assert "random-characters-long" not in result.stdout + result.stderr  # a secret is never shown
+    assert "authentication: required" in result.stdout and "disabled" not in result.stdout
+
+
+def test_serve_logs_whom_it_trusts_at_start_up(tmp_path):
+    trusted = _trusted_clients(tmp_path)
+    port = free_port()
+    process = subprocess.Popen([CDS_SPINE, "serve", "--port", str(port)], cwd=ROOT, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_env(
+                                   CDS_SPINE_AUTH="required", CDS_SPINE_TRUSTED_CLIENTS=str(trusted),
+                                   CDS_SPINE_PUBLIC_BASE_URL="https://cds.example.org",
+                                   CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}"))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the service did not start"
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert "authentication: required (a JWT from a trusted client, aud = https://cds.example.org + path)" in stderr
+    assert "trusted issuer: https://ehr.example.org (pinned keys in" in stderr
+    assert "trusted issuer: https://other.example.org (keys from https://other.example.org/jwks.json" in stderr

@@ -35,7 +35,7 @@ from .metrics import exposition
 from .pathway import Knowledge, load_knowledge
 from .security.jwt import Verifier
 from .security.keys import KeySource
-from .security.policy import trusted_issuers
+from .security.policy import trust_summary, trusted_issuers
 from .settings import Settings
 
 log = logging.getLogger("cds_spine")
@@ -124,6 +124,8 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     settings = settings or Settings()
     knowledge = knowledge or load_knowledge(settings.knowledge_dir(), settings.local_code_systems)
     issuers = trusted_issuers(settings)
+    for line in trust_summary(settings, issuers):
+        log.info("%s", line)
     engine = open_engine(settings.database_url)
     if migrate_schema and not settings.schema_managed:
         migrate(engine)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from datetime import date, datetime, timezone
 from enum import Enum
@@ -28,8 +29,8 @@ from .fhir.client import FhirClient
 from .logs import configure_logging, logging_config
 from .metrics import prepare_multiprocess_dir
 from .pathway import KnowledgeError, load_knowledge
-from .security.policy import ConfigurationError, trusted_issuers
-from .settings import Settings
+from .security.policy import ConfigurationError, trust_summary, trusted_issuers
+from .settings import PLACEHOLDER, Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="cds-spine: a CDS Hooks service for conservative therapy before ESI or spine surgery.")
@@ -52,17 +53,44 @@ def _store_problem(exc: StoreProblem) -> typer.Exit:
     return typer.Exit(3)
 
 
+def _setting_problems(exc: ValidationError | SettingsError) -> dict[str | None, str]:
+    """Setting name (None: several together) -> what is wrong with it, naming the environment variable."""
+    if isinstance(exc, SettingsError):  # a value that should be JSON is not
+        field = str(exc).split('"')[1] if '"' in str(exc) else ""
+        return {field: f"CDS_SPINE_{field.upper()}: not valid JSON"}
+    problems: dict[str | None, str] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else None
+        text = f"CDS_SPINE_{field.upper()}: {error['msg']}" if field else error["msg"]
+        problems[field] = f"{problems[field]}; {text}" if field in problems else text
+    return problems
+
+
 def _settings(**overrides: object) -> Settings:
     try:
         return Settings(**{key: value for key, value in overrides.items() if value is not None})
-    except ValidationError as exc:
-        problems = "; ".join(f"CDS_SPINE_{'_'.join(map(str, e['loc'][:1])).upper()}: {e['msg']}" for e in exc.errors())
-        typer.echo(f"cds-spine: invalid setting: {problems}", err=True)
+    except (ValidationError, SettingsError) as exc:
+        typer.echo(f"cds-spine: invalid setting: {'; '.join(_setting_problems(exc).values())}", err=True)
         raise typer.Exit(2) from None
-    except SettingsError as exc:  # a value that should be JSON is not
-        field = str(exc).split('"')[1] if '"' in str(exc) else ""
-        typer.echo(f"cds-spine: invalid setting: CDS_SPINE_{field.upper()}: not valid JSON", err=True)
-        raise typer.Exit(2) from None
+
+
+def _settings_to_check() -> tuple[Settings, list[str]]:
+    """The settings, and every problem with them: a setting that is wrong is reported and replaced by its
+    default, so that every other check still runs. Problems of several settings together end the check."""
+    errors: list[str] = []
+    defaults: dict[str, object] = {}
+    while True:
+        try:
+            return Settings(**defaults), errors
+        except (ValidationError, SettingsError) as exc:
+            problems = _setting_problems(exc)
+            errors += problems.values()
+            fields = [name for name in problems if name in Settings.model_fields and name not in defaults]
+            if len(fields) < len(problems):
+                for error in errors:
+                    typer.echo(f"error: {error}", err=True)
+                raise typer.Exit(2) from None
+            defaults.update({name: Settings.model_fields[name].default for name in fields})
 
 
 def _knowledge(settings: Settings):
@@ -231,30 +259,55 @@ def _audit_readers(settings: Settings) -> str:
     return ", ".join(f"{user.name} ({user.role})" for user in settings.audit_users)
 
 
+def _origin_problems(settings: Settings) -> list[str]:
+    """CORS origins that no browser sends: an origin is scheme://host[:port], without a path or a slash."""
+    return [f"CDS_SPINE_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port], no path or trailing "
+            f"slash): browsers at it are refused" for origin in settings.cors_origins
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin)]
+
+
+def _knowledge_findings(settings: Settings) -> tuple[list[str], str]:
+    """Errors, and what is loaded: the knowledge, its code systems and the measure."""
+    try:
+        knowledge = load_knowledge(settings.knowledge_dir(), settings.local_code_systems)
+        load_measure(settings.knowledge_dir(), knowledge)
+    except KnowledgeError as exc:
+        return [f"invalid clinical knowledge: {exc}"], f"knowledge: {settings.knowledge_dir()}: not loaded"
+    return [], (f"knowledge: {settings.knowledge_dir()} (pathway {knowledge.config.version}, version "
+                f"{knowledge.version}, {len(knowledge.valueset_ids)} value sets)\n"
+                f"{_code_systems_line(knowledge, settings)}")
+
+
 @app.command("check-config")
 def check_config() -> None:
-    """Validate the settings, the trusted clients, the knowledge and the audit store, and say what is loaded.
+    """A pre-flight check: validate the settings, the trusted clients, the knowledge and the audit store, say
+    what the service would run with, and list every error and warning at once.
     Exit code 0: fine; 1: warnings (it runs, but look); 2: errors (it does not start, or must not)."""
-    settings = _settings()
-    knowledge = _knowledge(settings)
-    errors: list[str] = []
+    settings, errors = _settings_to_check()
     try:
         issuers = trusted_issuers(settings)
     except ConfigurationError as exc:
         issuers = None
-        errors.append(str(exc))
+        errors += exc.problems
+    if settings.trusted_clients and settings.trusted_clients.is_file() and \
+            PLACEHOLDER in settings.trusted_clients.read_text(encoding="utf-8", errors="replace").upper():
+        errors.append(f"CDS_SPINE_TRUSTED_CLIENTS={settings.trusted_clients} still holds the shipped placeholder "
+                      f"{PLACEHOLDER}: list the EHRs you trust")
+    knowledge_errors, knowledge = _knowledge_findings(settings)
+    errors += knowledge_errors + _origin_problems(settings)
     store_errors, warnings, store = _store_findings(settings)
     errors += store_errors
-    _measure(settings, knowledge)
     if settings.audit_hash_key is not None and len(settings.audit_hash_key.get_secret_value()) < MIN_AUDIT_HASH_KEY:
         errors.append(f"CDS_SPINE_AUDIT_HASH_KEY is too short: at least {MIN_AUDIT_HASH_KEY} random characters "
                       f"(e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
-    trust = "disabled (loopback only)" if issuers is None else ", ".join(i.client.iss for i in issuers)
     typer.echo(f"version: {__version__}")
-    typer.echo(f"authentication: {trust}")
-    typer.echo(f"knowledge: {settings.knowledge_dir()} (pathway {knowledge.config.version}, "
-               f"version {knowledge.version}, {len(knowledge.valueset_ids)} value sets)")
-    typer.echo(_code_systems_line(knowledge, settings))
+    for line in trust_summary(settings, issuers):
+        typer.echo(line)
+    typer.echo(f"public base URL: {settings.public_base_url or 'unset (needed when authentication is required)'}")
+    typer.echo(f"CORS origins: {', '.join(settings.cors_origins)} (browsers at other origins cannot read the "
+               f"answers: a sandbox in a browser must be listed, or *)")
+    typer.echo(f"forwarded headers trusted from: {settings.forwarded_allow_ips}")
+    typer.echo(knowledge)
     typer.echo(f"audit store: {store}")
     typer.echo(f"audit readers: {_audit_readers(settings)}")
     for error in errors:

@@ -13,6 +13,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from .audit.access import AuditUser
 
 
+PLACEHOLDER = "CHANGE-ME"
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -161,6 +164,18 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an absolute URL such as https://cds.example.org, not {value!r}")
         if parts.scheme == "http" and not _is_loopback(parts.hostname):
             raise ValueError(f"must be https (http only on a loopback host such as localhost), not {value!r}")
+        return value
+
+    @field_validator("*")
+    @classmethod
+    def no_shipped_placeholder(cls, value: object) -> object:
+        """A value still holding the CHANGE-ME placeholder of the shipped examples (deploy/kubernetes) is refused:
+        a known audit hash key or password is no key at all. The value itself is never shown."""
+        values = value if isinstance(value, tuple) else (value,)
+        text = " ".join(v.get_secret_value() if isinstance(v, SecretStr) else
+                        v.model_dump_json() if isinstance(v, AuditUser) else str(v) for v in values)
+        if PLACEHOLDER in text.upper():
+            raise ValueError(f"still holds the shipped placeholder {PLACEHOLDER}: set the real value")
         return value
 
     @model_validator(mode="after")
