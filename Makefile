@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := pyproject.toml $(shell find src cards -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: run test browser bench bench-bulk fuzz load lock valuesets examples clean
+.PHONY: run test browser bench bench-bulk fuzz load lock valuesets examples example-fhir clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,12 @@ valuesets: $(BIN)/python
 # Regenerate examples/ from tools/stories.
 examples: $(VENV)/.installed
 	$(BIN)/python tools/build_examples.py
+
+# A small local FHIR server (http://localhost:8081/fhir) holding the examples, with CORS: for trying the
+# service with the CDS Hooks sandbox without Docker (docs/deploy.md). EXAMPLE_FHIR_PORT to move it.
+EXAMPLE_FHIR_PORT ?= 8081
+example-fhir: $(VENV)/.installed
+	$(BIN)/python tools/example_fhir.py --port $(EXAMPLE_FHIR_PORT)
 
 clean:
 	rm -rf $(VENV) build dist

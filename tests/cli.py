@@ -36,9 +36,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(cwd: Path = ROOT, **settings: str) -> Iterator[str]:
-    """`cds-spine serve` as a real server on a free port; yields its base URL once /healthz answers."""
-    port = free_port()
+def serving(cwd: Path = ROOT, port: int | None = None, **settings: str) -> Iterator[str]:
+    """`cds-spine serve` as a real server on `port` (default: a free one); yields its base URL once /healthz
+    answers."""
+    port = port or free_port()
     process = subprocess.Popen([CDS_SPINE, "serve", "--port", str(port)], env=clean_env(**settings), cwd=cwd,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"

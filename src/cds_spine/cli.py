@@ -30,6 +30,7 @@ from .logs import configure_logging, logging_config
 from .metrics import prepare_multiprocess_dir
 from .pathway import KnowledgeError, load_knowledge
 from .security.policy import ConfigurationError, trust_summary, trusted_issuers
+from .security.test_issuer import TRUSTED_CLIENTS_FILE, ensure_issuer, mint
 from .settings import PLACEHOLDER, Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -422,6 +423,23 @@ def audit_key(name: Annotated[str, typer.Argument(help="The user's name, as the 
     typer.echo(f"key (give it to {name}; it is not stored): {key}")
     entry = user.model_copy(update={"key_sha256": key_hash(key)}).model_dump()
     typer.echo(f"CDS_SPINE_AUDIT_USERS entry: {json.dumps(entry)}")
+
+
+@app.command("test-token")
+def test_token(url: Annotated[str, typer.Argument(help="The full URL to be called, e.g. "
+                                                     "http://localhost:8080/cds-services/spine-pathway-order-sign: "
+                                                     "the token's aud.")],
+               folder: Annotated[Path, typer.Option(help="Where the test issuer keeps its key, JWKS and "
+                                                         "trusted-clients file.")] = Path(".cds-spine-test-issuer"),
+               lifetime: Annotated[int, typer.Option(help="Seconds the token is valid.", min=1, max=3600)] = 300
+               ) -> None:
+    """Print a JWT from a local test issuer, to call the service with authentication on (curl, a test), as an
+    EHR would. The first use creates the issuer; the service trusts it only when CDS_SPINE_TRUSTED_CLIENTS
+    names FOLDER/trusted-clients.yaml: for trying the service, never with real patients."""
+    if ensure_issuer(folder):
+        typer.echo(f"created a test issuer in {folder}: the service trusts it with "
+                   f"CDS_SPINE_TRUSTED_CLIENTS={folder / TRUSTED_CLIENTS_FILE} (never with real patients)", err=True)
+    typer.echo(mint(folder, url, lifetime))
 
 
 class BulkEngine(str, Enum):
