@@ -103,6 +103,11 @@ def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chr
         comments = rows(page, "comments")
         assert len(comments) == 2 and ["PT elsewhere"] == [c[4] for c in comments if c[4] != "–"]
         assert len(rows(page, "decisions")) == 9  # order-sign calls with orders
+        traffic = rows(page, "traffic-calls")  # everything the EHR sent, patient-view and previews included
+        assert ["spine-pathway-patient-view", "200", "1"] in traffic and ["spine-pathway-order-select", "200", "1"] in \
+            traffic and ["spine-pathway-order-sign", "412", "1"] in traffic
+        assert sorted(rows(page, "traffic-feedback")) == [["spine-pathway-order-sign", "accepted", "1"],
+                                                          ["spine-pathway-order-sign", "overridden", "2"]]
         page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
 
         apply(page, kind="surgery")  # a filter changes every panel and the CSV
@@ -178,3 +183,40 @@ def test_the_dashboard_works_under_a_proxy_path_prefix(make_client):
     scripts = " ".join(path.read_text() for path in (ROOT / "src/cds_spine/audit/dashboard/static").glob("*.js")
                        if path.name != "chart.umd.min.js")
     assert not re.findall(r'["`](/audit|/dashboard)', scripts), "scripts use URLs relative to <base>"
+
+
+FITS = """() => ({ page: document.documentElement.scrollWidth, view: window.innerWidth,
+    outside: [...document.querySelectorAll('figure, .tile, table')].filter(e => e.offsetParent !== null)
+      .filter(e => { const r = e.getBoundingClientRect(); return r.left < 0 || r.right > window.innerWidth + 1; })
+      .map(e => e.id || e.className) })"""
+
+
+def test_the_dashboard_fits_800_pixels_and_prints_every_panel_whole(chromium, dashboard_server):
+    base, _ = dashboard_server
+    OUTPUT.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 800, "height": 1000})
+        page.goto(f"{base}/dashboard/sign-in")
+        page.fill("#key", KEY)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-loaded=true]", timeout=15000)
+        fits = page.evaluate(FITS)
+        assert fits["page"] <= fits["view"] and fits["outside"] == [], fits  # nothing scrolls sideways
+        page.screenshot(path=str(OUTPUT / "dashboard-800.png"), full_page=True)
+
+        # A4 landscape, 8 mm margins: 281 mm of width, about 1062 CSS pixels.
+        page.set_viewport_size({"width": 1062, "height": 733})
+        page.emulate_media(media="print")
+        page.evaluate("() => Object.values(Chart.instances).forEach(c => c.resize())")
+        fits = page.evaluate(FITS)
+        assert fits["outside"] == [], fits
+        ticks = page.evaluate("() => Chart.getChart('component-chart').scales.y.ticks.length")
+        assert ticks == len(chart_data(page, "component-chart")["labels"]) == 5  # every component named
+        pdf = page.pdf(format="A4", landscape=True, print_background=True)
+        assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) == 1
+        bottom = page.evaluate("() => Math.max(...[...document.querySelectorAll('figure, .tables > div')]"
+                               ".filter(e => e.offsetParent !== null).map(e => e.getBoundingClientRect().bottom))")
+        assert bottom <= 733, "every printed panel is on the page, whole"
+        page.screenshot(path=str(OUTPUT / "dashboard-print-a4.png"), full_page=True)
+        browser.close()

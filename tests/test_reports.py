@@ -12,7 +12,7 @@ from fhir.resources.R4B.measurereport import MeasureReport
 
 from cli import run_cli
 from reporting import CLINICIAN_NAME, EXPECTED_COMPONENTS, EXPECTED_SUMMARY, KEY, SITE, audit_settings, populate
-from support import ORDER_SIGN
+from support import ORDER_SIGN, call, hook_request
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
@@ -325,3 +325,18 @@ def test_cli_report_refuses_a_store_that_does_not_exist_and_creates_none(tmp_pat
 def test_cli_report_refuses_an_empty_database(postgres_schema):
     result = run_cli("report", CDS_SPINE_DATABASE_URL=postgres_schema)
     assert result.returncode == 3 and "schema is at nothing (empty database)" in result.stderr
+
+
+def test_a_hook_instance_sent_again_is_one_order_with_the_latest_answer_to_its_cards(make_client):
+    """The examples re-sent with their fixed hookInstance: the decisions list shows both calls, overridden;
+    the tiles count one order, overridden, not 0 %."""
+    client = make_client(**audit_settings())
+    request = hook_request("order-sign")
+    cards = [call(client, ORDER_SIGN, request).json()["cards"][0] for _ in range(2)]
+    feedback = {"card": cards[1]["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-01T10:00:00Z",
+                "overrideReason": {"reason": cards[1]["overrideReasons"][0]}}
+    assert client.post(f"/cds-services/{ORDER_SIGN}/feedback", json={"feedback": [feedback]}).status_code == 200
+    summary = get(client, "/audit/summary")
+    assert (summary["orders"], summary["cards"], summary["overridden"]) == (1, 1, 1)
+    listed = get(client, "/audit/decisions")["items"]
+    assert len(listed) == 2 and [item["overridden"] for item in listed].count(True) == 1

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Literal, Protocol
@@ -195,9 +196,21 @@ def count_orders(engine: Engine, period: Period, services: Sequence[str]) -> int
         return connection.scalar(query) or 0
 
 
+def _sent_again(connection, period: Period, services: Sequence[str]) -> set[tuple[str, str]]:
+    """(service, hookInstance) of the calls of the period that were sent more than once."""
+    c = tables.calls
+    query = (select(c.c.service_id, c.c.hook_instance).where(c.c.status == 200, c.c.service_id.in_(services),
+                                                            *period.conditions())
+             .group_by(c.c.service_id, c.c.hook_instance).having(func.count() > 1))
+    return {(record.service_id, record.hook_instance) for record in connection.execute(query)}
+
+
 def order_rows(engine: Engine, period: Period, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
                progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]:
-    """Each evaluated order once (per service, hookInstance and order), with its card's latest outcome."""
+    """Each evaluated order once (per service, hookInstance and order), as first evaluated, with the latest
+    feedback on any of its cards: an EHR that sends a hookInstance again (a re-sign, a retry) shows the
+    order again, and the clinician's answer to the later card is the order's. Orders of calls sent once are
+    streamed; those of calls sent again are merged and come last."""
     a, c, k, f = tables.assessments, tables.calls, tables.cards, tables.feedback
     query = (select(a.c.id, a.c.order_reference, a.c.category, a.c.region, a.c.decision, a.c.finding_codes,
                     c.c.id.label("call_id"), c.c.service_id, c.c.hook_instance, c.c.received_at, c.c.user_id,
@@ -206,30 +219,35 @@ def order_rows(engine: Engine, period: Period, measure: MeasureDefinition, servi
              .select_from(a.join(c).outerjoin(k, k.c.assessment_id == a.c.id).outerjoin(f, f.c.card_uuid == k.c.uuid))
              .where(c.c.status == 200, a.c.decision.is_not(None), c.c.service_id.in_(services), *period.conditions())
              .order_by(c.c.received_at, a.c.id, f.c.outcome_timestamp))
-    seen: set[tuple] = set()
+    merged: dict[tuple, OrderRow] = {}
     current: OrderRow | None = None
+    streamed = False  # current is yielded when the next order begins (it is not merged with another)
     current_id = None
     with engine.connect() as connection:
+        sent_again = _sent_again(connection, period, services)
         for record in connection.execution_options(yield_per=1000).execute(query):
             if record.id != current_id:
                 if progress:
                     progress(1)
-                if current is not None:
+                if current is not None and streamed:
                     yield current
                 key = (record.service_id, record.hook_instance, record.order_reference or f"#{record.id}")
                 current_id = record.id
-                current = None if key in seen else OrderRow(
+                current = merged.get(key) or OrderRow(
                     record.call_id, record.id, record.service_id, _as_utc(record.received_at), record.user_id,
                     record.user_display, record.site, record.category, record.region, record.decision,
                     measure.outcomes(record.category, record.decision, record.finding_codes.split()),
                     record.uuid)
-                seen.add(key)
-            if current is not None and record.outcome:
+                streamed = (record.service_id, record.hook_instance) not in sent_again
+                if not streamed:
+                    merged[key] = current
+            if record.outcome and (current.feedback_at is None or _as_utc(record.outcome_timestamp) >= current.feedback_at):
                 current.outcome, current.override_code = record.outcome, record.override_code
                 current.override_comment = record.override_comment
                 current.feedback_at = _as_utc(record.outcome_timestamp)
-    if current is not None:
+    if current is not None and streamed:
         yield current
+    yield from merged.values()
 
 
 @dataclass
@@ -306,6 +324,25 @@ def _tallies(rows: Iterator[OrderRow], measure: MeasureDefinition, filters: Filt
     return tallies
 
 
+@dataclass(frozen=True)
+class Traffic:
+    """What the EHRs sent in the period, whatever it was: every call recorded, by service and status (patient-
+    view and previews included, 412s too), and every feedback, by service and outcome."""
+
+    calls: Mapping[tuple[str, int], int]
+    feedback: Mapping[tuple[str, str], int]
+
+    def as_dict(self) -> dict:
+        statuses: Counter = Counter()
+        for (_, status), count in self.calls.items():
+            statuses[str(status)] += count
+        return {"calls": sum(self.calls.values()), "callsByStatus": dict(sorted(statuses.items())),
+                "traffic": {"calls": [{"service": service, "status": status, "count": count}
+                                      for (service, status), count in sorted(self.calls.items())],
+                            "feedback": [{"service": service, "outcome": outcome, "count": count}
+                                         for (service, outcome), count in sorted(self.feedback.items())]}}
+
+
 class Orders(Protocol):
     """Where a report's orders come from: the audit store (StoredOrders) or a bulk run's rows
     (bulk.outputs.RunOrders)."""
@@ -313,7 +350,7 @@ class Orders(Protocol):
     def rows(self, period: Period, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
              progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]: ...
 
-    def calls_by_status(self, period: Period) -> dict[int, int]: ...
+    def traffic(self, period: Period) -> Traffic: ...
 
 
 @dataclass(frozen=True)
@@ -324,10 +361,16 @@ class StoredOrders:
              progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]:
         return order_rows(self.engine, period, measure, services, progress)
 
-    def calls_by_status(self, period: Period) -> dict[int, int]:
+    def traffic(self, period: Period) -> Traffic:
+        c, f = tables.calls, tables.feedback
         with self.engine.connect() as connection:
-            return dict(connection.execute(select(tables.calls.c.status, func.count())
-                                           .where(*period.conditions()).group_by(tables.calls.c.status)).all())
+            calls = connection.execute(select(c.c.service_id, c.c.status, func.count()).where(*period.conditions())
+                                       .group_by(c.c.service_id, c.c.status)).all()
+            feedback = connection.execute(select(f.c.service_id, f.c.outcome, func.count())
+                                          .where(*period.conditions(f.c.received_at))
+                                          .group_by(f.c.service_id, f.c.outcome)).all()
+        return Traffic({(service, status): count for service, status, count in calls},
+                       {(service, outcome): count for service, outcome, count in feedback})
 
 
 def grouped(orders: Orders, period: Period, by: Grouping, measure: MeasureDefinition, filters: Filters = Filters(),
@@ -354,13 +397,12 @@ def _group_rows(tallies: dict[str, Tally], labels: ClinicianLabels, by: str) -> 
 
 
 def summary(orders: Orders, period: Period, measure: MeasureDefinition, filters: Filters = Filters()) -> dict:
-    """The period's totals; `calls` and `callsByStatus` count every call of the period, unfiltered."""
+    """The period's totals; `calls`, `callsByStatus` and `traffic` (calls by service and status, feedback by
+    service and outcome) count everything the EHRs sent in the period, unfiltered."""
     tally = Tally(measure)
     for row in _filtered(orders, period, measure, filters):
         tally.add(row)
-    statuses = orders.calls_by_status(period)
-    return {"period": period.as_dict(), "calls": sum(statuses.values()),
-            "callsByStatus": {str(status): count for status, count in sorted(statuses.items())}, **tally.as_dict()}
+    return {"period": period.as_dict(), **orders.traffic(period).as_dict(), **tally.as_dict()}
 
 
 def _filtered(orders: Orders, period: Period, measure: MeasureDefinition, filters: Filters) -> Iterator[OrderRow]:

@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timezone
 from pathlib import Path
 
 from ..audit.measure import MeasureDefinition
-from ..audit.reports import ORDER_SIGN, OrderRow, Period
+from ..audit.reports import ORDER_SIGN, OrderRow, Period, Traffic
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 COMPONENT = "component:"
@@ -44,8 +44,8 @@ class RunOrders:
             if (period.since is None or day >= period.since) and (period.until is None or day <= period.until):
                 yield order_row(row, index)
 
-    def calls_by_status(self, period: Period) -> dict[int, int]:
-        return {}  # a bulk run has procedures, not calls
+    def traffic(self, period: Period) -> Traffic:
+        return Traffic({}, {})  # a bulk run has procedures, not calls
 
 
 def _summary(folder: Path) -> dict | None:

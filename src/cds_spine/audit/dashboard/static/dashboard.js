@@ -92,8 +92,23 @@ function renderSummary(summary) {
       data: components.map((c) => { const r = summary.components[c.id].rate; return r === null ? null : +(r * 100).toFixed(1); }),
       countLabels: components.map((c) => { const n = summary.components[c.id];
         return n.rate === null ? "n/a" : `${n.numerator}/${n.denominator - n.excluded}`; }) }] },
-    options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { min: 0, max: 100 } } } },
+    options: { indexAxis: "y", plugins: { legend: { display: false } },
+      scales: { x: { min: 0, max: 100 }, y: { ticks: { autoSkip: false } } } } },  // every component named, always
     summary.orders === 0);
+  renderTraffic(summary.traffic);
+}
+
+function renderTraffic(traffic) {
+  for (const [id, rows, value] of [["traffic-calls", traffic.calls, "status"], ["traffic-feedback", traffic.feedback,
+    "outcome"]]) {
+    const body = $(id).querySelector("tbody");
+    body.replaceChildren(...rows.map((row) => {
+      const line = element("tr");
+      line.append(element("td", row.service), element("td", row[value]), element("td", row.count));
+      return line;
+    }));
+    showEmpty($(id).parentElement, rows.length === 0);
+  }
 }
 
 function renderTrend(report) {
