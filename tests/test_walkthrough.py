@@ -5,6 +5,7 @@ makes for step 6, each giving the card the walkthrough promises."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -51,7 +52,8 @@ def walkthrough(tmp_path_factory):
     try:
         with serving(port=port, **settings) as served:
             assert served == base
-            yield {"base": base, "fhir": fhir_base, "issuer": issuer, "examples": examples}
+            yield {"base": base, "fhir": fhir_base, "issuer": issuer, "examples": examples,
+                   "database": folder / "cds-spine.db"}
     finally:
         fhir.terminate()
         fhir.wait(timeout=10)
@@ -61,6 +63,22 @@ def token(walkthrough, url: str) -> str:
     result = run_cli("test-token", url, "--folder", str(walkthrough["issuer"]))
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+def test_step_4_send_gets_the_order_card_with_a_fresh_hook_instance_each_time(walkthrough):
+    url = walkthrough["base"] + ORDER_SIGN_PATH
+    example = walkthrough["examples"] / "requests" / "p03-esi-short-nsaid.json"
+    for _ in range(2):
+        result = run_cli("send", str(example), url, "--test-issuer", str(walkthrough["issuer"]))
+        assert result.returncode == 0, result.stderr
+        [card] = json.loads(result.stdout)["cards"]
+        assert card["summary"] == "Only 11 days of conservative therapy documented; 28 recommended before lumbar ESI"
+    with sqlite3.connect(walkthrough["database"]) as connection:
+        sent = connection.execute("select hook_instance from calls where service_id = ?",
+                                  ("spine-pathway-order-sign",)).fetchall()
+    assert len(sent) == len(set(sent)) >= 2  # never the example's own hookInstance twice
+    refused = run_cli("send", str(example), url, "--test-issuer", str(walkthrough["issuer"] / "absent"))
+    assert refused.returncode == 1 and "answered 401" in refused.stderr
 
 
 def test_step_4_curl_with_a_test_token_gets_the_order_card(walkthrough):

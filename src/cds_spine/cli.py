@@ -5,6 +5,7 @@ import asyncio
 import json
 import os
 import re
+import uuid
 import sys
 from datetime import date, datetime, timezone
 from enum import Enum
@@ -440,6 +441,36 @@ def test_token(url: Annotated[str, typer.Argument(help="The full URL to be calle
         typer.echo(f"created a test issuer in {folder}: the service trusts it with "
                    f"CDS_SPINE_TRUSTED_CLIENTS={folder / TRUSTED_CLIENTS_FILE} (never with real patients)", err=True)
     typer.echo(mint(folder, url, lifetime))
+
+
+@app.command()
+def send(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks request (JSON), e.g. one of examples/requests.",
+                                                      exists=True, dir_okay=False)],
+         url: Annotated[str, typer.Argument(help="The CDS service to call, e.g. "
+                                                 "http://localhost:8080/cds-services/spine-pathway-order-sign.")],
+         test_issuer: Annotated[Path, typer.Option(help="A test issuer's folder (`cds-spine test-token`): when it "
+                                                        "exists, the call carries a JWT from it.")
+                                ] = Path(".cds-spine-test-issuer")) -> None:
+    """Send a CDS Hooks request to a running service as an EHR would: a fresh hookInstance each time (an EHR
+    never sends one twice for different calls), and a JWT from the test issuer when there is one. Prints the
+    answer; exit 1 when the service refuses the call."""
+    body = json.loads(request_file.read_text(encoding="utf-8"))
+    body["hookInstance"] = str(uuid.uuid4())
+    headers = {"Content-Type": "application/json"}
+    if (test_issuer / TRUSTED_CLIENTS_FILE).is_file():
+        headers["Authorization"] = f"Bearer {mint(test_issuer, url)}"
+    try:
+        answer = httpx.post(url, content=json.dumps(body), headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        typer.echo(f"cds-spine: {url}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        typer.echo(json.dumps(answer.json(), indent=2, ensure_ascii=False))
+    except ValueError:
+        typer.echo(answer.text)
+    if answer.status_code >= 400:
+        typer.echo(f"cds-spine: {url} answered {answer.status_code}", err=True)
+        raise typer.Exit(1)
 
 
 class BulkEngine(str, Enum):
