@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import urljoin, urlsplit
 
+import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from cds_spine.refusals import FLUSH_SECONDS
 from cli import ROOT, serving
 from reporting import AUDIT_USERS_ENV, CLINICIAN_NAME, KEY, SITE, audit_settings, populate
 
@@ -194,6 +197,9 @@ FITS = """() => ({ page: document.documentElement.scrollWidth, view: window.inne
 def test_the_dashboard_fits_800_pixels_and_prints_every_panel_whole(chromium, dashboard_server):
     base, _ = dashboard_server
     OUTPUT.mkdir(exist_ok=True)
+    url = f"{base}/cds-services/spine-pathway-order-sign"
+    assert httpx.post(url, content=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
+    time.sleep(FLUSH_SECONDS + 1)  # the server writes what it refused every few seconds
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 800, "height": 1000})
@@ -203,6 +209,7 @@ def test_the_dashboard_fits_800_pixels_and_prints_every_panel_whole(chromium, da
         page.wait_for_selector("body[data-loaded=true]", timeout=15000)
         fits = page.evaluate(FITS)
         assert fits["page"] <= fits["view"] and fits["outside"] == [], fits  # nothing scrolls sideways
+        assert rows(page, "traffic-refusals") == [["spine-pathway-order-sign", "415", "not-supported", "1"]]
         page.screenshot(path=str(OUTPUT / "dashboard-800.png"), full_page=True)
 
         # A4 landscape, 8 mm margins: 281 mm of width, about 1062 CSS pixels.

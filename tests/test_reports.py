@@ -10,6 +10,10 @@ import pytest
 from fhir.resources.R4B.measure import Measure
 from fhir.resources.R4B.measurereport import MeasureReport
 
+from fastapi.testclient import TestClient
+
+from cds_spine.app import create_app
+from cds_spine.settings import Settings
 from cli import run_cli
 from reporting import CLINICIAN_NAME, EXPECTED_COMPONENTS, EXPECTED_SUMMARY, KEY, SITE, audit_settings, populate
 from support import ORDER_SIGN, call, hook_request
@@ -340,3 +344,23 @@ def test_a_hook_instance_sent_again_is_one_order_with_the_latest_answer_to_its_c
     assert (summary["orders"], summary["cards"], summary["overridden"]) == (1, 1, 1)
     listed = get(client, "/audit/decisions")["items"]
     assert len(listed) == 2 and [item["overridden"] for item in listed].count(True) == 1
+
+
+def test_requests_refused_before_a_call_are_counted_by_reason(tmp_path):
+    """A sandbox at an origin not listed, a request that is not JSON, a wrong media type: none becomes a call,
+    each is counted in the integration traffic by service, status and reason (written when the app stops, at
+    the latest)."""
+    database = f"sqlite:///{tmp_path / 'audit.db'}"
+    settings = Settings(database_url=database, cors_origins=("https://sandbox.cds-hooks.org",), **audit_settings())
+    with TestClient(create_app(settings)) as client:
+        url = f"/cds-services/{ORDER_SIGN}"
+        assert client.post(url, content=b"{not json", headers={"Content-Type": "application/json"}).status_code == 400
+        assert client.post(url, content=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
+        assert client.options(url, headers={"Origin": "http://localhost:3000",
+                                            "Access-Control-Request-Method": "POST"}).status_code == 400
+        assert call(client, ORDER_SIGN, hook_request("order-sign")).status_code == 200  # a call, not a refusal
+    with TestClient(create_app(settings)) as client:
+        refusals = get(client, "/audit/summary")["traffic"]["refusals"]
+    assert {(r["status"], r["reason"]): r["count"] for r in refusals} == {
+        (400, "structure"): 1, (415, "not-supported"): 1, (400, "cors-origin"): 1}
+    assert {r["service"] for r in refusals} == {ORDER_SIGN}

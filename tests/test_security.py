@@ -385,3 +385,14 @@ def test_patient_ids_in_logs_are_keyed_hashes(make_client, caplog):
     call(client, ORDER_SELECT, request)
     expected = hmac.new(b"k1", b"patient-12345", hashlib.sha256).hexdigest()[:24]
     assert f"patient={expected}" in caplog.text and "patient-12345" not in caplog.text
+
+
+def test_refused_tokens_are_counted_by_the_check_that_failed_for_the_dashboard(secured, tmp_path):
+    database = f"sqlite:///{tmp_path / 'traffic.db'}"
+    client = secured(database_url=database)
+    assert_refused(post(client, a_token(aud="cds.example.org/cds-services/x")))
+    assert_refused(post(client, None))
+    client.__exit__(None, None, None)  # the app stops: what it refused is written
+    with client.app.state.store.engine.connect() as connection:
+        counted = dict(connection.execute(text("select reason, sum(count) from refusals group by reason")).all())
+    assert counted == {"jwt-aud": 1, "jwt-no": 1}

@@ -31,6 +31,7 @@ from .errors import ApiError, Issue, error_response, outcome_response
 from .fhir.client import FhirClient
 from .jsonio import JsonResponse
 from .logs import RequestLog, ensure_logging
+from .refusals import FLUSH_SECONDS, RefusalTally
 from .metrics import exposition
 from .pathway import Knowledge, load_knowledge
 from .security.jwt import Verifier
@@ -138,6 +139,19 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     # httpx logs every request URL at INFO, and FHIR query URLs carry the patient id.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
+    refusals = RefusalTally()
+
+    async def write_refusals() -> None:
+        try:
+            await run_in_threadpool(store.record_refusals, refusals.drain())
+        except SQLAlchemyError as exc:  # the traffic counts are not worth failing anything for
+            log.warning("could not record refused requests in the audit store (%s)", type(exc).__name__)
+
+    async def write_refusals_every_few_seconds() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            await write_refusals()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds, follow_redirects=False) as http:
@@ -146,7 +160,12 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
                 [KeySource(issuer, http, settings.jwks_cache_seconds) for issuer in issuers],
                 SqlReplayCache(engine), settings.jwt_leeway_seconds, settings.jwt_max_lifetime_seconds)
             app.state.audit_access = audit_access(settings, store, http)
-            yield
+            writer = asyncio.create_task(write_refusals_every_few_seconds())
+            try:
+                yield
+            finally:
+                writer.cancel()
+                await write_refusals()  # what the last seconds counted
         engine.dispose()
 
     app = FastAPI(title="cds-spine", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None,
@@ -210,5 +229,5 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
                        allow_methods=["GET", "POST", "OPTIONS"],
                        allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
                        expose_headers=["X-Request-ID"], max_age=600)
-    app.add_middleware(RequestLog, cors_origins=settings.cors_origins)
+    app.add_middleware(RequestLog, cors_origins=settings.cors_origins, refusals=refusals)
     return app

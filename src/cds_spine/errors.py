@@ -92,7 +92,7 @@ def operation_outcome(*issues: Issue) -> dict:
 
 
 def outcome_response(status: int, *issues: Issue, headers: dict[str, str] | None = None) -> JsonResponse:
-    note_reason("; ".join(issue.diagnostics for issue in issues))
+    note_reason("; ".join(issue.diagnostics for issue in issues), issues[0].code if issues else None)
     return JsonResponse(operation_outcome(*issues), status_code=status, headers=headers)
 
 

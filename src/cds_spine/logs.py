@@ -16,6 +16,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import LATENCY, REQUESTS, endpoint_of
+from .refusals import RefusalTally
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] [%(request_id)s] %(message)s"
 ACCESS_FIELDS = ("method", "path", "status", "ms", "reason")
@@ -25,11 +26,21 @@ access_log = logging.getLogger("cds_spine.access")
 _request: ContextVar[dict[str, Any] | None] = ContextVar("cds_spine_request", default=None)
 
 
-def note_reason(reason: str) -> None:
-    """Why this request was refused (an OperationOutcome's diagnostics), for its access line."""
+def note_reason(reason: str, kind: str | None = None) -> None:
+    """Why this request was refused (an OperationOutcome's diagnostics), for its access line; `kind`, a word
+    (the issue type), unless a more precise one was noted (note_refusal)."""
     current = _request.get()
     if current is not None:
         current["reason"] = reason
+        if kind:
+            current.setdefault("refusal", kind)
+
+
+def note_refusal(kind: str) -> None:
+    """The refusal's reason in a word (e.g. the JWT check that failed), for the integration traffic."""
+    current = _request.get()
+    if current is not None:
+        current["refusal"] = kind
 
 
 class RequestIdFilter(logging.Filter):
@@ -93,9 +104,11 @@ class RequestLog:
     the request and in the response header, and one access line per request with its status, latency
     and, for a refusal, the reason (the path without its query string); the request metrics too."""
 
-    def __init__(self, app: ASGIApp, cors_origins: tuple[str, ...] = ("*",)) -> None:
+    def __init__(self, app: ASGIApp, cors_origins: tuple[str, ...] = ("*",), refusals: RefusalTally | None = None
+                 ) -> None:
         self.app = app
         self.cors_origins = frozenset(cors_origins)
+        self.refusals = refusals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,6 +132,17 @@ class RequestLog:
             self._access_line(scope, headers, current, (time.perf_counter() - started) * 1000)
             _request.reset(token)
 
+    def _count_refusal(self, scope: Scope, endpoint: str, status: int, current: dict[str, Any],
+                       refused_origin: str | None) -> None:
+        """A request to the CDS services that did not become a call (412s are calls: the audit has them), or
+        whose answer a browser will not show (its origin is not allowed)."""
+        if self.refusals is None or not scope["path"].startswith("/cds-services"):
+            return
+        if refused_origin:
+            self.refusals.count(endpoint, status, "cors-origin")
+        elif status >= 400 and status != 412:
+            self.refusals.count(endpoint, status, current.get("refusal") or f"http-{status}")
+
     def _refused_origin(self, headers: dict[bytes, bytes]) -> str | None:
         """The request's Origin when CDS_SPINE_CORS_ORIGINS does not allow it (a browser then blocks the
         answer: a sandbox shows nothing), shortened and quoted, so the log can name it."""
@@ -141,6 +165,7 @@ class RequestLog:
         if reason:
             fields["reason"] = reason
         endpoint = endpoint_of(scope["path"])
+        self._count_refusal(scope, endpoint, status, current, refused_origin)
         REQUESTS.labels(endpoint, str(status)).inc()
         LATENCY.labels(endpoint).observe(ms / 1000)
         level = logging.WARNING if status >= 500 else logging.INFO

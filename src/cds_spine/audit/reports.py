@@ -327,10 +327,12 @@ def _tallies(rows: Iterator[OrderRow], measure: MeasureDefinition, filters: Filt
 @dataclass(frozen=True)
 class Traffic:
     """What the EHRs sent in the period, whatever it was: every call recorded, by service and status (patient-
-    view and previews included, 412s too), and every feedback, by service and outcome."""
+    view and previews included, 412s too), every feedback, by service and outcome, and the requests refused
+    before they became calls, by service, status and reason."""
 
     calls: Mapping[tuple[str, int], int]
     feedback: Mapping[tuple[str, str], int]
+    refusals: Mapping[tuple[str, int, str], int]
 
     def as_dict(self) -> dict:
         statuses: Counter = Counter()
@@ -340,7 +342,9 @@ class Traffic:
                 "traffic": {"calls": [{"service": service, "status": status, "count": count}
                                       for (service, status), count in sorted(self.calls.items())],
                             "feedback": [{"service": service, "outcome": outcome, "count": count}
-                                         for (service, outcome), count in sorted(self.feedback.items())]}}
+                                         for (service, outcome), count in sorted(self.feedback.items())],
+                            "refusals": [{"service": service, "status": status, "reason": reason, "count": count}
+                                         for (service, status, reason), count in sorted(self.refusals.items())]}}
 
 
 class Orders(Protocol):
@@ -362,15 +366,19 @@ class StoredOrders:
         return order_rows(self.engine, period, measure, services, progress)
 
     def traffic(self, period: Period) -> Traffic:
-        c, f = tables.calls, tables.feedback
+        c, f, r = tables.calls, tables.feedback, tables.refusals
         with self.engine.connect() as connection:
             calls = connection.execute(select(c.c.service_id, c.c.status, func.count()).where(*period.conditions())
                                        .group_by(c.c.service_id, c.c.status)).all()
             feedback = connection.execute(select(f.c.service_id, f.c.outcome, func.count())
                                           .where(*period.conditions(f.c.received_at))
                                           .group_by(f.c.service_id, f.c.outcome)).all()
+            refused = connection.execute(select(r.c.service, r.c.status, r.c.reason, func.sum(r.c.count))
+                                         .where(*period.conditions(r.c.minute))
+                                         .group_by(r.c.service, r.c.status, r.c.reason)).all()
         return Traffic({(service, status): count for service, status, count in calls},
-                       {(service, outcome): count for service, outcome, count in feedback})
+                       {(service, outcome): count for service, outcome, count in feedback},
+                       {(service, status, reason): int(count) for service, status, reason, count in refused})
 
 
 def grouped(orders: Orders, period: Period, by: Grouping, measure: MeasureDefinition, filters: Filters = Filters(),

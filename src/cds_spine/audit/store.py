@@ -8,7 +8,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -190,6 +190,15 @@ class SqlAuditStore:
                         connection.execute(INSERT_FEEDBACK, row)
                 except IntegrityError:
                     pass  # the same feedback again: stored once
+
+
+    def record_refusals(self, counts: Mapping[tuple[datetime, str, int, str], int]) -> None:
+        """Refused requests, counted per (minute, service, status, reason) by one worker since its last write."""
+        if counts:
+            with self.engine.begin() as connection:
+                connection.execute(insert(tables.refusals), [
+                    {"minute": minute, "service": service, "status": status, "reason": reason, "count": count}
+                    for (minute, service, status, reason), count in counts.items()])
 
 
 class SqlReplayCache:

@@ -83,6 +83,16 @@ audit_reads = Table(
     Column("query", Text, nullable=False),
 )
 
+refusals = Table(
+    "refusals", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("minute", DateTime(timezone=True), nullable=False, index=True),
+    Column("service", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("count", Integer, nullable=False),
+)
+
 store_keys = Table(
     "store_keys", metadata,
     Column("name", String(64), primary_key=True),

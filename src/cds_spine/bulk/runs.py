@@ -45,7 +45,7 @@ class RunOrders:
                 yield order_row(row, index)
 
     def traffic(self, period: Period) -> Traffic:
-        return Traffic({}, {})  # a bulk run has procedures, not calls
+        return Traffic({}, {}, {})  # a bulk run has procedures, not calls
 
 
 def _summary(folder: Path) -> dict | None:

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from ..audit.store import CallRecord, CardRecord, FeedbackEvent
 from ..bodies import media_type, read_body
 from ..jsonio import JsonResponse
-from ..logs import fields
+from ..logs import fields, note_refusal
 from ..metrics import AUDIT_WRITE, AUTH_FAILURES, CARDS, DECISIONS
 from ..security.jwt import AuthenticationFailed
 from ..errors import (
@@ -41,6 +41,7 @@ async def authenticate(request: Request) -> None:
     except AuthenticationFailed as failure:
         check = failure.reason.split(" ", 1)[0].rstrip(":")
         AUTH_FAILURES.labels(check).inc()
+        note_refusal(f"jwt-{check}")
         log.warning("authentication failed: %s (iss=%s jti=%s path=%s)", failure.reason, failure.iss, failure.jti,
                     request.url.path, extra=fields(event="authentication-failed", check=check, reason=failure.reason,
                                                    iss=failure.iss, jti=failure.jti, path=request.url.path))

@@ -99,12 +99,13 @@ function renderSummary(summary) {
 }
 
 function renderTraffic(traffic) {
-  for (const [id, rows, value] of [["traffic-calls", traffic.calls, "status"], ["traffic-feedback", traffic.feedback,
-    "outcome"]]) {
+  for (const [id, rows, columns] of [["traffic-calls", traffic.calls, ["service", "status", "count"]],
+    ["traffic-feedback", traffic.feedback, ["service", "outcome", "count"]],
+    ["traffic-refusals", traffic.refusals, ["service", "status", "reason", "count"]]]) {
     const body = $(id).querySelector("tbody");
     body.replaceChildren(...rows.map((row) => {
       const line = element("tr");
-      line.append(element("td", row.service), element("td", row[value]), element("td", row.count));
+      line.append(...columns.map((column) => element("td", row[column])));
       return line;
     }));
     showEmpty($(id).parentElement, rows.length === 0);
