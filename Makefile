@@ -25,7 +25,10 @@ $(VENV)/.test-tools: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/cds-spine serve
 
+# The house first (imports point down, the style), then the suite.
 test: $(VENV)/.test-tools browser
+	$(BIN)/lint-imports
+	$(BIN)/ruff check src tests tools bench
 	$(BIN)/python -m pytest
 
 # The dashboard test drives Debian's chromium (Playwright cannot download its own browser here).

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.bulk_export import write_export
@@ -94,7 +94,7 @@ def measure(export: Path, run: str) -> dict:
 
 
 def report(results: list[tuple[int, float, float, list[dict]]], cores: int) -> str:
-    lines = [f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {cores} cores, Python {platform.python_version()}, "
+    lines = [f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {cores} cores, Python {platform.python_version()}, "
              f"{platform.system()} {platform.release()}; produced by `make bench-bulk` (bench/bulk.py).", "",
              "Exports from bench/bulk_export.py: about 40 resources per patient (Patient, Encounters, unrelated "
              "conditions, visits, drugs and referrals in EHR shape), 30 % of patients with a spine story "

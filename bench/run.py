@@ -22,7 +22,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -226,13 +226,13 @@ def audit_share(database_url: str, size: int, service_p50: float) -> dict:
     record = build_record(filter(relevance_filter(knowledge), resources), knowledge)
     drafts = (entry["resource"] for entry in request["context"]["draftOrders"]["entry"])
     orders = classify_all(read_draft_orders(drafts), knowledge)
-    [assessment] = assess(orders, record, knowledge, datetime.now(timezone.utc))
+    [assessment] = assess(orders, record, knowledge, datetime.now(UTC))
     engine = open_engine(database_url)
     migrate(engine)
     store = SqlAuditStore(engine)
     timings = []
     for _ in range(100):
-        call = CallRecord(datetime.now(timezone.utc), "spine-pathway-order-sign", "order-sign", str(uuid.uuid4()),
+        call = CallRecord(datetime.now(UTC), "spine-pathway-order-sign", "order-sign", str(uuid.uuid4()),
                           "Practitioner/bench", f"bench-{size}", None, 200, knowledge.version, 1.0, True, (),
                           ((assessment, CardRecord(str(uuid.uuid4()), "warning", "s", (str(uuid.uuid4()),))),))
         started = time.perf_counter()
@@ -278,7 +278,7 @@ def report(results: list[Measurement], fallback_result: dict, audit: dict, order
     lines = [
         "# Benchmark: cds-spine against its floor",
         "",
-        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}.",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.",
         f"{'Quick run (fewer calls). ' if quick else ''}Produced by `make bench` (bench/run.py); the service runs as"
         " `make run` does (uvicorn, one worker, audit in SQLite, WAL) and is driven over HTTP from another process.",
         "",

@@ -11,22 +11,20 @@ limit raised to 16 MB for the 5,000-resource patient), plus two reference endpoi
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import uvicorn
 from fastapi import Request
 from fhir.resources.R4B import get_fhir_model_class
 
+from cds_spine import jsonio
 from cds_spine.app import create_app, tune_gc_for_serving
 from cds_spine.cdshooks.hooks import parse_call
 from cds_spine.cdshooks.models import CdsResponse
 from cds_spine.cdshooks.services import SERVICES
-from cds_spine import jsonio
 from cds_spine.jsonio import JsonResponse
 from cds_spine.settings import Settings
-
-
 
 
 def build(database_url: str):
@@ -50,7 +48,7 @@ def build(database_url: str):
                 resource = entry["resource"]
                 get_fhir_model_class(resource["resourceType"]).model_validate(resource)
         call = parse_call(SERVICES["spine-pathway-order-sign"], body, request.app.state.settings.max_draft_orders)
-        answer = await request.app.state.engine.answer(call, datetime.now(timezone.utc))
+        answer = await request.app.state.engine.answer(call, datetime.now(UTC))
         return JsonResponse(CdsResponse(cards=answer.cards).wire())
 
     return app

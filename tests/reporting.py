@@ -1,18 +1,29 @@
 """A fixture with known numbers for the report tests: real calls and feedback through HTTP."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import json
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
-
-import json
+from support import (
+    CPT,
+    ORDER_SELECT,
+    ORDER_SIGN,
+    PATIENT_VIEW,
+    bundle,
+    call,
+    coded,
+    condition,
+    ct_yes,
+    day,
+    esi_order,
+    hook_request,
+    procedure,
+    radiculopathy,
+)
 
 from cds_spine.audit import tables
 from cds_spine.audit.access import key_hash
-from support import (
-    CPT, ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, bundle, call, coded, condition, ct_yes, day, esi_order, hook_request,
-    procedure, radiculopathy,
-)
 
 FEEDBACK = f"/cds-services/{ORDER_SIGN}/feedback"
 KEY = "analyst-key-for-tests-0123456789"
@@ -90,8 +101,8 @@ def populate(client) -> dict:
          "acceptedSuggestions": [{"id": surgery_card["suggestions"][1]["uuid"]}]},
     ]
     assert client.post(FEEDBACK, json={"feedback": feedback}).status_code == 200
-    last_month = (datetime.now(timezone.utc).replace(day=1) - timedelta(days=3)).replace(hour=12)
+    last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=3)).replace(hour=12)
     with client.app.state.store.engine.begin() as connection:
         connection.execute(update(tables.calls).where(tables.calls.c.hook_instance == surgery["hookInstance"])
                            .values(received_at=last_month))
-    return {"last_month": last_month, "this_month": datetime.now(timezone.utc)}
+    return {"last_month": last_month, "this_month": datetime.now(UTC)}

@@ -6,7 +6,6 @@ import json
 
 import httpx
 import pytest
-
 from cli import run_cli, serving
 from reporting import AUDIT_USERS_ENV, KEY, VIEWER_KEY, audit_settings, populate
 from support import ORDER_SIGN, call, hook_request

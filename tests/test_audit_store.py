@@ -7,14 +7,22 @@ import hmac
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from reporting import KEY, audit_settings
 from sqlalchemy import select, text
+from support import (
+    ORDER_SELECT,
+    ORDER_SIGN,
+    PATIENT_VIEW,
+    authorization,
+    bundle,
+    call,
+    ct_yes,
+    esi_order,
+    hook_request,
+)
 
 from cds_spine.audit import tables
 from cds_spine.audit.db import migrate, open_engine
-from reporting import KEY, audit_settings
-from support import (
-    ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, authorization, bundle, call, ct_yes, esi_order, hook_request,
-)
 
 FEEDBACK = f"/cds-services/{ORDER_SIGN}/feedback"
 
@@ -53,7 +61,7 @@ def test_n_calls_give_n_records_with_what_happened(audited):
     assert [r.status_code for r in responses] == [200, 200, 200, 200, 412]
     calls = {row.hook_instance: row for row in rows(client, tables.calls)}
     assert len(calls) == 5
-    for (service, request), response in zip(requests, responses):
+    for (service, request), response in zip(requests, responses, strict=True):
         row = calls[request["hookInstance"]]
         assert (row.service_id, row.hook, row.status, row.user_id) == (
             service, request["hook"], response.status_code, "Practitioner/u1")

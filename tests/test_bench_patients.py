@@ -4,14 +4,12 @@ from __future__ import annotations
 import json
 import sys
 
-from fhir.resources.R4B import get_fhir_model_class
-
 from cli import ROOT
+from fhir.resources.R4B import get_fhir_model_class
 from support import call
 
 sys.path.insert(0, str(ROOT))
 from bench.patients import order_sign_request, patient_record  # noqa: E402
-
 from cds_spine.fhir.gather import relevance_filter  # noqa: E402
 
 

@@ -13,22 +13,20 @@ import gzip
 import json
 import shutil
 import sys
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from cli import ROOT, run_cli, serving
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect, sync_playwright
-
-from cli import ROOT, run_cli, serving
 from real_records import EXPORT, export, order, read_export, request
 from reporting import AUDIT_USERS, AUDIT_USERS_ENV, KEY
 from test_dashboard import CHROMIUM_FLAGS, apply, chart_data
 
 sys.path.insert(0, str(ROOT))
 from bench.bulk_export import GUIDED_ESI, SURGERY, UNGUIDED_ESI, VALUESETS, write_export  # noqa: E402
-
 from cds_spine.app import create_app  # noqa: E402
 from cds_spine.pathway.record import Code  # noqa: E402
 from cds_spine.privacy import PatientIdHasher  # noqa: E402
@@ -94,7 +92,7 @@ def test_rows_csv_and_parquet_carry_the_same_rows_and_the_summary_their_counts(l
     assert len(csv_lines) == len(parquet) + 1
     header = csv_lines[0].split(",")
     assert header[:9] == ["patient", "procedure", "date", "asOf", "kind", "region", "detail", "code", "decision"]
-    first = dict(zip(header, csv_lines[1].split(",")))
+    first = dict(zip(header, csv_lines[1].split(","), strict=False))
     assert first["findings"] == " ".join(parquet[0]["findings"]) and first["patient"] == parquet[0]["patient"]
     done = summary(local_run)
     assert done["met"] == sum(row["decision"] == "met" for row in parquet)
@@ -184,10 +182,10 @@ def test_the_live_service_decides_each_order_as_the_bulk_row_says(generated, loc
     chosen = list(chosen.values())[:25]
     assert len({row["decision"] for row in chosen}) == 3
     for index, row in enumerate(chosen):
-        as_of = datetime.combine(date.fromisoformat(row["asOf"]), time(15), timezone.utc)
+        as_of = datetime.combine(date.fromisoformat(row["asOf"]), time(15), UTC)
         settings = Settings(database_url=f"sqlite:///{tmp_path / f'audit-{index}.db'}", audit_users=AUDIT_USERS,
                             audit_plain_patient_ids=True)
-        with TestClient(create_app(settings, knowledge, clock=lambda: as_of)) as client:
+        with TestClient(create_app(settings, knowledge, clock=lambda as_of=as_of: as_of)) as client:
             answer = client.post("/cds-services/spine-pathway-order-sign",
                                  json=_replay(row, patients[row["patient"]], medications))
             assert answer.status_code == 200, answer.text

@@ -6,11 +6,10 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
-from pathlib import Path
-
 from cli import CDS_SPINE, ROOT, VALUESET_COUNT, clean_env, free_port, run_cli, serving
 from tokens import SigningKey, jwks
 

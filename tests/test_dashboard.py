@@ -7,11 +7,11 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
+from cli import ROOT, serving
 from playwright.sync_api import expect, sync_playwright
+from reporting import AUDIT_USERS_ENV, CLINICIAN_NAME, KEY, SITE, audit_settings, populate
 
 from cds_spine.refusals import FLUSH_SECONDS
-from cli import ROOT, serving
-from reporting import AUDIT_USERS_ENV, CLINICIAN_NAME, KEY, SITE, audit_settings, populate
 
 OUTPUT = ROOT / "test-output"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import re
 
-from cds_spine.settings import Settings
 from cli import ROOT
+
+from cds_spine.settings import Settings
 
 ROW = re.compile(r"^\| `(CDS_SPINE_[A-Z_]+)` \| (.+?) \| (.+) \|$", re.MULTILINE)
 

@@ -39,10 +39,10 @@ LOCKED = re.compile(r"^([A-Za-z0-9._-]+)==([^ ]+) \\$", re.MULTILINE)
 def test_the_lock_pins_every_dependency_with_hashes_and_is_what_is_installed():
     """requirements.lock (`make lock`) holds the service's dependencies, each at one version with its hashes,
     within pyproject's ranges, and `make test` installed exactly those versions."""
+    import tomllib
     from importlib.metadata import version
 
     from packaging.requirements import Requirement
-    import tomllib
 
     text = (ROOT / "requirements.lock").read_text()
     locked = {canonical(name): pinned for name, pinned in LOCKED.findall(text)}

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime, timezone
 import sys
+from datetime import UTC, datetime
 
 import pytest
-from fhir.resources.R4B.bundle import Bundle
-
 from cli import ROOT, run_cli
+from fhir.resources.R4B.bundle import Bundle
 
 INDEX = json.loads((ROOT / "examples" / "index.json").read_text())
 
@@ -47,7 +46,7 @@ def test_examples_are_written_as_of_today_by_default_and_get_their_decision_toda
     subprocess.run([sys.executable, "tools/build_examples.py", "--out", str(tmp_path)], cwd=ROOT, check=True,
                    capture_output=True)
     index = json.loads((tmp_path / "index.json").read_text())
-    assert index["asOf"] == datetime.now(timezone.utc).date().isoformat()
+    assert index["asOf"] == datetime.now(UTC).date().isoformat()
     [p03] = [e for e in index["examples"] if e["id"] == "p03-esi-short-nsaid"]
     result = run_cli("evaluate", str(tmp_path / p03["request"]), "--as-of", "today")
     assert [card["indicator"] for card in json.loads(result.stdout)["cards"]] == ["warning"]

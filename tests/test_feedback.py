@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from support import ORDER_SELECT, call, hook_request
 
 from cds_spine.audit import tables
-from support import ORDER_SELECT, call, hook_request
 
 URL = f"/cds-services/{ORDER_SELECT}/feedback"
 

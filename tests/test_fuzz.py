@@ -13,14 +13,14 @@ import os
 import pytest
 import schemathesis
 import yaml
+from cli import ROOT
 from hypothesis import HealthCheck, settings
+from live import served
+from tokens import SigningKey, claims, jwks, mint
 
 from cds_spine.app import create_app
 from cds_spine.audit.access import key_hash
 from cds_spine.settings import Settings
-from cli import ROOT
-from live import served
-from tokens import SigningKey, claims, jwks, mint
 
 EXAMPLES = int(os.environ.get("CDS_SPINE_FUZZ_EXAMPLES", "200"))
 DERANDOMIZE = os.environ.get("CDS_SPINE_FUZZ_RANDOM") != "1"

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from datetime import date
 
+from support import CPT, ICD10, RXNORM, coded, condition, medication_statement, procedure
+
 from cds_spine.fhir.bundles import kept_entries
 from cds_spine.fhir.gather import build_record, read_draft_orders, relevance_filter
-from support import CPT, ICD10, RXNORM, coded, condition, medication_statement, procedure
 
 
 def read(resources: list, knowledge):

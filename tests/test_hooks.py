@@ -2,10 +2,22 @@
 from __future__ import annotations
 
 import pytest
-
 from support import (
-    CPT, ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, SNOMED, call, coded, condition, ct_yes, day, esi_order, hook_request,
-    indicators, procedure, pt_visits,
+    CPT,
+    ORDER_SELECT,
+    ORDER_SIGN,
+    PATIENT_VIEW,
+    SNOMED,
+    call,
+    coded,
+    condition,
+    ct_yes,
+    day,
+    esi_order,
+    hook_request,
+    indicators,
+    procedure,
+    pt_visits,
 )
 
 

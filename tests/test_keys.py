@@ -4,12 +4,12 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from tokens import SigningKey, jwks
 
 from cds_spine.audit.db import migrate, open_engine
 from cds_spine.audit.store import SqlReplayCache
 from cds_spine.security.keys import KeySource
 from cds_spine.security.trusted_clients import TrustedClient, TrustedIssuer
-from tokens import SigningKey, jwks
 
 URL = "https://ehr.example.org/jwks.json"
 OLD, NEW = SigningKey.ec("old"), SigningKey.ec("new")

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from cli import ROOT
 
 from cds_spine.pathway import KnowledgeError, load_knowledge
 from cds_spine.pathway.record import Code
-from cli import ROOT
 
 SOURCE_EXTENSION = "https://cds-spine.org/fhir/StructureDefinition/code-source"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 import yaml
+from cli import ROOT
 
 from cds_spine.settings import Settings
-from cli import ROOT
 
 KUBERNETES_VERSION = "1.30.0"
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))

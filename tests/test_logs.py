@@ -8,7 +8,6 @@ import subprocess
 import time
 
 import httpx
-
 from cli import CDS_SPINE, ROOT, clean_env, free_port
 from reporting import AUDIT_USERS_ENV
 from support import ORDER_SELECT, authorization, hook_request

@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
+from cli import CDS_SPINE, ROOT, clean_env, run_cli
 from sqlalchemy import text
 
 from cds_spine import __version__
 from cds_spine.audit.db import HEAD, open_engine, schema_problem
-from cli import CDS_SPINE, ROOT, clean_env, run_cli
 
 
 def test_version_in_the_cli_healthz_and_readyz(client):

@@ -13,16 +13,22 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
-
-from typer.testing import CliRunner
-
-from cds_spine.cli import app
 from cli import run_cli
 from real_records import (
-    cds4cpm_patient, evaluate, folder, mimic_patient, order, patient, request, smart_patient,
+    cds4cpm_patient,
+    evaluate,
+    folder,
+    mimic_patient,
+    order,
+    patient,
+    request,
+    smart_patient,
 )
 from support import ORDER_SIGN, call
 from test_metrics import value
+from typer.testing import CliRunner
+
+from cds_spine.cli import app
 
 ESI_LUMBAR, ESI_CERVICAL, FUSION = order("64483"), order("62321"), order("22612")
 MIMIC_ICD9 = "http://fhir.mimic.mit.edu/CodeSystem/diagnosis-icd9"

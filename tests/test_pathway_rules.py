@@ -1,17 +1,24 @@
 """Unit tests of the pathway's rules and boundaries, on typed records and a fixed `now`."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from support import CPT, ICD10, RXNORM, SNOMED
 
 from cds_spine.pathway import Criteria, Decision, assess, classify_all, summarize_patient
 from cds_spine.pathway.record import (
-    Code, ConditionEntry, DraftOrder, MedicationEntry, PatientRecord, Period, ProcedureEntry, ServiceRequestEntry,
+    Code,
+    ConditionEntry,
+    DraftOrder,
+    MedicationEntry,
+    PatientRecord,
+    Period,
+    ProcedureEntry,
+    ServiceRequestEntry,
 )
-from support import CPT, ICD10, RXNORM, SNOMED
 
-NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
 
 

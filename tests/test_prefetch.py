@@ -6,10 +6,21 @@ import re
 
 import httpx
 import pytest
-
 from support import (
-    ORDER_SELECT, ORDER_SIGN, RECORD_KEYS, RXNORM, authorization, bundle, call, coded, ct_yes, day, esi_order,
-    hook_request, indicators, radiculopathy,
+    ORDER_SELECT,
+    ORDER_SIGN,
+    RECORD_KEYS,
+    RXNORM,
+    authorization,
+    bundle,
+    call,
+    coded,
+    ct_yes,
+    day,
+    esi_order,
+    hook_request,
+    indicators,
+    radiculopathy,
 )
 
 FHIR = "https://ehr.example.org/fhir"

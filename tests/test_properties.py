@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import CPT, bundle, coded, condition, medication_statement, problems_in_response, procedure
 
 from cds_spine.cdshooks.cards import CardOptions, render_one
 from cds_spine.cdshooks.models import CdsResponse
 from cds_spine.fhir.gather import build_record, read_draft_orders, relevance_filter
 from cds_spine.pathway import Decision, assess, classify_all, load_knowledge
 from cds_spine.settings import Settings
-from support import CPT, bundle, coded, condition, medication_statement, problems_in_response, procedure
 
 KNOWLEDGE = load_knowledge(Settings().knowledge_dir())
 KEEP = relevance_filter(KNOWLEDGE)
-NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 VALUESETS = Settings().knowledge_dir() / "valuesets"
 PROPERTY = settings(max_examples=120, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -100,7 +100,7 @@ RANK = {Decision.NOT_MET: 0, Decision.MET: 1, Decision.EXEMPT: 1}
 def test_more_conservative_evidence_never_turns_met_into_not_met(record, visits, courses, drafts):
     before = decisions(record, drafts)
     after = decisions(record + visits + courses, drafts)
-    assert all(RANK[b] <= RANK[a] for b, a in zip(before, after)), (before, after)
+    assert all(RANK[b] <= RANK[a] for b, a in zip(before, after, strict=True)), (before, after)
 
 
 @PROPERTY

@@ -5,7 +5,6 @@ copied with another code, so the shape stays the EHR's."""
 from __future__ import annotations
 
 import pytest
-
 from real_records import CPT, evaluate, like, order, patient, request
 
 ESI_LUMBAR, ESI_CERVICAL, DISCECTOMY = order("64483"), order("62321"), order("63030")

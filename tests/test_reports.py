@@ -7,16 +7,15 @@ import json
 from datetime import date, timedelta
 
 import pytest
+from cli import run_cli
+from fastapi.testclient import TestClient
 from fhir.resources.R4B.measure import Measure
 from fhir.resources.R4B.measurereport import MeasureReport
-
-from fastapi.testclient import TestClient
+from reporting import CLINICIAN_NAME, EXPECTED_COMPONENTS, EXPECTED_SUMMARY, KEY, SITE, audit_settings, populate
+from support import ORDER_SIGN, call, hook_request
 
 from cds_spine.app import create_app
 from cds_spine.settings import Settings
-from cli import run_cli
-from reporting import CLINICIAN_NAME, EXPECTED_COMPONENTS, EXPECTED_SUMMARY, KEY, SITE, audit_settings, populate
-from support import ORDER_SIGN, call, hook_request
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from support import (
-    ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, authorization, call, esi_order, hook_request, indicators,
+    ORDER_SELECT,
+    ORDER_SIGN,
+    PATIENT_VIEW,
+    authorization,
+    call,
+    esi_order,
+    hook_request,
+    indicators,
     outcome_expressions,
 )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from support import SCENARIOS, call, scenario_build
 
 SCENARIO_FILES = sorted(SCENARIOS.glob("p*.json"))

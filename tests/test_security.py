@@ -11,8 +11,6 @@ import yaml
 from cli import ROOT
 from sqlalchemy import text
 from support import ORDER_SELECT, call, hook_request
-
-from cds_spine.logs import JsonFormatter
 from test_metrics import value
 from tokens import (
     BASE,
@@ -26,6 +24,7 @@ from tokens import (
 )
 
 from cds_spine.app import create_app
+from cds_spine.logs import JsonFormatter
 from cds_spine.security.policy import ConfigurationError
 from cds_spine.settings import Settings
 

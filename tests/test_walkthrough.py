@@ -13,7 +13,6 @@ import uuid
 
 import httpx
 import pytest
-
 from cli import ROOT, free_port, run_cli, serving
 
 ORDER_SIGN_PATH = "/cds-services/spine-pathway-order-sign"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from cds_spine.cdshooks.services import DISCOVERY
@@ -25,7 +25,7 @@ SCENARIOS = ROOT / "tests" / "scenarios"
 
 def day(value: str) -> date:
     """YYYY-MM-DD, or `today` (UTC)."""
-    return datetime.now(timezone.utc).date() if value == "today" else date.fromisoformat(value)
+    return datetime.now(UTC).date() if value == "today" else date.fromisoformat(value)
 
 
 def _scenario_builder():

@@ -7,20 +7,20 @@ import logging
 import traceback
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from fastapi import FastAPI, Request
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .audit import routes as audit_routes
 from . import __version__
+from .audit import routes as audit_routes
 from .audit.access import audit_access
 from .audit.db import StoreProblem, migrate, open_engine, schema_problem
 from .audit.measure import load_measure
@@ -31,9 +31,9 @@ from .errors import ApiError, Issue, error_response, outcome_response
 from .fhir.client import FhirClient
 from .jsonio import JsonResponse
 from .logs import RequestLog, ensure_logging
-from .refusals import FLUSH_SECONDS, RefusalTally
 from .metrics import exposition
 from .pathway import Knowledge, load_knowledge
+from .refusals import FLUSH_SECONDS, RefusalTally
 from .security.jwt import Verifier
 from .security.keys import KeySource
 from .security.policy import trust_summary, trusted_issuers
@@ -113,7 +113,7 @@ def serving_app() -> FastAPI:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None,

@@ -5,34 +5,34 @@ import asyncio
 import json
 import os
 import re
-import uuid
 import sys
-from datetime import date, datetime, timezone
+import uuid
+from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import httpx
 import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from .errors import ApiError, operation_outcome
-from .audit import reports
-from .audit.access import AuditUser, key_hash, new_key
-from .audit.measure import load_measure
 from . import __version__
+from .audit import reports
+from .audit.access import key_hash, new_key
 from .audit.db import HEAD, StoreProblem, migrate, open_engine, schema_problem, shown_url, sqlite_file_missing
+from .audit.measure import load_measure
 from .cdshooks.hooks import Engine, decode_json, parse_call
 from .cdshooks.models import CdsResponse
 from .cdshooks.services import SERVICES
+from .errors import ApiError, operation_outcome
 from .fhir.client import FhirClient
 from .logs import configure_logging, logging_config
 from .metrics import prepare_multiprocess_dir
 from .pathway import KnowledgeError, load_knowledge
 from .security.policy import ConfigurationError, trust_summary, trusted_issuers
 from .security.test_issuer import TRUSTED_CLIENTS_FILE, ensure_issuer, mint
-from .settings import PLACEHOLDER, Settings
+from .settings import PLACEHOLDER, AuditUser, Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="cds-spine: a CDS Hooks service for conservative therapy before ESI or spine surgery.")
@@ -123,9 +123,9 @@ def _measure(settings: Settings, knowledge):
 
 
 @app.command()
-def serve(host: Annotated[Optional[str], typer.Option(help="Address to bind (CDS_SPINE_HOST).")] = None,
-          port: Annotated[Optional[int], typer.Option(help="Port (CDS_SPINE_PORT).")] = None,
-          workers: Annotated[Optional[int], typer.Option(help="Worker processes (CDS_SPINE_WORKERS).")] = None
+def serve(host: Annotated[str | None, typer.Option(help="Address to bind (CDS_SPINE_HOST).")] = None,
+          port: Annotated[int | None, typer.Option(help="Port (CDS_SPINE_PORT).")] = None,
+          workers: Annotated[int | None, typer.Option(help="Worker processes (CDS_SPINE_WORKERS).")] = None
           ) -> None:
     """Run the HTTP service: check the settings and migrate the audit store once, then start the workers."""
     import os
@@ -177,13 +177,13 @@ def migrate_store() -> None:
 def _moment(value: str) -> datetime:
     """`today` or `now`: this moment; else an ISO date or date-time (UTC unless it says otherwise)."""
     if value in ("today", "now"):
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD), a date-time or `today`",
                                  param_hint="--as-of") from None
-    return moment.replace(tzinfo=moment.tzinfo or timezone.utc)
+    return moment.replace(tzinfo=moment.tzinfo or UTC)
 
 
 @app.command()
@@ -333,7 +333,7 @@ class Format(str, Enum):
 PROGRESS_THRESHOLD = 5000
 
 
-def _day(value: Optional[str], option: str) -> date | None:
+def _day(value: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(value) if value else None
     except ValueError:
@@ -356,7 +356,7 @@ def _table(rows: list[dict]) -> str:
     cells = [[title for _, title in columns]] + [[_cell(key, row[key]) for key, _ in columns] for row in flat]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     return "\n".join("  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
-                               for i, (cell, width) in enumerate(zip(line, widths))) for line in cells)
+                               for i, (cell, width) in enumerate(zip(line, widths, strict=True))) for line in cells)
 
 
 def _reading_engine(settings: Settings):
@@ -374,8 +374,8 @@ def _reading_engine(settings: Settings):
 
 
 @app.command()
-def report(since: Annotated[Optional[str], typer.Option(help="First day (YYYY-MM-DD, UTC), included.")] = None,
-           until: Annotated[Optional[str], typer.Option(help="Last day (YYYY-MM-DD, UTC), included.")] = None,
+def report(since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD, UTC), included.")] = None,
+           until: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD, UTC), included.")] = None,
            by: Annotated[By, typer.Option(help="Group orders by.")] = By.month,
            output: Annotated[Format, typer.Option("--format", help=(
                "Output format; measure-report: the FHIR MeasureReport of the period (needs --since and "
@@ -390,7 +390,7 @@ def report(since: Annotated[Optional[str], typer.Option(help="First day (YYYY-MM
     measure = _measure(settings, _knowledge(settings))
     engine = _reading_engine(settings)
     if output is Format.measure_report:
-        document = reports.measure_report(engine, measure, period.since, period.until, datetime.now(timezone.utc))
+        document = reports.measure_report(engine, measure, period.since, period.until, datetime.now(UTC))
         engine.dispose()
         typer.echo(json.dumps(document, indent=2))
         return
@@ -501,14 +501,14 @@ def audit_bulk(
         export: Annotated[Path, typer.Argument(help=(
             "A FHIR Bulk Data export: a folder of .ndjson or .ndjson.gz files, one such file, or the export's "
             "manifest (JSON with output[].url)."))],
-        since: Annotated[Optional[str], typer.Option(help="First procedure day (YYYY-MM-DD), included.")] = None,
-        until: Annotated[Optional[str], typer.Option(help="Last procedure day (YYYY-MM-DD), included.")] = None,
+        since: Annotated[str | None, typer.Option(help="First procedure day (YYYY-MM-DD), included.")] = None,
+        until: Annotated[str | None, typer.Option(help="Last procedure day (YYYY-MM-DD), included.")] = None,
         out: Annotated[Path, typer.Option(help="Folder for rows.parquet, rows.csv, summary.json and "
                                                "measure-report.json.")] = Path("audit-bulk"),
         engine: Annotated[BulkEngine, typer.Option(help="local: every core of this machine; spark: "
                                                         "CDS_SPINE_SPARK_MASTER (default local[*]).")] = BulkEngine.local,
-        workers: Annotated[Optional[int], typer.Option(min=1, help="local: processes (default: every core).")] = None,
-        partitions: Annotated[Optional[int], typer.Option(min=1, help="Patient partitions (default: by size).")] = None,
+        workers: Annotated[int | None, typer.Option(min=1, help="local: processes (default: every core).")] = None,
+        partitions: Annotated[int | None, typer.Option(min=1, help="Patient partitions (default: by size).")] = None,
         quiet: Annotated[bool, typer.Option(help="No progress lines.")] = False) -> None:
     """Audit the past: every completed ESI and spine-surgery Procedure of a FHIR Bulk Data export, evaluated
     as of the day before it with the live service's pathway and cards/. Exit 0: done; 1: done, but some

@@ -9,7 +9,7 @@ import re
 import time
 import uuid
 from contextvars import ContextVar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -61,7 +61,7 @@ class JsonFormatter(logging.Formatter):
     (the access fields, or those given with `extra=fields(...)`)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+        entry = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
                  "level": record.levelname, "logger": record.name, "process": record.process,
                  "request_id": getattr(record, "request_id", "-"), "message": record.getMessage()}
         entry.update({key: getattr(record, key) for key in ACCESS_FIELDS if hasattr(record, key)})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 Key = tuple[datetime, str, int, str]
 FLUSH_SECONDS = 5.0
@@ -21,7 +21,7 @@ class RefusalTally:
         self._lock = threading.Lock()
 
     def count(self, service: str, status: int, reason: str, at: datetime | None = None) -> None:
-        minute = (at or datetime.now(timezone.utc)).replace(second=0, microsecond=0)
+        minute = (at or datetime.now(UTC)).replace(second=0, microsecond=0)
         key = (minute, service[:64], status, reason[:64])
         with self._lock:
             if key not in self._counts and len(self._counts) >= MAX_KEYS:

@@ -4,13 +4,25 @@ from __future__ import annotations
 import ipaddress
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .audit.access import AuditUser
+Role = Literal["viewer", "analyst"]
+"""An audit reader's role: an analyst may see plain patient ids where the store keeps them."""
+
+
+class AuditUser(BaseModel):
+    """One named user of the audit (api-keys mode, CDS_SPINE_AUDIT_USERS): the key itself is never configured,
+    only its hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._@+-]+$")
+    role: Role
+    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 PLACEHOLDER = "CHANGE-ME"

@@ -20,32 +20,20 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import httpx
 import jwt
 from jwt.exceptions import InvalidTokenError, PyJWKError
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..security.keys import KeySource
 from ..security.trusted_clients import ASYMMETRIC_ALGORITHMS, TrustedClient, trusted_issuer
+from ..settings import AuditUser, Role, Settings
 
 log = logging.getLogger(__name__)
-Role = Literal["viewer", "analyst"]
 ROLE_VALUES = {"cds-spine-analyst": "analyst", "cds-spine-viewer": "viewer"}
 SESSION_KEY = "dashboard-session-key"
 SESSION_SECONDS = 8 * 3600
 FAILURE_WINDOW_SECONDS = 60.0
-
-
-class AuditUser(BaseModel):
-    """One named user of the audit (api-keys mode): the key itself is never configured, only its hash."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._@+-]+$")
-    role: Role
-    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -203,7 +191,7 @@ class AuditAccess:
         return Principal(user.name, user.role)
 
 
-def audit_access(settings, store, http: httpx.AsyncClient) -> AuditAccess:
+def audit_access(settings: Settings, store, http: httpx.AsyncClient) -> AuditAccess:
     """Audit access as the settings configure it (`settings`: Settings; `store`: the SqlAuditStore that keeps
     the session key)."""
     oidc = None

@@ -14,7 +14,7 @@ import io
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, Protocol
 
 from fhir.resources.R4B.measurereport import MeasureReport
@@ -22,11 +22,11 @@ from sqlalchemy import Engine, and_, exists, func, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from ..pathway import Knowledge
+from ..service_ids import ORDER_SELECT, ORDER_SIGN
 from . import tables
 from .measure import Component, MeasureDefinition, Outcome
 
-ORDER_SIGN = "spine-pathway-order-sign"
-ORDER_SERVICES = ("spine-pathway-order-select", ORDER_SIGN)
+ORDER_SERVICES = (ORDER_SELECT, ORDER_SIGN)
 GROUPINGS = ("month", "clinician", "order-kind", "region", "site", "service")
 Grouping = Literal["month", "clinician", "order-kind", "region", "site", "service"]
 POPULATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-population"
@@ -46,9 +46,9 @@ class Period:
     def conditions(self, column=tables.calls.c.received_at) -> list:
         found = []
         if self.since:
-            found.append(column >= datetime.combine(self.since, time(), timezone.utc))
+            found.append(column >= datetime.combine(self.since, time(), UTC))
         if self.until:
-            found.append(column < datetime.combine(self.until + timedelta(days=1), time(), timezone.utc))
+            found.append(column < datetime.combine(self.until + timedelta(days=1), time(), UTC))
         return found
 
     def as_dict(self) -> dict:
@@ -114,7 +114,7 @@ class ClinicianLabels:
 
 
 def _as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

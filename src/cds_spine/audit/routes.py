@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -18,13 +18,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from ..bodies import media_type, read_body
-from ..bulk.runs import find_run, list_runs
-from ..logs import fields
-from ..cdshooks.services import SERVICES
 from ..errors import ApiError, InvalidRequest, Issue, ServiceNotFound, UnsupportedMediaType
 from ..jsonio import JsonResponse
+from ..logs import fields
+from ..service_ids import SERVICE_IDS
 from . import reports
 from .access import AuditAccess, Forbidden, Principal, Refused
+from .runs import find_run, list_runs
 from .store import AuditRead
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ async def authenticate(request: Request) -> Principal | None:
 
 
 async def record_read(request: Request, principal: Principal) -> None:
-    read = AuditRead(datetime.now(timezone.utc), principal.name, principal.role, request.method,
+    read = AuditRead(datetime.now(UTC), principal.name, principal.role, request.method,
                      request.url.path, request.url.query)
     await run_in_threadpool(request.app.state.store.record_read, read)
 
@@ -174,7 +174,7 @@ def _flag(request: Request, name: str) -> bool | None:
 def _filters(request: Request, allowed: Collection[str]) -> reports.Filters:
     """The filters of reports.Filters from the query; unknown parameters and values are 400s naming them."""
     _known_parameters(request, allowed)
-    service = _choice(request, "service", ("all", *SERVICES)) or reports.ORDER_SIGN
+    service = _choice(request, "service", ("all", *SERVICE_IDS)) or reports.ORDER_SIGN
     with_orders = _flag(request, "withOrders")
     measure = request.app.state.measure
     component = _choice(request, "component", [c.id for c in measure.components])
@@ -303,7 +303,7 @@ async def measure_report(request: Request) -> JsonResponse:
         raise InvalidRequest(Issue("value", "start must not be after end", "start"))
     report_type = _choice(request, "type", ("summary", "subject-list")) or "summary"
     return JsonResponse(await run_in_threadpool(reports.measure_report, _engine(request), request.app.state.measure,
-                                                start, end, datetime.now(timezone.utc), report_type == "subject-list"),
+                                                start, end, datetime.now(UTC), report_type == "subject-list"),
                         media_type="application/fhir+json")
 
 

@@ -8,7 +8,7 @@ import hashlib
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import orjson
@@ -16,8 +16,8 @@ import orjson
 from ..audit.measure import MeasureDefinition, load_measure
 from ..fhir.gather import build_record, unresolved_medications
 from ..pathway import Assessment, DraftOrder, Knowledge, PatientRecord, assess, classify_all, load_knowledge
-from ..privacy import PatientIdHasher
 from ..pathway.record import ProcedureEntry
+from ..privacy import PatientIdHasher
 
 PERFORMED = "completed"
 
@@ -158,7 +158,7 @@ def audit_patient(patient_id: str, lines: Iterable[bytes], medications: Mapping[
         orders = classify_all([draft], knowledge)
         if not orders:
             continue
-        now = datetime.combine(day - timedelta(days=1), time(), timezone.utc)
+        now = datetime.combine(day - timedelta(days=1), time(), UTC)
         [assessment] = assess(orders, record, knowledge, now, session_orders=[draft])
         rows.append(_row(context, patient_id, entry, day, assessment, raw_procedures.get(entry.reference, {})))
     return sorted(rows, key=row_order)

@@ -14,14 +14,15 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
 
-from ..fhir.gather import RECORD_TYPES as READ_TYPES, referenced_id, relevance_filter
+from ..fhir.gather import RECORD_TYPES as READ_TYPES
+from ..fhir.gather import referenced_id, relevance_filter
 from ..fhir.generations import READ_AS
 from ..pathway import Knowledge
 
@@ -126,7 +127,7 @@ def _manifest_files(manifest: Path) -> list[Path]:
     return files
 
 
-@lru_cache(maxsize=None)
+@cache
 def is_fhir_type(name: str) -> bool:
     """An R4 resource type, or an older one the reader reads (MedicationOrder, ProcedureRequest)."""
     if name in READ_AS:

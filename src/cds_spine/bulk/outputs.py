@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 
 from ..audit.measure import MeasureDefinition
 from ..audit.reports import Scoring
+from ..audit.runs import order_row
 from .export import ReadTotals
-from .runs import order_row
 
 PROCEDURE_IDENTIFIER = "https://cds-spine.org/fhir/NamingSystem/bulk-audit-procedure"
 COUNT_COLUMNS = ("conservativeDays", "requiredDays", "conservativeEvidence", "notCounted", "priorInjections",
@@ -92,7 +92,7 @@ class RunWriter:
         scoring = self.scoring
         start = info.since or scoring.first or date.today()
         end = info.until or scoring.last or start
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         report = scoring.measure_report(start, end, now, PROCEDURE_IDENTIFIER)
         (self.out / "measure-report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         summary = {

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..pathway import Assessment, Criteria, Decision, Knowledge, PatientSummary
-from ..pathway.evidence import ConservativeHistory, Evidence
 from ..pathway.assessment import DiagnosisOnRecord, shorten
+from ..pathway.evidence import ConservativeHistory, Evidence
 from ..pathway.knowledge import WORDING, Detail
 from .models import Action, Card, Link, OverrideReason, Source, Suggestion
 

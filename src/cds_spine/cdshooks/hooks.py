@@ -12,12 +12,19 @@ from starlette.concurrency import run_in_threadpool
 from .. import jsonio
 from ..errors import DataUnavailableError, InvalidRequest, Issue
 from ..fhir.client import FhirClient
-from ..metrics import DATA_UNAVAILABLE, UnplacedCodeSystems
-from ..fhir.people import Orderer, find_orderer
 from ..fhir.gather import build_record, read_draft_orders, relevance_filter
+from ..fhir.people import Orderer, find_orderer
 from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAccess, Obtained, obtain
+from ..metrics import DATA_UNAVAILABLE, UnplacedCodeSystems
 from ..pathway import (
-    Assessment, ClassifiedOrder, DraftOrder, Knowledge, PatientSummary, assess, classify_all, summarize_patient,
+    Assessment,
+    ClassifiedOrder,
+    DraftOrder,
+    Knowledge,
+    PatientSummary,
+    assess,
+    classify_all,
+    summarize_patient,
 )
 from ..settings import Settings
 from .cards import CardOptions, render_one, render_patient_summary

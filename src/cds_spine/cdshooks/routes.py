@@ -12,13 +12,17 @@ from starlette.concurrency import run_in_threadpool
 
 from ..audit.store import CallRecord, CardRecord, FeedbackEvent
 from ..bodies import media_type, read_body
+from ..errors import (
+    Issue,
+    ServiceNotFound,
+    StoreUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from ..jsonio import JsonResponse
 from ..logs import fields, note_refusal
 from ..metrics import AUDIT_WRITE, AUTH_FAILURES, CARDS, DECISIONS
 from ..security.jwt import AuthenticationFailed
-from ..errors import (
-    Issue, ServiceNotFound, StoreUnavailable, Unauthorized, UnsupportedMediaType,
-)
 from .hooks import Answer, Call, decode_json, parse_call, validate
 from .models import Card, CdsResponse, FeedbackRequest, Service
 from .services import DISCOVERY, SERVICES

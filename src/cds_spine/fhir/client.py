@@ -6,11 +6,10 @@ are never followed.
 """
 from __future__ import annotations
 
+import time
 from urllib.parse import urljoin
 
 import httpx
-
-import time
 
 from .. import jsonio
 from ..metrics import FHIR_LATENCY, FHIR_REQUESTS

@@ -14,7 +14,7 @@ import calendar
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -23,13 +23,26 @@ from pydantic import ValidationError
 from ..jsonio import ARRAYS, OBJECTS
 from ..pathway.knowledge import Knowledge
 from ..pathway.record import (
-    Code, ConditionEntry, DraftOrder, MedicationEntry, PatientRecord, Period, ProcedureEntry, Reason,
+    Code,
+    ConditionEntry,
+    DraftOrder,
+    MedicationEntry,
+    PatientRecord,
+    Period,
+    ProcedureEntry,
+    Reason,
     ServiceRequestEntry,
 )
-
 from .generations import READ_AS, as_r4
 from .resources import (
-    MODELS, Condition, Encounter, Medication, MedicationRequest, MedicationStatement, Procedure, ServiceRequest,
+    MODELS,
+    Condition,
+    Encounter,
+    Medication,
+    MedicationRequest,
+    MedicationStatement,
+    Procedure,
+    ServiceRequest,
 )
 
 log = logging.getLogger(__name__)
@@ -171,7 +184,7 @@ def _day(value: str | None, *, end: bool = False) -> date | None:
         return date(year, month, calendar.monthrange(year, month)[1] if end else 1)
     if len(value) == 10:
         return date.fromisoformat(value)
-    return datetime.fromisoformat(value).astimezone(timezone.utc).date()
+    return datetime.fromisoformat(value).astimezone(UTC).date()
 
 
 def _period(period: Any) -> Period | None:

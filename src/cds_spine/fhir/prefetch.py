@@ -183,7 +183,7 @@ async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patien
         async with asyncio.timeout(budget_seconds):
             results = await asyncio.gather(
                 *(_obtain_key(key, value, patient_id, access, client, keep) for key, value in values.items()))
-            found = dict(zip(values, results))
+            found = dict(zip(values, results, strict=True))
             medications = await _medications(found, access, client, keep)
     except TimeoutError:
         raise DataUnavailable(",".join(fetched), "timeout",

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 
 from .evidence import (
-    ConservativeHistory, PriorInjection, Referral, Scope, conservative_history, is_active, pending_referrals,
-    prior_injections, session_referrals,
+    ConservativeHistory,
+    PriorInjection,
+    Referral,
+    Scope,
+    conservative_history,
+    is_active,
+    pending_referrals,
+    prior_injections,
+    session_referrals,
 )
 from .knowledge import CONDITION_DISPLAY_LIMIT, Knowledge
 from .orders import ClassifiedOrder
@@ -136,7 +143,7 @@ class PatientSummary:
 
 
 def today_of(now: datetime) -> date:
-    return now.astimezone(timezone.utc).date() if now.tzinfo else now.date()
+    return now.astimezone(UTC).date() if now.tzinfo else now.date()
 
 
 def shorten(text: str, limit: int = CONDITION_DISPLAY_LIMIT) -> str:

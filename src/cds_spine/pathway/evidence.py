@@ -16,7 +16,14 @@ from datetime import date, timedelta
 from .knowledge import WORDING, Group, Knowledge, MedicationGroup
 from .reasons import Indication, Indications, describe, union_segments
 from .record import (
-    Code, ConditionEntry, DraftOrder, MedicationEntry, PatientRecord, Period, ProcedureEntry, ServiceRequestEntry,
+    Code,
+    ConditionEntry,
+    DraftOrder,
+    MedicationEntry,
+    PatientRecord,
+    Period,
+    ProcedureEntry,
+    ServiceRequestEntry,
 )
 
 PROCEDURE_STATUSES_DONE = frozenset({"completed", "in-progress"})

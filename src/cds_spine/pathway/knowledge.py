@@ -298,7 +298,7 @@ class PathwayConfig(_Strict):
                       region=max(self.regions.values(), key=len),
                       indication=max((i.label for i in self.rules.surgery.indications.values()), key=len))
         criteria = {f"patient_view.{name}": template for name, template in zip(
-            ("met", "not_met", "exempt", "not_indicated", "limit_reached", "too_soon"), view.criteria())}
+            ("met", "not_met", "exempt", "not_indicated", "limit_reached", "too_soon"), view.criteria(), strict=True)}
         longest = max((WORDING.format(template, **values) for template in criteria.values()
                        if not ({name for _, name, _, _ in WORDING.parse(template) if name} - set(values))), key=len)
         values.update(esi=longest, surgery=longest)

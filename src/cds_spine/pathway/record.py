@@ -6,8 +6,8 @@ Dates are calendar days in UTC; a missing date is None.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date
+from functools import cached_property
 
 
 @dataclass(frozen=True)

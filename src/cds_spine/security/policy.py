@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from ..settings import Settings
-from .trusted_clients import TrustError, TrustedIssuer, load_trusted_clients, sandbox_client, trusted_issuer
+from .trusted_clients import TrustedIssuer, TrustError, load_trusted_clients, sandbox_client, trusted_issuer
 
 log = logging.getLogger("cds_spine.security")
 

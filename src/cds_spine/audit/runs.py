@@ -7,11 +7,11 @@ import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-from ..audit.measure import MeasureDefinition
-from ..audit.reports import ORDER_SIGN, OrderRow, Period, Traffic
+from .measure import MeasureDefinition
+from .reports import ORDER_SIGN, OrderRow, Period, Traffic
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 COMPONENT = "component:"
@@ -21,7 +21,7 @@ def order_row(row: dict, index: int) -> OrderRow:
     """A bulk row (as written to rows.parquet) as the live audit's reports read an order: the procedure is
     its order, as if signed (order-sign) on the day it was performed."""
     return OrderRow(call_id=row["procedure"], assessment_id=index, service_id=ORDER_SIGN,
-                    received_at=datetime.combine(date.fromisoformat(row["date"]), time(), timezone.utc),
+                    received_at=datetime.combine(date.fromisoformat(row["date"]), time(), UTC),
                     clinician=row["clinician"], clinician_name=row["clinicianName"], site=row["site"],
                     kind=row["kind"], region=row["region"], decision=row["decision"],
                     outcomes={key.removeprefix(COMPONENT): value for key, value in row.items()
