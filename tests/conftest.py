@@ -80,3 +80,15 @@ def chromium() -> str:
         pytest.fail("Debian's chromium is not installed; `make test` installs it (apt-get install chromium)",
                     pytrace=False)
     return path
+
+
+SLOW_MODULES = {"test_fuzz", "test_load", "test_bulk", "test_dashboard", "test_dockerfile", "test_walkthrough",
+                "test_operations", "test_logs", "test_cli", "test_kubernetes"}
+"""Suites that start real servers, browsers, Spark or many processes: marked `slow`, so that
+`pytest -m "not slow"` is the fast inner loop; `make test` runs them all."""
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -184,6 +184,7 @@ def test_oidc_refuses_wrong_tokens_and_roleless_users(oidc):
         assert client.get("/audit/me", headers={"Authorization": f"Bearer {credential}"}).status_code == status
 
 
+@pytest.mark.slow
 def test_a_client_cannot_rotate_its_own_forwarded_address_past_the_limit(tmp_path):
     """Behind the ingress (here: this test, at 127.0.0.1, which appends the address it saw), a client that
     sends its own X-Forwarded-For, a new one each time, is still counted by the address the ingress saw."""
@@ -196,6 +197,7 @@ def test_a_client_cannot_rotate_its_own_forwarded_address_past_the_limit(tmp_pat
     assert statuses == [401, 401, 401, 429, 429]
 
 
+@pytest.mark.slow
 def test_trusting_every_proxy_is_refused_at_start(tmp_path):
     result = run_cli("check-config", CDS_SPINE_FORWARDED_ALLOW_IPS="*",
                      CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}")

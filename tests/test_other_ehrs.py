@@ -258,6 +258,7 @@ def _esi(patient_id: str, day: str) -> dict:
             "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "64483"}]}}
 
 
+@pytest.mark.slow
 def test_the_bulk_audit_reads_mimic_as_the_live_service_does(tmp_path):
     export = tmp_path / "export"
     shutil.copytree(folder("mimic-iv-demo"), export)
