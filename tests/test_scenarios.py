@@ -11,6 +11,29 @@ SERVICE_FOR_HOOK = {"order-select": "spine-pathway-order-select", "order-sign": 
                     "patient-view": "spine-pathway-patient-view"}
 
 
+# What each story's card must say: its summary (the finding and its numbers) and the facts of its detail a
+# clinician reads; an indicator alone would let two stories with swapped findings pass.
+CARDS = {
+    "p01-esi-nothing-tried": (["No conservative therapy documented in the last 12 months before lumbar ESI; try "
+                               "physical therapy first"], ["**Missing:** 28 days of conservative therapy before lumbar ESI."]),
+    "p02-esi-after-pt": ([], []),
+    "p03-esi-short-nsaid": (["Only 11 days of conservative therapy documented; 28 recommended before lumbar ESI"],
+                            ["Longest continuous episode: 11 days"]),
+    "p04-esi-cauda-equina": (["Red flag on record (Cauda equina syndrome): conservative-therapy requirement waived; "
+                              "evaluate urgently"], ["Red flag: Cauda equina syndrome"]),
+    "p05-esi-fifth-in-a-year": (["This would be lumbar ESI number 5 in 12 months; at most 4 per region are "
+                                 "recommended"], ["Prior lumbar ESI: 4 in 12 months"]),
+    "p06-surgery-after-pt-and-esi": ([], []),
+    "p07-fusion-nothing-tried": (["No conservative therapy documented in the last 12 months before lumbar fusion; "
+                                  "try physical therapy first"], ["42 days of conservative therapy before lumbar fusion"]),
+    "p08-esi-without-guidance": (["ESI ordered without fluoroscopic or CT guidance; order an image-guided ESI instead"],
+                                 []),
+    "p09-unrelated-order": ([], []),
+    "p10-esi-axial-only": (["No radicular or stenosis diagnosis on record; ESI is not recommended for axial pain "
+                            "alone"], []),
+}
+
+
 def meets(expectation: str, indicators: list[str]) -> bool:
     return {"warning": "warning" in indicators,
             "info": "info" in indicators and "warning" not in indicators,
@@ -33,3 +56,8 @@ def test_scenario(client, path):
     if response.status_code == 200:
         indicators = [card["indicator"] for card in response.json()["cards"]]
         assert meets(expect["cards"], indicators), (scenario["description"], response.json())
+        summaries, facts = CARDS[scenario["id"]]
+        cards = response.json()["cards"]
+        assert [card["summary"] for card in cards] == summaries
+        for fact in facts:
+            assert fact in cards[0]["detail"], (fact, cards[0]["detail"])

@@ -515,7 +515,7 @@ def audit_bulk(
     input could not be read (counted in summary.json, with file and line); 2: the export cannot be read."""
     import time
 
-    from .bulk.audit import AuditSpec
+    from .bulk.audit import AuditContext, AuditSpec
     from .bulk.export import ExportError, export_files
     from .bulk.outputs import RunInfo, RunWriter
 
@@ -542,7 +542,8 @@ def audit_bulk(
     else:
         from .bulk.local import run_local
 
-        totals, patients = run_local(files, spec.context(), writer.add, workers, progress, partitions)
+        context = AuditContext(knowledge, measure, period.since, period.until, spec.patient_key())  # loaded once
+        totals, patients = run_local(files, context, writer.add, workers, progress, partitions)
     summary = writer.finish(RunInfo(engine.value if engine is BulkEngine.local else f"spark {settings.spark_master}",
                                     str(export), period.since, period.until, knowledge.version, patient_keys),
                             totals, patients, time.monotonic() - started)

@@ -76,8 +76,11 @@ class AuditSpec:
                 site_file.write_bytes(self.local_code_systems)
             knowledge = load_knowledge(cards_dir, site_file)
             measure = load_measure(cards_dir, knowledge)
-        patient_key = PatientIdHasher(self.hash_key) if self.hash_key is not None else str
-        return AuditContext(knowledge, measure, self.since, self.until, patient_key)
+        return AuditContext(knowledge, measure, self.since, self.until, self.patient_key())
+
+    def patient_key(self) -> Callable[[str], str]:
+        """How rows show patient ids: the keyed hash, or plain ids when there is no key."""
+        return PatientIdHasher(self.hash_key) if self.hash_key is not None else str
 
 
 def _performed_day(entry: ProcedureEntry) -> date | None:
