@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from browser import CHROMIUM_FLAGS, apply, chart_data
 from cli import ROOT, run_cli, serving
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect, sync_playwright
 from real_records import EXPORT, export, order, read_export, request
 from reporting import AUDIT_USERS, AUDIT_USERS_ENV, KEY
-from test_dashboard import CHROMIUM_FLAGS, apply, chart_data
 
 sys.path.insert(0, str(ROOT))
 from bench.bulk_export import GUIDED_ESI, SURGERY, UNGUIDED_ESI, VALUESETS, write_export  # noqa: E402

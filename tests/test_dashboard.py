@@ -7,6 +7,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
+from browser import CHROMIUM_FLAGS, apply, chart_data, painted_pixels, rows
 from cli import ROOT, serving
 from playwright.sync_api import expect, sync_playwright
 from reporting import AUDIT_USERS_ENV, CLINICIAN_NAME, KEY, SITE, audit_settings, populate
@@ -14,48 +15,12 @@ from reporting import AUDIT_USERS_ENV, CLINICIAN_NAME, KEY, SITE, audit_settings
 from cds_spine.refusals import FLUSH_SECONDS
 
 OUTPUT = ROOT / "test-output"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
 @pytest.fixture
 def dashboard_server(make_client, tmp_path):
     database = f"sqlite:///{tmp_path / 'dashboard.db'}"
     months = populate(make_client(database_url=database, **audit_settings()))
     with serving(tmp_path, CDS_SPINE_DATABASE_URL=database, CDS_SPINE_AUDIT_USERS=AUDIT_USERS_ENV) as base:
         yield base, months
-
-
-def painted_pixels(page, canvas_id: str) -> int:
-    return page.evaluate("""(id) => {
-        const canvas = document.getElementById(id);
-        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-        let painted = 0;
-        for (let i = 3; i < data.length; i += 4) if (data[i] > 0) painted++;
-        return painted;
-    }""", canvas_id)
-
-
-def chart_data(page, canvas_id: str) -> dict:
-    return page.evaluate("""(id) => { const c = Chart.getChart(id);
-        return {labels: c.data.labels, data: c.data.datasets.map(d => d.data),
-                counts: c.data.datasets.map(d => d.countLabels || null), colours: c.data.datasets.map(d => d.backgroundColor)}; }""",
-                         canvas_id)
-
-
-def rows(page, table: str) -> list[list[str]]:
-    return page.evaluate("""(id) => [...document.querySelectorAll(`#${id} tbody tr`)].map(
-        r => [...r.children].map(c => c.textContent.trim()))""", table)
-
-
-def apply(page, **filters) -> None:
-    for name, value in filters.items():
-        if name in ("since", "until"):
-            page.fill(f"#{name}", value)
-        else:
-            page.select_option(f"#{name}", value)
-    page.click("#filters button[type=submit]")
-    page.wait_for_selector("body[data-loaded=true]", timeout=15000)
 
 
 def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chromium, dashboard_server):

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from live import Exchange, raw_server, response_bytes
+from metrics_text import value
 from support import (
     ORDER_SELECT,
     authorization,
@@ -21,7 +22,6 @@ from support import (
     procedure,
     pt_visits,
 )
-from test_metrics import value
 
 TOKEN = "S3CRET-token.for-the-ehr"
 BUDGET = 1.5

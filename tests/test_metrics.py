@@ -7,21 +7,12 @@ import sys
 
 import httpx
 from cli import ROOT
-from prometheus_client.parser import text_string_to_metric_families
+from metrics_text import samples, value
 from support import ORDER_SELECT, ORDER_SIGN, call, hook_request
 
 sys.path.insert(0, str(ROOT))
 from bench.load import Server  # noqa: E402
 from bench.run import free_port  # noqa: E402
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def test_metrics_count_requests_cards_decisions_and_412s(client):

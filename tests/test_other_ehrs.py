@@ -14,6 +14,7 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 from cli import run_cli
+from metrics_text import value
 from real_records import (
     cds4cpm_patient,
     evaluate,
@@ -25,7 +26,6 @@ from real_records import (
     smart_patient,
 )
 from support import ORDER_SIGN, call
-from test_metrics import value
 from typer.testing import CliRunner
 
 from cds_spine.cli import app

@@ -9,9 +9,9 @@ import time
 import pytest
 import yaml
 from cli import ROOT
+from metrics_text import value
 from sqlalchemy import text
 from support import ORDER_SELECT, call, hook_request
-from test_metrics import value
 from tokens import (
     BASE,
     SigningKey,
