@@ -93,7 +93,7 @@ function renderSummary(summary) {
       countLabels: components.map((c) => { const n = summary.components[c.id];
         return n.rate === null ? "n/a" : `${n.numerator}/${n.denominator - n.excluded}`; }) }] },
     options: { indexAxis: "y", plugins: { legend: { display: false } },
-      scales: { x: { min: 0, max: 100 }, y: { ticks: { autoSkip: false } } } } },  // every component named, always
+      scales: { x: { min: 0, max: 100 }, y: { ticks: { autoSkip: false, font: { size: 11 } } } } } },  // every component named, always
     summary.orders === 0);
   renderTraffic(summary.traffic);
 }
