@@ -35,6 +35,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_answering(url: str, what: str = "the service", seconds: float = 30) -> None:
+    """Wait until `url` answers at all (any status), or fail the test saying which server did not start."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            httpx.get(url)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"{what} did not start"
+            time.sleep(0.1)
+
+
 @contextmanager
 def serving(cwd: Path = ROOT, port: int | None = None, **settings: str) -> Iterator[str]:
     """`cds-spine serve` as a real server on `port` (default: a free one); yields its base URL once /healthz

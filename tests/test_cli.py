@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli import CDS_SPINE, ROOT, VALUESET_COUNT, clean_env, free_port, run_cli, serving
+from cli import CDS_SPINE, ROOT, VALUESET_COUNT, clean_env, free_port, run_cli, serving, wait_until_answering
 from tokens import SigningKey, jwks
 
 from cds_spine.cli import in_container
@@ -210,14 +210,7 @@ def test_serve_logs_whom_it_trusts_at_start_up(tmp_path):
                                    CDS_SPINE_PUBLIC_BASE_URL="https://cds.example.org",
                                    CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}"))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the service did not start"
-                time.sleep(0.1)
+        wait_until_answering(f"http://127.0.0.1:{port}/healthz")
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=30)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import httpx
-from cli import CDS_SPINE, ROOT, clean_env, free_port
+from cli import CDS_SPINE, ROOT, clean_env, free_port, wait_until_answering
 from reporting import AUDIT_USERS_ENV
 from support import ORDER_SELECT, authorization, hook_request
 
@@ -24,14 +23,7 @@ def test_json_lines_with_request_ids_access_lines_and_no_secrets(tmp_path):
                                env=clean_env(CDS_SPINE_LOG_FORMAT="json", CDS_SPINE_CORS_ORIGINS="https://ehr.example.org",
                                              CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}"))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the service did not start"
-                time.sleep(0.1)
+        wait_until_answering(f"{base}/healthz")
         request = hook_request(fhirServer="https://ehr.example.org/fhir", fhirAuthorization=authorization(TOKEN),
                                omit=("procedures",))
         request["context"]["patientId"] = PATIENT
@@ -78,14 +70,7 @@ def test_feedback_and_refusals_carry_their_facts_as_json_fields(tmp_path):
                                env=clean_env(CDS_SPINE_LOG_FORMAT="json", CDS_SPINE_AUDIT_USERS=AUDIT_USERS_ENV,
                                              CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}"))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/healthz")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the service did not start"
-                time.sleep(0.1)
+        wait_until_answering(f"{base}/healthz")
         [card] = httpx.post(f"{base}/cds-services/{ORDER_SELECT}", json=hook_request(), timeout=30).json()["cards"]
         overridden = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-01T10:05:00Z",
                       "overrideReason": {"reason": card["overrideReasons"][0]}}

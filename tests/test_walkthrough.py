@@ -8,12 +8,11 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 
 import httpx
 import pytest
-from cli import ROOT, free_port, run_cli, serving
+from cli import ROOT, free_port, run_cli, serving, wait_until_answering
 
 ORDER_SIGN_PATH = "/cds-services/spine-pathway-order-sign"
 PATIENT_VIEW_PATH = "/cds-services/spine-pathway-patient-view"
@@ -30,14 +29,7 @@ def walkthrough(tmp_path_factory):
     fhir = subprocess.Popen([sys.executable, "tools/example_fhir.py", "--port", str(fhir_port), "--bundles",
                              str(examples / "bundles")], cwd=ROOT)  # step 1: make example-fhir
     fhir_base = f"http://127.0.0.1:{fhir_port}/fhir"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{fhir_base}/metadata")
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, "the example FHIR server did not start"
-            time.sleep(0.1)
+    wait_until_answering(f"{fhir_base}/metadata", "the example FHIR server")
     issuer = folder / ".cds-spine-test-issuer"
     made = run_cli("test-token", "http://localhost:8080/cds-services", "--folder", str(issuer))  # step 2
     assert made.returncode == 0 and "CDS_SPINE_TRUSTED_CLIENTS=" in made.stderr
