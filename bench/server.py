@@ -20,8 +20,10 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from cds_spine import jsonio
 from cds_spine.app import create_app, tune_gc_for_serving
-from cds_spine.cdshooks.hooks import parse_call
+from cds_spine.appstate import state_of
+from cds_spine.cdshooks.calls import parse_call
 from cds_spine.cdshooks.models import CdsResponse
+from cds_spine.cdshooks.routes import HookState
 from cds_spine.cdshooks.services import SERVICES
 from cds_spine.jsonio import JsonResponse
 from cds_spine.settings import Settings
@@ -47,8 +49,9 @@ def build(database_url: str):
             for entry in (value or {}).get("entry", []):
                 resource = entry["resource"]
                 get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-        call = parse_call(SERVICES["spine-pathway-order-sign"], body, request.app.state.settings.max_draft_orders)
-        answer = await request.app.state.engine.answer(call, datetime.now(UTC))
+        state = state_of(request.app, HookState)
+        call = parse_call(SERVICES["spine-pathway-order-sign"], body, state.limits.max_draft_orders)
+        answer = await state.answerer.answer(call, datetime.now(UTC))
         return JsonResponse(CdsResponse(cards=answer.cards).wire())
 
     return app

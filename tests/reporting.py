@@ -10,6 +10,7 @@ from support import (
     ORDER_SELECT,
     ORDER_SIGN,
     PATIENT_VIEW,
+    audit_store,
     bundle,
     call,
     coded,
@@ -102,7 +103,7 @@ def populate(client) -> dict:
     ]
     assert client.post(FEEDBACK, json={"feedback": feedback}).status_code == 200
     last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=3)).replace(hour=12)
-    with client.app.state.store.engine.begin() as connection:
+    with audit_store(client).engine.begin() as connection:
         connection.execute(update(tables.calls).where(tables.calls.c.hook_instance == surgery["hookInstance"])
                            .values(received_at=last_month))
     return {"last_month": last_month, "this_month": datetime.now(UTC)}

@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cds_spine.appstate import state_of
+from cds_spine.audit.store import SqlAuditStore
+from cds_spine.cdshooks.routes import HookState
+
 SCENARIOS = Path(__file__).parent / "scenarios"
 CPT = "http://www.ama-assn.org/go/cpt"
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -218,6 +222,15 @@ def problems_in_response(body: Any, request: dict) -> list[str]:
     if len(uuids) != len(set(uuids)):
         problems.append("uuids are not unique within the response")
     return problems
+
+
+def hook_state(client) -> HookState:
+    """What the app's CDS Hooks routes run with (the app has started)."""
+    return state_of(client.app, HookState)
+
+
+def audit_store(client) -> SqlAuditStore:
+    return state_of(client.app, SqlAuditStore)
 
 
 def call(client, service_id: str, request: dict, **kwargs):

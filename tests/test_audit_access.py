@@ -8,7 +8,7 @@ import httpx
 import pytest
 from cli import run_cli, serving
 from reporting import AUDIT_USERS_ENV, KEY, VIEWER_KEY, audit_settings, populate
-from support import ORDER_SIGN, call, hook_request
+from support import ORDER_SIGN, audit_store, call, hook_request
 from tokens import SigningKey, claims, jwks, mint
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -103,7 +103,7 @@ def test_every_read_is_recorded_with_its_user(make_client):
 def test_a_viewer_never_sees_plain_patient_ids(make_client):
     client = make_client(audit_plain_patient_ids=True, **audit_settings())
     call(client, ORDER_SIGN, hook_request("order-sign"))
-    hashed = client.app.state.store.patient_hasher("p1")
+    hashed = audit_store(client).patient_hasher("p1")
     as_analyst = client.get("/audit/decisions", headers=AUTH).json()["items"][0]
     as_viewer = client.get("/audit/decisions", headers=VIEWER).json()["items"][0]
     assert as_analyst["patient"] == "p1"

@@ -13,12 +13,14 @@ from support import (
     ORDER_SELECT,
     ORDER_SIGN,
     PATIENT_VIEW,
+    audit_store,
     authorization,
     bundle,
     call,
     ct_yes,
     esi_order,
     hook_request,
+    hook_state,
 )
 
 from cds_spine.audit import tables
@@ -28,7 +30,7 @@ FEEDBACK = f"/cds-services/{ORDER_SIGN}/feedback"
 
 
 def rows(client, table) -> list:
-    with client.app.state.store.engine.connect() as connection:
+    with audit_store(client).engine.connect() as connection:
         return list(connection.execute(select(table)))
 
 
@@ -66,7 +68,7 @@ def test_n_calls_give_n_records_with_what_happened(audited):
         assert (row.service_id, row.hook, row.status, row.user_id) == (
             service, request["hook"], response.status_code, "Practitioner/u1")
         assert row.patient != "p1" and len(row.patient) == 24
-        assert row.knowledge_version == client.app.state.knowledge.version and row.latency_ms > 0
+        assert row.knowledge_version == hook_state(client).knowledge_version and row.latency_ms > 0
     first = calls[requests[0][1]["hookInstance"]]
     assert (first.encounter_id, first.data_source, first.fetched_keys) == ("enc-1", "prefetch", [])
     assert calls[requests[2][1]["hookInstance"]].data_source == "none"
@@ -147,7 +149,7 @@ def test_feedback_links_to_its_card_once_and_unknown_cards_are_flagged(audited):
 
 def test_store_down_means_503_not_unrecorded_advice(audited, caplog):
     client = audited()
-    with client.app.state.store.engine.begin() as connection:
+    with audit_store(client).engine.begin() as connection:
         connection.execute(text("DROP TABLE cards"))
     response = call(client, ORDER_SIGN, hook_request("order-sign"))
     assert response.status_code == 503
@@ -159,7 +161,7 @@ def test_store_down_means_503_not_unrecorded_advice(audited, caplog):
                                   "/audit/measure-report?start=2026-01-01&end=2026-01-31"])
 def test_audit_reads_with_the_store_down_are_503(audited, caplog, path):
     client = audited(**audit_settings())
-    with client.app.state.store.engine.begin() as connection:
+    with audit_store(client).engine.begin() as connection:
         connection.execute(text("DROP TABLE cards"))
     response = client.get(path, headers={"Authorization": f"Bearer {KEY}"})
     assert response.status_code == 503
@@ -169,7 +171,7 @@ def test_audit_reads_with_the_store_down_are_503(audited, caplog, path):
 
 def test_store_down_can_be_set_to_answer_and_log(audited, caplog):
     client = audited(audit_required=False)
-    with client.app.state.store.engine.begin() as connection:
+    with audit_store(client).engine.begin() as connection:
         connection.execute(text("DROP TABLE cards"))
     assert call(client, ORDER_SIGN, hook_request("order-sign")).status_code == 200
     assert "audit store failed to record a call" in caplog.text

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from support import ORDER_SELECT, call, hook_request
+from support import ORDER_SELECT, audit_store, call, hook_request
 
 from cds_spine.audit import tables
 
@@ -11,7 +11,7 @@ URL = f"/cds-services/{ORDER_SELECT}/feedback"
 
 
 def stored_feedback(client) -> list:
-    with client.app.state.store.engine.connect() as connection:
+    with audit_store(client).engine.connect() as connection:
         return list(connection.execute(select(tables.feedback).order_by(tables.feedback.c.id)))
 
 

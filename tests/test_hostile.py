@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from support import (
     ORDER_SELECT,
     ORDER_SIGN,
+    audit_store,
     authorization,
     call,
     esi_order,
@@ -26,7 +27,7 @@ from support import (
 
 from cds_spine.app import create_app
 from cds_spine.audit import tables
-from cds_spine.cdshooks import hooks
+from cds_spine.cdshooks import answers
 from cds_spine.pathway import assessment
 from cds_spine.settings import Settings
 
@@ -38,7 +39,7 @@ def feedback_item(card: str = "8d1b5e4c-2f39-4a8f-9a55-3c1f0e6b7a21") -> dict:
 
 
 def calls_stored(client) -> int:
-    with client.app.state.store.engine.connect() as connection:
+    with audit_store(client).engine.connect() as connection:
         return connection.scalar(select(func.count()).select_from(tables.calls))
 
 
@@ -120,8 +121,8 @@ def test_the_work_of_a_call_grows_with_its_orders_not_with_orders_times_record(c
 
 def test_the_pathway_runs_off_the_event_loop(client, monkeypatch):
     threads = []
-    real = hooks.build_record
-    monkeypatch.setattr(hooks, "build_record", lambda *args: threads.append(threading.current_thread()) or real(*args))
+    real = answers.build_record
+    monkeypatch.setattr(answers, "build_record", lambda *args: threads.append(threading.current_thread()) or real(*args))
     assert call(client, ORDER_SIGN, hook_request("order-sign")).status_code == 200
     assert threads and all(thread is not threading.main_thread() for thread in threads)
 

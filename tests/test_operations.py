@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from cli import CDS_SPINE, ROOT, clean_env, run_cli
 from sqlalchemy import text
+from support import audit_store
 
 from cds_spine import __version__
 from cds_spine.audit.db import HEAD, open_engine, schema_problem
@@ -56,7 +57,7 @@ def test_readiness_follows_the_database_down_and_back(make_client, postgres_sche
 
 
 def test_readiness_says_when_the_schema_is_behind(client):
-    with client.app.state.store.engine.begin() as connection:
+    with audit_store(client).engine.begin() as connection:
         connection.execute(text("DELETE FROM alembic_version"))
     response = client.get("/readyz")
     assert response.status_code == 503

@@ -11,7 +11,7 @@ import yaml
 from cli import ROOT
 from metrics_text import value
 from sqlalchemy import text
-from support import ORDER_SELECT, call, hook_request
+from support import ORDER_SELECT, audit_store, call, hook_request
 from tokens import (
     BASE,
     SigningKey,
@@ -246,7 +246,7 @@ def test_replayed_token_is_refused(client):
 
 
 def test_replay_cache_down_is_the_documented_503_not_a_500(client, caplog):
-    with client.app.state.store.engine.begin() as connection:
+    with audit_store(client).engine.begin() as connection:
         connection.execute(text("DROP TABLE jwt_replay"))
     response = post(client, a_token())
     assert response.status_code == 503
@@ -392,6 +392,6 @@ def test_refused_tokens_are_counted_by_the_check_that_failed_for_the_dashboard(s
     assert_refused(post(client, a_token(aud="cds.example.org/cds-services/x")))
     assert_refused(post(client, None))
     client.__exit__(None, None, None)  # the app stops: what it refused is written
-    with client.app.state.store.engine.connect() as connection:
+    with audit_store(client).engine.connect() as connection:
         counted = dict(connection.execute(text("select reason, sum(count) from refusals group by reason")).all())
     assert counted == {"jwt-aud": 1, "jwt-no": 1}

@@ -20,15 +20,18 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .audit import routes as audit_routes
+from .appstate import provide
+from .audit import api as audit_api
+from .audit import pages as audit_pages
 from .audit.access import audit_access
 from .audit.db import StoreProblem, migrate, open_engine, schema_problem
 from .audit.measure import load_measure
+from .audit.state import AuditState
 from .audit.store import SqlAuditStore, SqlReplayCache
-from .cdshooks.hooks import Engine
-from .cdshooks.routes import router
+from .cdshooks.answers import CallAnswerer
+from .cdshooks.routes import HookState, RequestLimits, router
 from .errors import ApiError, Issue, error_response, outcome_response
-from .fhir.client import FhirClient
+from .fhir.client import FhirClient, SearchLimits
 from .jsonio import JsonResponse
 from .logs import RequestLog, ensure_logging
 from .metrics import exposition
@@ -116,6 +119,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def call_answerer(settings: Settings, knowledge: Knowledge, http: httpx.AsyncClient) -> CallAnswerer:
+    """What answers calls, with the settings that bound it, its FHIR searches on `http`."""
+    limits = SearchLimits(settings.fhir_page_cap, settings.fhir_max_entries, settings.fhir_max_response_bytes)
+    return CallAnswerer(knowledge, FhirClient(http, limits), fhir_timeout_seconds=settings.fhir_timeout_seconds,
+                        allow_unauthenticated_fhir=settings.allow_unauthenticated_fhir,
+                        info_card_when_met=settings.info_card_when_met, smart_app_url=settings.smart_app_url)
+
+
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None,
                migrate_schema: bool = True, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """The service. Raises KnowledgeError, ConfigurationError or StoreProblem (with the reason) instead of
@@ -155,11 +166,15 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds, follow_redirects=False) as http:
-            app.state.engine = Engine(knowledge, settings, FhirClient(http, settings))
-            app.state.verifier = None if issuers is None else Verifier(
+            verifier = None if issuers is None else Verifier(
                 [KeySource(issuer, http, settings.jwks_cache_seconds) for issuer in issuers],
                 SqlReplayCache(engine), settings.jwt_leeway_seconds, settings.jwt_max_lifetime_seconds)
-            app.state.audit_access = audit_access(settings, store, http)
+            limits = RequestLimits(settings.max_body_bytes, settings.body_timeout_seconds,
+                                   settings.max_json_containers, settings.max_draft_orders)
+            provide(app, HookState(call_answerer(settings, knowledge, http), verifier, store, clock, knowledge.version,
+                                   settings.public_base_url, limits, settings.audit_required),
+                    AuditState(audit_access(settings, store, http), store, knowledge, measure,
+                               settings.bulk_runs_dir, settings.adherence_target, settings.body_timeout_seconds))
             writer = asyncio.create_task(write_refusals_every_few_seconds())
             try:
                 yield
@@ -170,14 +185,10 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
 
     app = FastAPI(title="cds-spine", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None,
                   root_path=settings.root_path)
-    app.state.settings = settings
-    app.state.clock = clock
-    app.state.knowledge = knowledge
-    app.state.store = store
-    app.state.measure = measure
+    provide(app, store)  # from the start: `cds-spine serve` closes it when workers will serve instead
     app.include_router(router)
-    app.include_router(audit_routes.api)
-    app.include_router(audit_routes.pages)
+    app.include_router(audit_api.router)
+    app.include_router(audit_pages.router)
 
     @app.get("/healthz")
     async def healthz() -> JsonResponse:

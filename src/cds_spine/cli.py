@@ -18,15 +18,14 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from . import __version__
-from .audit import reports
+from .audit import formats, measure_report, orders, scoring
 from .audit.access import key_hash, new_key
 from .audit.db import HEAD, StoreProblem, migrate, open_engine, schema_problem, shown_url, sqlite_file_missing
 from .audit.measure import load_measure
-from .cdshooks.hooks import Engine, decode_json, parse_call
+from .cdshooks.calls import decode_json, parse_call
 from .cdshooks.models import CdsResponse
 from .cdshooks.services import SERVICES
 from .errors import ApiError, operation_outcome
-from .fhir.client import FhirClient
 from .logs import configure_logging, logging_config
 from .metrics import prepare_multiprocess_dir
 from .pathway import KnowledgeError, load_knowledge
@@ -133,6 +132,8 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to bind (CDS_SP
     import uvicorn
 
     from .app import create_app, tune_gc_for_serving
+    from .appstate import state_of
+    from .audit.store import SqlAuditStore
 
     settings = _settings(host=host, port=port, workers=workers)
     configure_logging(settings.log_level, settings.log_format)
@@ -152,7 +153,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to bind (CDS_SP
         return
     # Several workers: uvicorn starts them from the factory (cds_spine.app:serving_app), each reading its
     # settings from the environment; this process only supervises them.
-    application.state.store.engine.dispose()
+    state_of(application, SqlAuditStore).engine.dispose()
     prepare_multiprocess_dir()
     os.environ.update(CDS_SPINE_HOST=settings.host, CDS_SPINE_PORT=str(settings.port),
                       CDS_SPINE_WORKERS=str(settings.workers))
@@ -197,14 +198,15 @@ def evaluate(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks requ
     settings = _settings()
     knowledge = _knowledge(settings)
 
+    from .app import call_answerer
+
     async def run() -> CdsResponse:
         body = decode_json(request_file.read_bytes(), settings.max_json_containers)
         hook = body.get("hook")
         service = next((s for s in SERVICES.values() if s.hook == hook), next(iter(SERVICES.values())))
         call = parse_call(service, body, settings.max_draft_orders)
         async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds) as http:
-            engine = Engine(knowledge, settings, FhirClient(http, settings))
-            answer = await engine.answer(call, now)
+            answer = await call_answerer(settings, knowledge, http).answer(call, now)
             if answer.unavailable:
                 raise answer.unavailable
             return CdsResponse(cards=answer.cards)
@@ -320,7 +322,7 @@ def check_config() -> None:
         raise typer.Exit(2 if errors else 1)
 
 
-By = Enum("By", {name.replace("-", "_"): name for name in reports.GROUPINGS}, type=str)
+By = Enum("By", {name.replace("-", "_"): name for name in orders.GROUPINGS}, type=str)
 
 
 class Format(str, Enum):
@@ -352,7 +354,7 @@ def _table(rows: list[dict]) -> str:
     columns = [("label", "Group"), ("orders", "Orders"), ("excluded", "Excluded"), ("adherent", "Adherent"),
                ("adherenceRate", "Adherence"), *((f"{cid} rate", cid) for cid in components),
                ("cards", "Cards"), ("overridden", "Overridden"), ("overrideRate", "Override rate")]
-    flat = [reports.flat(row) for row in rows]
+    flat = [formats.flat(row) for row in rows]
     cells = [[title for _, title in columns]] + [[_cell(key, row[key]) for key, _ in columns] for row in flat]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     return "\n".join("  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
@@ -381,7 +383,7 @@ def report(since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD
                "Output format; measure-report: the FHIR MeasureReport of the period (needs --since and "
                "--until)."))] = Format.table) -> None:
     """Pathway adherence (the Measure's components) and overrides from the audit store (CDS_SPINE_DATABASE_URL)."""
-    period = reports.Period(_day(since, "--since"), _day(until, "--until"))
+    period = orders.Period(_day(since, "--since"), _day(until, "--until"))
     if period.since and period.until and period.since > period.until:
         raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
     if output is Format.measure_report and not (period.since and period.until):
@@ -390,22 +392,22 @@ def report(since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD
     measure = _measure(settings, _knowledge(settings))
     engine = _reading_engine(settings)
     if output is Format.measure_report:
-        document = reports.measure_report(engine, measure, period.since, period.until, datetime.now(UTC))
+        document = measure_report.measure_report(engine, measure, period.since, period.until, datetime.now(UTC))
         engine.dispose()
         typer.echo(json.dumps(document, indent=2))
         return
-    services = reports.ORDER_SERVICES if by.value == "service" else (reports.ORDER_SIGN,)
-    total = reports.count_orders(engine, period, services)
+    services = orders.ORDER_SERVICES if by.value == "service" else (orders.ORDER_SIGN,)
+    total = orders.count_orders(engine, period, services)
     if total >= PROGRESS_THRESHOLD:
         with typer.progressbar(length=total, label="Scanning decisions", file=sys.stderr) as bar:
-            rows = reports.grouped(reports.StoredOrders(engine), period, by.value, measure, progress=bar.update)
+            rows = scoring.grouped(orders.StoredOrders(engine), period, by.value, measure, progress=bar.update)
     else:
-        rows = reports.grouped(reports.StoredOrders(engine), period, by.value, measure)
+        rows = scoring.grouped(orders.StoredOrders(engine), period, by.value, measure)
     engine.dispose()
     if output is Format.json:
         typer.echo(json.dumps({"period": period.as_dict(), "by": by.value, "rows": rows}, indent=2))
     elif output is Format.csv:
-        typer.echo(reports.rows_as_csv(rows), nl=False)
+        typer.echo(formats.rows_as_csv(rows), nl=False)
     else:
         typer.echo(_table(rows) if rows else "No orders evaluated in this period.")
 
@@ -519,7 +521,7 @@ def audit_bulk(
     from .bulk.export import ExportError, export_files
     from .bulk.outputs import RunInfo, RunWriter
 
-    period = reports.Period(_day(since, "--since"), _day(until, "--until"))
+    period = orders.Period(_day(since, "--since"), _day(until, "--until"))
     if period.since and period.until and period.since > period.until:
         raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
     settings = _settings()

@@ -1,5 +1,5 @@
 """Bulk runs the dashboard can open: the `--out` folders of `cds-spine audit-bulk` under
-CDS_SPINE_BULK_RUNS_DIR, each read as a report's orders (reports.Orders), so that every report and
+CDS_SPINE_BULK_RUNS_DIR, each read as a report's orders (orders.Orders), so that every report and
 filter of the live audit works on the past too."""
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
+from ..service_ids import ORDER_SIGN
 from .measure import MeasureDefinition
-from .reports import ORDER_SIGN, OrderRow, Period, Traffic
+from .orders import OrderRow, Period, Traffic
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 COMPONENT = "component:"

@@ -19,8 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..audit.measure import MeasureDefinition
-from ..audit.reports import Scoring
+from ..audit.measure_report import scored
 from ..audit.runs import order_row
+from ..audit.scoring import Scoring
 from .export import ReadTotals
 
 PROCEDURE_IDENTIFIER = "https://cds-spine.org/fhir/NamingSystem/bulk-audit-procedure"
@@ -93,7 +94,7 @@ class RunWriter:
         start = info.since or scoring.first or date.today()
         end = info.until or scoring.last or start
         now = datetime.now(UTC)
-        report = scoring.measure_report(start, end, now, PROCEDURE_IDENTIFIER)
+        report = scored(scoring, start, end, now, PROCEDURE_IDENTIFIER)
         (self.out / "measure-report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         summary = {
             "engine": info.engine, "export": info.export, "ranAt": now.isoformat(), "seconds": round(seconds, 1),

@@ -4,13 +4,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from ..audit.store import CallRecord, CardRecord, FeedbackEvent
+from ..appstate import injected
+from ..audit.store import CallRecord, CardRecord, FeedbackEvent, SqlAuditStore
 from ..bodies import media_type, read_body
 from ..errors import (
     Issue,
@@ -22,8 +25,10 @@ from ..errors import (
 from ..jsonio import JsonResponse
 from ..logs import fields, note_refusal
 from ..metrics import AUDIT_WRITE, AUTH_FAILURES, CARDS, DECISIONS
-from ..security.jwt import AuthenticationFailed
-from .hooks import Answer, Call, decode_json, parse_call, validate
+from ..security.jwt import AuthenticationFailed, Verifier
+from ..validation import validate
+from .answers import Answer, CallAnswerer
+from .calls import Call, decode_json, parse_call
 from .models import Card, CdsResponse, FeedbackRequest, Service
 from .services import DISCOVERY, SERVICES
 
@@ -31,16 +36,45 @@ log = logging.getLogger("cds_spine.calls")
 JSON_MEDIA_TYPES = ("application/json", "application/fhir+json")
 
 
-async def authenticate(request: Request) -> None:
+@dataclass(frozen=True)
+class RequestLimits:
+    """How much a client may send: CDS_SPINE_MAX_BODY_BYTES, _BODY_TIMEOUT_SECONDS, _MAX_JSON_CONTAINERS and
+    _MAX_DRAFT_ORDERS."""
+
+    max_body_bytes: int
+    body_timeout_seconds: float
+    max_json_containers: int
+    max_draft_orders: int
+
+
+@dataclass(frozen=True)
+class HookState:
+    """What the CDS Hooks routes need, provided by create_app when the service starts."""
+
+    answerer: CallAnswerer
+    verifier: Verifier | None
+    """None: JWTs are not checked (CDS_SPINE_AUTH_DISABLED)."""
+    store: SqlAuditStore
+    clock: Callable[[], datetime]
+    knowledge_version: str
+    public_base_url: str
+    limits: RequestLimits
+    audit_required: bool
+
+
+Hooks = Annotated[HookState, Depends(injected(HookState))]
+
+
+async def authenticate(request: Request, state: Hooks) -> None:
     """Every discovery, service and feedback call carries a JWT from a trusted client (unless disabled)."""
-    verifier = request.app.state.verifier
+    verifier = state.verifier
     if verifier is None:
         return
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     try:
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationFailed("no bearer token")
-        endpoint = request.app.state.settings.public_base_url.rstrip("/") + request.url.path
+        endpoint = state.public_base_url.rstrip("/") + request.url.path
         await verifier.verify(token.strip(), endpoint)
     except AuthenticationFailed as failure:
         check = failure.reason.split(" ", 1)[0].rstrip(":")
@@ -66,15 +100,15 @@ def _service(service_id: str) -> Service:
                                                  f"see GET /cds-services")) from None
 
 
-async def json_body(request: Request) -> bytes:
+async def json_body(request: Request, limits: RequestLimits) -> bytes:
     """The raw body of a JSON request: JSON content type (415), bounded size (413) and time to receive it (408).
     Decode it (decode_json, bounded parsing: 400) off the event loop."""
     if media_type(request) not in JSON_MEDIA_TYPES:
         raise UnsupportedMediaType(Issue("not-supported", "send the body as application/json"))
-    return await read_body(request, request.app.state.settings.max_body_bytes, "CDS_SPINE_MAX_BODY_BYTES")
+    return await read_body(request, limits.max_body_bytes, "CDS_SPINE_MAX_BODY_BYTES", limits.body_timeout_seconds)
 
 
-async def _recorded(request: Request, write: Callable[[], None], what: str) -> None:
+async def _recorded(state: HookState, write: Callable[[], None], what: str) -> None:
     """Commit to the audit store before answering; if it fails: 503, or (when allowed) log and go on."""
     started = time.perf_counter()
     try:
@@ -82,7 +116,7 @@ async def _recorded(request: Request, write: Callable[[], None], what: str) -> N
         AUDIT_WRITE.labels(what).observe(time.perf_counter() - started)
     except SQLAlchemyError as exc:
         log.error("audit store failed to record %s (%s)", "a call" if what == "call" else what, type(exc).__name__)
-        if request.app.state.settings.audit_required:
+        if state.audit_required:
             raise StoreUnavailable() from None
 
 
@@ -91,13 +125,13 @@ def _card_record(card: Card) -> CardRecord:
                       tuple(str(s.uuid) for s in card.suggestions or ()))
 
 
-def _call_record(request: Request, call: Call, answer: Answer, received_at: datetime, status: int,
+def _call_record(state: HookState, call: Call, answer: Answer, received_at: datetime, status: int,
                  latency_ms: float) -> CallRecord:
     return CallRecord(
         received_at=received_at, service_id=call.service.id, hook=call.service.hook,
         hook_instance=call.request.hookInstance, user_id=call.context.userId, patient_id=call.context.patientId,
         encounter_id=call.context.encounterId, status=status,
-        knowledge_version=request.app.state.knowledge.version, latency_ms=latency_ms, data_read=answer.data_read,
+        knowledge_version=state.knowledge_version, latency_ms=latency_ms, data_read=answer.data_read,
         fetched_keys=answer.fetched_keys,
         assessed=tuple((a, _card_record(card) if card else None) for a, card in answer.assessed),
         unassessed=tuple(answer.orders) if answer.unavailable else (),
@@ -113,17 +147,16 @@ async def discovery() -> JsonResponse:
 
 
 @router.post("/cds-services/{service_id}")
-async def call_service(service_id: str, request: Request) -> JsonResponse:
+async def call_service(service_id: str, request: Request, state: Hooks) -> JsonResponse:
     started = time.perf_counter()
-    state = request.app.state
     received_at = state.clock()
     service = _service(service_id)
-    settings = state.settings
-    body = await json_body(request)
+    limits = state.limits
+    body = await json_body(request, limits)
     call = await run_in_threadpool(
-        lambda: parse_call(service, decode_json(body, settings.max_json_containers), settings.max_draft_orders))
+        lambda: parse_call(service, decode_json(body, limits.max_json_containers), limits.max_draft_orders))
     patient = state.store.patient_hasher(call.context.patientId)
-    answer = await state.engine.answer(call, received_at)
+    answer = await state.answerer.answer(call, received_at)
     status = answer.unavailable.status if answer.unavailable else 200
     latency_ms = (time.perf_counter() - started) * 1000
     log.info("service=%s hookInstance=%s patient=%s status=%d orders=%d cards=%d fetched=%s ms=%.1f",
@@ -133,8 +166,8 @@ async def call_service(service_id: str, request: Request) -> JsonResponse:
                  status=status, orders=len(answer.orders), cards=len(answer.cards),
                  indicators=[card.indicator for card in answer.cards], fetched=list(answer.fetched_keys),
                  ms=round(latency_ms, 1)))
-    record = _call_record(request, call, answer, received_at, status, latency_ms)
-    await _recorded(request, lambda: state.store.record_call(record), "call")
+    record = _call_record(state, call, answer, received_at, status, latency_ms)
+    await _recorded(state, lambda: state.store.record_call(record), "call")
     for assessment, _ in answer.assessed:
         DECISIONS.labels(assessment.decision.value).inc()
     for card in answer.cards:
@@ -145,12 +178,12 @@ async def call_service(service_id: str, request: Request) -> JsonResponse:
 
 
 @router.post("/cds-services/{service_id}/feedback")
-async def feedback(service_id: str, request: Request) -> JsonResponse:
+async def feedback(service_id: str, request: Request, state: Hooks) -> JsonResponse:
     service = _service(service_id)
-    body = await json_body(request)
+    body = await json_body(request, state.limits)
     parsed = await run_in_threadpool(
-        lambda: validate(FeedbackRequest, decode_json(body, request.app.state.settings.max_json_containers)))
-    received_at = request.app.state.clock()
+        lambda: validate(FeedbackRequest, decode_json(body, state.limits.max_json_containers)))
+    received_at = state.clock()
     events = [
         FeedbackEvent(
             service_id=service.id, card=item.card, outcome=item.outcome,
@@ -164,7 +197,7 @@ async def feedback(service_id: str, request: Request) -> JsonResponse:
         )
         for item in parsed.feedback
     ]
-    await _recorded(request, lambda: request.app.state.store.record_feedback(events), "feedback")
+    await _recorded(state, lambda: state.store.record_feedback(events), "feedback")
     log.info("service=%s feedback=%d outcomes=%s", service.id, len(events), ",".join(e.outcome for e in events),
              extra=fields(event="feedback", service=service.id, feedback=len(events),
                           outcomes=[e.outcome for e in events],

@@ -7,13 +7,13 @@ are never followed.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import httpx
 
 from .. import jsonio
 from ..metrics import FHIR_LATENCY, FHIR_REQUESTS
-from ..settings import Settings
 from .bundles import Keep, kept_entries
 from .urls import UnsafeUrl, is_under, normalized
 
@@ -29,15 +29,24 @@ class FhirError(Exception):
         self.kind = kind
 
 
-class FhirClient:
-    """Bounded: at most `fhir_page_cap` pages and `fhir_max_entries` entries per search, and
-    `fhir_max_response_bytes` per page (decompressed); past a bound the data is incomplete (412)."""
+@dataclass(frozen=True)
+class SearchLimits:
+    """CDS_SPINE_FHIR_PAGE_CAP, _FHIR_MAX_ENTRIES and _FHIR_MAX_RESPONSE_BYTES."""
 
-    def __init__(self, http: httpx.AsyncClient, settings: Settings) -> None:
+    page_cap: int
+    max_entries: int
+    max_response_bytes: int
+
+
+class FhirClient:
+    """Bounded: at most `page_cap` pages and `max_entries` entries per search, and `max_response_bytes` per
+    page (decompressed); past a bound the data is incomplete (412)."""
+
+    def __init__(self, http: httpx.AsyncClient, limits: SearchLimits) -> None:
         self.http = http
-        self.page_cap = settings.fhir_page_cap
-        self.max_entries = settings.fhir_max_entries
-        self.max_response_bytes = settings.fhir_max_response_bytes
+        self.page_cap = limits.page_cap
+        self.max_entries = limits.max_entries
+        self.max_response_bytes = limits.max_response_bytes
 
     async def search(self, base: str, query: str, token: str | None, keep: Keep) -> list[dict]:
         """The kept resources of every page of a search."""

@@ -1,0 +1,100 @@
+"""Who is reading the audit: the credentials of an /audit request or a dashboard page (audit/access.py checks
+them), wrong ones logged and limited per address, and every read recorded (who, when, what) before it is
+answered; a read that cannot be recorded is not answered (503). No users configured: 404."""
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import ApiError, Issue, ServiceNotFound
+from ..logs import fields
+from .access import AuditAccess, Forbidden, Principal, Refused
+from .state import Audit, AuditState
+from .store import AuditRead
+
+log = logging.getLogger(__name__)
+SESSION_COOKIE = "cds_spine_audit_session"
+
+
+class AuditUnauthorized(ApiError):
+    status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+    def __init__(self) -> None:
+        super().__init__(Issue("login", "an audit user's API key or token is required"))
+
+
+class AuditForbidden(ApiError):
+    status = 403
+
+    def __init__(self, why: str) -> None:
+        super().__init__(Issue("forbidden", why))
+
+
+class TooManyAttempts(ApiError):
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(Issue("throttled", f"too many wrong credentials from this address; try again in "
+                                            f"{retry_after} s"))
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+def enabled_access(state: AuditState) -> AuditAccess:
+    """The audit's access, or 404 when no audit users are configured."""
+    access = state.access
+    if not access.enabled:
+        raise ServiceNotFound(Issue("not-found", "not found"))
+    return access
+
+
+def address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def refused(request: Request, access: AuditAccess, why: str) -> None:
+    access.limiter.failed(address(request))
+    log.warning("audit credentials refused from %s: %s", address(request), why,
+                extra=fields(event="audit-credentials-refused", address=address(request), reason=why))
+
+
+async def authenticate(request: Request, state: AuditState) -> Principal | None:
+    """The signed-in user, or None when no credentials came. Wrong credentials: 401 (logged, counted per
+    address; past the limit, 429 whatever comes); valid ones without a role: 403."""
+    access = enabled_access(state)
+    retry_after = access.limiter.retry_after(address(request))
+    if retry_after is not None:
+        raise TooManyAttempts(retry_after)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    try:
+        if scheme.lower() == "bearer" and token.strip():
+            return (await access.bearer(token.strip()))[0]
+        if cookie:
+            return access.session(cookie)
+    except Refused as exc:
+        refused(request, access, str(exc))
+        raise AuditUnauthorized() from None
+    except Forbidden as exc:
+        log.warning("audit access forbidden from %s: %s", address(request), exc,
+                    extra=fields(event="audit-access-forbidden", address=address(request), reason=str(exc)))
+        raise AuditForbidden("these credentials carry no cds-spine role") from None
+    return None
+
+
+async def record_read(request: Request, state: AuditState, principal: Principal) -> None:
+    read = AuditRead(datetime.now(UTC), principal.name, principal.role, request.method,
+                     request.url.path, request.url.query)
+    await run_in_threadpool(state.store.record_read, read)
+
+
+async def audit_reader(request: Request, state: Audit) -> Principal:
+    """The /audit API's dependency: a signed-in user, whose read is recorded."""
+    principal = await authenticate(request, state)
+    if principal is None:
+        raise AuditUnauthorized()
+    await record_read(request, state, principal)
+    return principal

@@ -1,0 +1,24 @@
+"""Report rows as files: each measure component's populations and rate in columns of their own."""
+from __future__ import annotations
+
+import csv
+import io
+
+
+def flat(row: dict) -> dict:
+    flat = {key: value for key, value in row.items() if key != "components"}
+    for component_id, counts in row.get("components", {}).items():
+        flat.update({f"{component_id} {name}": value for name, value in counts.items()})
+    return flat
+
+
+def rows_as_csv(rows: list[dict]) -> str:
+    """Report rows as CSV, each component's populations and rate in columns of their own."""
+    buffer = io.StringIO()
+    flat_rows = [flat(row) for row in rows]
+    if flat_rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(flat_rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(flat_rows)
+    return buffer.getvalue()
+

@@ -1,0 +1,214 @@
+"""The orders the audit reports count, from the audit store or a bulk run (`Orders`): each evaluated order once,
+per service, hookInstance and order, as first evaluated, with the latest feedback on any of its cards; and the
+traffic the EHRs sent. Orders are counted where the decision is made, at order-sign (order-select previews the
+same order); calls that ended in 412 evaluated nothing."""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal, Protocol, get_args
+
+from sqlalchemy import Engine, func, select
+
+from ..service_ids import ORDER_SELECT, ORDER_SIGN
+from . import tables
+from .measure import MeasureDefinition, Outcome
+
+ORDER_SERVICES = (ORDER_SELECT, ORDER_SIGN)
+Grouping = Literal["month", "clinician", "order-kind", "region", "site", "service"]
+GROUPINGS: tuple[Grouping, ...] = get_args(Grouping)
+UNKNOWN = "(unknown)"
+Decision = Literal["met", "not-met", "exempt"]
+OrderKind = Literal["esi", "surgery"]
+
+
+@dataclass(frozen=True)
+class Period:
+    """Inclusive calendar days in UTC; None is open."""
+
+    since: date | None = None
+    until: date | None = None
+
+    def conditions(self, column=tables.calls.c.received_at) -> list:
+        found = []
+        if self.since:
+            found.append(column >= datetime.combine(self.since, time(), UTC))
+        if self.until:
+            found.append(column < datetime.combine(self.until + timedelta(days=1), time(), UTC))
+        return found
+
+    def as_dict(self) -> dict:
+        return {"since": self.since.isoformat() if self.since else None,
+                "until": self.until.isoformat() if self.until else None}
+
+
+@dataclass
+class OrderRow:
+    call_id: str
+    assessment_id: int
+    service_id: str
+    received_at: datetime
+    clinician: str | None
+    clinician_name: str | None
+    site: str | None
+    kind: str
+    region: str
+    decision: str
+    outcomes: dict[str, Outcome]
+    """Per measure component that applies."""
+    card_uuid: str | None
+    outcome: str | None = None
+    """The card's latest feedback, its override reason and comment, and when."""
+    override_code: str | None = None
+    override_comment: str | None = None
+    feedback_at: datetime | None = None
+
+    @property
+    def clinician_label(self) -> str:
+        """The clinician's name and reference, or the reference alone."""
+        reference = self.clinician or UNKNOWN
+        return f"{self.clinician_name} ({reference})" if self.clinician_name else reference
+
+    def stratum(self, stratifier: str) -> str:
+        """The row's value for a measure stratifier or a report grouping."""
+        if stratifier == "month":
+            return self.received_at.strftime("%Y-%m")
+        if stratifier == "clinician":
+            return self.clinician or UNKNOWN
+        if stratifier == "order-kind":
+            return self.kind
+        if stratifier == "region":
+            return self.region
+        if stratifier == "site":
+            return self.site or UNKNOWN
+        return self.service_id
+
+
+
+def as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+
+def count_orders(engine: Engine, period: Period, services: Sequence[str]) -> int:
+    query = (select(func.count()).select_from(tables.assessments.join(tables.calls))
+             .where(tables.calls.c.status == 200, tables.assessments.c.decision.is_not(None),
+                    tables.calls.c.service_id.in_(services), *period.conditions()))
+    with engine.connect() as connection:
+        return connection.scalar(query) or 0
+
+
+def _sent_again(connection, period: Period, services: Sequence[str]) -> set[tuple[str, str]]:
+    """(service, hookInstance) of the calls of the period that were sent more than once."""
+    c = tables.calls
+    query = (select(c.c.service_id, c.c.hook_instance).where(c.c.status == 200, c.c.service_id.in_(services),
+                                                            *period.conditions())
+             .group_by(c.c.service_id, c.c.hook_instance).having(func.count() > 1))
+    return {(record.service_id, record.hook_instance) for record in connection.execute(query)}
+
+
+def order_rows(engine: Engine, period: Period, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
+               progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]:
+    """Each evaluated order once (per service, hookInstance and order), as first evaluated, with the latest
+    feedback on any of its cards: an EHR that sends a hookInstance again (a re-sign, a retry) shows the
+    order again, and the clinician's answer to the later card is the order's. Orders of calls sent once are
+    streamed; those of calls sent again are merged and come last."""
+    a, c, k, f = tables.assessments, tables.calls, tables.cards, tables.feedback
+    query = (select(a.c.id, a.c.order_reference, a.c.category, a.c.region, a.c.decision, a.c.finding_codes,
+                    c.c.id.label("call_id"), c.c.service_id, c.c.hook_instance, c.c.received_at, c.c.user_id,
+                    c.c.user_display, c.c.site, k.c.uuid, f.c.outcome, f.c.override_code, f.c.override_comment,
+                    f.c.outcome_timestamp)
+             .select_from(a.join(c).outerjoin(k, k.c.assessment_id == a.c.id).outerjoin(f, f.c.card_uuid == k.c.uuid))
+             .where(c.c.status == 200, a.c.decision.is_not(None), c.c.service_id.in_(services), *period.conditions())
+             .order_by(c.c.received_at, a.c.id, f.c.outcome_timestamp))
+    merged: dict[tuple, OrderRow] = {}
+    current: OrderRow | None = None
+    streamed = False  # current is yielded when the next order begins (it is not merged with another)
+    current_id = None
+    with engine.connect() as connection:
+        sent_again = _sent_again(connection, period, services)
+        for record in connection.execution_options(yield_per=1000).execute(query):
+            if record.id != current_id:
+                if progress:
+                    progress(1)
+                if current is not None and streamed:
+                    yield current
+                key = (record.service_id, record.hook_instance, record.order_reference or f"#{record.id}")
+                current_id = record.id
+                current = merged.get(key) or OrderRow(
+                    record.call_id, record.id, record.service_id, as_utc(record.received_at), record.user_id,
+                    record.user_display, record.site, record.category, record.region, record.decision,
+                    measure.outcomes(record.category, record.decision, record.finding_codes.split()),
+                    record.uuid)
+                streamed = (record.service_id, record.hook_instance) not in sent_again
+                if not streamed:
+                    merged[key] = current
+            if record.outcome and (current.feedback_at is None or as_utc(record.outcome_timestamp) >= current.feedback_at):
+                current.outcome, current.override_code = record.outcome, record.override_code
+                current.override_comment = record.override_comment
+                current.feedback_at = as_utc(record.outcome_timestamp)
+    if current is not None and streamed:
+        yield current
+    yield from merged.values()
+
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """What the EHRs sent in the period, whatever it was: every call recorded, by service and status (patient-
+    view and previews included, 412s too), every feedback, by service and outcome, and the requests refused
+    before they became calls, by service, status and reason."""
+
+    calls: Mapping[tuple[str, int], int]
+    feedback: Mapping[tuple[str, str], int]
+    refusals: Mapping[tuple[str, int, str], int]
+
+    def as_dict(self) -> dict:
+        statuses: Counter = Counter()
+        for (_, status), count in self.calls.items():
+            statuses[str(status)] += count
+        return {"calls": sum(self.calls.values()), "callsByStatus": dict(sorted(statuses.items())),
+                "traffic": {"calls": [{"service": service, "status": status, "count": count}
+                                      for (service, status), count in sorted(self.calls.items())],
+                            "feedback": [{"service": service, "outcome": outcome, "count": count}
+                                         for (service, outcome), count in sorted(self.feedback.items())],
+                            "refusals": [{"service": service, "status": status, "reason": reason, "count": count}
+                                         for (service, status, reason), count in sorted(self.refusals.items())]}}
+
+
+class Orders(Protocol):
+    """Where a report's orders come from: the audit store (StoredOrders) or a bulk run's rows
+    (bulk.outputs.RunOrders)."""
+
+    def rows(self, period: Period, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
+             progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]: ...
+
+    def traffic(self, period: Period) -> Traffic: ...
+
+
+@dataclass(frozen=True)
+class StoredOrders:
+    engine: Engine
+
+    def rows(self, period: Period, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
+             progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]:
+        return order_rows(self.engine, period, measure, services, progress)
+
+    def traffic(self, period: Period) -> Traffic:
+        c, f, r = tables.calls, tables.feedback, tables.refusals
+        with self.engine.connect() as connection:
+            calls = connection.execute(select(c.c.service_id, c.c.status, func.count()).where(*period.conditions())
+                                       .group_by(c.c.service_id, c.c.status)).all()
+            feedback = connection.execute(select(f.c.service_id, f.c.outcome, func.count())
+                                          .where(*period.conditions(f.c.received_at))
+                                          .group_by(f.c.service_id, f.c.outcome)).all()
+            refused = connection.execute(select(r.c.service, r.c.status, r.c.reason, func.sum(r.c.count))
+                                         .where(*period.conditions(r.c.minute))
+                                         .group_by(r.c.service, r.c.status, r.c.reason)).all()
+        return Traffic({(service, status): count for service, status, count in calls},
+                       {(service, outcome): count for service, outcome, count in feedback},
+                       {(service, status, reason): int(count) for service, status, reason, count in refused})
+
+

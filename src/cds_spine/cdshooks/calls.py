@@ -1,0 +1,66 @@
+"""A service call as it arrives: the body decoded within bounds, then validated into a Call (400 naming the
+field for anything of the wrong kind)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import jsonio
+from ..errors import InvalidRequest, Issue
+from ..validation import validate
+from .models import CONTEXTS, HookRequest, PatientViewContext, Service
+
+
+def decode_json(body: bytes, max_containers: int) -> dict[str, Any]:
+    """A JSON object, its members as plain Python, except the values under `prefetch`, which stay lazy
+    (only the resources the rules read are ever made into Python objects). Parsing is bounded by the
+    body size, `max_containers`, and a nesting depth of 1024."""
+    # Each container takes at least two bytes, so only a body over 2 * max_containers needs counting.
+    if len(body) > 2 * max_containers and body.count(b"{") + body.count(b"[") > max_containers:
+        raise InvalidRequest(Issue("too-costly", f"the body has more than {max_containers} JSON objects and "
+                                                 f"arrays (CDS_SPINE_MAX_JSON_CONTAINERS)"))
+    try:
+        document = jsonio.parse(body)
+    except jsonio.JSONDecodeError as exc:
+        raise InvalidRequest(Issue("structure", f"the body is not valid JSON ({exc})")) from None
+    if document.__class__ not in jsonio.OBJECTS:
+        raise InvalidRequest(Issue("structure", "the body must be a JSON object"))
+    if b"\\u0000" in body:
+        where = jsonio.nul_character_at(jsonio.materialize(document))
+        if where is not None:
+            raise InvalidRequest(Issue("invalid", f"{where or 'the body'}: a NUL character (\\u0000) is not "
+                                                  f"allowed in a name or a string", where or None))
+    data = {key: jsonio.materialize(document[key]) for key in document.keys() if key != "prefetch"}
+    if "prefetch" in document:
+        prefetch = document["prefetch"]
+        data["prefetch"] = ({key: prefetch[key] for key in prefetch.keys()} if prefetch.__class__ in jsonio.OBJECTS
+                            else jsonio.materialize(prefetch))
+    return data
+
+
+@dataclass(frozen=True)
+class Call:
+    service: Service
+    request: HookRequest
+    context: PatientViewContext
+
+
+    @property
+    def draft_orders(self) -> list[dict[str, Any]]:
+        draft = getattr(self.context, "draftOrders", None)
+        return draft.resources if draft else []
+
+
+def parse_call(service: Service, body: dict[str, Any], max_draft_orders: int) -> Call:
+    """The validated call: 400 naming the field for anything of the wrong kind, or too many draft orders."""
+    request = validate(HookRequest, body)
+    if request.hook != service.hook:
+        raise InvalidRequest(Issue("invalid", f"hook {request.hook!r} does not match service {service.id!r}, "
+                                              f"which handles {service.hook!r}", "hook"))
+    draft = request.context.get("draftOrders")
+    entries = draft.get("entry") if isinstance(draft, dict) else None
+    if isinstance(entries, list) and len(entries) > max_draft_orders:
+        raise InvalidRequest(Issue("too-costly", f"context.draftOrders.entry: {len(entries)} draft orders, more than "
+                                                 f"{max_draft_orders} (CDS_SPINE_MAX_DRAFT_ORDERS)",
+                                   "context.draftOrders.entry"))
+    return Call(service, request, validate(CONTEXTS[service.hook], request.context, prefix="context"))
