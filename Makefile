@@ -25,10 +25,11 @@ $(VENV)/.test-tools: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/cds-spine serve
 
-# The house first (imports point down, the style), then the suite.
+# The house first (imports point down, the style, the types), then the suite.
 test: $(VENV)/.test-tools browser
 	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests tools bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # The dashboard test drives Debian's chromium (Playwright cannot download its own browser here).

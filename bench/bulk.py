@@ -28,7 +28,7 @@ SIZES = (10_000, 100_000)
 RUNS = ("local", "local floor", "spark", "spark floor")
 
 
-def evaluate_nothing(patient, lines, medications, context) -> list[dict]:
+def evaluate_nothing(patient, lines, medications, context) -> list:
     """The floor's per-patient function: the patient's lines were read and grouped; nothing more."""
     return []
 

@@ -215,7 +215,9 @@ def audit_share(database_url: str, size: int, service_p50: float) -> dict:
     """The audit write alone, with the record of a real call on this patient, timed in this process."""
     from cds_spine.audit.db import migrate, open_engine
     from cds_spine.audit.store import CallRecord, CardRecord, SqlAuditStore
-    from cds_spine.fhir.gather import build_record, read_draft_orders, relevance_filter
+    from cds_spine.fhir.draft_orders import read_draft_orders
+    from cds_spine.fhir.record import build_record
+    from cds_spine.fhir.relevance import relevance_filter
     from cds_spine.pathway import assess, classify_all, load_knowledge
     from cds_spine.settings import Settings
 

@@ -10,7 +10,7 @@ from support import call
 
 sys.path.insert(0, str(ROOT))
 from bench.patients import order_sign_request, patient_record  # noqa: E402
-from cds_spine.fhir.gather import relevance_filter  # noqa: E402
+from cds_spine.fhir.relevance import relevance_filter  # noqa: E402
 
 
 def test_generated_resources_are_valid_r4_and_about_5_percent_relevant(knowledge):

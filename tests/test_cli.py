@@ -13,7 +13,7 @@ import pytest
 from cli import CDS_SPINE, ROOT, VALUESET_COUNT, clean_env, free_port, run_cli, serving, wait_until_answering
 from tokens import SigningKey, jwks
 
-from cds_spine.cli import in_container
+from cds_spine.cli.check import in_container
 
 EXAMPLES = ROOT / "examples"
 INDEX = json.loads((EXAMPLES / "index.json").read_text())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cli import ROOT, VALUESET_COUNT, clean_env
 
-from cds_spine.cli import in_container
+from cds_spine.cli.check import in_container
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 HADOLINT = str(Path(sys.executable).parent / "hadolint")

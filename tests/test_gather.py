@@ -6,7 +6,9 @@ from datetime import date
 from support import CPT, ICD10, RXNORM, coded, condition, medication_statement, procedure
 
 from cds_spine.fhir.bundles import kept_entries
-from cds_spine.fhir.gather import build_record, read_draft_orders, relevance_filter
+from cds_spine.fhir.draft_orders import read_draft_orders
+from cds_spine.fhir.record import build_record
+from cds_spine.fhir.relevance import relevance_filter
 
 
 def read(resources: list, knowledge):

@@ -13,7 +13,9 @@ from support import CPT, bundle, coded, condition, medication_statement, problem
 
 from cds_spine.cdshooks.cards import CardOptions, render_one
 from cds_spine.cdshooks.models import CdsResponse
-from cds_spine.fhir.gather import build_record, read_draft_orders, relevance_filter
+from cds_spine.fhir.draft_orders import read_draft_orders
+from cds_spine.fhir.record import build_record
+from cds_spine.fhir.relevance import relevance_filter
 from cds_spine.pathway import Decision, assess, classify_all, load_knowledge
 from cds_spine.settings import Settings
 

@@ -5,7 +5,7 @@ import asyncio
 import gc
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
@@ -77,9 +77,9 @@ class InternalErrorGuard:
                 await response(scope, receive, send)
 
 
-def http_routes(routes) -> list[Route]:
+def http_routes(routes: Iterable[BaseRoute]) -> list[Route]:
     """The HTTP routes, including those of included routers (FastAPI wraps them; none has a prefix of its own)."""
-    found = []
+    found: list[Route] = []
     for route in routes:
         if isinstance(route, Route):
             found.append(route)
@@ -164,7 +164,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
             await write_refusals()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds, follow_redirects=False) as http:
             verifier = None if issuers is None else Verifier(
                 [KeySource(issuer, http, settings.jwks_cache_seconds) for issuer in issuers],
@@ -172,7 +172,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
             limits = RequestLimits(settings.max_body_bytes, settings.body_timeout_seconds,
                                    settings.max_json_containers, settings.max_draft_orders)
             provide(app, HookState(call_answerer(settings, knowledge, http), verifier, store, clock, knowledge.version,
-                                   settings.public_base_url, limits, settings.audit_required),
+                                   settings.public_base_url or "", limits, settings.audit_required),
                     AuditState(audit_access(settings, store, http), store, knowledge, measure,
                                settings.bulk_runs_dir, settings.adherence_target, settings.body_timeout_seconds))
             writer = asyncio.create_task(write_refusals_every_few_seconds())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .jsonio import JsonResponse
 from .logs import note_reason
@@ -81,9 +82,9 @@ class DataUnavailableError(ApiError):
     status = 412
 
 
-def operation_outcome(*issues: Issue) -> dict:
-    def wire(issue: Issue) -> dict:
-        item = {"severity": "error", "code": issue.code, "diagnostics": issue.diagnostics}
+def operation_outcome(*issues: Issue) -> dict[str, Any]:
+    def wire(issue: Issue) -> dict[str, Any]:
+        item: dict[str, Any] = {"severity": "error", "code": issue.code, "diagnostics": issue.diagnostics}
         if issue.expression:
             item["expression"] = [issue.expression]
         return item

@@ -94,5 +94,5 @@ def exposition() -> tuple[bytes, str]:
     if values.ValueClass is values.MutexValue:
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # registers itself
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 import jwt
@@ -34,6 +35,12 @@ ROLE_VALUES = {"cds-spine-analyst": "analyst", "cds-spine-viewer": "viewer"}
 SESSION_KEY = "dashboard-session-key"
 SESSION_SECONDS = 8 * 3600
 FAILURE_WINDOW_SECONDS = 60.0
+
+
+class SessionKeys(Protocol):
+    """Where the dashboard's session key is kept (the audit store, shared by every replica)."""
+
+    def stored_key(self, name: str) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,7 @@ class AuditAccess:
 
     async def _oidc(self, token: str) -> tuple[Principal, float]:
         provider = self.oidc
+        assert provider is not None  # bearer() asks only when OIDC is configured
         try:
             header = jwt.get_unverified_header(token)
         except InvalidTokenError:
@@ -191,11 +199,11 @@ class AuditAccess:
         return Principal(user.name, user.role)
 
 
-def audit_access(settings: Settings, store, http: httpx.AsyncClient) -> AuditAccess:
-    """Audit access as the settings configure it (`settings`: Settings; `store`: the SqlAuditStore that keeps
-    the session key)."""
+def audit_access(settings: Settings, store: SessionKeys, http: httpx.AsyncClient) -> AuditAccess:
+    """Audit access as the settings configure it (`store` keeps the dashboard's session key)."""
     oidc = None
     if settings.audit_auth == "oidc":
+        assert settings.audit_oidc_issuer and settings.audit_oidc_audience  # Settings requires them for oidc
         client = TrustedClient(iss=settings.audit_oidc_issuer, jwks_url=settings.audit_oidc_jwks_url,
                                jwks_file=settings.audit_oidc_jwks_file)
         oidc = OidcProvider(settings.audit_oidc_issuer, settings.audit_oidc_audience, settings.audit_oidc_user_claim,

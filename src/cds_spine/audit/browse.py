@@ -1,7 +1,9 @@
 """The recorded calls, one page at a time or one in full, and the record of audit reads."""
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, select
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, func, select
 
 from . import tables
 from .filters import Filters
@@ -9,7 +11,7 @@ from .measure import MeasureDefinition
 from .orders import Period, as_utc
 
 
-def _order_json(row, measure: MeasureDefinition, with_evidence: bool) -> dict:
+def _order_json(row: Row[Any], measure: MeasureDefinition, with_evidence: bool) -> dict[str, Any]:
     codes = [finding["code"] for finding in row.findings]
     item = {"reference": row.order_reference, "category": row.category, "region": row.region,
             "detail": row.detail, "codes": row.codes, "decision": row.decision,
@@ -21,7 +23,7 @@ def _order_json(row, measure: MeasureDefinition, with_evidence: bool) -> dict:
     return item
 
 
-def _call_json(call, orders: list[dict], cards: list[dict]) -> dict:
+def _call_json(call: Row[Any], orders: list[dict[str, Any]], cards: list[dict[str, Any]]) -> dict[str, Any]:
     return {"id": call.id, "receivedAt": as_utc(call.received_at).isoformat(), "service": call.service_id,
             "hook": call.hook, "hookInstance": call.hook_instance, "clinician": call.user_id,
             "clinicianName": call.user_display, "site": call.site,
@@ -31,17 +33,17 @@ def _call_json(call, orders: list[dict], cards: list[dict]) -> dict:
             "orders": orders, "cards": cards}
 
 
-def _latest_outcomes(connection, card_uuids: list[str]) -> dict[str, str]:
+def _latest_outcomes(connection: Connection, card_uuids: list[str]) -> dict[str, str]:
     f = tables.feedback
-    latest = {}
+    latest: dict[str, str] = {}
     for card_uuid, outcome in connection.execute(select(f.c.card_uuid, f.c.outcome).where(
             f.c.card_uuid.in_(card_uuids)).order_by(f.c.outcome_timestamp)):
-        latest[card_uuid] = outcome
+        latest[str(card_uuid)] = str(outcome)
     return latest
 
 
 def decisions(engine: Engine, period: Period, measure: MeasureDefinition, page: int, page_size: int,
-              filters: Filters = Filters()) -> dict:
+              filters: Filters = Filters()) -> dict[str, Any]:
     """Calls, newest first, with their orders (components, finding codes), cards, and whether a card's
     latest feedback is an override."""
     c, a, k = tables.calls, tables.assessments, tables.cards
@@ -62,7 +64,7 @@ def decisions(engine: Engine, period: Period, measure: MeasureDefinition, page: 
     return {"period": period.as_dict(), "page": page, "pageSize": page_size, "total": total, "items": items}
 
 
-def decision(engine: Engine, measure: MeasureDefinition, call_id: str) -> dict | None:
+def decision(engine: Engine, measure: MeasureDefinition, call_id: str) -> dict[str, Any] | None:
     """One call in full: orders with components, findings and evidence, cards, and the feedback on each."""
     c, a, k, f = tables.calls, tables.assessments, tables.cards, tables.feedback
     with engine.connect() as connection:
@@ -82,7 +84,7 @@ def decision(engine: Engine, measure: MeasureDefinition, call_id: str) -> dict |
     return _call_json(call, [_order_json(o, measure, True) for o in orders], card_items)
 
 
-def access_log(engine: Engine, period: Period, user: str | None, page: int, page_size: int) -> dict:
+def access_log(engine: Engine, period: Period, user: str | None, page: int, page_size: int) -> dict[str, Any]:
     """The record of audit reads, newest first."""
     r = tables.audit_reads
     where = period.conditions(r.c.at)

@@ -6,6 +6,7 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -39,7 +40,7 @@ def shown_url(url: str) -> str:
         return "(an invalid database URL)"
 
 
-def _sqlite_pragmas(connection, _record) -> None:
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -102,7 +103,7 @@ def _unreachable(engine: Engine, exc: Exception) -> str:
 def sqlite_file_missing(engine: Engine) -> bool:
     """A SQLite store whose file does not exist (connecting would create an empty one)."""
     database = engine.url.database
-    return engine.dialect.name == "sqlite" and database not in (None, "", ":memory:") and not Path(database).exists()
+    return engine.dialect.name == "sqlite" and bool(database) and database != ":memory:" and not Path(str(database)).exists()
 
 
 def schema_problem(engine: Engine) -> str | None:

@@ -3,8 +3,9 @@ run's rows) and in SQL (the audit store)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, exists, not_, or_
+from sqlalchemy import ColumnElement, and_, exists, not_, or_
 from sqlalchemy.orm import aliased
 
 from ..service_ids import ORDER_SIGN
@@ -43,7 +44,7 @@ class Filters:
                 and (self.component is None or row.outcomes.get(self.component.id) == "not-met")
                 and (self.overridden is None or (row.outcome == "overridden") == self.overridden))
 
-    def conditions(self, measure: MeasureDefinition) -> list:
+    def conditions(self, measure: MeasureDefinition) -> list[Any]:
         c, a = tables.calls, tables.assessments
         found = []
         if self.service:
@@ -64,7 +65,7 @@ class Filters:
         return found
 
 
-def _not_met(component: Component, measure: MeasureDefinition):
+def _not_met(component: Component, measure: MeasureDefinition) -> ColumnElement[bool]:
     """SQL: the assessment does not meet the component (as MeasureDefinition.outcomes decides)."""
     a = tables.assessments
     applies = [a.c.decision.is_not(None), a.c.decision.not_in(component.excluded_by or ("",))]
@@ -75,7 +76,7 @@ def _not_met(component: Component, measure: MeasureDefinition):
     return and_(*applies, or_(*(a.c.finding_codes.like(f"% {code} %") for code in sorted(component.not_met_by))))
 
 
-def _overridden():
+def _overridden() -> ColumnElement[bool]:
     """SQL: the call has a card whose latest feedback is an override."""
     c, k, f = tables.calls, tables.cards, tables.feedback
     later = aliased(f)

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 
-def flat(row: dict) -> dict:
+def flat(row: dict[str, Any]) -> dict[str, Any]:
     flat = {key: value for key, value in row.items() if key != "components"}
     for component_id, counts in row.get("components", {}).items():
         flat.update({f"{component_id} {name}": value for name, value in counts.items()})
     return flat
 
 
-def rows_as_csv(rows: list[dict]) -> str:
+def rows_as_csv(rows: list[dict[str, Any]]) -> str:
     """Report rows as CSV, each component's populations and rate in columns of their own."""
     buffer = io.StringIO()
     flat_rows = [flat(row) for row in rows]

@@ -107,7 +107,8 @@ def load_measure(cards_dir: Path, knowledge: Knowledge) -> MeasureDefinition:
         raise MeasureError(f"{path}: not a valid FHIR R4 Measure: {exc}") from None
     if not measure.url or not measure.version:
         raise MeasureError(f"{path}: url and version are required (MeasureReports reference them)")
-    components, stratifiers = [], {}
+    components: list[Component] = []
+    stratifiers: dict[str, Stratifier] = {}
     for index, group in enumerate(measure.group or ()):
         where = f"{path}: group[{index}]"
         component_id = _code(group.code)
@@ -116,7 +117,7 @@ def load_measure(cards_dir: Path, knowledge: Knowledge) -> MeasureDefinition:
         codes = {_code(p.code) for p in group.population or ()}
         if codes != set(POPULATIONS):
             raise MeasureError(f"{where} ({component_id}): populations must be {', '.join(POPULATIONS)}")
-        component = Component(component_id, group.code.text or component_id, frozenset(_values(group, ORDER_KIND)),
+        component = Component(component_id, (group.code.text if group.code else None) or component_id, frozenset(_values(group, ORDER_KIND)),
                               frozenset(_values(group, NOT_MET_BY)), frozenset(_values(group, EXCLUDED_BY)),
                               tuple(_values(group, COMBINES)))
         for label, values, allowed in (("order kind", component.kinds, order_kinds),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from fhir.resources.R4B.measurereport import MeasureReport
 from sqlalchemy import Engine
@@ -14,11 +15,11 @@ POPULATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-population"
 DECISION_IDENTIFIER = "https://cds-spine.org/fhir/NamingSystem/audit-decision"
 
 
-def _concept(system: str, code: str) -> dict:
+def _concept(system: str, code: str) -> dict[str, Any]:
     return {"coding": [{"system": system, "code": code}]}
 
 
-def _populations(counts: Counts, initial: int, subjects: dict[str, str] | None = None) -> list[dict]:
+def _populations(counts: Counts, initial: int, subjects: dict[str, str] | None = None) -> list[dict[str, Any]]:
     found = []
     for code, count in (("initial-population", initial), ("denominator", counts.denominator),
                         ("denominator-exclusion", counts.excluded), ("numerator", counts.numerator)):
@@ -29,11 +30,11 @@ def _populations(counts: Counts, initial: int, subjects: dict[str, str] | None =
     return found
 
 
-def _score(counts: Counts) -> dict:
+def _score(counts: Counts) -> dict[str, Any]:
     return {"measureScore": {"value": counts.rate}} if counts.rate is not None else {}
 
 
-def _subject_list(list_id: str, title: str, rows: list[OrderRow], identifier_system: str) -> dict:
+def _subject_list(list_id: str, title: str, rows: list[OrderRow], identifier_system: str) -> dict[str, Any]:
     """A contained List of the orders behind one count: each names the audit decision (GET
     /audit/decisions/{id}) or, in a bulk run, the Procedure, and in its display the order."""
     return {"resourceType": "List", "id": list_id, "status": "current", "mode": "snapshot", "title": title,
@@ -43,7 +44,7 @@ def _subject_list(list_id: str, title: str, rows: list[OrderRow], identifier_sys
 
 
 def scored(scoring: Scoring, start: date, end: date, now: datetime, identifier_system: str = DECISION_IDENTIFIER
-           ) -> dict:
+           ) -> dict[str, Any]:
     """The Measure scored as a FHIR R4 MeasureReport (summary, or subject-list with the orders behind each
     group's counts when rows were kept), one group per component, stratified; validated with
     fhir.resources."""
@@ -84,7 +85,7 @@ def scored(scoring: Scoring, start: date, end: date, now: datetime, identifier_s
 
 
 def measure_report(engine: Engine, measure: MeasureDefinition, start: date, end: date, now: datetime,
-                   subject_list: bool = False) -> dict:
+                   subject_list: bool = False) -> dict[str, Any]:
     """The audit store's orders of a period, scored as a FHIR R4 MeasureReport (`scored`)."""
     scoring = Scoring(measure, keep_rows=subject_list)
     for row in order_rows(engine, Period(start, end), measure):

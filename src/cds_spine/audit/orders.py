@@ -8,9 +8,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, func, select
 
 from ..service_ids import ORDER_SELECT, ORDER_SIGN
 from . import tables
@@ -31,15 +31,15 @@ class Period:
     since: date | None = None
     until: date | None = None
 
-    def conditions(self, column=tables.calls.c.received_at) -> list:
-        found = []
+    def conditions(self, column: ColumnElement[datetime] = tables.calls.c.received_at) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
         if self.since:
             found.append(column >= datetime.combine(self.since, time(), UTC))
         if self.until:
             found.append(column < datetime.combine(self.until + timedelta(days=1), time(), UTC))
         return found
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"since": self.since.isoformat() if self.since else None,
                 "until": self.until.isoformat() if self.until else None}
 
@@ -100,7 +100,7 @@ def count_orders(engine: Engine, period: Period, services: Sequence[str]) -> int
         return connection.scalar(query) or 0
 
 
-def _sent_again(connection, period: Period, services: Sequence[str]) -> set[tuple[str, str]]:
+def _sent_again(connection: Connection, period: Period, services: Sequence[str]) -> set[tuple[str, str]]:
     """(service, hookInstance) of the calls of the period that were sent more than once."""
     c = tables.calls
     query = (select(c.c.service_id, c.c.hook_instance).where(c.c.status == 200, c.c.service_id.in_(services),
@@ -123,7 +123,7 @@ def order_rows(engine: Engine, period: Period, measure: MeasureDefinition, servi
              .select_from(a.join(c).outerjoin(k, k.c.assessment_id == a.c.id).outerjoin(f, f.c.card_uuid == k.c.uuid))
              .where(c.c.status == 200, a.c.decision.is_not(None), c.c.service_id.in_(services), *period.conditions())
              .order_by(c.c.received_at, a.c.id, f.c.outcome_timestamp))
-    merged: dict[tuple, OrderRow] = {}
+    merged: dict[tuple[Any, ...], OrderRow] = {}
     current: OrderRow | None = None
     streamed = False  # current is yielded when the next order begins (it is not merged with another)
     current_id = None
@@ -145,6 +145,7 @@ def order_rows(engine: Engine, period: Period, measure: MeasureDefinition, servi
                 streamed = (record.service_id, record.hook_instance) not in sent_again
                 if not streamed:
                     merged[key] = current
+            assert current is not None
             if record.outcome and (current.feedback_at is None or as_utc(record.outcome_timestamp) >= current.feedback_at):
                 current.outcome, current.override_code = record.outcome, record.override_code
                 current.override_comment = record.override_comment
@@ -165,8 +166,8 @@ class Traffic:
     feedback: Mapping[tuple[str, str], int]
     refusals: Mapping[tuple[str, int, str], int]
 
-    def as_dict(self) -> dict:
-        statuses: Counter = Counter()
+    def as_dict(self) -> dict[str, Any]:
+        statuses: Counter[str] = Counter()
         for (_, status), count in self.calls.items():
             statuses[str(status)] += count
         return {"calls": sum(self.calls.values()), "callsByStatus": dict(sorted(statuses.items())),
@@ -199,12 +200,12 @@ class StoredOrders:
     def traffic(self, period: Period) -> Traffic:
         c, f, r = tables.calls, tables.feedback, tables.refusals
         with self.engine.connect() as connection:
-            calls = connection.execute(select(c.c.service_id, c.c.status, func.count()).where(*period.conditions())
+            calls: Sequence[Any] = connection.execute(select(c.c.service_id, c.c.status, func.count()).where(*period.conditions())
                                        .group_by(c.c.service_id, c.c.status)).all()
-            feedback = connection.execute(select(f.c.service_id, f.c.outcome, func.count())
+            feedback: Sequence[Any] = connection.execute(select(f.c.service_id, f.c.outcome, func.count())
                                           .where(*period.conditions(f.c.received_at))
                                           .group_by(f.c.service_id, f.c.outcome)).all()
-            refused = connection.execute(select(r.c.service, r.c.status, r.c.reason, func.sum(r.c.count))
+            refused: Sequence[Any] = connection.execute(select(r.c.service, r.c.status, r.c.reason, func.sum(r.c.count))
                                          .where(*period.conditions(r.c.minute))
                                          .group_by(r.c.service, r.c.status, r.c.reason)).all()
         return Traffic({(service, status): count for service, status, count in calls},

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/dashboard")
 
 def _root(request: Request) -> str:
     """The path prefix a proxy serves the service under (CDS_SPINE_ROOT_PATH), for links and redirects."""
-    return request.scope.get("root_path", "").rstrip("/")
+    return str(request.scope.get("root_path", "")).rstrip("/")
 
 
 def _redirect(request: Request, path: str) -> RedirectResponse:

@@ -7,27 +7,16 @@ import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 from ..service_ids import ORDER_SIGN
+from .bulk_rows import BulkRow
 from .measure import MeasureDefinition
 from .orders import OrderRow, Period, Traffic
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-COMPONENT = "component:"
-
-
-def order_row(row: dict, index: int) -> OrderRow:
-    """A bulk row (as written to rows.parquet) as the live audit's reports read an order: the procedure is
-    its order, as if signed (order-sign) on the day it was performed."""
-    return OrderRow(call_id=row["procedure"], assessment_id=index, service_id=ORDER_SIGN,
-                    received_at=datetime.combine(date.fromisoformat(row["date"]), time(), UTC),
-                    clinician=row["clinician"], clinician_name=row["clinicianName"], site=row["site"],
-                    kind=row["kind"], region=row["region"], decision=row["decision"],
-                    outcomes={key.removeprefix(COMPONENT): value for key, value in row.items()
-                              if key.startswith(COMPONENT) and value},
-                    card_uuid=None)
 
 
 @dataclass(frozen=True)
@@ -43,20 +32,21 @@ class RunOrders:
         for index, row in enumerate(pq.read_table(self.folder / "rows.parquet").to_pylist(), start=1):
             day = date.fromisoformat(row["date"])
             if (period.since is None or day >= period.since) and (period.until is None or day <= period.until):
-                yield order_row(row, index)
+                yield BulkRow.from_columns(row).order(index)
 
     def traffic(self, period: Period) -> Traffic:
         return Traffic({}, {}, {})  # a bulk run has procedures, not calls
 
 
-def _summary(folder: Path) -> dict | None:
+def _summary(folder: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        found = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        return found if isinstance(found, dict) else None
     except (OSError, ValueError):
         return None
 
 
-def list_runs(runs_dir: Path | None) -> list[dict]:
+def list_runs(runs_dir: Path | None) -> list[dict[str, Any]]:
     """The finished runs (a summary.json and rows.parquet), newest first."""
     found = []
     for folder in sorted(runs_dir.iterdir()) if runs_dir and runs_dir.is_dir() else ():

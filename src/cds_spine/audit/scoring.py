@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from ..pathway import Knowledge
 from ..service_ids import ORDER_SIGN
@@ -44,7 +45,7 @@ class Counts:
         scored = self.denominator - self.excluded
         return round(self.numerator / scored, 4) if scored else None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"denominator": self.denominator, "excluded": self.excluded, "numerator": self.numerator,
                 "rate": self.rate}
 
@@ -83,7 +84,7 @@ class Tally:
         if self.keep_rows:
             self.rows.append(row)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         overall = self.components[self.measure.components[0].id]
         return {
             "orders": self.orders, "met": self.met, "notMet": self.not_met, "exempt": self.exempt,
@@ -106,7 +107,7 @@ def _tallies(rows: Iterator[OrderRow], measure: MeasureDefinition, filters: Filt
 
 
 def grouped(orders: Orders, period: Period, by: Grouping, measure: MeasureDefinition, filters: Filters = Filters(),
-            progress: Callable[[int], None] | None = None) -> list[dict]:
+            progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """One row per group: the measure's populations and rates, and the overrides. Clinicians are labelled
     with their names where the EHR gave them."""
     services = ORDER_SERVICES if by == "service" else (ORDER_SIGN,)
@@ -123,12 +124,12 @@ def grouped(orders: Orders, period: Period, by: Grouping, measure: MeasureDefini
     return _group_rows(_tallies(labelled(), measure, filters, by), labels, by)
 
 
-def _group_rows(tallies: dict[str, Tally], labels: ClinicianLabels, by: str) -> list[dict]:
+def _group_rows(tallies: dict[str, Tally], labels: ClinicianLabels, by: str) -> list[dict[str, Any]]:
     return [{"group": group, "label": labels.of(group) if by == "clinician" else group, **tallies[group].as_dict()}
             for group in sorted(tallies)]
 
 
-def summary(orders: Orders, period: Period, measure: MeasureDefinition, filters: Filters = Filters()) -> dict:
+def summary(orders: Orders, period: Period, measure: MeasureDefinition, filters: Filters = Filters()) -> dict[str, Any]:
     """The period's totals; `calls`, `callsByStatus` and `traffic` (calls by service and status, feedback by
     service and outcome) count everything the EHRs sent in the period, unfiltered."""
     tally = Tally(measure)
@@ -146,7 +147,7 @@ def _reason_displays(knowledge: Knowledge) -> dict[str, str]:
 
 
 def override_reasons(orders: Orders, period: Period, measure: MeasureDefinition, knowledge: Knowledge,
-                     filters: Filters = Filters()) -> list[dict]:
+                     filters: Filters = Filters()) -> list[dict[str, Any]]:
     """Overridden cards of the period by reason (a card counts once, by its latest feedback)."""
     displays = _reason_displays(knowledge)
     counts: dict[str | None, list[int]] = {}
@@ -161,13 +162,13 @@ def override_reasons(orders: Orders, period: Period, measure: MeasureDefinition,
 
 
 def override_comments(orders: Orders, period: Period, measure: MeasureDefinition, knowledge: Knowledge,
-                      page: int, page_size: int, filters: Filters = Filters()) -> dict:
+                      page: int, page_size: int, filters: Filters = Filters()) -> dict[str, Any]:
     """Every overridden card of the period (latest feedback), newest override first, with its reason and
     comment, for reading them side by side."""
     displays = _reason_displays(knowledge)
     overridden = sorted((row for row in _filtered(orders, period, measure, filters) if row.outcome == "overridden"),
                         key=lambda row: (row.feedback_at, row.call_id), reverse=True)
-    items = [{"decision": row.call_id, "overriddenAt": row.feedback_at.isoformat(),
+    items = [{"decision": row.call_id, "overriddenAt": row.feedback_at.isoformat() if row.feedback_at else None,
               "orderedAt": row.received_at.isoformat(), "clinician": row.clinician,
               "clinicianLabel": row.clinician_label, "site": row.site, "kind": row.kind, "region": row.region,
               "conservativeDecision": row.decision,
@@ -199,6 +200,6 @@ class Scoring:
         self.first = min(self.first or day, day)
         self.last = max(self.last or day, day)
 
-    def grouped(self, by: str) -> list[dict]:
+    def grouped(self, by: str) -> list[dict[str, Any]]:
         """As `grouped`, for a grouping that is a stratifier."""
         return _group_rows(self.strata[by], self.labels, by)

@@ -8,9 +8,10 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -91,18 +92,18 @@ class AuditRead:
     query: str
 
 
-def _codes(order: ClassifiedOrder) -> list[dict]:
+def _codes(order: ClassifiedOrder) -> list[dict[str, Any]]:
     return [{"system": c.system, "code": c.code, "display": c.display} for c in order.order.codes]
 
 
-def _order_row(call_id: str, order: ClassifiedOrder) -> dict:
+def _order_row(call_id: str, order: ClassifiedOrder) -> dict[str, Any]:
     return {"call_id": call_id, "order_reference": order.reference, "category": order.category,
             "region": order.region, "detail": order.guidance or order.kind, "codes": _codes(order),
             "decision": None, "conservative_days": None, "required_days": None, "findings": [], "evidence": [],
             "finding_codes": " "}
 
 
-def _assessment_row(call_id: str, assessment: Assessment) -> dict:
+def _assessment_row(call_id: str, assessment: Assessment) -> dict[str, Any]:
     return {
         **_order_row(call_id, assessment.order),
         "decision": assessment.decision.value,
@@ -118,7 +119,7 @@ def _assessment_row(call_id: str, assessment: Assessment) -> dict:
     }
 
 
-def _card_row(call_id: str, card: CardRecord, assessment_id: int | None) -> dict:
+def _card_row(call_id: str, card: CardRecord, assessment_id: int | None) -> dict[str, Any]:
     return {"uuid": card.uuid, "call_id": call_id, "assessment_id": assessment_id, "indicator": card.indicator,
             "summary": card.summary, "suggestion_uuids": list(card.suggestion_uuids)}
 
@@ -142,7 +143,7 @@ class SqlAuditStore:
                 except IntegrityError:  # another worker created it first
                     found = connection.scalar(select(tables.store_keys.c.value).where(
                         tables.store_keys.c.name == name))
-        return bytes.fromhex(found)
+        return bytes.fromhex(str(found))
 
     def _patient(self, patient_id: str | None) -> str | None:
         if patient_id is None or self.plain_patient_ids:
@@ -161,8 +162,9 @@ class SqlAuditStore:
                 "fetched_keys": list(record.fetched_keys), "user_display": record.user_display,
                 "site": record.site})
             for assessment, card in record.assessed:
-                assessment_id = connection.execute(
-                    INSERT_ASSESSMENT, _assessment_row(call_id, assessment)).inserted_primary_key[0]
+                inserted = connection.execute(INSERT_ASSESSMENT, _assessment_row(call_id, assessment)).inserted_primary_key
+                assert inserted is not None
+                assessment_id = inserted[0]
                 if card:
                     connection.execute(INSERT_CARD, _card_row(call_id, card, assessment_id))
             if record.unassessed:
@@ -206,7 +208,7 @@ class SqlReplayCache:
 
     PURGE_EVERY = 100
 
-    def __init__(self, engine: Engine, clock=time.time) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.clock = clock
         self._uses = 0

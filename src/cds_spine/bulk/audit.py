@@ -1,6 +1,6 @@
 """The one per-patient function both engines call: a patient's resources in, one row per completed ESI or
 spine-surgery Procedure of the period out, each evaluated as the live service would have evaluated its
-order on the day before it was performed: the same reader (fhir.gather), the same pathway, the same cards/.
+order on the day before it was performed: the same reader (fhir.record), the same pathway, the same cards/.
 """
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from ..audit.bulk_rows import BulkRow
 from ..audit.measure import MeasureDefinition, load_measure
-from ..fhir.gather import build_record, unresolved_medications
+from ..fhir.record import build_record
+from ..fhir.references import unresolved_medications
 from ..pathway import Assessment, DraftOrder, Knowledge, PatientRecord, assess, classify_all, load_knowledge
 from ..pathway.record import ProcedureEntry
 from ..privacy import PatientIdHasher
@@ -92,7 +95,7 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _performer(procedure: dict) -> tuple[str | None, str | None]:
+def _performer(procedure: dict[str, Any]) -> tuple[str | None, str | None]:
     """The first performer's reference and name, as the record gives them."""
     performers = procedure.get("performer")
     actor = performers[0].get("actor") if isinstance(performers, list) and performers and isinstance(
@@ -102,45 +105,32 @@ def _performer(procedure: dict) -> tuple[str | None, str | None]:
     return _text(actor.get("reference")), _text(actor.get("display"))
 
 
-def _site(procedure: dict) -> str | None:
+def _site(procedure: dict[str, Any]) -> str | None:
     location = procedure.get("location")
     return _text(location.get("display")) if isinstance(location, dict) else None
 
 
 def _row(context: AuditContext, patient_id: str, entry: ProcedureEntry, day: date, assessment: Assessment,
-         raw: dict) -> dict:
+         raw: dict[str, Any]) -> BulkRow:
     order = assessment.order
-    codes = [finding.code for finding in assessment.findings]
+    codes = tuple(finding.code for finding in assessment.findings)
     clinician, clinician_name = _performer(raw)
     history = assessment.history
-    return {
-        "patient": context.patient_key(patient_id),
-        "procedure": entry.reference,
-        "date": day.isoformat(),
-        "asOf": (day - timedelta(days=1)).isoformat(),
-        "kind": order.category,
-        "region": order.region,
-        "detail": order.guidance if order.category == "esi" else order.kind,
-        "code": f"{order.code.system}|{order.code.code}",
-        "decision": assessment.decision.value,
-        "findings": codes,
-        "components": context.measure.outcomes(order.category, assessment.decision.value, codes),
-        "conservativeDays": history.days,
-        "requiredDays": assessment.required_days,
-        "conservativeEvidence": len(history.evidence),
-        "notCounted": len(history.not_counted),
-        "priorInjections": len(assessment.prior_injections),
-        "diagnoses": len(assessment.diagnoses),
-        "redFlags": len(assessment.red_flags),
-        "unreadable": len(assessment.unreadable),
-        "clinician": clinician,
-        "clinicianName": clinician_name,
-        "site": _site(raw),
-    }
+    return BulkRow(
+        patient=context.patient_key(patient_id), procedure=entry.reference, date=day.isoformat(),
+        as_of=(day - timedelta(days=1)).isoformat(), kind=order.category, region=order.region,
+        detail=order.guidance if order.category == "esi" else order.kind, code=f"{order.code.system}|{order.code.code}",
+        decision=assessment.decision.value, findings=codes,
+        components=context.measure.outcomes(order.category, assessment.decision.value, list(codes)),
+        conservative_days=history.days, required_days=assessment.required_days,
+        conservative_evidence=len(history.evidence), not_counted=len(history.not_counted),
+        prior_injections=len(assessment.prior_injections), diagnoses=len(assessment.diagnoses),
+        red_flags=len(assessment.red_flags), unreadable=len(assessment.unreadable),
+        clinician=clinician, clinician_name=clinician_name, site=_site(raw))
 
 
 def audit_patient(patient_id: str, lines: Iterable[bytes], medications: Mapping[str, bytes],
-                  context: AuditContext) -> list[dict]:
+                  context: AuditContext) -> list[BulkRow]:
     """Rows for the patient's completed ESIs and spine surgeries in the period, oldest first. `lines` are
     the patient's kept resources (export.read_file); `medications` every Medication line by id."""
     knowledge = context.knowledge
@@ -167,9 +157,9 @@ def audit_patient(patient_id: str, lines: Iterable[bytes], medications: Mapping[
     return sorted(rows, key=row_order)
 
 
-PatientAudit = Callable[[str, Iterable[bytes], Mapping[str, bytes], AuditContext], list[dict]]
+PatientAudit = Callable[[str, Iterable[bytes], Mapping[str, bytes], AuditContext], list[BulkRow]]
 
 
-def row_order(row: dict) -> tuple[str, str, str]:
-    return row["patient"], row["date"], row["procedure"]
+def row_order(row: BulkRow) -> tuple[str, str, str]:
+    return row.sort_key
 

@@ -16,14 +16,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
 
-from ..fhir.gather import RECORD_TYPES as READ_TYPES
-from ..fhir.gather import referenced_id, relevance_filter
 from ..fhir.generations import READ_AS
+from ..fhir.references import referenced_id
+from ..fhir.relevance import RECORD_TYPES as READ_TYPES
+from ..fhir.relevance import relevance_filter
 from ..pathway import Knowledge
 
 RECORD_TYPES = READ_TYPES | {"Encounter"}
@@ -55,11 +57,11 @@ class ReadTotals:
     codes under code systems the reader could not place (by system: map them, docs/deploy.md)."""
 
     lines: int = 0
-    resources: Counter = field(default_factory=Counter)
+    resources: Counter[str] = field(default_factory=Counter[str])
     kept: int = 0
-    problem_counts: Counter = field(default_factory=Counter)
+    problem_counts: Counter[str] = field(default_factory=Counter[str])
     problems: list[Problem] = field(default_factory=list)
-    unplaced_systems: Counter = field(default_factory=Counter)
+    unplaced_systems: Counter[str] = field(default_factory=Counter[str])
 
     def unplaced(self, system: str, count: int = 1) -> None:
         if system not in self.unplaced_systems and len(self.unplaced_systems) >= UNPLACED_SYSTEMS:
@@ -84,7 +86,7 @@ class ReadTotals:
         for system, count in other.unplaced_systems.items():
             self.unplaced(system, count)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"lines": self.lines, "resources": dict(sorted(self.resources.items())), "kept": self.kept,
                 "problems": dict(sorted(self.problem_counts.items())),
                 "unplacedCodeSystems": dict(self.unplaced_systems.most_common()),
@@ -154,7 +156,7 @@ def _lines(path: Path, totals: ReadTotals) -> Iterator[tuple[int, bytes]]:
         totals.problem(Problem("unreadable-file", path.name, number + 1, str(exc)))
 
 
-def patient_of(resource: dict) -> str | None:
+def patient_of(resource: dict[str, Any]) -> str | None:
     """The id of the patient a resource belongs to: a Patient's own id, else its subject or patient."""
     if resource.get("resourceType") == "Patient":
         return resource["id"] if isinstance(resource.get("id"), str) else None

@@ -21,9 +21,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
+from ..audit.bulk_rows import BulkRow
 from .audit import AuditContext, PatientAudit, audit_patient, row_order
 from .export import SHARED, ReadTotals, read_file
 
@@ -61,6 +63,7 @@ class Progress:
                 f"{patients:,} patients audited ({patients / seconds:,.0f}/s)")
 
     def _run(self) -> None:
+        assert self._report is not None  # the thread runs only when there is someone to report to
         while not self._stop.wait(self._every):
             self._report(self.line())
 
@@ -93,12 +96,18 @@ def _start_worker(job: _Job, progress: Progress) -> None:
     _job, _progress = job, progress
 
 
+def _worker() -> tuple[_Job, Progress]:
+    """This worker's job and progress counters (set when the pool started it)."""
+    assert _job is not None and _progress is not None
+    return _job, _progress
+
+
 def _read(task: tuple[int, Path]) -> ReadTotals:
     """Read one file into the partition files (each worker writes its own, named after the file)."""
     index, path = task
-    job, progress = _job, _progress
+    job, progress = _worker()
     totals = ReadTotals()
-    outputs: dict[int, object] = {}
+    outputs: dict[int, BinaryIO] = {}
     medications = (job.work / f"medications-{index}.ndjson").open("wb")
     seen = 0
     try:
@@ -144,13 +153,13 @@ def _start_auditor(job: _Job, progress: Progress) -> None:
 
 def _audit(partition: int) -> Path:
     """Audit one partition: its rows, sorted, in a file."""
-    job, progress = _job, _progress
+    job, progress = _worker()
     by_patient: dict[str, list[bytes]] = defaultdict(list)
     for path in sorted((job.work / f"part-{partition}").glob("*.ndjson")):
         for line in path.read_bytes().splitlines():
-            patient, _, resource = line.partition(b"\t")
-            by_patient[patient.decode()].append(resource)
-    rows = []
+            key, _, resource = line.partition(b"\t")
+            by_patient[key.decode()].append(resource)
+    rows: list[BulkRow] = []
     for patient in sorted(by_patient):
         rows += job.audit(patient, by_patient.pop(patient), _medication_lines, job.context)
         with progress.patients.get_lock():
@@ -161,16 +170,16 @@ def _audit(partition: int) -> Path:
     return result
 
 
-def _rows(paths: list[Path]) -> Iterator[dict]:
-    def read(path: Path) -> Iterator[dict]:
+def _rows(paths: list[Path]) -> Iterator[BulkRow]:
+    def read(path: Path) -> Iterator[BulkRow]:
         with path.open("rb") as lines:
             for line in lines:
-                yield orjson.loads(line)
+                yield BulkRow.from_dict(orjson.loads(line))
 
     return heapq.merge(*(read(path) for path in paths), key=row_order)
 
 
-def run_local(files: list[Path], context: AuditContext, add_row: Callable[[dict], None], workers: int | None = None,
+def run_local(files: list[Path], context: AuditContext, add_row: Callable[[BulkRow], None], workers: int | None = None,
               report: Callable[[str], None] | None = None, partitions: int | None = None,
               audit: PatientAudit = audit_patient) -> tuple[ReadTotals, int]:
     """Audit the export's files; each row, in order, to `add_row`. Returns the reading totals and the

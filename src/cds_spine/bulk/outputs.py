@@ -14,21 +14,20 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..audit.bulk_rows import BulkRow
 from ..audit.measure import MeasureDefinition
 from ..audit.measure_report import scored
-from ..audit.runs import order_row
 from ..audit.scoring import Scoring
 from .export import ReadTotals
 
 PROCEDURE_IDENTIFIER = "https://cds-spine.org/fhir/NamingSystem/bulk-audit-procedure"
-COUNT_COLUMNS = ("conservativeDays", "requiredDays", "conservativeEvidence", "notCounted", "priorInjections",
-                 "diagnoses", "redFlags", "unreadable")
-TEXT_COLUMNS = ("patient", "procedure", "date", "asOf", "kind", "region", "detail", "code", "decision")
-PERSON_COLUMNS = ("clinician", "clinicianName", "site")
+COUNT_COLUMNS = frozenset({"conservativeDays", "requiredDays", "conservativeEvidence", "notCounted",
+                           "priorInjections", "diagnoses", "redFlags", "unreadable"})
 BATCH_ROWS = 10_000
 GROUPINGS = ("month", "clinician", "order-kind", "region", "site")
 
@@ -53,30 +52,22 @@ class RunWriter:
         self.components = [component.id for component in measure.components]
         self.scoring = Scoring(measure)
         self.rows = 0
-        self._batch: list[dict] = []
-        self._schema = pa.schema([*((name, pa.string()) for name in TEXT_COLUMNS),
-                                  ("findings", pa.list_(pa.string())),
-                                  *((f"component:{cid}", pa.string()) for cid in self.components),
-                                  *((name, pa.int32()) for name in COUNT_COLUMNS),
-                                  *((name, pa.string()) for name in PERSON_COLUMNS)])
+        self._batch: list[dict[str, Any]] = []
+        self._schema = pa.schema([(name, pa.list_(pa.string()) if name == "findings" else
+                                   pa.int32() if name in COUNT_COLUMNS else pa.string())
+                                  for name in BulkRow.column_names(self.components)])
         self._parquet = pq.ParquetWriter(out / "rows.parquet", self._schema)
         self._csv_file = (out / "rows.csv").open("w", newline="", encoding="utf-8")
         self._csv = csv.writer(self._csv_file, lineterminator="\n")
         self._csv.writerow(self._schema.names)
 
-    def _flat(self, row: dict) -> dict:
-        flat = {name: row[name] for name in (*TEXT_COLUMNS, *COUNT_COLUMNS, *PERSON_COLUMNS)}
-        flat["findings"] = row["findings"]
-        flat.update({f"component:{cid}": row["components"].get(cid) for cid in self.components})
-        return flat
-
-    def add(self, row: dict) -> None:
+    def add(self, row: BulkRow) -> None:
         self.rows += 1
-        flat = self._flat(row)
-        self.scoring.add(order_row(flat, self.rows))
+        columns = row.columns(self.components)
+        self.scoring.add(row.order(self.rows))
         self._csv.writerow(" ".join(value) if name == "findings" else ("" if value is None else value)
-                           for name, value in ((name, flat[name]) for name in self._schema.names))
-        self._batch.append(flat)
+                           for name, value in ((name, columns[name]) for name in self._schema.names))
+        self._batch.append(columns)
         if len(self._batch) >= BATCH_ROWS:
             self._flush()
 
@@ -85,7 +76,7 @@ class RunWriter:
             self._parquet.write_table(pa.Table.from_pylist(self._batch, schema=self._schema))
             self._batch = []
 
-    def finish(self, info: RunInfo, totals: ReadTotals, patients: int, seconds: float) -> dict:
+    def finish(self, info: RunInfo, totals: ReadTotals, patients: int, seconds: float) -> dict[str, Any]:
         """Close the row files; write summary.json and measure-report.json; the summary."""
         self._flush()
         self._parquet.close()

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from ..audit.bulk_rows import BulkRow
 from .audit import AuditContext, AuditSpec, PatientAudit, audit_patient, row_order
 from .export import SHARED, ReadTotals, read_file
 
@@ -29,7 +31,7 @@ def _context(spec: AuditSpec) -> AuditContext:
     return _contexts[spec.fingerprint]
 
 
-def run_spark(files: list[Path], spec: AuditSpec, add_row: Callable[[dict], None], master: str,
+def run_spark(files: list[Path], spec: AuditSpec, add_row: Callable[[BulkRow], None], master: str,
               partitions: int | None = None, report: Callable[[str], None] | None = None,
               audit: PatientAudit = audit_patient) -> tuple[ReadTotals, int]:
     """Audit the export on Spark (`master`: local[*], spark://host:7077, yarn, k8s://...); each row, in
@@ -47,14 +49,14 @@ def run_spark(files: list[Path], spec: AuditSpec, add_row: Callable[[dict], None
         spark.stop()
 
 
-def _run(sc, files: list[Path], spec: AuditSpec, add_row: Callable[[dict], None], partitions: int | None,
+def _run(sc: Any, files: list[Path], spec: AuditSpec, add_row: Callable[[BulkRow], None], partitions: int | None,
          report: Callable[[str], None] | None, audit: PatientAudit) -> tuple[ReadTotals, int]:
     from pyspark import StorageLevel
 
     storage = StorageLevel.MEMORY_AND_DISK
     spec_b = sc.broadcast(spec)
 
-    def scan(paths: Iterator[str]) -> Iterator[tuple]:
+    def scan(paths: Iterator[str]) -> Iterator[tuple[Any, ...]]:
         context = _context(spec_b.value)
         for path in paths:
             totals = ReadTotals()
@@ -71,7 +73,7 @@ def _run(sc, files: list[Path], spec: AuditSpec, add_row: Callable[[dict], None]
     medication_lines = scanned.filter(lambda kept: kept[0] == SHARED).values().collect()
     medications_b = sc.broadcast({orjson.loads(line).get("id"): line for line in medication_lines})
 
-    def audit_partition(patients: Iterator[tuple[str, object]]) -> Iterator[tuple]:
+    def audit_partition(patients: Iterator[tuple[str, Iterable[bytes]]]) -> Iterator[tuple[Any, ...]]:
         context = _context(spec_b.value)
         count = 0
         for patient, lines in patients:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import DataUnavailableError, Issue
 from ..fhir.client import FhirClient
-from ..fhir.gather import build_record, read_draft_orders, relevance_filter
+from ..fhir.draft_orders import read_draft_orders
 from ..fhir.people import Orderer, find_orderer
 from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAccess, Obtained, obtain
+from ..fhir.record import build_record
+from ..fhir.relevance import relevance_filter
 from ..metrics import DATA_UNAVAILABLE, UnplacedCodeSystems
 from ..pathway import (
     Assessment,
@@ -101,7 +104,7 @@ class CallAnswerer:
         return orders, classify_all(in_scope, self.knowledge)
 
     def _assess(self, call: Call, classified: list[ClassifiedOrder], orders: list[DraftOrder],
-                resources: Sequence[dict], now: datetime) -> list[tuple[Assessment, Card | None]]:
+                resources: Sequence[dict[str, Any]], now: datetime) -> list[tuple[Assessment, Card | None]]:
         record = build_record(resources, self.knowledge)
         options = self._options(call)
         return [(a, render_one(a, self.knowledge, options))
@@ -110,7 +113,7 @@ class CallAnswerer:
     def _options(self, call: Call) -> CardOptions:
         return CardOptions(call.context.patientId, self.info_card_when_met, self.smart_app_url)
 
-    def _summary(self, resources: Sequence[dict], now: datetime) -> PatientSummary | None:
+    def _summary(self, resources: Sequence[dict[str, Any]], now: datetime) -> PatientSummary | None:
         return summarize_patient(build_record(resources, self.knowledge), self.knowledge, now)
 
     async def _patient_view(self, call: Call, now: datetime) -> Answer:

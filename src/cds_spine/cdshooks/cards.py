@@ -5,11 +5,13 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from ..pathway import Assessment, Criteria, Decision, Knowledge, PatientSummary
 from ..pathway.assessment import DiagnosisOnRecord, shorten
+from ..pathway.config import Detail, FindingCode
 from ..pathway.evidence import ConservativeHistory, Evidence
-from ..pathway.knowledge import WORDING, Detail
+from ..pathway.wording import WORDING
 from .models import Action, Card, Link, OverrideReason, Source, Suggestion
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
@@ -84,6 +86,7 @@ def _history_section(knowledge: Knowledge, history: ConservativeHistory) -> list
         section = [WORDING.format(wording.found_heading, lookback_months=months)]
         section += _bullets(_evidence_lines(knowledge, history.evidence))
         section.append("")
+        assert history.longest is not None  # there is evidence
         section.append(WORDING.format(wording.episode, days=history.days, start=history.longest.start,
                                       end=history.longest.end))
     if history.not_counted:
@@ -100,7 +103,7 @@ def _paragraphs(*blocks: Iterable[str]) -> str:
     return "\n\n".join("\n".join(block) for block in blocks if block)
 
 
-def _summary(knowledge: Knowledge, code: str, facts: dict) -> str:
+def _summary(knowledge: Knowledge, code: FindingCode, facts: dict[str, Any]) -> str:
     return WORDING.format(knowledge.config.findings[code].summary, **facts)
 
 
@@ -139,7 +142,7 @@ def _detail(assessment: Assessment, knowledge: Knowledge) -> str:
     )
 
 
-def _referral(knowledge: Knowledge, options: CardOptions) -> dict:
+def _referral(knowledge: Knowledge, options: CardOptions) -> dict[str, Any]:
     referral = knowledge.config.card.suggestions.referral
     return {
         "resourceType": "ServiceRequest",
@@ -245,6 +248,7 @@ def render_patient_summary(summary: PatientSummary | None, knowledge: Knowledge,
                  for flag in flags]
     diagnoses = _unique(WORDING.format(detail.diagnosis_line, diagnosis=_md(_dated(detail, d)))
                         for d in summary.diagnoses if d.group in ("qualifying", "axial"))
+    indicator: Literal["info", "warning", "critical"]
     if flags:
         text = WORDING.format(wording.red_flag, condition=shorten(flags[0].description))
         indicator = wording.red_flag_severity

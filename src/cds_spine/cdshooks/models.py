@@ -111,7 +111,7 @@ class DraftEntry(_Lenient):
 
 class DraftOrders(_Lenient):
     """The Bundle of draft orders: its shape is checked (400 naming the field); what is inside each
-    resource is read leniently (fhir/gather.py), as real EHRs write it. An entry without a resource
+    resource is read leniently (fhir/record.py), as real EHRs write it. An entry without a resource
     is skipped."""
 
     resourceType: Literal["Bundle"]

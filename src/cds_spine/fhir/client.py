@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin
 
 import httpx
@@ -48,16 +49,16 @@ class FhirClient:
         self.max_entries = limits.max_entries
         self.max_response_bytes = limits.max_response_bytes
 
-    async def search(self, base: str, query: str, token: str | None, keep: Keep) -> list[dict]:
+    async def search(self, base: str, query: str, token: str | None, keep: Keep) -> list[dict[str, Any]]:
         """The kept resources of every page of a search."""
         return await self._pages(base, urljoin(base.rstrip("/") + "/", query), token, keep)
 
-    async def follow(self, base: str, next_url: str, token: str | None, keep: Keep) -> list[dict]:
+    async def follow(self, base: str, next_url: str, token: str | None, keep: Keep) -> list[dict[str, Any]]:
         """The kept resources of the pages after one the EHR already sent in prefetch."""
         return await self._pages(base, urljoin(base.rstrip("/") + "/", next_url), token, keep)
 
-    async def _pages(self, base: str, url: str, token: str | None, keep: Keep) -> list[dict]:
-        resources: list[dict] = []
+    async def _pages(self, base: str, url: str | None, token: str | None, keep: Keep) -> list[dict[str, Any]]:
+        resources: list[dict[str, Any]] = []
         pages_left = self.page_cap
         entries = 0
         while url:
@@ -75,7 +76,7 @@ class FhirClient:
             pages_left -= 1
         return resources
 
-    async def _get(self, url: str, token: str | None) -> dict:
+    async def _get(self, url: str, token: str | None) -> dict[str, Any]:
         started = time.perf_counter()
         try:
             bundle = await self._fetch(url, token)
@@ -87,7 +88,7 @@ class FhirClient:
         FHIR_REQUESTS.labels("ok").inc()
         return bundle
 
-    async def _fetch(self, url: str, token: str | None) -> dict:
+    async def _fetch(self, url: str, token: str | None) -> dict[str, Any]:
         headers = {"Accept": FHIR_JSON}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -124,7 +125,7 @@ class FhirClient:
         return bytes(content)
 
 
-def _entry_count(bundle) -> int:
+def _entry_count(bundle: Any) -> int:
     entries = bundle.get("entry")
     return len(entries) if entries.__class__ in jsonio.ARRAYS else 0
 
@@ -139,14 +140,15 @@ def _inside(base: str, url: str) -> str:
     raise FhirError("outside-fhir-server", "a URL outside fhirServer (a next link or query); it was not requested")
 
 
-def _is_error(outcome: dict) -> bool:
+def _is_error(outcome: dict[str, Any]) -> bool:
     issues = outcome.get("issue")
     return any(isinstance(issue, dict) and issue.get("severity") in ("error", "fatal")
                for issue in (issues if isinstance(issues, list) else []))
 
 
-def _next_link(bundle, base: str) -> str | None:
+def _next_link(bundle: Any, base: str) -> str | None:
     links = bundle.get("link")
+    link: Any
     for link in links if links.__class__ in jsonio.ARRAYS else ():
         if link.__class__ in jsonio.OBJECTS and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return urljoin(base.rstrip("/") + "/", link["url"])

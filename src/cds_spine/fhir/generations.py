@@ -24,11 +24,11 @@ REQUEST_STATUS = {  # STU3 and DSTU2 ProcedureRequest -> R4 ServiceRequest
 STATEMENT_NOT_TAKEN = "not-taken"
 
 
-def _concept(system: str, code: Any) -> dict:
+def _concept(system: str, code: Any) -> dict[str, Any]:
     return {"coding": [{"system": system, "code": code}]}
 
 
-def _move(resource: dict, old: str, new: str, wrap: Callable[[Any], Any] = lambda value: value) -> None:
+def _move(resource: dict[str, Any], old: str, new: str, wrap: Callable[[Any], Any] = lambda value: value) -> None:
     """Move `old` to `new` (wrapped) unless the resource already has `new`."""
     if old in resource:
         value = resource.pop(old)
@@ -39,7 +39,7 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, dict) else value
 
 
-def _reasons(resource: dict, concept: str, reference: str) -> None:
+def _reasons(resource: dict[str, Any], concept: str, reference: str) -> None:
     """DSTU2 `reason[x]` / `reasonForUse[x]` (one each) -> R4 reasonCode / reasonReference (lists)."""
     _move(resource, concept, "reasonCode", _as_list)
     _move(resource, reference, "reasonReference", _as_list)
@@ -47,7 +47,7 @@ def _reasons(resource: dict, concept: str, reference: str) -> None:
         resource["reasonReference"] = [resource["reasonReference"]]
 
 
-def _dosages(resource: dict) -> None:
+def _dosages(resource: dict[str, Any]) -> None:
     """STU3/DSTU2 Dosage.dose[x] -> R4 Dosage.doseAndRate[].dose[x]."""
     dosages = resource.get("dosageInstruction")
     if not isinstance(dosages, list):
@@ -61,13 +61,13 @@ def _dosages(resource: dict) -> None:
     resource["dosageInstruction"] = read
 
 
-def _status(resource: dict, mapping: dict[str, str]) -> None:
+def _status(resource: dict[str, Any], mapping: dict[str, str]) -> None:
     status = resource.get("status")
     if isinstance(status, str) and status in mapping:
         resource["status"] = mapping[status]
 
 
-def _condition(resource: dict) -> None:
+def _condition(resource: dict[str, Any]) -> None:
     for element, system in (("clinicalStatus", CLINICAL_STATUS), ("verificationStatus", VERIFICATION_STATUS)):
         if isinstance(resource.get(element), str):  # STU3 and DSTU2: a bare code
             resource[element] = _concept(system, resource[element])
@@ -75,27 +75,27 @@ def _condition(resource: dict) -> None:
     _move(resource, "dateRecorded", "recordedDate")  # DSTU2
 
 
-def _procedure(resource: dict) -> None:
+def _procedure(resource: dict[str, Any]) -> None:
     if resource.pop("notDone", None) is True or resource.pop("notPerformed", None) is True:  # STU3, DSTU2
         resource["status"] = "not-done"
     _status(resource, PROCEDURE_STATUS)
     _reasons(resource, "reasonCodeableConcept", "reasonReference")
 
 
-def _medication_statement(resource: dict) -> None:
+def _medication_statement(resource: dict[str, Any]) -> None:
     taken = resource.pop("taken", None)  # STU3: y | n | unk | na
     if taken == "n" or resource.pop("wasNotTaken", None) is True:  # DSTU2
         resource["status"] = STATEMENT_NOT_TAKEN
     _reasons(resource, "reasonForUseCodeableConcept", "reasonForUseReference")
 
 
-def _medication_request(resource: dict) -> None:
+def _medication_request(resource: dict[str, Any]) -> None:
     _move(resource, "dateWritten", "authoredOn")  # DSTU2 MedicationOrder
     _reasons(resource, "reasonCodeableConcept", "reasonReference")
     _dosages(resource)
 
 
-def _service_request(resource: dict) -> None:
+def _service_request(resource: dict[str, Any]) -> None:
     _status(resource, REQUEST_STATUS)
     _move(resource, "orderedOn", "authoredOn")  # DSTU2 ProcedureRequest
     _move(resource, "scheduledDateTime", "occurrenceDateTime")
@@ -103,7 +103,7 @@ def _service_request(resource: dict) -> None:
     _reasons(resource, "reasonCodeableConcept", "reasonReference")
 
 
-READERS: dict[str, Callable[[dict], None]] = {
+READERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "Condition": _condition,
     "Procedure": _procedure,
     "MedicationStatement": _medication_statement,
@@ -112,7 +112,7 @@ READERS: dict[str, Callable[[dict], None]] = {
 }
 
 
-def as_r4(resource: dict) -> dict:
+def as_r4(resource: dict[str, Any]) -> dict[str, Any]:
     """The resource in its R4 shape (a shallow copy: the resource itself is left as it came)."""
     resource_type = READ_AS.get(resource["resourceType"], resource["resourceType"])
     read = {**resource, "resourceType": resource_type}

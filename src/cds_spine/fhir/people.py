@@ -7,7 +7,7 @@ display name. What the EHR does not send stays unknown; the audit then shows the
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ def _kept(resource: Any) -> bool:
     return resource.get("resourceType") in KEPT_TYPES
 
 
-def _resources(key: str, prefetch: Mapping[str, Any]) -> list[dict]:
+def _resources(key: str, prefetch: Mapping[str, Any]) -> list[dict[str, Any]]:
     value = read_prefetch_value(prefetch[key], _kept) if key in prefetch else None
     return list(value.resources) if value and value.supplied else []
 
@@ -45,8 +45,9 @@ def _human_name(names: Any) -> str | None:
     for name in names if isinstance(names, list) else ():
         if not isinstance(name, dict):
             continue
-        if isinstance(name.get("text"), str) and name["text"].strip():
-            return name["text"].strip()
+        text = name.get("text")
+        if isinstance(text, str) and text.strip():
+            return text.strip()
         parts = [p for p in (*(name.get("prefix") or ()), *(name.get("given") or ()), name.get("family"))
                  if isinstance(p, str) and p.strip()]
         if parts:
@@ -54,7 +55,8 @@ def _human_name(names: Any) -> str | None:
     return None
 
 
-def _display(reference: Any, by_reference: Mapping[str, dict], read) -> str | None:
+def _display(reference: Any, by_reference: Mapping[str, dict[str, Any]],
+             read: Callable[[dict[str, Any]], str | None]) -> str | None:
     if not isinstance(reference, dict):
         return None
     target = by_reference.get(reference.get("reference") or "")
@@ -63,12 +65,12 @@ def _display(reference: Any, by_reference: Mapping[str, dict], read) -> str | No
     return found or (display.strip() if isinstance(display, str) and display.strip() else None)
 
 
-def _organization_name(resource: dict) -> str | None:
+def _organization_name(resource: dict[str, Any]) -> str | None:
     name = resource.get("name")
     return name.strip() if isinstance(name, str) and name.strip() else None
 
 
-def read_orderer(user_id: str, encounter_id: str | None, resources: list[dict]) -> Orderer:
+def read_orderer(user_id: str, encounter_id: str | None, resources: list[dict[str, Any]]) -> Orderer:
     """The user's name (Practitioner, or the PractitionerRole's practitioner) and the site (the encounter's
     serviceProvider, else the role's organization), from the resources found."""
     by_reference = {f"{r.get('resourceType')}/{r.get('id')}": r for r in resources if isinstance(r, dict)}

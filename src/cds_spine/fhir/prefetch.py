@@ -24,7 +24,7 @@ from urllib.parse import quote
 from ..jsonio import ARRAYS, OBJECTS, materialize
 from .bundles import Keep, kept_entries
 from .client import FhirClient, FhirError
-from .gather import unresolved_encounters, unresolved_medications
+from .references import unresolved_encounters, unresolved_medications
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class FhirAccess:
 @dataclass(frozen=True)
 class PrefetchValue:
     supplied: bool
-    resources: tuple[dict, ...] = ()
+    resources: tuple[dict[str, Any], ...] = ()
     next_url: str | None = None
 
 
@@ -113,7 +113,7 @@ def _needs_server(value: PrefetchValue) -> bool:
 
 
 async def _obtain_key(key: str, value: PrefetchValue, patient_id: str, access: FhirAccess,
-                      client: FhirClient, keep: Keep) -> list[dict]:
+                      client: FhirClient, keep: Keep) -> list[dict[str, Any]]:
     if not _needs_server(value):
         return list(value.resources)
     problem = access.why_not()
@@ -121,8 +121,10 @@ async def _obtain_key(key: str, value: PrefetchValue, patient_id: str, access: F
         situation = "prefetch has more pages (a next link) that cannot be fetched:" if value.supplied else \
             "not in prefetch and"
         raise DataUnavailable(key, "no-fhir-access", f"{situation} {problem}")
+    assert access.server is not None  # why_not() said it can be queried
     try:
         if value.supplied:
+            assert value.next_url is not None  # _needs_server
             return list(value.resources) + await client.follow(access.server, value.next_url, access.token, keep)
         return await client.search(access.server, resolve_query(RECORD_QUERIES[key], patient_id), access.token,
                                    keep)
@@ -132,14 +134,14 @@ async def _obtain_key(key: str, value: PrefetchValue, patient_id: str, access: F
 
 @dataclass(frozen=True)
 class Obtained:
-    resources: tuple[dict, ...]
+    resources: tuple[dict[str, Any], ...]
     """Only the kept (relevant) resources."""
     fetched_keys: tuple[str, ...]
     """Keys that needed the FHIR server rather than prefetch alone (for the audit)."""
 
 
-async def _medications(found: Mapping[str, list[dict]], access: FhirAccess, client: FhirClient,
-                       keep: Keep) -> list[dict]:
+async def _medications(found: Mapping[str, list[dict[str, Any]]], access: FhirAccess, client: FhirClient,
+                       keep: Keep) -> list[dict[str, Any]]:
     """The Medications the found resources name by reference but do not carry."""
     missing = unresolved_medications(resource for resources in found.values() for resource in resources)
     if not missing:
@@ -149,6 +151,7 @@ async def _medications(found: Mapping[str, list[dict]], access: FhirAccess, clie
     if problem:
         raise DataUnavailable(key, "no-fhir-access",
                               f"Medication resources named by reference are not in prefetch and {problem}")
+    assert access.server is not None  # why_not() said it can be queried
     try:
         return await client.search(access.server, f"Medication?_id={quote(','.join(missing), safe=',')}",
                                    access.token, keep)
@@ -156,12 +159,12 @@ async def _medications(found: Mapping[str, list[dict]], access: FhirAccess, clie
         raise DataUnavailable(key, exc.kind, f"Medication resources named by reference: {exc}") from None
 
 
-async def _encounters(resources: Sequence[dict], access: FhirAccess, client: FhirClient, keep: Keep,
-                      seconds_left: float) -> list[dict]:
+async def _encounters(resources: Sequence[dict[str, Any]], access: FhirAccess, client: FhirClient, keep: Keep,
+                      seconds_left: float) -> list[dict[str, Any]]:
     """The Encounters of undated diagnoses that the resources lack, when the FHIR server can give them in the
     time left; else none (those diagnoses are read with their date unknown)."""
     missing = unresolved_encounters(resources)
-    if not missing or access.why_not() or seconds_left <= 0:
+    if not missing or access.why_not() or access.server is None or seconds_left <= 0:
         return []
     try:
         async with asyncio.timeout(seconds_left):

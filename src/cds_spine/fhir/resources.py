@@ -9,7 +9,7 @@ generations reach these models in their R4 shape (fhir/generations.py).
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, StringConstraints
 
@@ -131,7 +131,7 @@ class _MedicationUse(_Reasoned):
     status: Code
     medicationCodeableConcept: CodeableConcept | None = None
     medicationReference: Reference | None = None
-    contained: list[dict] = []
+    contained: list[dict[str, Any]] = []
 
 
 class MedicationStatement(_MedicationUse):
@@ -161,7 +161,7 @@ class ServiceRequest(_Reasoned):
 
 
 MODELS: dict[str, type[_Resource]] = {
-    model.model_fields["resourceType"].annotation.__args__[0]: model
+    get_args(model.model_fields["resourceType"].annotation)[0]: model
     for model in (Condition, Procedure, MedicationStatement, MedicationRequest, ServiceRequest)
 }
 

@@ -9,21 +9,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 
-from .evidence import (
-    ConservativeHistory,
-    PriorInjection,
-    Referral,
-    Scope,
-    conservative_history,
-    is_active,
-    pending_referrals,
-    prior_injections,
-    session_referrals,
-)
+from .config import FindingCode
+from .evidence import ConservativeHistory, Scope, conservative_history
+from .injections import PriorInjection, prior_injections
 from .knowledge import CONDITION_DISPLAY_LIMIT, Knowledge
 from .orders import ClassifiedOrder
 from .reasons import Indication, describe
 from .record import DraftOrder, PatientRecord
+from .referrals import Referral, pending_referrals, session_referrals
+from .timing import is_active
 
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
@@ -51,7 +45,7 @@ class Criteria(str, Enum):
 
 @dataclass(frozen=True)
 class Finding:
-    code: str
+    code: FindingCode
     severity: str
     facts: Mapping[str, str | int]
     evidence: tuple[str, ...] = ()
@@ -179,7 +173,7 @@ def has_indication(record: PatientRecord, knowledge: Knowledge, valuesets: Seque
     return False
 
 
-def _finding(knowledge: Knowledge, code: str, evidence: Sequence[str] = (), **facts: str | int) -> Finding:
+def _finding(knowledge: Knowledge, code: FindingCode, evidence: Sequence[str] = (), **facts: str | int) -> Finding:
     return Finding(code, knowledge.config.findings[code].severity, facts, tuple(evidence))
 
 

@@ -10,30 +10,27 @@ only when it is for the spine, or its reason is not known, and not for another s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
-from .knowledge import WORDING, Group, Knowledge, MedicationGroup
-from .reasons import Indication, Indications, describe, union_segments
+from .config import Group, Modality
+from .courses import Course, MedicationUse, courses
+from .knowledge import OPIOID, Knowledge
+from .reasons import Indication, Indications, describe
 from .record import (
     Code,
-    ConditionEntry,
-    DraftOrder,
     MedicationEntry,
     PatientRecord,
-    Period,
     ProcedureEntry,
     ServiceRequestEntry,
 )
+from .timing import Window, medication_days, procedure_days, referral_days
+from .wording import WORDING
 
 PROCEDURE_STATUSES_DONE = frozenset({"completed", "in-progress"})
 MEDICATION_STATUSES_TAKEN = frozenset({"active", "completed", "stopped"})
-REFERRAL_STATUSES_PENDING = frozenset({"active", "on-hold", "draft"})
-PROCEDURE_STATUSES_VOID = frozenset({"not-done", "entered-in-error"})
-ACTIVE_CLINICAL_STATUSES = frozenset({"active", "recurrence", "relapse"})
-DISCARDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 ESI_CATEGORY = "esi"
-OPIOID = "opioid"
 
 
 @dataclass(frozen=True)
@@ -66,14 +63,6 @@ class NotCounted:
 
 
 @dataclass(frozen=True)
-class Referral:
-    """A referral to conservative therapy that is ordered but not done."""
-
-    reference: str
-    description: str
-
-
-@dataclass(frozen=True)
 class Episode:
     start: date
     end: date
@@ -95,135 +84,12 @@ class ConservativeHistory:
 
 
 @dataclass(frozen=True)
-class PriorInjection:
-    reference: str
-    day: date
-    region: str
-
-
-@dataclass(frozen=True)
 class Scope:
     """What the evidence is read toward: the order's spinal segments (empty: any) and required days."""
 
     segments: frozenset[str]
     required_days: int
     count_prior_esi: bool
-
-
-@dataclass(frozen=True)
-class Window:
-    start: date
-    end: date
-
-    @classmethod
-    def lookback(cls, today: date, days: int) -> Window:
-        return cls(today - timedelta(days=days), today)
-
-    def clip(self, start: date, end: date) -> tuple[date, date] | None:
-        if end < self.start or start > self.end:
-            return None
-        return max(start, self.start), min(end, self.end)
-
-
-def is_active(condition: ConditionEntry, today: date) -> bool:
-    """Active on `today`. A record read as of an earlier day (a retrospective audit) shows today's status:
-    a condition that began after that day was not active yet, one that abated after it still was."""
-    if condition.verification_status in DISCARDED_VERIFICATION:
-        return False
-    if condition.onset is not None and condition.onset > today:
-        return False
-    if condition.abatement is not None:
-        return condition.abatement > today
-    if condition.clinical_status is None:
-        return not condition.abated
-    return condition.clinical_status in ACTIVE_CLINICAL_STATUSES
-
-
-def _days(period: Period | None, today: date, still_going: bool) -> tuple[date, date] | None:
-    if period is None or (period.start is None and period.end is None):
-        return None
-    start = period.start or period.end
-    end = period.end or (today if still_going else start)
-    return (start, end) if end >= start else (end, start)
-
-
-def procedure_days(entry: ProcedureEntry, today: date) -> tuple[date, date] | None:
-    return _days(entry.performed, today, still_going=entry.status == "in-progress")
-
-
-def referral_days(entry: ServiceRequestEntry, today: date) -> tuple[date, date] | None:
-    return _days(entry.occurrence, today, still_going=False) or _days(
-        Period(entry.authored_on, entry.authored_on), today, still_going=False)
-
-
-def medication_days(entry: MedicationEntry, today: date, knowledge: Knowledge) -> tuple[date, date] | None:
-    """From its start to the end the record states; an active one with no stated end is still taken today
-    (unless it is an acute course); any other lasts its first day."""
-    start = entry.start or entry.stated_end
-    if start is None:
-        return None
-    if entry.stated_end is not None:
-        return (start, entry.stated_end) if entry.stated_end >= start else (entry.stated_end, start)
-    ongoing = knowledge.config.medication_courses.active_without_end_is_ongoing and entry.status == "active" \
-        and entry.course_type != "acute"
-    return start, max(start, today) if ongoing else start
-
-
-@dataclass
-class _Use:
-    """One medication entry, read: what it is, its days, and what it treats."""
-
-    entry: MedicationEntry
-    group: MedicationGroup | None  # None: an opioid
-    ingredient: tuple  # renewals of one ingredient join one course
-    description: str
-    start: date
-    end: date
-    indication: Indication
-    systemic: bool
-
-
-@dataclass
-class _Course:
-    uses: list[_Use] = field(default_factory=list)
-
-    @property
-    def start(self) -> date:
-        return self.uses[0].start
-
-    @property
-    def end(self) -> date:
-        return max(use.end for use in self.uses)
-
-    @property
-    def references(self) -> tuple[str, ...]:
-        return tuple(use.entry.reference for use in self.uses)
-
-    @property
-    def description(self) -> str:
-        return self.uses[-1].description
-
-    def indication(self) -> Indication:
-        """Stated by any of its entries for the spine; else stated by all for another condition; else what
-        the course followed when it began."""
-        stated_spine = [use.indication for use in self.uses if use.indication.explicit and use.indication.spine]
-        if stated_spine:
-            return Indication(True, union_segments(i.segments for i in stated_spine),
-                              condition=stated_spine[0].condition, explicit=True)
-        unstated = [use.indication for use in self.uses if not use.indication.explicit]
-        return unstated[0] if unstated else self.uses[0].indication
-
-
-def courses(uses: Iterable[_Use], renewal_gap_days: int) -> list[_Course]:
-    """Join uses (of one ingredient) into courses: a use that starts while the course runs, or within the
-    renewal gap after its end, renews it."""
-    found: list[_Course] = []
-    for use in sorted(uses, key=lambda u: (u.start, u.end)):
-        if found and (use.start - found[-1].end).days <= renewal_gap_days:
-            found[-1].uses.append(use)
-        else:
-            found.append(_Course([use]))
-    return found
 
 
 class _NotCountedList:
@@ -257,7 +123,7 @@ class _Reader:
         self.indications = Indications(record, knowledge)
         self.evidence: list[Evidence] = []
         self.not_counted = _NotCountedList()
-        self.uses: list[_Use] = []
+        self.uses: list[MedicationUse] = []
 
     def _region_label(self, segments: frozenset[str]) -> str:
         region = next((name for name, covered in self.config.region_segments.items()
@@ -286,7 +152,7 @@ class _Reader:
         else:
             self.evidence.append(Evidence(group.id, group.label, (reference,), description, *clipped))
 
-    def _modality(self, codes: Sequence[Code]):
+    def _modality(self, codes: Sequence[Code]) -> Modality | None:
         return next((group for group in self.config.conservative.modalities
                      if self.knowledge.find(codes, group.valueset)), None)
 
@@ -360,10 +226,10 @@ class _Reader:
         description = describe(entry.codes, entry.text)
         names = knowledge.ingredients(texts) if group else frozenset()
         ingredient = (group.id if group else OPIOID, names or description)
-        self.uses.append(_Use(entry, group, ingredient, description, *days, indication, systemic))
+        self.uses.append(MedicationUse(entry, group, ingredient, description, *days, indication, systemic))
 
     def medication_courses(self) -> None:
-        by_ingredient: dict[tuple, list[_Use]] = {}
+        by_ingredient: dict[tuple[Any, ...], list[MedicationUse]] = {}
         for use in self.uses:
             by_ingredient.setdefault(use.ingredient, []).append(use)
         gap = self.config.medication_courses.renewal_gap_days
@@ -371,7 +237,7 @@ class _Reader:
             for course in courses(uses, gap):
                 self.course(course)
 
-    def course(self, course: _Course) -> None:
+    def course(self, course: Course) -> None:
         clipped = self.window.clip(course.start, course.end)
         if not clipped:
             return
@@ -397,7 +263,7 @@ class _Reader:
             self.evidence.append(Evidence(group.id, group.label, course.references, description, *clipped,
                                           is_medication=True))
 
-    def _long_term_systemic(self, course: _Course, clipped: tuple[date, date]) -> bool:
+    def _long_term_systemic(self, course: Course, clipped: tuple[date, date]) -> bool:
         """A systemic drug taken for another condition, or for another spinal region, for at least the required
         days: the class has been tried, whatever it was taken for."""
         return (self.config.medication_courses.other_condition_long_term_counts
@@ -431,46 +297,3 @@ def conservative_history(record: PatientRecord, knowledge: Knowledge, today: dat
     evidence = tuple(sorted(reader.evidence, key=lambda e: (e.start, e.reference)))
     return ConservativeHistory(evidence, reader.not_counted.items(),
                                longest_episode(evidence, knowledge.config.episode_gap_days))
-
-
-def prior_injections(record: PatientRecord, knowledge: Knowledge, today: date, window_days: int
-                     ) -> tuple[PriorInjection, ...]:
-    """Completed ESIs within the window, oldest first."""
-    window = Window.lookback(today, window_days)
-    found = []
-    for entry in record.procedures:
-        membership = knowledge.find(entry.codes, knowledge.config.orders.esi.valueset)
-        days = procedure_days(entry, today) if membership and entry.status == "completed" else None
-        if days and window.clip(*days):
-            found.append(PriorInjection(entry.reference, days[0], membership.attributes.get("region", "unspecified")))
-    return tuple(sorted(found, key=lambda injection: injection.day))
-
-
-def _is_referral_code(codes: Sequence[Code], knowledge: Knowledge) -> bool:
-    conservative = knowledge.config.conservative
-    valuesets = [conservative.referrals.valueset, *(group.valueset for group in conservative.modalities)]
-    return any(knowledge.find(codes, valueset) for valueset in valuesets)
-
-
-def session_referrals(session_orders: Sequence[DraftOrder], knowledge: Knowledge) -> tuple[Referral, ...]:
-    """Referrals to conservative therapy among the draft orders of this ordering session."""
-    return tuple(Referral(order.reference, describe(order.codes, order.text)) for order in session_orders
-                 if _is_referral_code(order.codes, knowledge))
-
-
-def pending_referrals(record: PatientRecord, in_session: Sequence[Referral], knowledge: Knowledge,
-                      history: ConservativeHistory, today: date) -> tuple[Referral, ...]:
-    """Referrals to conservative therapy ordered but not done: `in_session` (session_referrals), ServiceRequests
-    still open, and referrals recorded as Procedures in the last `referrals.pending_days` with no therapy since."""
-    referrals = knowledge.config.conservative.referrals
-    found = list(in_session)
-    found += [Referral(entry.reference, describe(entry.codes, entry.text)) for entry in record.service_requests
-              if entry.status in REFERRAL_STATUSES_PENDING and _is_referral_code(entry.codes, knowledge)]
-    last_visit = max((e.end for e in history.evidence if not e.is_medication), default=None)
-    for entry in record.procedures:
-        days = procedure_days(entry, today)
-        if (days and entry.status not in PROCEDURE_STATUSES_VOID and knowledge.find(entry.codes, referrals.valueset)
-                and today - timedelta(days=referrals.pending_days) <= days[0] <= today
-                and (last_visit is None or last_visit <= days[0])):
-            found.append(Referral(entry.reference, describe(entry.codes, entry.text)))
-    return tuple(found)

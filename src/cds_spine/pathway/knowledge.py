@@ -6,30 +6,22 @@ A bad file stops the service with a KnowledgeError that names the file and the f
 from __future__ import annotations
 
 import hashlib
-import re
-import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
 
 import simdjson
 import yaml
-from fhir.resources.R4B.valueset import ValueSet
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
+from fhir.resources.R4B.valueset import ValueSet, ValueSetExpansionContains
+from pydantic import ValidationError
 
 from .codesystems import CodeSystemError, CodeSystems, load_code_systems
+from .config import MedicationGroup, PathwayConfig
+from .ingredients import IngredientNames
 from .record import Code
 
 ATTRIBUTE_EXTENSION = "https://cds-spine.org/fhir/StructureDefinition/code-attribute"
-SUMMARY_LIMIT = 140
-# Longest value each placeholder can take when a card is rendered (free text is shortened to this).
-PLACEHOLDER_WORST_CASE = {
-    "days": "365", "required": "365", "lookback_months": "12", "session": "99", "limit": "99",
-    "days_since": "365", "min_days": "365", "condition": "x" * 40, "missing": "365", "count": "99",
-    "next": "2099-12-31",
-}
 CONDITION_DISPLAY_LIMIT = 40
 OPIOID = "opioid"
 
@@ -37,315 +29,6 @@ OPIOID = "opioid"
 class KnowledgeError(Exception):
     """The clinical knowledge in cards/ is invalid; the message names the file and field."""
 
-
-class Wording(string.Formatter):
-    """str.format for card wording, plus plurals: `{days} {days:day|days}` reads "1 day", "12 days"."""
-
-    def format_field(self, value, format_spec: str) -> str:
-        if "|" in format_spec:
-            singular, plural = format_spec.split("|", 1)
-            return singular if str(value) == "1" else plural
-        return super().format_field(value, format_spec)
-
-
-WORDING = Wording()
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class OrderKind(_Strict):
-    valueset: str
-    label: str
-    accepted_guidance: tuple[str, ...] = ()
-
-
-class Orders(_Strict):
-    esi: OrderKind
-    surgery: OrderKind
-
-
-class Group(_Strict):
-    id: str
-    label: str
-    valueset: str
-
-
-class Modality(Group):
-    # True: counts only when its reason is a spine condition (occupational therapy is mostly for other things).
-    needs_spine_reason: bool = False
-
-
-class MedicationGroup(Group):
-    ingredients: tuple[str, ...] = Field(min_length=1)
-
-
-class Opioids(_Strict):
-    label: str
-    valueset: str
-    ingredients: tuple[str, ...] = Field(min_length=1)
-
-
-class Referrals(_Strict):
-    valueset: str
-    pending_days: int = Field(ge=0)
-
-
-class Conservative(_Strict):
-    modalities: tuple[Modality, ...] = Field(min_length=1)
-    medications: tuple[MedicationGroup, ...] = Field(min_length=1)
-    opioids: Opioids
-    not_counted: tuple[Group, ...] = ()
-    referrals: Referrals
-
-
-class MedicationCourses(_Strict):
-    active_without_end_is_ongoing: bool
-    renewal_gap_days: int = Field(ge=0)
-    other_condition_long_term_counts: bool
-
-
-class Reasons(_Strict):
-    attribution_days: int = Field(ge=0)
-    attribution_valueset: str
-    body_site_valueset: str
-    nonspecific_valueset: str
-    for_other_condition: str
-    unnamed_condition: str
-    for_other_region: str
-    not_for_spine: str
-    counted_for_other_condition: str
-    counted_for_other_region: str
-
-
-class DiagnosisGroup(_Strict):
-    valueset: str
-    label: str
-
-
-class Diagnoses(_Strict):
-    qualifying: DiagnosisGroup
-    axial: DiagnosisGroup
-    red_flags: tuple[Group, ...] = Field(min_length=1)
-
-
-class Source(_Strict):
-    label: str = Field(min_length=1)
-    url: HttpUrl
-
-
-class EsiRule(_Strict):
-    min_conservative_days: int = Field(ge=0)
-    max_sessions_per_region: int = Field(ge=1)
-    session_window_days: int = Field(ge=1)
-    min_days_between: int = Field(ge=0)
-    rule: str
-    source: Source
-
-
-class Indication(_Strict):
-    label: str = Field(min_length=1)
-    valuesets: tuple[str, ...] = Field(min_length=1)
-
-
-class SurgeryRule(_Strict):
-    min_conservative_days: int = Field(ge=0)
-    prior_esi_counts: bool
-    prior_esi_label: str = Field(min_length=1)
-    indications: dict[str, Indication]
-    rule: str
-    source: Source
-
-
-class Rules(_Strict):
-    esi: EsiRule
-    surgery: SurgeryRule
-
-
-FindingCode = Literal[
-    "conservative-missing", "conservative-short", "esi-limit-exceeded", "esi-too-soon", "red-flag",
-    "no-imaging-guidance", "no-qualifying-diagnosis", "no-surgery-indication", "criteria-met",
-]
-
-
-class FindingWording(_Strict):
-    severity: Literal["info", "warning", "critical"]
-    summary: str = Field(min_length=1)
-
-
-class Detail(_Strict):
-    found_heading: str
-    nothing_found: str
-    procedure_line: str
-    medication_line: str
-    episode: str
-    missing: str
-    not_counted_heading: str
-    not_counted_line: str
-    not_counted_once: str
-    not_counted_more: str
-    not_counted_limit: int = Field(ge=1)
-    also_heading: str
-    on_record_heading: str
-    pending_referral: str
-    red_flag_line: str
-    prior_esi_line: str
-    diagnosis_line: str
-    unreadable: str
-    partly_read: str
-    undated: str
-    rule: str
-
-
-class Referral(_Strict):
-    system: str
-    code: str
-    display: str
-    text: str
-
-
-class Suggestions(_Strict):
-    replace_label: str
-    replace_delete_description: str
-    add_label: str
-    create_description: str
-    referral: Referral
-
-
-class OverrideReason(_Strict):
-    code: str = Field(min_length=1)
-    display: str = Field(min_length=1)
-
-
-class OverrideReasons(_Strict):
-    system: str = Field(min_length=1)
-    reasons: tuple[OverrideReason, ...] = Field(min_length=1)
-
-
-class CardWording(_Strict):
-    source_label: str = Field(min_length=1)
-    source_url: HttpUrl
-    smart_link_label: str = Field(min_length=1)
-    pathway: str
-    detail: Detail
-    suggestions: Suggestions
-    override_reasons: OverrideReasons
-
-
-class PatientView(_Strict):
-    """The patient-view card: where ESI and surgery stand by the rules that need no order."""
-
-    summary: str
-    red_flag: str
-    red_flag_severity: Literal["warning", "critical"]
-    met: str
-    not_met: str
-    exempt: str
-    not_indicated: str
-    limit_reached: str
-    too_soon: str
-    esi_name: str
-    surgery_name: str
-    standing_heading: str
-    standing_line: str
-    missing: str
-    injections_line: str
-
-    def criteria(self) -> tuple[str, ...]:
-        return (self.met, self.not_met, self.exempt, self.not_indicated, self.limit_reached, self.too_soon)
-
-
-class PathwayConfig(_Strict):
-    title: str
-    version: str
-    lookback_days: int = Field(ge=1)
-    episode_gap_days: int = Field(ge=0)
-    orders: Orders
-    regions: dict[str, str]
-    region_segments: dict[str, tuple[str, ...]]
-    medication_courses: MedicationCourses
-    reasons: Reasons
-    surgery_kinds: dict[str, str]
-    conservative: Conservative
-    diagnoses: Diagnoses
-    rules: Rules
-    findings: dict[FindingCode, FindingWording]
-    card: CardWording
-    patient_view: PatientView
-
-    @model_validator(mode="after")
-    def every_finding_is_worded(self) -> PathwayConfig:
-        missing = set(FindingCode.__args__) - set(self.findings)
-        if missing:
-            raise ValueError(f"findings: missing wording for {sorted(missing)}")
-        return self
-
-    @model_validator(mode="after")
-    def every_region_has_segments(self) -> PathwayConfig:
-        missing = set(self.regions) - set(self.region_segments)
-        if missing:
-            raise ValueError(f"region_segments: no segments for region(s) {sorted(missing)}")
-        missing = set(self.surgery_kinds) - set(self.rules.surgery.indications)
-        if missing:
-            raise ValueError(f"rules.surgery.indications: no indication for surgery kind(s) {sorted(missing)}")
-        return self
-
-    @model_validator(mode="after")
-    def summaries_fit_on_a_card(self) -> PathwayConfig:
-        view = self.patient_view
-        values = dict(PLACEHOLDER_WORST_CASE, order=self.longest_order_label(),
-                      region=max(self.regions.values(), key=len),
-                      indication=max((i.label for i in self.rules.surgery.indications.values()), key=len))
-        criteria = {f"patient_view.{name}": template for name, template in zip(
-            ("met", "not_met", "exempt", "not_indicated", "limit_reached", "too_soon"), view.criteria(), strict=True)}
-        longest = max((WORDING.format(template, **values) for template in criteria.values()
-                       if not ({name for _, name, _, _ in WORDING.parse(template) if name} - set(values))), key=len)
-        values.update(esi=longest, surgery=longest)
-        templates = {f"findings.{code}.summary": wording.summary for code, wording in self.findings.items()}
-        templates.update(criteria)
-        templates["patient_view.summary"] = view.summary
-        templates["patient_view.red_flag"] = view.red_flag
-        for field_name, template in templates.items():
-            unknown = {name for _, name, _, _ in WORDING.parse(template) if name} - set(values)
-            if unknown:
-                raise ValueError(f"{field_name}: unknown placeholder(s) {sorted(unknown)}")
-            longest = WORDING.format(template, **values)
-            if len(longest) >= SUMMARY_LIMIT:
-                raise ValueError(f"{field_name}: can reach {len(longest)} characters; a summary must stay "
-                                 f"under {SUMMARY_LIMIT}")
-        return self
-
-    def order_label(self, category: str, region: str, kind: str | None = None) -> str:
-        template = self.orders.esi.label if category == "esi" else self.orders.surgery.label
-        label = template.format(region=self.regions.get(region, ""), kind=self.surgery_kinds.get(kind or "", ""))
-        return " ".join(label.split())
-
-    def longest_order_label(self) -> str:
-        labels = [self.order_label("esi", region) for region in self.regions]
-        labels += [self.order_label("surgery", region, kind) for region in self.regions for kind in self.surgery_kinds]
-        return max(labels, key=len)
-
-    def referenced_valuesets(self) -> dict[str, str]:
-        """Field path -> value set id, for every value set this file names."""
-        refs = {"orders.esi.valueset": self.orders.esi.valueset,
-                "orders.surgery.valueset": self.orders.surgery.valueset,
-                "conservative.opioids.valueset": self.conservative.opioids.valueset,
-                "conservative.referrals.valueset": self.conservative.referrals.valueset,
-                "reasons.attribution_valueset": self.reasons.attribution_valueset,
-                "reasons.body_site_valueset": self.reasons.body_site_valueset,
-                "reasons.nonspecific_valueset": self.reasons.nonspecific_valueset,
-                "diagnoses.qualifying.valueset": self.diagnoses.qualifying.valueset,
-                "diagnoses.axial.valueset": self.diagnoses.axial.valueset}
-        for kind, indication in self.rules.surgery.indications.items():
-            refs.update({f"rules.surgery.indications.{kind}.valuesets[{i}]": valueset
-                         for i, valueset in enumerate(indication.valuesets)})
-        for path, groups in (("conservative.modalities", self.conservative.modalities),
-                             ("conservative.medications", self.conservative.medications),
-                             ("conservative.not_counted", self.conservative.not_counted),
-                             ("diagnoses.red_flags", self.diagnoses.red_flags)):
-            refs.update({f"{path}[{i}].valueset": group.valueset for i, group in enumerate(groups)})
-        return refs
 
 
 @dataclass(frozen=True)
@@ -355,33 +38,6 @@ class Membership:
     valueset: str
     display: str | None
     attributes: Mapping[str, str]
-
-
-WORD = re.compile(r"[a-z]+")
-
-
-class IngredientNames:
-    """Finds ingredient names as whole words in free text (case-insensitive), fast: one tokenization,
-    then set lookups (a regex alternation of every name costs several times more per text)."""
-
-    def __init__(self, names_to_owner: Mapping[str, str]) -> None:
-        self._by_first_word: dict[str, list[tuple[str, str]]] = {}
-        for name, owner in names_to_owner.items():
-            lowered = name.lower()
-            self._by_first_word.setdefault(lowered.split()[0], []).append((lowered, owner))
-
-    def found(self, text: str) -> Iterable[tuple[str, str]]:
-        """(name, owner) of every name in the text, in the order they appear."""
-        words = WORD.findall(text.lower())
-        padded = f" {' '.join(words)} "
-        for word in words:
-            for name, owner in self._by_first_word.get(word, ()):
-                if " " not in name or f" {name} " in padded:
-                    yield name, owner
-
-    def owner(self, text: str) -> str | None:
-        """The owner (group id) of the first name found in the text, or None."""
-        return next((owner for _, owner in self.found(text)), None)
 
 
 class Knowledge:
@@ -456,7 +112,7 @@ class Knowledge:
         list ingredients separated by " / " (a cough product with acetaminophen and dextromethorphan does
         not count as acetaminophen)."""
         owners = [self._medication_names.owner(part) for part in text.split(" / ")]
-        if not owners or None in owners:
+        if not owners or owners[0] is None or None in owners:
             return None
         return self._medication_groups[owners[0]]
 
@@ -513,12 +169,14 @@ def _load_config(path: Path) -> PathwayConfig:
         raise KnowledgeError(f"{path}: {problems}") from None
 
 
-def _attributes(entry) -> dict[str, str]:
-    attributes = {}
+def _attributes(entry: ValueSetExpansionContains) -> dict[str, str]:
+    attributes: dict[str, str] = {}
     for extension in entry.extension or ():
         if extension.url == ATTRIBUTE_EXTENSION:
             parts = {part.url: part.valueCode for part in extension.extension or ()}
-            attributes[parts["name"]] = parts["value"]
+            name, value = parts["name"], parts["value"]
+            if name is not None and value is not None:
+                attributes[name] = value
     return attributes
 
 
@@ -531,7 +189,7 @@ def _load_valueset(path: Path) -> list[tuple[Code, Mapping[str, str]]]:
         raise KnowledgeError(f"{path}: id {valueset.id!r} must equal the file name {path.stem!r}")
     if not valueset.expansion or not valueset.expansion.contains:
         raise KnowledgeError(f"{path}: expansion.contains is empty")
-    entries = []
+    entries: list[tuple[Code, Mapping[str, str]]] = []
     for i, entry in enumerate(valueset.expansion.contains):
         if not entry.system or not entry.code:
             raise KnowledgeError(f"{path}: expansion.contains[{i}] needs system and code")

@@ -21,7 +21,7 @@ class ClassifiedOrder:
     kind: str | None = None  # surgery only
 
     @property
-    def reference(self) -> str:
+    def reference(self) -> str | None:
         return self.order.reference
 
 

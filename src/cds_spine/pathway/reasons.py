@@ -53,7 +53,7 @@ class Indications:
         reasons = knowledge.config.reasons
         self.attribution_days = timedelta(days=reasons.attribution_days)
         self.candidates = sorted((c for c in record.conditions if c.onset and c.verification_status
-                                  not in DISCARDED_VERIFICATION and self._spine_or_acute(c)), key=lambda c: c.onset)
+                                  not in DISCARDED_VERIFICATION and self._spine_or_acute(c)), key=lambda c: c.onset or date.min)
 
     def _spine_or_acute(self, condition: ConditionEntry) -> bool:
         return bool(self.knowledge.spine_diagnosis(condition.codes) or self.knowledge.find(
@@ -95,7 +95,7 @@ class Indications:
 
     def followed(self, start: date) -> Indication:
         """From the spine diagnoses, injuries and illnesses that began shortly before `start`."""
-        recent = [c for c in self.candidates if start - self.attribution_days <= c.onset <= start
+        recent = [c for c in self.candidates if c.onset and start - self.attribution_days <= c.onset <= start
                   and (c.abatement is None or c.abatement >= start)]
         spinal = [(c, found) for c in recent if (found := self.knowledge.spine_diagnosis(c.codes))]
         if spinal:

@@ -114,7 +114,7 @@ class PatientRecord:
 class DraftOrder:
     """An order from context.draftOrders, read leniently (any FHIR version)."""
 
-    reference: str  # "ServiceRequest/esi-1"
+    reference: str | None  # "ServiceRequest/esi-1"; None: the EHR sent the order without an id
     codes: tuple[Code, ...]
     text: str | None
     status: str | None

@@ -50,7 +50,7 @@ def header_typ_must_be_jwt(header: Mapping[str, Any]) -> None:
 
 def alg_must_be_asymmetric_and_allowed(header: Mapping[str, Any], allowed: Sequence[str]) -> str:
     alg = header.get("alg")
-    if alg not in ASYMMETRIC_ALGORITHMS or alg not in allowed:
+    if not isinstance(alg, str) or alg not in ASYMMETRIC_ALGORITHMS or alg not in allowed:
         raise AuthenticationFailed(f"alg {alg!r} not allowed")
     return alg
 
@@ -100,7 +100,7 @@ class Verifier:
             failure.iss, failure.jti = str(iss), str(jti)
             raise
 
-    async def _verify(self, token: str, header: dict, endpoint: str, iss: Any, jti: Any) -> VerifiedClient:
+    async def _verify(self, token: str, header: dict[str, Any], endpoint: str, iss: Any, jti: Any) -> VerifiedClient:
         header_typ_must_be_jwt(header)
         source = self.sources.get(iss) if isinstance(iss, str) else None
         if source is None:

@@ -44,6 +44,7 @@ class KeySource:
     async def _fetch(self, now: float) -> None:
         self._fetched_at = now
         url = self.issuer.client.jwks_url
+        assert url is not None  # a key source fetches only for a client whose keys come from jwks_url
         try:
             response = await self.http.get(url, headers={"Accept": "application/json"})
             response.raise_for_status()

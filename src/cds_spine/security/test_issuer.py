@@ -43,6 +43,7 @@ def ensure_issuer(folder: Path) -> bool:
 def mint(folder: Path, audience: str, lifetime_seconds: int = 300) -> str:
     """A JWT from the test issuer for calling `audience` (the full URL of the endpoint called)."""
     key = serialization.load_pem_private_key((folder / KEY_FILE).read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)  # ensure_issuer writes one
     now = int(time.time())
     claims = {"iss": ISSUER, "sub": ISSUER, "aud": audience, "iat": now, "exp": now + lifetime_seconds,
               "jti": str(uuid.uuid4())}

@@ -72,10 +72,9 @@ def read_jwks(path: Path) -> dict[str, PyJWK]:
         keys = PyJWKSet.from_dict(json.loads(path.read_text(encoding="utf-8"))).keys
     except (OSError, ValueError, PyJWKError, PyJWKSetError) as exc:
         raise TrustError(f"{path}: not a usable JWKS ({exc})") from None
-    missing = [key for key in keys if not key.key_id]
-    if missing:
+    if any(not key.key_id for key in keys):
         raise TrustError(f"{path}: every key needs a kid")
-    return {key.key_id: key for key in keys}
+    return {key.key_id: key for key in keys if key.key_id}
 
 
 def trusted_issuer(client: TrustedClient) -> TrustedIssuer:

@@ -1,0 +1,93 @@
+"""One audited procedure of a bulk run, typed: what the per-patient function returns, what the engines pass
+between processes, what rows.parquet and rows.csv hold (one column per field, `component:<id>` per measure
+component) and what the reports read back as an order."""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime, time
+from typing import Any, cast
+
+from ..service_ids import ORDER_SIGN
+from .measure import Outcome
+from .orders import OrderRow
+
+COMPONENT = "component:"
+
+
+def _column(name: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+
+
+@dataclass(frozen=True)
+class BulkRow:
+    patient: str
+    """As the run shows patient ids: the keyed hash, or the plain id."""
+    procedure: str
+    date: str
+    as_of: str
+    """The day the procedure's order is evaluated as of: the day before it was performed."""
+    kind: str
+    region: str
+    detail: str | None
+    code: str
+    decision: str
+    findings: tuple[str, ...]
+    components: Mapping[str, str]
+    """Each measure component that applies, and its outcome."""
+    conservative_days: int
+    required_days: int
+    conservative_evidence: int
+    not_counted: int
+    prior_injections: int
+    diagnoses: int
+    red_flags: int
+    unreadable: int
+    clinician: str | None
+    clinician_name: str | None
+    site: str | None
+
+    @property
+    def sort_key(self) -> tuple[str, str, str]:
+        """A run's rows are in this order, whichever engine ran it."""
+        return self.patient, self.date, self.procedure
+
+    def columns(self, component_ids: Sequence[str]) -> dict[str, Any]:
+        """As a row of rows.parquet: the fields (camelCase), each component in a column of its own."""
+        found: dict[str, Any] = {}
+        for name, value in asdict(self).items():
+            if name == "components":
+                found.update({f"{COMPONENT}{cid}": self.components.get(cid) for cid in component_ids})
+            else:
+                found[_column(name)] = list(value) if name == "findings" else value
+        return found
+
+    @classmethod
+    def column_names(cls, component_ids: Sequence[str]) -> list[str]:
+        return [name for field in fields(cls) for name in (
+            [f"{COMPONENT}{cid}" for cid in component_ids] if field.name == "components" else [_column(field.name)])]
+
+    @classmethod
+    def from_columns(cls, row: Mapping[str, Any]) -> BulkRow:
+        """A row of rows.parquet read back."""
+        values: dict[str, Any] = {field.name: row.get(_column(field.name)) for field in fields(cls)}
+        values["findings"] = tuple(row["findings"] or ())
+        values["components"] = {key.removeprefix(COMPONENT): value for key, value in row.items()
+                                if key.startswith(COMPONENT) and value}
+        return cls(**values)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> BulkRow:
+        """A row as orjson wrote it (the local engine's partition files)."""
+        return cls(**{**values, "findings": tuple(values["findings"])})
+
+    def order(self, index: int) -> OrderRow:
+        """The row as the live audit's reports read an order: the procedure is its order, as if signed
+        (order-sign) on the day it was performed."""
+        return OrderRow(call_id=self.procedure, assessment_id=index, service_id=ORDER_SIGN,
+                        received_at=datetime.combine(date.fromisoformat(self.date), time(), UTC),
+                        clinician=self.clinician, clinician_name=self.clinician_name, site=self.site,
+                        kind=self.kind, region=self.region, decision=self.decision,
+                        outcomes={cid: cast(Outcome, outcome) for cid, outcome in self.components.items()},
+                        card_uuid=None)

@@ -1,0 +1,120 @@
+"""`cds-spine check-config`: the pre-flight check of everything the service would start with."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import typer
+
+from .. import __version__
+from ..audit.db import HEAD, open_engine, schema_problem, shown_url, sqlite_file_missing
+from ..audit.measure import load_measure
+from ..pathway import KnowledgeError, load_knowledge
+from ..security.policy import ConfigurationError, trust_summary, trusted_issuers
+from ..settings import PLACEHOLDER, Settings
+from .common import (
+    code_systems_line,
+    settings_to_check,
+)
+
+MIN_AUDIT_HASH_KEY = 32
+
+
+def in_container() -> bool:
+    return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists() or "KUBERNETES_SERVICE_HOST" in os.environ
+
+
+def _store_findings(settings: Settings) -> tuple[list[str], list[str], str]:
+    """Errors, warnings, and what the audit store is, without creating a SQLite file that is not there."""
+    errors, warnings = [], []
+    url = settings.database_url
+    engine = open_engine(url)
+    try:
+        if sqlite_file_missing(engine):
+            state = "not created yet (the first start creates and migrates it)"
+            if settings.schema_managed:
+                errors.append("CDS_SPINE_SCHEMA_MANAGED is set but the SQLite store does not exist: run `cds-spine migrate`")
+        else:
+            problem = schema_problem(engine)
+            state = problem or f"reachable, schema at {HEAD}"
+            if problem and ("cannot be used" in problem or settings.schema_managed):
+                errors.append(problem)
+            elif problem:
+                warnings.append(f"{problem} (`cds-spine serve` migrates it at start)")
+        if engine.dialect.name == "sqlite":
+            if settings.auth_required():
+                warnings.append("the audit store is SQLite with authentication required: use PostgreSQL in "
+                                "production (CDS_SPINE_DATABASE_URL)")
+            if in_container():
+                warnings.append("the audit store is SQLite inside a container: it is lost with the container "
+                                "unless on a volume, and replicas cannot share it; use PostgreSQL")
+    finally:
+        engine.dispose()
+    return errors, warnings, f"{shown_url(url)}: {state}"
+
+
+def _audit_readers(settings: Settings) -> str:
+    if settings.audit_auth == "oidc":
+        return f"OIDC tokens of {settings.audit_oidc_issuer} for {settings.audit_oidc_audience}"
+    if not settings.audit_users:
+        return "none (CDS_SPINE_AUDIT_USERS is empty: /audit and /dashboard answer 404)"
+    return ", ".join(f"{user.name} ({user.role})" for user in settings.audit_users)
+
+
+def _origin_problems(settings: Settings) -> list[str]:
+    """CORS origins that no browser sends: an origin is scheme://host[:port], without a path or a slash."""
+    return [f"CDS_SPINE_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port], no path or trailing "
+            f"slash): browsers at it are refused" for origin in settings.cors_origins
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin)]
+
+
+def _knowledge_findings(settings: Settings) -> tuple[list[str], str]:
+    """Errors, and what is loaded: the knowledge, its code systems and the measure."""
+    try:
+        knowledge = load_knowledge(settings.knowledge_dir(), settings.local_code_systems)
+        load_measure(settings.knowledge_dir(), knowledge)
+    except KnowledgeError as exc:
+        return [f"invalid clinical knowledge: {exc}"], f"knowledge: {settings.knowledge_dir()}: not loaded"
+    return [], (f"knowledge: {settings.knowledge_dir()} (pathway {knowledge.config.version}, version "
+                f"{knowledge.version}, {len(knowledge.valueset_ids)} value sets)\n"
+                f"{code_systems_line(knowledge, settings)}")
+
+
+def check_config() -> None:
+    """A pre-flight check: validate the settings, the trusted clients, the knowledge and the audit store, say
+    what the service would run with, and list every error and warning at once.
+    Exit code 0: fine; 1: warnings (it runs, but look); 2: errors (it does not start, or must not)."""
+    settings, errors = settings_to_check()
+    try:
+        issuers = trusted_issuers(settings)
+    except ConfigurationError as exc:
+        issuers = None
+        errors += exc.problems
+    if settings.trusted_clients and settings.trusted_clients.is_file() and \
+            PLACEHOLDER in settings.trusted_clients.read_text(encoding="utf-8", errors="replace").upper():
+        errors.append(f"CDS_SPINE_TRUSTED_CLIENTS={settings.trusted_clients} still holds the shipped placeholder "
+                      f"{PLACEHOLDER}: list the EHRs you trust")
+    knowledge_errors, knowledge = _knowledge_findings(settings)
+    errors += knowledge_errors + _origin_problems(settings)
+    store_errors, warnings, store = _store_findings(settings)
+    errors += store_errors
+    if settings.audit_hash_key is not None and len(settings.audit_hash_key.get_secret_value()) < MIN_AUDIT_HASH_KEY:
+        errors.append(f"CDS_SPINE_AUDIT_HASH_KEY is too short: at least {MIN_AUDIT_HASH_KEY} random characters "
+                      f"(e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+    typer.echo(f"version: {__version__}")
+    for line in trust_summary(settings, issuers):
+        typer.echo(line)
+    typer.echo(f"public base URL: {settings.public_base_url or 'unset (needed when authentication is required)'}")
+    typer.echo(f"CORS origins: {', '.join(settings.cors_origins)} (browsers at other origins cannot read the "
+               f"answers: a sandbox in a browser must be listed, or *)")
+    typer.echo(f"forwarded headers trusted from: {settings.forwarded_allow_ips}")
+    typer.echo(knowledge)
+    typer.echo(f"audit store: {store}")
+    typer.echo(f"audit readers: {_audit_readers(settings)}")
+    for error in errors:
+        typer.echo(f"error: {error}", err=True)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if errors or warnings:
+        raise typer.Exit(2 if errors else 1)

@@ -1,0 +1,93 @@
+"""What the commands share: settings, knowledge and measure loaded or the exit code that says why not."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
+from ..audit.db import StoreProblem
+from ..audit.measure import MeasureDefinition, load_measure
+from ..pathway import Knowledge, KnowledgeError, load_knowledge
+from ..settings import Settings
+
+
+def store_exit(exc: StoreProblem) -> typer.Exit:
+    typer.echo(f"cds-spine: {exc}", err=True)
+    return typer.Exit(3)
+
+
+def setting_problems(exc: ValidationError | SettingsError) -> dict[str | None, str]:
+    """Setting name (None: several together) -> what is wrong with it, naming the environment variable."""
+    if isinstance(exc, SettingsError):  # a value that should be JSON is not
+        field = str(exc).split('"')[1] if '"' in str(exc) else ""
+        return {field: f"CDS_SPINE_{field.upper()}: not valid JSON"}
+    problems: dict[str | None, str] = {}
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else None
+        text = f"CDS_SPINE_{name.upper()}: {error['msg']}" if name else error["msg"]
+        problems[name] = f"{problems[name]}; {text}" if name in problems else text
+    return problems
+
+
+def read_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except (ValidationError, SettingsError) as exc:
+        typer.echo(f"cds-spine: invalid setting: {'; '.join(setting_problems(exc).values())}", err=True)
+        raise typer.Exit(2) from None
+
+
+def settings_to_check() -> tuple[Settings, list[str]]:
+    """The settings, and every problem with them: a setting that is wrong is reported and replaced by its
+    default, so that every other check still runs. Problems of several settings together end the check."""
+    errors: list[str] = []
+    defaults: dict[str, Any] = {}
+    while True:
+        try:
+            return Settings(**defaults), errors
+        except (ValidationError, SettingsError) as exc:
+            problems = setting_problems(exc)
+            errors += problems.values()
+            fields = [name for name in problems if name in Settings.model_fields and name not in defaults]
+            if len(fields) < len(problems):
+                for error in errors:
+                    typer.echo(f"error: {error}", err=True)
+                raise typer.Exit(2) from None
+            defaults.update({name: Settings.model_fields[name].default for name in fields})
+
+
+def read_knowledge(settings: Settings) -> Knowledge:
+    try:
+        return load_knowledge(settings.knowledge_dir(), settings.local_code_systems)
+    except KnowledgeError as exc:
+        typer.echo(f"cds-spine: invalid clinical knowledge: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def code_systems_line(knowledge: Knowledge, settings: Settings) -> str:
+    systems = knowledge.code_systems
+    standard = ", ".join(system.name for system in systems.config.systems.values())
+    site = (f"{len(systems.site.local)} from {settings.local_code_systems}"
+            if settings.local_code_systems else "none from the site: CDS_SPINE_LOCAL_CODE_SYSTEMS is unset")
+    return (f"code systems: {standard}; {len(systems.local)} local systems mapped to them ({site}). Codes under "
+            f"any other system are not read: /metrics counts them by system "
+            f"(cds_spine_unplaced_code_systems_total) and the log names each system once; map one to a standard "
+            f"system in the file CDS_SPINE_LOCAL_CODE_SYSTEMS names (docs/deploy.md, \"Local code systems\")")
+
+
+def read_measure(settings: Settings, knowledge: Knowledge) -> MeasureDefinition:
+    try:
+        return load_measure(settings.knowledge_dir(), knowledge)
+    except KnowledgeError as exc:
+        typer.echo(f"cds-spine: invalid measure: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
