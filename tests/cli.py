@@ -64,9 +64,9 @@ def serving(cwd: Path = ROOT, port: int | None = None, **settings: str) -> Itera
             time.sleep(0.1)
     else:
         process.kill()
-        pytest.fail(f"the service did not start: {process.stdout.read()}")
+        pytest.fail(f"the service did not start: {process.communicate(timeout=10)[0]}")
     try:
         yield base
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.communicate(timeout=10)  # and closes the pipe

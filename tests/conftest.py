@@ -3,12 +3,14 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from cds_spine.app import create_app
+from cds_spine.audit.db import migrate, open_engine
 from cds_spine.pathway import load_knowledge
 from cds_spine.settings import Settings
 
@@ -50,13 +52,28 @@ def database_url(request, tmp_path) -> str:
     return request.getfixturevalue("postgres_schema")
 
 
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory) -> Path:
+    """An empty SQLite audit store at the current schema, migrated once per session: each test's store is a
+    copy of it (create_app finds it current and migrates nothing)."""
+    path = tmp_path_factory.mktemp("store") / "audit.db"
+    engine = open_engine(f"sqlite:///{path}")
+    migrate(engine)
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
-def make_client(knowledge, tmp_path):
-    """A TestClient on an app built with the given settings (lifespan running), audit in a temporary SQLite."""
+def make_client(knowledge, tmp_path, migrated_store):
+    """A TestClient on an app built with the given settings (lifespan running), audit in a temporary SQLite
+    (a copy of the migrated store) unless the settings name one."""
     clients = []
 
     def make(**settings) -> TestClient:
-        settings.setdefault("database_url", f"sqlite:///{tmp_path / f'audit-{len(clients)}.db'}")
+        if "database_url" not in settings:
+            store = tmp_path / f"audit-{len(clients)}.db"
+            shutil.copyfile(migrated_store, store)
+            settings["database_url"] = f"sqlite:///{store}"
         client = TestClient(create_app(Settings(**settings), knowledge))
         client.__enter__()
         clients.append(client)

@@ -113,6 +113,7 @@ def raw_server(handler: Handler) -> Iterator[RawServer]:
         asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+        loop.close()
 
 
 def response_bytes(status: int, body: bytes, content_type: str = "application/fhir+json",

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from cli import ROOT
+from fhir.resources.R4B.valueset import ValueSet
 
 from cds_spine.pathway import KnowledgeError, load_knowledge
 from cds_spine.pathway.record import Code
@@ -19,6 +20,14 @@ def test_value_sets_are_built_from_knowledge():
     result = subprocess.run([sys.executable, "tools/build_valuesets.py", "--check"], cwd=ROOT, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "cards" / "valuesets").glob("*.json")), ids=lambda path: path.stem)
+def test_every_value_set_is_a_valid_fhir_r4_value_set(path):
+    """The service reads only the elements it indexes; the files are published knowledge, so each must be a
+    whole, valid FHIR R4 ValueSet."""
+    valueset = ValueSet.model_validate_json(path.read_bytes())
+    assert valueset.id == path.stem and valueset.expansion.contains
 
 
 def test_every_code_keeps_its_source():

@@ -77,6 +77,20 @@ class InternalErrorGuard:
                 await response(scope, receive, send)
 
 
+class RootPath:
+    """Every request as served under the prefix a proxy serves the service at (CDS_SPINE_ROOT_PATH): the ASGI
+    root_path, which links and redirects start with, whichever server runs the app."""
+
+    def __init__(self, app: ASGIApp, root_path: str) -> None:
+        self.app = app
+        self.root_path = root_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope = {**scope, "root_path": self.root_path}
+        await self.app(scope, receive, send)
+
+
 def http_routes(routes: Iterable[BaseRoute]) -> list[Route]:
     """The HTTP routes, including those of included routers (FastAPI wraps them; none has a prefix of its own)."""
     found: list[Route] = []
@@ -183,8 +197,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
                 await write_refusals()  # what the last seconds counted
         engine.dispose()
 
-    app = FastAPI(title="cds-spine", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None,
-                  root_path=settings.root_path)
+    app = FastAPI(title="cds-spine", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     provide(app, store)  # from the start: `cds-spine serve` closes it when workers will serve instead
     app.include_router(router)
     app.include_router(audit_api.router)
@@ -241,4 +254,6 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
                        allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
                        expose_headers=["X-Request-ID"], max_age=600)
     app.add_middleware(RequestLog, cors_origins=settings.cors_origins, refusals=refusals)
+    if settings.root_path:
+        app.add_middleware(RootPath, root_path=settings.root_path)
     return app

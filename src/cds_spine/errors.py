@@ -77,9 +77,16 @@ class UnsupportedMediaType(ApiError):
 
 
 class DataUnavailableError(ApiError):
-    """412: data the decision needs could be obtained neither from prefetch nor from fhirServer."""
+    """412: data the decision needs could be obtained neither from prefetch nor from fhirServer; `key` names
+    the prefetch key, `kind` the fault in a word (a metrics label)."""
 
     status = 412
+
+    def __init__(self, key: str, kind: str, reason: str) -> None:
+        super().__init__(Issue("incomplete", f"patient data needed for the decision could not be obtained: "
+                                             f"{key}: {reason}", f"prefetch.{key}"))
+        self.key = key
+        self.kind = kind
 
 
 def operation_outcome(*issues: Issue) -> dict[str, Any]:

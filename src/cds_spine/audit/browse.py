@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Engine, Row, func, select
 from . import tables
 from .filters import Filters
 from .measure import MeasureDefinition
-from .orders import Period, as_utc
+from .orders import ReportPeriod, as_utc
 
 
 def _order_json(row: Row[Any], measure: MeasureDefinition, with_evidence: bool) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def _latest_outcomes(connection: Connection, card_uuids: list[str]) -> dict[str,
     return latest
 
 
-def decisions(engine: Engine, period: Period, measure: MeasureDefinition, page: int, page_size: int,
+def decisions(engine: Engine, period: ReportPeriod, measure: MeasureDefinition, page: int, page_size: int,
               filters: Filters = Filters()) -> dict[str, Any]:
     """Calls, newest first, with their orders (components, finding codes), cards, and whether a card's
     latest feedback is an override."""
@@ -84,7 +84,7 @@ def decision(engine: Engine, measure: MeasureDefinition, call_id: str) -> dict[s
     return _call_json(call, [_order_json(o, measure, True) for o in orders], card_items)
 
 
-def access_log(engine: Engine, period: Period, user: str | None, page: int, page_size: int) -> dict[str, Any]:
+def access_log(engine: Engine, period: ReportPeriod, user: str | None, page: int, page_size: int) -> dict[str, Any]:
     """The record of audit reads, newest first."""
     r = tables.audit_reads
     where = period.conditions(r.c.at)

@@ -8,7 +8,7 @@ from fhir.resources.R4B.measurereport import MeasureReport
 from sqlalchemy import Engine
 
 from .measure import MeasureDefinition
-from .orders import OrderRow, Period, order_rows
+from .orders import OrderRow, ReportPeriod, order_rows
 from .scoring import Counts, Scoring
 
 POPULATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/measure-population"
@@ -88,7 +88,7 @@ def measure_report(engine: Engine, measure: MeasureDefinition, start: date, end:
                    subject_list: bool = False) -> dict[str, Any]:
     """The audit store's orders of a period, scored as a FHIR R4 MeasureReport (`scored`)."""
     scoring = Scoring(measure, keep_rows=subject_list)
-    for row in order_rows(engine, Period(start, end), measure):
+    for row in order_rows(engine, ReportPeriod(start, end), measure):
         scoring.add(row)
     return scored(scoring, start, end, now)
 

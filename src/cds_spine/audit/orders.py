@@ -25,7 +25,7 @@ OrderKind = Literal["esi", "surgery"]
 
 
 @dataclass(frozen=True)
-class Period:
+class ReportPeriod:
     """Inclusive calendar days in UTC; None is open."""
 
     since: date | None = None
@@ -92,7 +92,7 @@ def as_utc(value: datetime) -> datetime:
 
 
 
-def count_orders(engine: Engine, period: Period, services: Sequence[str]) -> int:
+def count_orders(engine: Engine, period: ReportPeriod, services: Sequence[str]) -> int:
     query = (select(func.count()).select_from(tables.assessments.join(tables.calls))
              .where(tables.calls.c.status == 200, tables.assessments.c.decision.is_not(None),
                     tables.calls.c.service_id.in_(services), *period.conditions()))
@@ -100,7 +100,7 @@ def count_orders(engine: Engine, period: Period, services: Sequence[str]) -> int
         return connection.scalar(query) or 0
 
 
-def _sent_again(connection: Connection, period: Period, services: Sequence[str]) -> set[tuple[str, str]]:
+def _sent_again(connection: Connection, period: ReportPeriod, services: Sequence[str]) -> set[tuple[str, str]]:
     """(service, hookInstance) of the calls of the period that were sent more than once."""
     c = tables.calls
     query = (select(c.c.service_id, c.c.hook_instance).where(c.c.status == 200, c.c.service_id.in_(services),
@@ -109,7 +109,7 @@ def _sent_again(connection: Connection, period: Period, services: Sequence[str])
     return {(record.service_id, record.hook_instance) for record in connection.execute(query)}
 
 
-def order_rows(engine: Engine, period: Period, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
+def order_rows(engine: Engine, period: ReportPeriod, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
                progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]:
     """Each evaluated order once (per service, hookInstance and order), as first evaluated, with the latest
     feedback on any of its cards: an EHR that sends a hookInstance again (a re-sign, a retry) shows the
@@ -183,21 +183,21 @@ class Orders(Protocol):
     """Where a report's orders come from: the audit store (StoredOrders) or a bulk run's rows
     (bulk.outputs.RunOrders)."""
 
-    def rows(self, period: Period, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
+    def rows(self, period: ReportPeriod, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
              progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]: ...
 
-    def traffic(self, period: Period) -> Traffic: ...
+    def traffic(self, period: ReportPeriod) -> Traffic: ...
 
 
 @dataclass(frozen=True)
 class StoredOrders:
     engine: Engine
 
-    def rows(self, period: Period, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
+    def rows(self, period: ReportPeriod, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
              progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]:
         return order_rows(self.engine, period, measure, services, progress)
 
-    def traffic(self, period: Period) -> Traffic:
+    def traffic(self, period: ReportPeriod) -> Traffic:
         c, f, r = tables.calls, tables.feedback, tables.refusals
         with self.engine.connect() as connection:
             calls: Sequence[Any] = connection.execute(select(c.c.service_id, c.c.status, func.count()).where(*period.conditions())

@@ -12,7 +12,7 @@ from ..pathway import Knowledge
 from ..service_ids import ORDER_SIGN, SERVICE_IDS
 from .filters import Filters
 from .measure import MeasureDefinition
-from .orders import Decision, Grouping, OrderKind, Period
+from .orders import Decision, Grouping, OrderKind, ReportPeriod
 
 Flag = Literal["true", "false"]
 PageNumber = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -53,8 +53,8 @@ class PeriodQuery(Query):
         return since
 
     @property
-    def period(self) -> Period:
-        return Period(self.since, self.until)
+    def period(self) -> ReportPeriod:
+        return ReportPeriod(self.since, self.until)
 
 
 class OrderQuery(PeriodQuery):

@@ -14,7 +14,7 @@ from typing import Any
 from ..service_ids import ORDER_SIGN
 from .bulk_rows import BulkRow
 from .measure import MeasureDefinition
-from .orders import OrderRow, Period, Traffic
+from .orders import OrderRow, ReportPeriod, Traffic
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -23,7 +23,7 @@ RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 class RunOrders:
     folder: Path
 
-    def rows(self, period: Period, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
+    def rows(self, period: ReportPeriod, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
              progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]:
         import pyarrow.parquet as pq  # only when a run is read: the service does not load it otherwise
 
@@ -34,7 +34,7 @@ class RunOrders:
             if (period.since is None or day >= period.since) and (period.until is None or day <= period.until):
                 yield BulkRow.from_columns(row).order(index)
 
-    def traffic(self, period: Period) -> Traffic:
+    def traffic(self, period: ReportPeriod) -> Traffic:
         return Traffic({}, {}, {})  # a bulk run has procedures, not calls
 
 

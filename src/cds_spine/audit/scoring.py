@@ -13,7 +13,7 @@ from ..pathway import Knowledge
 from ..service_ids import ORDER_SIGN
 from .filters import Filters
 from .measure import MeasureDefinition
-from .orders import ORDER_SERVICES, Grouping, OrderRow, Orders, Period
+from .orders import ORDER_SERVICES, Grouping, OrderRow, Orders, ReportPeriod
 
 
 class ClinicianLabels:
@@ -106,7 +106,7 @@ def _tallies(rows: Iterator[OrderRow], measure: MeasureDefinition, filters: Filt
     return tallies
 
 
-def grouped(orders: Orders, period: Period, by: Grouping, measure: MeasureDefinition, filters: Filters = Filters(),
+def grouped(orders: Orders, period: ReportPeriod, by: Grouping, measure: MeasureDefinition, filters: Filters = Filters(),
             progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """One row per group: the measure's populations and rates, and the overrides. Clinicians are labelled
     with their names where the EHR gave them."""
@@ -129,7 +129,7 @@ def _group_rows(tallies: dict[str, Tally], labels: ClinicianLabels, by: str) -> 
             for group in sorted(tallies)]
 
 
-def summary(orders: Orders, period: Period, measure: MeasureDefinition, filters: Filters = Filters()) -> dict[str, Any]:
+def summary(orders: Orders, period: ReportPeriod, measure: MeasureDefinition, filters: Filters = Filters()) -> dict[str, Any]:
     """The period's totals; `calls`, `callsByStatus` and `traffic` (calls by service and status, feedback by
     service and outcome) count everything the EHRs sent in the period, unfiltered."""
     tally = Tally(measure)
@@ -138,7 +138,7 @@ def summary(orders: Orders, period: Period, measure: MeasureDefinition, filters:
     return {"period": period.as_dict(), **orders.traffic(period).as_dict(), **tally.as_dict()}
 
 
-def _filtered(orders: Orders, period: Period, measure: MeasureDefinition, filters: Filters) -> Iterator[OrderRow]:
+def _filtered(orders: Orders, period: ReportPeriod, measure: MeasureDefinition, filters: Filters) -> Iterator[OrderRow]:
     return (row for row in orders.rows(period, measure) if filters.admits(row))
 
 
@@ -146,7 +146,7 @@ def _reason_displays(knowledge: Knowledge) -> dict[str, str]:
     return {r.code: r.display for r in knowledge.config.card.override_reasons.reasons}
 
 
-def override_reasons(orders: Orders, period: Period, measure: MeasureDefinition, knowledge: Knowledge,
+def override_reasons(orders: Orders, period: ReportPeriod, measure: MeasureDefinition, knowledge: Knowledge,
                      filters: Filters = Filters()) -> list[dict[str, Any]]:
     """Overridden cards of the period by reason (a card counts once, by its latest feedback)."""
     displays = _reason_displays(knowledge)
@@ -161,7 +161,7 @@ def override_reasons(orders: Orders, period: Period, measure: MeasureDefinition,
                   key=lambda item: (-item["count"], item["display"]))
 
 
-def override_comments(orders: Orders, period: Period, measure: MeasureDefinition, knowledge: Knowledge,
+def override_comments(orders: Orders, period: ReportPeriod, measure: MeasureDefinition, knowledge: Knowledge,
                       page: int, page_size: int, filters: Filters = Filters()) -> dict[str, Any]:
     """Every overridden card of the period (latest feedback), newest override first, with its reason and
     comment, for reading them side by side."""

@@ -9,11 +9,11 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import DataUnavailableError, Issue
+from ..errors import DataUnavailableError
 from ..fhir.client import FhirClient
 from ..fhir.draft_orders import read_draft_orders
 from ..fhir.people import Orderer, find_orderer
-from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, DataUnavailable, FhirAccess, Obtained, obtain
+from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, FhirAccess, Obtained, obtain
 from ..fhir.record import build_record
 from ..fhir.relevance import relevance_filter
 from ..metrics import DATA_UNAVAILABLE, UnplacedCodeSystems
@@ -72,10 +72,9 @@ class CallAnswerer:
         try:
             return await obtain(keys, call.request.prefetch, call.context.patientId, access, self.fhir,
                                 self.fhir_timeout_seconds, self.relevant)
-        except DataUnavailable as exc:
-            DATA_UNAVAILABLE.labels(exc.kind).inc()
-            raise DataUnavailableError(Issue("incomplete", f"patient data needed for the decision could not be "
-                                                           f"obtained: {exc}", f"prefetch.{exc.key}")) from None
+        except DataUnavailableError as error:
+            DATA_UNAVAILABLE.labels(error.kind).inc()
+            raise
 
     async def answer(self, call: Call, now: datetime) -> Answer:
         """The CPU-bound steps (reading the record, the pathway, the cards) run in a worker thread, so a

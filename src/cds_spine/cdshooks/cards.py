@@ -127,7 +127,7 @@ def _detail(assessment: Assessment, knowledge: Knowledge) -> str:
             wording.prior_esi_line, region=config.regions.get(assessment.order.region, ""),
             count=len(assessment.prior_injections), last=assessment.prior_injections[-1].day))
     context += _unique(WORDING.format(wording.diagnosis_line, diagnosis=_md(_dated(wording, d)))
-                       for d in assessment.diagnoses if d.group in ("qualifying", "axial"))
+                       for d in assessment.diagnoses if not d.is_red_flag)
     if assessment.unreadable:
         context.append(WORDING.format(wording.unreadable, count=len(assessment.unreadable),
                                       references=", ".join(assessment.unreadable)))
@@ -247,7 +247,7 @@ def render_patient_summary(summary: PatientSummary | None, knowledge: Knowledge,
     red_flags = [WORDING.format(detail.red_flag_line, condition=_md(_dated(detail, flag)), reference=flag.reference)
                  for flag in flags]
     diagnoses = _unique(WORDING.format(detail.diagnosis_line, diagnosis=_md(_dated(detail, d)))
-                        for d in summary.diagnoses if d.group in ("qualifying", "axial"))
+                        for d in summary.diagnoses if not d.is_red_flag)
     indicator: Literal["info", "warning", "critical"]
     if flags:
         text = WORDING.format(wording.red_flag, condition=shorten(flags[0].description))

@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from ..audit import formats, measure_report, orders, scoring
+from ..audit import formats, orders, scoring
 from ..audit.access import key_hash, new_key
 from ..audit.db import StoreProblem, open_engine, schema_problem, shown_url, sqlite_file_missing
 from ..audit.orders import Grouping
@@ -90,7 +90,7 @@ def report(since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD
                "Output format; measure-report: the FHIR MeasureReport of the period (needs --since and "
                "--until)."))] = Format.table) -> None:
     """Pathway adherence (the Measure's components) and overrides from the audit store (CDS_SPINE_DATABASE_URL)."""
-    period = orders.Period(parse_day(since, "--since"), parse_day(until, "--until"))
+    period = orders.ReportPeriod(parse_day(since, "--since"), parse_day(until, "--until"))
     if period.since and period.until and period.since > period.until:
         raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
     if output is Format.measure_report and not (period.since and period.until):
@@ -99,6 +99,8 @@ def report(since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD
     measure = read_measure(settings, read_knowledge(settings))
     engine = _reading_engine(settings)
     if output is Format.measure_report:
+        from ..audit import measure_report  # fhir.resources' MeasureReport: only when one is asked for
+
         assert period.since and period.until  # checked above
         document = measure_report.measure_report(engine, measure, period.since, period.until, datetime.now(UTC))
         engine.dispose()
@@ -181,7 +183,7 @@ def audit_bulk(
     from ..bulk.export import ExportError, export_files
     from ..bulk.outputs import RunInfo, RunWriter
 
-    period = orders.Period(parse_day(since, "--since"), parse_day(until, "--until"))
+    period = orders.ReportPeriod(parse_day(since, "--since"), parse_day(until, "--until"))
     if period.since and period.until and period.since > period.until:
         raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
     settings = read_settings()

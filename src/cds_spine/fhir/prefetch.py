@@ -9,7 +9,7 @@ Medications named by reference (`medicationReference`) that are neither containe
 (the templates `_include` them) are fetched too. So are the Encounters of diagnoses recorded without a
 date of their own (the conditions template `_include`s them), when the FHIR server can be asked: an
 Encounter that cannot be had leaves that diagnosis's date unknown, never a reason to refuse the call.
-Data a decision needs that cannot be obtained raises DataUnavailable (the service answers 412).
+Data a decision needs that cannot be obtained raises DataUnavailableError (the service answers 412).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from ..errors import DataUnavailableError
 from ..jsonio import ARRAYS, OBJECTS, materialize
 from .bundles import Keep, kept_entries
 from .client import FhirClient, FhirError
@@ -40,17 +41,6 @@ RECORD_QUERIES = {
 }
 CONDITION_KEYS = ("conditions",)
 RECORD_KEYS = tuple(RECORD_QUERIES)
-
-
-class DataUnavailable(Exception):
-    """Data the decision needs could not be obtained; `key` names the prefetch key, `kind` the fault in a
-    word (a metrics label)."""
-
-    def __init__(self, key: str, kind: str, reason: str) -> None:
-        super().__init__(f"{key}: {reason}")
-        self.key = key
-        self.kind = kind
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -120,7 +110,7 @@ async def _obtain_key(key: str, value: PrefetchValue, patient_id: str, access: F
     if problem:
         situation = "prefetch has more pages (a next link) that cannot be fetched:" if value.supplied else \
             "not in prefetch and"
-        raise DataUnavailable(key, "no-fhir-access", f"{situation} {problem}")
+        raise DataUnavailableError(key, "no-fhir-access", f"{situation} {problem}")
     assert access.server is not None  # why_not() said it can be queried
     try:
         if value.supplied:
@@ -129,7 +119,7 @@ async def _obtain_key(key: str, value: PrefetchValue, patient_id: str, access: F
         return await client.search(access.server, resolve_query(RECORD_QUERIES[key], patient_id), access.token,
                                    keep)
     except FhirError as exc:
-        raise DataUnavailable(key, exc.kind, str(exc)) from None
+        raise DataUnavailableError(key, exc.kind, str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -149,14 +139,14 @@ async def _medications(found: Mapping[str, list[dict[str, Any]]], access: FhirAc
     key = next(key for key, resources in found.items() if unresolved_medications(resources))
     problem = access.why_not()
     if problem:
-        raise DataUnavailable(key, "no-fhir-access",
+        raise DataUnavailableError(key, "no-fhir-access",
                               f"Medication resources named by reference are not in prefetch and {problem}")
     assert access.server is not None  # why_not() said it can be queried
     try:
         return await client.search(access.server, f"Medication?_id={quote(','.join(missing), safe=',')}",
                                    access.token, keep)
     except FhirError as exc:
-        raise DataUnavailable(key, exc.kind, f"Medication resources named by reference: {exc}") from None
+        raise DataUnavailableError(key, exc.kind, f"Medication resources named by reference: {exc}") from None
 
 
 async def _encounters(resources: Sequence[dict[str, Any]], access: FhirAccess, client: FhirClient, keep: Keep,
@@ -189,7 +179,7 @@ async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patien
             found = dict(zip(values, results, strict=True))
             medications = await _medications(found, access, client, keep)
     except TimeoutError:
-        raise DataUnavailable(",".join(fetched), "timeout",
+        raise DataUnavailableError(",".join(fetched), "timeout",
                               f"the FHIR server did not answer within {budget_seconds:g} s") from None
     if medications:
         fetched += ("Medication",)

@@ -62,6 +62,10 @@ class DiagnosisOnRecord:
     def fits(self, segments: frozenset[str]) -> bool:
         return Indication(True, self.segments).fits(segments)
 
+    @property
+    def is_red_flag(self) -> bool:
+        return self.group not in ("qualifying", "axial")
+
 
 @dataclass(frozen=True)
 class Assessment:
@@ -79,7 +83,7 @@ class Assessment:
 
     @property
     def red_flags(self) -> tuple[DiagnosisOnRecord, ...]:
-        return tuple(d for d in self.diagnoses if d.group not in ("qualifying", "axial"))
+        return tuple(d for d in self.diagnoses if d.is_red_flag)
 
     @property
     def indicator(self) -> str | None:
@@ -133,7 +137,7 @@ class PatientSummary:
 
     @property
     def red_flags(self) -> tuple[DiagnosisOnRecord, ...]:
-        return tuple(d for d in self.diagnoses if d.group not in ("qualifying", "axial"))
+        return tuple(d for d in self.diagnoses if d.is_red_flag)
 
 
 def today_of(now: datetime) -> date:
@@ -241,7 +245,7 @@ class _RecordFacts:
         self.knowledge = knowledge
         self.today = today
         self.diagnoses = diagnoses_on_record(record, knowledge, today)
-        self.red_flags = [d for d in self.diagnoses if d.group not in ("qualifying", "axial")]
+        self.red_flags = [d for d in self.diagnoses if d.is_red_flag]
         self.session_referrals = session_referrals(session_orders, knowledge)
         self._histories: dict[Scope, ConservativeHistory] = {}
         self._referrals: dict[Scope, tuple[Referral, ...]] = {}
@@ -316,7 +320,7 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
     if not diagnoses:
         return None
     rules = knowledge.config.rules
-    exempt = any(d.group not in ("qualifying", "axial") for d in diagnoses)
+    exempt = any(d.is_red_flag for d in diagnoses)
     history = conservative_history(record, knowledge, today, Scope(frozenset(), rules.esi.min_conservative_days,
                                                                      count_prior_esi=False))
     surgery_days = conservative_history(record, knowledge, today, Scope(

@@ -88,7 +88,7 @@ class Diagnoses(_Strict):
     red_flags: tuple[Group, ...] = Field(min_length=1)
 
 
-class Source(_Strict):
+class Citation(_Strict):
     label: str = Field(min_length=1)
     url: HttpUrl
 
@@ -99,7 +99,7 @@ class EsiRule(_Strict):
     session_window_days: int = Field(ge=1)
     min_days_between: int = Field(ge=0)
     rule: str
-    source: Source
+    source: Citation
 
 
 class Indication(_Strict):
@@ -113,7 +113,7 @@ class SurgeryRule(_Strict):
     prior_esi_label: str = Field(min_length=1)
     indications: dict[str, Indication]
     rule: str
-    source: Source
+    source: Citation
 
 
 class Rules(_Strict):

@@ -10,11 +10,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Literal
 
 import simdjson
 import yaml
-from fhir.resources.R4B.valueset import ValueSet, ValueSetExpansionContains
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .codesystems import CodeSystemError, CodeSystems, load_code_systems
 from .config import MedicationGroup, PathwayConfig
@@ -169,12 +169,47 @@ def _load_config(path: Path) -> PathwayConfig:
         raise KnowledgeError(f"{path}: {problems}") from None
 
 
-def _attributes(entry: ValueSetExpansionContains) -> dict[str, str]:
+class _Read(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Part(_Read):
+    url: str
+    valueCode: str | None = None  # noqa: N815 - FHIR's name
+
+
+class _Extension(_Read):
+    url: str
+    extension: tuple[_Part, ...] = ()
+
+
+class _Contains(_Read):
+    system: str | None = None
+    code: str | None = None
+    display: str | None = None
+    extension: tuple[_Extension, ...] = ()
+
+
+class _Expansion(_Read):
+    contains: tuple[_Contains, ...] = ()
+
+
+class _ValueSet(_Read):
+    """The elements of a FHIR R4 ValueSet the index reads (a full FHIR model costs most of the start-up; the
+    files are checked against fhir.resources' ValueSet by the tests, since they are published knowledge)."""
+
+    resourceType: Literal["ValueSet"]  # noqa: N815
+    id: str
+    status: Literal["draft", "active", "retired", "unknown"]
+    expansion: _Expansion | None = None
+
+
+def _attributes(entry: _Contains) -> dict[str, str]:
     attributes: dict[str, str] = {}
-    for extension in entry.extension or ():
+    for extension in entry.extension:
         if extension.url == ATTRIBUTE_EXTENSION:
-            parts = {part.url: part.valueCode for part in extension.extension or ()}
-            name, value = parts["name"], parts["value"]
+            parts = {part.url: part.valueCode for part in extension.extension}
+            name, value = parts.get("name"), parts.get("value")
             if name is not None and value is not None:
                 attributes[name] = value
     return attributes
@@ -182,7 +217,7 @@ def _attributes(entry: ValueSetExpansionContains) -> dict[str, str]:
 
 def _load_valueset(path: Path) -> list[tuple[Code, Mapping[str, str]]]:
     try:
-        valueset = ValueSet.model_validate(simdjson.loads(path.read_bytes()))
+        valueset = _ValueSet.model_validate(simdjson.loads(path.read_bytes()))
     except (OSError, ValueError, RuntimeError, ValidationError) as exc:
         raise KnowledgeError(f"{path}: not a valid FHIR R4 ValueSet: {exc}") from None
     if valueset.id != path.stem:
