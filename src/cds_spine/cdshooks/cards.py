@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 from ..pathway import Assessment, Criteria, Decision, Knowledge, PatientSummary
 from ..pathway.assessment import DiagnosisOnRecord, shorten
-from ..pathway.config import Detail, FindingCode
+from ..pathway.config import PATIENT_SUMMARY, Detail, FindingCode
 from ..pathway.evidence import ConservativeHistory, Evidence
 from ..pathway.wording import WORDING
-from .models import Action, Card, Link, OverrideReason, Source, Suggestion
+from .models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
 
@@ -180,20 +180,27 @@ def _links(source: Source, knowledge: Knowledge, options: CardOptions) -> list[L
     return links or None
 
 
+def _topic(knowledge: Knowledge, code: str) -> Coding:
+    """What the card is about (cards/card-topics.json), in its source."""
+    topics = knowledge.topics
+    return Coding(system=topics.system, code=code, display=topics.displays[code])
+
+
 def render_one(assessment: Assessment, knowledge: Knowledge, options: CardOptions) -> Card | None:
     """The card for one order, or None when there is nothing to say."""
     config = knowledge.config
+    topic: FindingCode
     if assessment.findings:
         lead = assessment.findings[0]
-        summary, indicator = _summary(knowledge, lead.code, dict(lead.facts)), lead.severity
+        summary, indicator, topic = _summary(knowledge, lead.code, dict(lead.facts)), lead.severity, lead.code
     elif options.info_when_met and assessment.decision is Decision.MET:
-        summary = _summary(knowledge, "criteria-met", {"days": assessment.history.days,
-                                                         "order": assessment.order_label})
-        indicator = config.findings["criteria-met"].severity
+        topic = "criteria-met"
+        summary = _summary(knowledge, topic, {"days": assessment.history.days, "order": assessment.order_label})
+        indicator = config.findings[topic].severity
     else:
         return None
     rule = config.rules.esi if assessment.order.category == "esi" else config.rules.surgery
-    source = Source(label=rule.source.label, url=str(rule.source.url))
+    source = Source(label=rule.source.label, url=str(rule.source.url), topic=_topic(knowledge, topic))
     suggestions = _suggestions(assessment, knowledge, options)
     return Card(
         uuid=uuid.uuid4(), summary=summary, indicator=indicator, detail=_detail(assessment, knowledge),
@@ -255,7 +262,8 @@ def render_patient_summary(summary: PatientSummary | None, knowledge: Knowledge,
     else:
         text = WORDING.format(wording.summary, days=summary.history.days, esi=esi, surgery=surgery)
         indicator = "info"
-    source = Source(label=config.card.source_label, url=str(config.card.source_url))
+    source = Source(label=config.card.source_label, url=str(config.card.source_url),
+                    topic=_topic(knowledge, "red-flag" if flags else PATIENT_SUMMARY))
     return [Card(
         uuid=uuid.uuid4(), summary=text, indicator=indicator, source=source,
         detail=_paragraphs(red_flags, _headed(wording.standing_heading, _standing(knowledge, summary, esi, surgery)),

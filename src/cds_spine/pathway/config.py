@@ -125,6 +125,8 @@ FindingCode = Literal[
     "conservative-missing", "conservative-short", "esi-limit-exceeded", "esi-too-soon", "red-flag",
     "no-imaging-guidance", "no-qualifying-diagnosis", "no-surgery-indication", "criteria-met",
 ]
+PATIENT_SUMMARY = "patient-summary"
+"""The patient-view card's topic; every finding code is the topic of the order cards it leads."""
 
 
 class FindingWording(_Strict):

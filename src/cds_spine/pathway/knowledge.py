@@ -10,14 +10,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, get_args
 
 import simdjson
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .codesystems import CodeSystemError, CodeSystems, load_code_systems
-from .config import MedicationGroup, PathwayConfig
+from .config import PATIENT_SUMMARY, FindingCode, MedicationGroup, PathwayConfig
 from .ingredients import IngredientNames
 from .record import Code
 
@@ -45,8 +45,9 @@ class Knowledge:
     normalized code) -> memberships."""
 
     def __init__(self, config: PathwayConfig, valuesets: Mapping[str, list[tuple[Code, Mapping[str, str]]]],
-                 version: str, code_systems: CodeSystems) -> None:
+                 version: str, code_systems: CodeSystems, topics: CardTopics) -> None:
         self.config = config
+        self.topics = topics
         self.version = version
         self.code_systems = code_systems
         self.valueset_ids = frozenset(valuesets)
@@ -194,6 +195,39 @@ class _Expansion(_Read):
     contains: tuple[_Contains, ...] = ()
 
 
+class _Concept(_Read):
+    code: str
+    display: str
+
+
+class _CodeSystem(_Read):
+    resourceType: Literal["CodeSystem"]  # noqa: N815
+    url: str
+    status: Literal["draft", "active", "retired", "unknown"]
+    concept: tuple[_Concept, ...] = ()
+
+
+@dataclass(frozen=True)
+class CardTopics:
+    """cards/card-topics.json: what a card is about, as its source.topic (a code per finding and one for the
+    patient-view card), so that an EHR recognises a card, and an override of it, on later calls."""
+
+    system: str
+    displays: Mapping[str, str]
+
+
+def _load_topics(path: Path) -> CardTopics:
+    try:
+        code_system = _CodeSystem.model_validate(simdjson.loads(path.read_bytes()))
+    except (OSError, ValueError, RuntimeError, ValidationError) as exc:
+        raise KnowledgeError(f"{path}: not a valid FHIR R4 CodeSystem: {exc}") from None
+    displays = {concept.code: concept.display for concept in code_system.concept}
+    missing = sorted({*get_args(FindingCode), PATIENT_SUMMARY} - set(displays))
+    if missing:
+        raise KnowledgeError(f"{path}: concept: no topic for {', '.join(missing)}")
+    return CardTopics(code_system.url, MappingProxyType(displays))
+
+
 class _ValueSet(_Read):
     """The elements of a FHIR R4 ValueSet the index reads (a full FHIR model costs most of the start-up; the
     files are checked against fhir.resources' ValueSet by the tests, since they are published knowledge)."""
@@ -244,4 +278,5 @@ def load_knowledge(cards_dir: Path, site_code_systems: Path | None = None) -> Kn
         if valueset_id not in valuesets:
             raise KnowledgeError(f"{cards_dir / 'pathway.yaml'}: {field_path}: no value set {valueset_id!r} "
                                  f"in {cards_dir / 'valuesets'}")
-    return Knowledge(config, valuesets, knowledge_version(cards_dir, site_code_systems), code_systems)
+    return Knowledge(config, valuesets, knowledge_version(cards_dir, site_code_systems), code_systems,
+                     _load_topics(cards_dir / "card-topics.json"))
