@@ -138,7 +138,8 @@ def call_answerer(settings: Settings, knowledge: Knowledge, http: httpx.AsyncCli
     limits = SearchLimits(settings.fhir_page_cap, settings.fhir_max_entries, settings.fhir_max_response_bytes)
     return CallAnswerer(knowledge, FhirClient(http, limits), fhir_timeout_seconds=settings.fhir_timeout_seconds,
                         allow_unauthenticated_fhir=settings.allow_unauthenticated_fhir,
-                        info_card_when_met=settings.info_card_when_met, smart_app_url=settings.smart_app_url)
+                        info_card_when_met=settings.info_card_when_met, smart_app_url=settings.smart_app_url,
+                        epic_referral_preference_item=settings.epic_referral_preference_item)
 
 
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None,
@@ -186,7 +187,8 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
             limits = RequestLimits(settings.max_body_bytes, settings.body_timeout_seconds,
                                    settings.max_json_containers, settings.max_draft_orders)
             provide(app, HookState(call_answerer(settings, knowledge, http), verifier, store, clock, knowledge.version,
-                                   settings.public_base_url or "", limits, settings.audit_required),
+                                   settings.public_base_url or "", limits, settings.audit_required,
+                                   settings.ehr_profile),
                     AuditState(audit_access(settings, store, http), store, knowledge, measure,
                                settings.bulk_runs_dir, settings.adherence_target, settings.body_timeout_seconds))
             writer = asyncio.create_task(write_refusals_every_few_seconds())

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Role = Literal["viewer", "analyst"]
+EhrProfile = Literal["generic", "epic", "oracle-health"]
+"""How cards are shaped for the EHR that shows them (never what the pathway decides)."""
 """An audit reader's role: an analyst may see plain patient ids where the store keeps them."""
 
 
@@ -65,6 +67,11 @@ class Settings(BaseSettings):
     """Also return an info card when the pathway's criteria are met."""
     smart_app_url: str | None = None
     """A SMART app launch URL added to every card as a `smart` link."""
+    ehr_profile: EhrProfile = "generic"
+    """How cards are shaped for a caller whose trusted-clients entry names no `profile` (docs/deploy.md)."""
+    epic_referral_preference_item: str | None = None
+    """The Epic preference-list item of the site's physical-therapy referral: under the epic profile, the
+    referral suggestion orders it; without it the suggestion is left out."""
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
     """Log lines as readable text or one JSON object per line (for a log pipeline; the Docker image sets json)."""

@@ -27,6 +27,7 @@ from ..pathway import (
     classify_all,
     summarize_patient,
 )
+from ..settings import EhrProfile
 from .calls import Call
 from .cards import CardOptions, render_one, render_patient_summary
 from .models import Card, OrderSelectContext
@@ -56,13 +57,15 @@ class CallAnswerer:
     """Answers a validated call: the patient data it needs, the assessments, the cards."""
 
     def __init__(self, knowledge: Knowledge, fhir: FhirClient, *, fhir_timeout_seconds: float,
-                 allow_unauthenticated_fhir: bool, info_card_when_met: bool, smart_app_url: str | None) -> None:
+                 allow_unauthenticated_fhir: bool, info_card_when_met: bool, smart_app_url: str | None,
+                 epic_referral_preference_item: str | None = None) -> None:
         self.knowledge = knowledge
         self.fhir = fhir
         self.fhir_timeout_seconds = fhir_timeout_seconds
         self.allow_unauthenticated_fhir = allow_unauthenticated_fhir
         self.info_card_when_met = info_card_when_met
         self.smart_app_url = smart_app_url
+        self.epic_referral_preference_item = epic_referral_preference_item
         self.relevant = relevance_filter(knowledge, UnplacedCodeSystems())
 
     async def _obtain(self, call: Call, keys: Sequence[str]) -> Obtained:
@@ -76,11 +79,12 @@ class CallAnswerer:
             DATA_UNAVAILABLE.labels(error.kind).inc()
             raise
 
-    async def answer(self, call: Call, now: datetime) -> Answer:
+    async def answer(self, call: Call, now: datetime, profile: EhrProfile = "generic") -> Answer:
         """The CPU-bound steps (reading the record, the pathway, the cards) run in a worker thread, so a
         large call never holds the event loop (and with it every other call and /healthz)."""
+        options = self._options(call, profile)
         if call.service.hook == "patient-view":
-            return await self._patient_view(call, now)
+            return await self._patient_view(call, now, options)
         orders, classified = self._orders_in_scope(call)  # cheap: at most CDS_SPINE_MAX_DRAFT_ORDERS
         if not classified:
             return Answer()
@@ -89,7 +93,7 @@ class CallAnswerer:
             obtained = await self._obtain(call, RECORD_KEYS)
         except DataUnavailableError as error:
             return Answer(orders=classified, unavailable=error, orderer=orderer)
-        assessed = await run_in_threadpool(self._assess, call, classified, orders, obtained.resources, now)
+        assessed = await run_in_threadpool(self._assess, classified, orders, obtained.resources, now, options)
         return Answer(assessed=assessed, orders=classified, data_read=True, fetched_keys=obtained.fetched_keys,
                       orderer=orderer)
 
@@ -102,20 +106,20 @@ class CallAnswerer:
             in_scope = [order for order in orders if order.reference in selected]
         return orders, classify_all(in_scope, self.knowledge)
 
-    def _assess(self, call: Call, classified: list[ClassifiedOrder], orders: list[DraftOrder],
-                resources: Sequence[dict[str, Any]], now: datetime) -> list[tuple[Assessment, Card | None]]:
+    def _assess(self, classified: list[ClassifiedOrder], orders: list[DraftOrder], resources: Sequence[dict[str, Any]],
+                now: datetime, options: CardOptions) -> list[tuple[Assessment, Card | None]]:
         record = build_record(resources, self.knowledge)
-        options = self._options(call)
         return [(a, render_one(a, self.knowledge, options))
                 for a in assess(classified, record, self.knowledge, now, session_orders=orders)]
 
-    def _options(self, call: Call) -> CardOptions:
-        return CardOptions(call.context.patientId, self.info_card_when_met, self.smart_app_url)
+    def _options(self, call: Call, profile: EhrProfile) -> CardOptions:
+        return CardOptions(call.context.patientId, self.info_card_when_met, self.smart_app_url, profile,
+                           self.epic_referral_preference_item)
 
     def _summary(self, resources: Sequence[dict[str, Any]], now: datetime) -> PatientSummary | None:
         return summarize_patient(build_record(resources, self.knowledge), self.knowledge, now)
 
-    async def _patient_view(self, call: Call, now: datetime) -> Answer:
+    async def _patient_view(self, call: Call, now: datetime, options: CardOptions) -> Answer:
         try:
             conditions = await self._obtain(call, CONDITION_KEYS)
             if await run_in_threadpool(self._summary, conditions.resources, now) is None:
@@ -124,5 +128,5 @@ class CallAnswerer:
         except DataUnavailableError as error:
             return Answer(unavailable=error)
         summary = await run_in_threadpool(self._summary, conditions.resources + rest.resources, now)
-        return Answer(other_cards=render_patient_summary(summary, self.knowledge, self._options(call)),
+        return Answer(other_cards=render_patient_summary(summary, self.knowledge, options),
                       data_read=True, fetched_keys=conditions.fetched_keys + rest.fetched_keys)

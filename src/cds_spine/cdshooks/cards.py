@@ -12,9 +12,12 @@ from ..pathway.assessment import DiagnosisOnRecord, shorten
 from ..pathway.config import PATIENT_SUMMARY, Detail, FindingCode
 from ..pathway.evidence import ConservativeHistory, Evidence
 from ..pathway.wording import WORDING
+from ..settings import EhrProfile
 from .models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
+EPIC_PREFERENCE_LIST_ITEM = "urn:com.epic.cdshooks.action.code.system.preference-list-item"
+"""Epic's code system for an order taken from a site's preference list (Epic's CDS Hooks documentation)."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,9 @@ class CardOptions:
     patient_id: str
     info_when_met: bool = False
     smart_app_url: str | None = None
+    profile: EhrProfile = "generic"
+    """How the EHR that shows the cards wants them (docs/deploy.md, "EHR profiles")."""
+    epic_referral_preference_item: str | None = None
 
 
 def _md(text: str) -> str:
@@ -143,22 +149,31 @@ def _detail(assessment: Assessment, knowledge: Knowledge) -> str:
 
 
 def _referral(knowledge: Knowledge, options: CardOptions) -> dict[str, Any]:
+    """The referral a suggestion orders; under the epic profile, the site's preference-list item (Epic takes
+    the order's details from it)."""
     referral = knowledge.config.card.suggestions.referral
+    coding = {"system": referral.system, "code": referral.code, "display": referral.display}
+    if options.profile == "epic":
+        coding = {"system": EPIC_PREFERENCE_LIST_ITEM, "code": str(options.epic_referral_preference_item)}
     return {
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "order",
         "subject": {"reference": f"Patient/{options.patient_id}"},
-        "code": {"coding": [{"system": referral.system, "code": referral.code, "display": referral.display}],
-                 "text": referral.text},
+        "code": {"coding": [coding], "text": referral.text},
     }
 
 
 def _suggestions(assessment: Assessment, knowledge: Knowledge, options: CardOptions) -> list[Suggestion] | None:
+    """Order the referral instead of the injection or surgery, or beside it. Under the epic profile (where
+    suggestions may not exclude each other) only beside it, and only with the site's preference-list item."""
     if assessment.decision is not Decision.NOT_MET or assessment.pending_referrals:
         return None
     wording = knowledge.config.card.suggestions
     create = Action(type="create", description=wording.create_description, resource=_referral(knowledge, options))
+    if options.profile == "epic":
+        return [Suggestion(label=wording.add_label, uuid=uuid.uuid4(), actions=[create])] \
+            if options.epic_referral_preference_item else None
     suggestions = []
     if assessment.order.reference:
         delete = Action(type="delete", resourceId=assessment.order.reference,
@@ -174,7 +189,10 @@ def _override_reasons(knowledge: Knowledge) -> list[OverrideReason]:
 
 
 def _links(source: Source, knowledge: Knowledge, options: CardOptions) -> list[Link] | None:
-    links = [Link(label=source.label, url=source.url, type="absolute")] if source.url else []
+    """The source's page and the SMART app. Oracle Health strips links its site has not allow-listed: there,
+    only the SMART app's (which the site registers); the source stays named in the card's source."""
+    links = [Link(label=source.label, url=source.url, type="absolute")] \
+        if source.url and options.profile != "oracle-health" else []
     if options.smart_app_url:
         links.append(Link(label=knowledge.config.card.smart_link_label, url=options.smart_app_url, type="smart"))
     return links or None
@@ -204,7 +222,8 @@ def render_one(assessment: Assessment, knowledge: Knowledge, options: CardOption
     suggestions = _suggestions(assessment, knowledge, options)
     return Card(
         uuid=uuid.uuid4(), summary=summary, indicator=indicator, detail=_detail(assessment, knowledge),
-        source=source, suggestions=suggestions, selectionBehavior="at-most-one" if suggestions else None,
+        source=source, suggestions=suggestions,
+        selectionBehavior=("any" if options.profile == "epic" else "at-most-one") if suggestions else None,
         overrideReasons=_override_reasons(knowledge), links=_links(source, knowledge, options),
     )
 

@@ -26,6 +26,7 @@ from ..jsonio import JsonResponse
 from ..logs import fields, note_refusal
 from ..metrics import AUDIT_WRITE, AUTH_FAILURES, CARDS, DECISIONS
 from ..security.jwt import AuthenticationFailed, Verifier
+from ..settings import EhrProfile
 from ..validation import validate
 from .answers import Answer, CallAnswerer
 from .calls import Call, decode_json, parse_call
@@ -60,22 +61,25 @@ class HookState:
     public_base_url: str
     limits: RequestLimits
     audit_required: bool
+    default_profile: EhrProfile
+    """CDS_SPINE_EHR_PROFILE: for callers whose trusted-clients entry names none (and without JWTs)."""
 
 
 Hooks = Annotated[HookState, Depends(injected(HookState))]
 
 
-async def authenticate(request: Request, state: Hooks) -> None:
-    """Every discovery, service and feedback call carries a JWT from a trusted client (unless disabled)."""
+async def authenticate(request: Request, state: Hooks) -> EhrProfile:
+    """Every discovery, service and feedback call carries a JWT from a trusted client (unless disabled); the
+    profile its cards are shaped with is that client's."""
     verifier = state.verifier
     if verifier is None:
-        return
+        return state.default_profile
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     try:
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationFailed("no bearer token")
         endpoint = state.public_base_url.rstrip("/") + request.url.path
-        await verifier.verify(token.strip(), endpoint)
+        client = await verifier.verify(token.strip(), endpoint)
     except AuthenticationFailed as failure:
         check = failure.reason.split(" ", 1)[0].rstrip(":")
         AUTH_FAILURES.labels(check).inc()
@@ -87,8 +91,10 @@ async def authenticate(request: Request, state: Hooks) -> None:
     except SQLAlchemyError as exc:  # the JWT replay cache lives in the audit store
         log.error("audit store failed to check a JWT for replay (%s)", type(exc).__name__)
         raise StoreUnavailable() from None
+    return client.profile or state.default_profile
 
 
+CallerProfile = Annotated[EhrProfile, Depends(authenticate)]
 router = APIRouter(dependencies=[Depends(authenticate)])
 
 
@@ -147,7 +153,7 @@ async def discovery() -> JsonResponse:
 
 
 @router.post("/cds-services/{service_id}")
-async def call_service(service_id: str, request: Request, state: Hooks) -> JsonResponse:
+async def call_service(service_id: str, request: Request, state: Hooks, profile: CallerProfile) -> JsonResponse:
     started = time.perf_counter()
     received_at = state.clock()
     service = _service(service_id)
@@ -156,7 +162,7 @@ async def call_service(service_id: str, request: Request, state: Hooks) -> JsonR
     call = await run_in_threadpool(
         lambda: parse_call(service, decode_json(body, limits.max_json_containers), limits.max_draft_orders))
     patient = state.store.patient_hasher(call.context.patientId)
-    answer = await state.answerer.answer(call, received_at)
+    answer = await state.answerer.answer(call, received_at, profile)
     status = answer.unavailable.status if answer.unavailable else 200
     latency_ms = (time.perf_counter() - started) * 1000
     log.info("service=%s hookInstance=%s patient=%s status=%d orders=%d cards=%d fetched=%s ms=%.1f",

@@ -12,6 +12,7 @@ from ..audit.db import HEAD, open_engine, schema_problem, shown_url, sqlite_file
 from ..audit.measure import load_measure
 from ..pathway import KnowledgeError, load_knowledge
 from ..security.policy import ConfigurationError, trust_summary, trusted_issuers
+from ..security.trusted_clients import TrustedIssuer
 from ..settings import PLACEHOLDER, Settings
 from .common import (
     code_systems_line,
@@ -81,6 +82,18 @@ def _knowledge_findings(settings: Settings) -> tuple[list[str], str]:
                 f"{code_systems_line(knowledge, settings)}")
 
 
+def _profile_warnings(settings: Settings, issuers: list[TrustedIssuer] | None) -> list[str]:
+    """The epic profile without the site's referral preference-list item: its cards cannot suggest the referral."""
+    epic = [issuer.client.iss for issuer in issuers or () if issuer.client.profile == "epic"]
+    defaulted = issuers is None or any(issuer.client.profile is None for issuer in issuers)
+    if settings.ehr_profile == "epic" and defaulted:
+        epic.append("CDS_SPINE_EHR_PROFILE")
+    if not epic or settings.epic_referral_preference_item:
+        return []
+    return [f"the epic profile ({', '.join(epic)}) without CDS_SPINE_EPIC_REFERRAL_PREFERENCE_ITEM: its cards "
+            f"cannot suggest the physical-therapy referral (set it to the site's preference-list item)"]
+
+
 def check_config() -> None:
     """A pre-flight check: validate the settings, the trusted clients, the knowledge and the audit store, say
     what the service would run with, and list every error and warning at once.
@@ -99,6 +112,7 @@ def check_config() -> None:
     errors += knowledge_errors + _origin_problems(settings)
     store_errors, warnings, store = _store_findings(settings)
     errors += store_errors
+    warnings += _profile_warnings(settings, issuers)
     if settings.audit_hash_key is not None and len(settings.audit_hash_key.get_secret_value()) < MIN_AUDIT_HASH_KEY:
         errors.append(f"CDS_SPINE_AUDIT_HASH_KEY is too short: at least {MIN_AUDIT_HASH_KEY} random characters "
                       f"(e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")

@@ -13,6 +13,7 @@ import jwt
 from anyio import to_thread
 from jwt.exceptions import InvalidTokenError, PyJWKError
 
+from ..settings import EhrProfile
 from .keys import KeySource
 from .trusted_clients import ASYMMETRIC_ALGORITHMS, TrustedClient
 
@@ -37,6 +38,7 @@ class VerifiedClient:
     iss: str
     jti: str
     tenant: str | None
+    profile: EhrProfile | None
 
 
 def _normalized(url: str) -> str:
@@ -122,4 +124,4 @@ class Verifier:
         tenant_must_be_allowed(claims, client)
         if not await to_thread.run_sync(self.replay.first_use, client.iss, str(jti), claims["exp"] + self.leeway):
             raise AuthenticationFailed("jti already used (replay)")
-        return VerifiedClient(client.iss, str(jti), claims.get("tenant"))
+        return VerifiedClient(client.iss, str(jti), claims.get("tenant"), client.profile)

@@ -19,6 +19,8 @@ from jwt import PyJWK, PyJWKSet
 from jwt.exceptions import PyJWKError, PyJWKSetError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from ..settings import EhrProfile
+
 ASYMMETRIC_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
 
@@ -35,6 +37,8 @@ class TrustedClient(BaseModel):
     jwks_file: Path | None = None
     tenants: tuple[str, ...] | None = None
     algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
+    profile: EhrProfile | None = None
+    """How this EHR's cards are shaped; None: CDS_SPINE_EHR_PROFILE."""
 
     @field_validator("jwks_url")
     @classmethod
