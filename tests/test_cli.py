@@ -46,7 +46,7 @@ def test_check_config_reports_the_packed_knowledge_and_a_current_store(postgres_
     result = run_cli("check-config", CDS_SPINE_DATABASE_URL=postgres_schema)
     assert result.returncode == 0, result.stderr
     assert "site-packages/cds_spine/cards" in result.stdout and f"{VALUESET_COUNT} value sets" in result.stdout
-    assert "reachable, schema at 0003" in result.stdout
+    assert "reachable, schema at 0004" in result.stdout
     assert "code systems: ICD-10-CM, ICD-9-CM, SNOMED CT, RxNorm, CPT; 2 local systems mapped" in result.stdout
     assert "cds_spine_unplaced_code_systems_total" in result.stdout and "CDS_SPINE_LOCAL_CODE_SYSTEMS" in result.stdout
 

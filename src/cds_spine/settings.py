@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     """Also return an info card when the pathway's criteria are met."""
     smart_app_url: str | None = None
     """A SMART app launch URL added to every card as a `smart` link."""
+    override_memory_hours: float = Field(24, ge=0)
+    """After a clinician overrides a card, calls for the same patient and order within this many hours do not
+    show that card's topic again (0: always show)."""
     ehr_profile: EhrProfile = "generic"
     """How cards are shaped for a caller whose trusted-clients entry names no `profile` (docs/deploy.md)."""
     epic_referral_preference_item: str | None = None

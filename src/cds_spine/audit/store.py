@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ INSERT_ASSESSMENT = insert(tables.assessments)
 INSERT_CARD = insert(tables.cards)
 INSERT_FEEDBACK = insert(tables.feedback)
 INSERT_READ = insert(tables.audit_reads)
+INSERT_SUPPRESSION = insert(tables.suppressions)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,16 @@ class CardRecord:
     indicator: str
     summary: str
     suggestion_uuids: tuple[str, ...]
+    topic: str | None = None
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """A card held back: the clinician had overridden its topic for the same order (`overridden_card`)."""
+
+    topic: str
+    overridden_card: str
+    overridden_at: datetime
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,8 @@ class CallRecord:
     data_read: bool
     fetched_keys: tuple[str, ...] = ()
     assessed: tuple[tuple[Assessment, CardRecord | None], ...] = ()
+    suppressed: Mapping[int, Suppression] = field(default_factory=dict)
+    """By the index of its assessment in `assessed`: the card held back (override memory)."""
     unassessed: tuple[ClassifiedOrder, ...] = ()
     """Orders in scope that could not be evaluated (412)."""
     other_cards: tuple[CardRecord, ...] = ()
@@ -121,7 +134,7 @@ def _assessment_row(call_id: str, assessment: Assessment) -> dict[str, Any]:
 
 def _card_row(call_id: str, card: CardRecord, assessment_id: int | None) -> dict[str, Any]:
     return {"uuid": card.uuid, "call_id": call_id, "assessment_id": assessment_id, "indicator": card.indicator,
-            "summary": card.summary, "suggestion_uuids": list(card.suggestion_uuids)}
+            "summary": card.summary, "suggestion_uuids": list(card.suggestion_uuids), "topic": card.topic}
 
 
 class SqlAuditStore:
@@ -145,10 +158,9 @@ class SqlAuditStore:
                         tables.store_keys.c.name == name))
         return bytes.fromhex(str(found))
 
-    def _patient(self, patient_id: str | None) -> str | None:
-        if patient_id is None or self.plain_patient_ids:
-            return patient_id
-        return self.patient_hasher(patient_id)
+    def stored_patient(self, patient_id: str) -> str:
+        """The patient id as the store keeps it: its keyed hash, or plain (CDS_SPINE_AUDIT_PLAIN_PATIENT_IDS)."""
+        return patient_id if self.plain_patient_ids else self.patient_hasher(patient_id)
 
     def record_call(self, record: CallRecord) -> None:
         call_id = str(uuid.uuid4())
@@ -156,17 +168,22 @@ class SqlAuditStore:
             connection.execute(INSERT_CALL, {
                 "id": call_id, "received_at": record.received_at, "service_id": record.service_id,
                 "hook": record.hook, "hook_instance": record.hook_instance, "user_id": record.user_id,
-                "patient": self._patient(record.patient_id), "encounter_id": record.encounter_id,
+                "patient": self.stored_patient(record.patient_id) if record.patient_id else None, "encounter_id": record.encounter_id,
                 "status": record.status, "problem": record.problem, "knowledge_version": record.knowledge_version,
                 "latency_ms": record.latency_ms, "data_source": record.data_source,
                 "fetched_keys": list(record.fetched_keys), "user_display": record.user_display,
                 "site": record.site})
-            for assessment, card in record.assessed:
+            for index, (assessment, card) in enumerate(record.assessed):
                 inserted = connection.execute(INSERT_ASSESSMENT, _assessment_row(call_id, assessment)).inserted_primary_key
                 assert inserted is not None
                 assessment_id = inserted[0]
                 if card:
                     connection.execute(INSERT_CARD, _card_row(call_id, card, assessment_id))
+                if index in record.suppressed:
+                    held = record.suppressed[index]
+                    connection.execute(INSERT_SUPPRESSION, {
+                        "call_id": call_id, "assessment_id": assessment_id, "topic": held.topic,
+                        "overridden_card": held.overridden_card, "overridden_at": held.overridden_at})
             if record.unassessed:
                 connection.execute(INSERT_ASSESSMENT, [_order_row(call_id, order) for order in record.unassessed])
             if record.other_cards:

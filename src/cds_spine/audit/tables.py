@@ -64,6 +64,17 @@ cards = Table(
     Column("indicator", String(16), nullable=False),
     Column("summary", String(140), nullable=False),
     Column("suggestion_uuids", JSON, nullable=False),
+    Column("topic", String(64)),
+)
+
+suppressions = Table(
+    "suppressions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(36), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("assessment_id", Integer, ForeignKey("assessments.id", ondelete="CASCADE"), nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("overridden_card", String(36), nullable=False),
+    Column("overridden_at", DateTime(timezone=True), nullable=False),
 )
 
 feedback = Table(

@@ -4,8 +4,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from ..appstate import injected
+from ..audit.memory import RememberedOverride, recent_overrides
 from ..audit.store import CallRecord, CardRecord, FeedbackEvent, SqlAuditStore
 from ..bodies import media_type, read_body
 from ..errors import (
@@ -31,6 +32,7 @@ from ..validation import validate
 from .answers import Answer, CallAnswerer
 from .calls import Call, decode_json, parse_call
 from .models import Card, CdsResponse, FeedbackRequest, Service
+from .repeats import without_repeats
 from .services import DISCOVERY, SERVICES
 
 log = logging.getLogger("cds_spine.calls")
@@ -63,6 +65,7 @@ class HookState:
     audit_required: bool
     default_profile: EhrProfile
     """CDS_SPINE_EHR_PROFILE: for callers whose trusted-clients entry names none (and without JWTs)."""
+    override_memory_hours: float
 
 
 Hooks = Annotated[HookState, Depends(injected(HookState))]
@@ -127,8 +130,21 @@ async def _recorded(state: HookState, write: Callable[[], None], what: str) -> N
 
 
 def _card_record(card: Card) -> CardRecord:
-    return CardRecord(str(card.uuid), card.indicator, card.summary,
-                      tuple(str(s.uuid) for s in card.suggestions or ()))
+    return CardRecord(str(card.uuid), card.indicator, card.summary, tuple(str(s.uuid) for s in card.suggestions or ()),
+                      card.source.topic.code if card.source and card.source.topic else None)
+
+
+async def _remembered(state: HookState, patient_id: str, answer: Answer, now: datetime) -> list[RememberedOverride]:
+    """The patient's recent overrides, when a card could repeat one (override memory on)."""
+    if not state.override_memory_hours or not any(card for _, card in answer.assessed):
+        return []
+    since = now - timedelta(hours=state.override_memory_hours)
+    try:
+        return await run_in_threadpool(recent_overrides, state.store.engine, state.store.stored_patient(patient_id),
+                                       since)
+    except SQLAlchemyError as exc:  # the cards are shown; recording the call will say whether the store is down
+        log.error("audit store failed to read the override memory (%s)", type(exc).__name__)
+        return []
 
 
 def _call_record(state: HookState, call: Call, answer: Answer, received_at: datetime, status: int,
@@ -163,6 +179,7 @@ async def call_service(service_id: str, request: Request, state: Hooks, profile:
         lambda: parse_call(service, decode_json(body, limits.max_json_containers), limits.max_draft_orders))
     patient = state.store.patient_hasher(call.context.patientId)
     answer = await state.answerer.answer(call, received_at, profile)
+    answer, suppressed = without_repeats(answer, await _remembered(state, call.context.patientId, answer, received_at))
     status = answer.unavailable.status if answer.unavailable else 200
     latency_ms = (time.perf_counter() - started) * 1000
     log.info("service=%s hookInstance=%s patient=%s status=%d orders=%d cards=%d fetched=%s ms=%.1f",
@@ -172,7 +189,7 @@ async def call_service(service_id: str, request: Request, state: Hooks, profile:
                  status=status, orders=len(answer.orders), cards=len(answer.cards),
                  indicators=[card.indicator for card in answer.cards], fetched=list(answer.fetched_keys),
                  ms=round(latency_ms, 1)))
-    record = _call_record(state, call, answer, received_at, status, latency_ms)
+    record = replace(_call_record(state, call, answer, received_at, status, latency_ms), suppressed=suppressed)
     await _recorded(state, lambda: state.store.record_call(record), "call")
     for assessment, _ in answer.assessed:
         DECISIONS.labels(assessment.decision.value).inc()

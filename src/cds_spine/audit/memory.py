@@ -1,0 +1,48 @@
+"""Override memory: the cards a clinician overrode lately for a patient, each with its topic and its order, so
+that a later call for the same order does not repeat a warning already answered (CDS_SPINE_OVERRIDE_MEMORY_HOURS).
+A card counts while its latest feedback is an override."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, not_, select
+from sqlalchemy.orm import aliased
+
+from ..pathway import ClassifiedOrder
+from . import tables
+
+
+@dataclass(frozen=True)
+class RememberedOverride:
+    card: str
+    topic: str
+    order_reference: str | None
+    order_codes: tuple[tuple[str, str], ...]
+    """(system, code) of the overridden order."""
+    overridden_at: datetime
+
+    def is_for(self, order: ClassifiedOrder) -> bool:
+        """The same order: the same draft resource when both have an id, else an order of the same code."""
+        if order.reference and self.order_reference:
+            return order.reference == self.order_reference
+        return (order.code.system, order.code.code) in self.order_codes
+
+
+def recent_overrides(engine: Engine, patient: str, since: datetime) -> list[RememberedOverride]:
+    """The patient's cards (as the store keeps the patient: hashed or plain) whose latest feedback is an
+    override received since `since`, newest first."""
+    c, a, k, f = tables.calls, tables.assessments, tables.cards, tables.feedback
+    later = aliased(f)
+    query = (select(k.c.uuid, k.c.topic, a.c.order_reference, a.c.codes, f.c.received_at)
+             .select_from(k.join(c, k.c.call_id == c.c.id).join(a, k.c.assessment_id == a.c.id)
+                          .join(f, f.c.card_uuid == k.c.uuid))
+             .where(c.c.patient == patient, k.c.topic.is_not(None), f.c.outcome == "overridden",
+                    f.c.received_at >= since,
+                    not_(select(later.c.id).where(later.c.card_uuid == f.c.card_uuid,
+                                                  later.c.received_at > f.c.received_at).exists()))
+             .order_by(f.c.received_at.desc()))
+    with engine.connect() as connection:
+        return [RememberedOverride(row.uuid, row.topic, row.order_reference,
+                                   tuple((code["system"], code["code"]) for code in row.codes),
+                                   row.received_at) for row in connection.execute(query)]

@@ -1,0 +1,113 @@
+"""A warning the clinician has already overridden is not repeated: override at order-select, then order-sign
+for the same draft order gets no card for that topic (within CDS_SPINE_OVERRIDE_MEMORY_HOURS), and the audit
+records the card held back with the override it follows; another finding, another order, an accepted card or
+an override past the window still shows. Over HTTP, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from support import ORDER_SELECT, ORDER_SIGN, audit_store, call, condition, esi_order, hook_request
+
+from cds_spine.app import create_app
+from cds_spine.audit import tables
+from cds_spine.settings import Settings
+
+CAUDA_EQUINA = "G83.4"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def service(database_url, knowledge, clock):
+    with TestClient(create_app(Settings(database_url=database_url), knowledge, clock=clock)) as client:
+        yield client
+
+
+def cards(client, service_id: str, **request) -> list[dict]:
+    response = call(client, service_id, hook_request("order-select" if service_id == ORDER_SELECT else "order-sign",
+                                                     **request))
+    assert response.status_code == 200
+    return response.json()["cards"]
+
+
+def answer(client, card: dict, outcome: str) -> None:
+    item = {"card": card["uuid"], "outcome": outcome, "outcomeTimestamp": datetime.now(UTC).isoformat()}
+    if outcome == "overridden":
+        item["overrideReason"] = {"reason": card["overrideReasons"][0]}
+    else:
+        item["acceptedSuggestions"] = [{"id": card["suggestions"][0]["uuid"]}]
+    assert client.post(f"/cds-services/{ORDER_SELECT}/feedback", json={"feedback": [item]}).status_code == 200
+
+
+def suppressions(client) -> list:
+    with audit_store(client).engine.connect() as connection:
+        return list(connection.execute(select(tables.suppressions)))
+
+
+def test_an_override_at_select_is_not_repeated_at_sign_and_the_audit_says_so(service):
+    [selected] = cards(service, ORDER_SELECT)
+    assert selected["source"]["topic"]["code"] == "conservative-missing"
+    answer(service, selected, "overridden")
+    assert cards(service, ORDER_SIGN) == []
+    [held] = suppressions(service)
+    assert (held.topic, held.overridden_card) == ("conservative-missing", selected["uuid"])
+    with audit_store(service).engine.connect() as connection:
+        assessment = connection.execute(select(tables.assessments).where(
+            tables.assessments.c.id == held.assessment_id)).one()
+    assert assessment.decision == "not-met" and assessment.order_reference == "ServiceRequest/esi-1"
+
+
+def test_a_new_finding_still_shows(service):
+    [selected] = cards(service, ORDER_SELECT)
+    answer(service, selected, "overridden")
+    [red_flag] = cards(service, ORDER_SIGN, conditions=[condition(CAUDA_EQUINA)])
+    assert red_flag["source"]["topic"]["code"] == "red-flag"
+    assert suppressions(service) == []
+
+
+def test_another_order_or_an_accepted_card_still_shows(service):
+    [selected] = cards(service, ORDER_SELECT)
+    answer(service, selected, "overridden")
+    [other] = cards(service, ORDER_SIGN, orders=[esi_order("esi-2", code="62321")])
+    assert other["source"]["topic"]["code"] == "conservative-missing"
+    answer(service, other, "accepted")
+    assert len(cards(service, ORDER_SIGN, orders=[esi_order("esi-2", code="62321")])) == 1
+
+
+def test_an_order_without_an_id_is_the_same_order_by_its_code(service):
+    unnamed = esi_order()
+    del unnamed["id"]
+    [signed] = cards(service, ORDER_SIGN, orders=[unnamed])  # order-select cannot select an order without an id
+    answer(service, signed, "overridden")
+    assert cards(service, ORDER_SIGN, orders=[unnamed]) == []  # signed again (a new hookInstance)
+    assert len(cards(service, ORDER_SIGN, orders=[esi_order("esi-3", code="62321")])) == 1
+
+
+def test_the_memory_lasts_its_window(service, clock):
+    [selected] = cards(service, ORDER_SELECT)
+    answer(service, selected, "overridden")
+    clock.now += timedelta(hours=23)
+    assert cards(service, ORDER_SIGN) == []
+    clock.now += timedelta(hours=2)
+    assert len(cards(service, ORDER_SIGN)) == 1
+
+
+def test_a_site_can_turn_the_memory_off(make_client):
+    client = make_client(override_memory_hours=0)
+    [selected] = cards(client, ORDER_SELECT)
+    answer(client, selected, "overridden")
+    assert len(cards(client, ORDER_SIGN)) == 1
