@@ -35,6 +35,15 @@ def test_metrics_count_requests_cards_decisions_and_412s(client):
     assert "p1" not in {label_value for _, label_value in labels}
 
 
+def test_each_hook_has_its_latency_histogram_with_the_lines_crd_measures_by(client):
+    for service in (ORDER_SELECT, ORDER_SIGN):
+        assert call(client, service, hook_request("order-select" if service == ORDER_SELECT else "order-sign"))
+    text = client.get("/metrics").text
+    for service in (ORDER_SELECT, ORDER_SIGN):
+        for line in ("0.5", "5.0", "10.0"):
+            assert value(text, "cds_spine_request_seconds_bucket", endpoint=service, le=line) >= 1, (service, line)
+
+
 def test_two_workers_report_the_sum_of_their_counts(tmp_path):
     folder = tmp_path / "metrics"
     folder.mkdir()

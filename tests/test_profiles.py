@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 from cli import run_cli
-from support import ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, SCENARIOS, call, hook_request, scenario_build
+from support import ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, SCENARIOS, call, esi_order, hook_request, scenario_build
 from tokens import BASE, SigningKey, claims, jwks, mint
 
 EPIC_ITEM_SYSTEM = "urn:com.epic.cdshooks.action.code.system.preference-list-item"
@@ -97,3 +97,22 @@ def test_check_config_warns_of_the_epic_profile_without_a_referral_item(tmp_path
     fine = run_cli("check-config", CDS_SPINE_EHR_PROFILE="epic", CDS_SPINE_EPIC_REFERRAL_PREFERENCE_ITEM=PT_ITEM,
                    CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}")
     assert "epic profile" not in fine.stderr
+
+
+def test_a_request_as_epic_sends_it(make_client):
+    """Epic's documented request shape: a PractitionerRole user, its com.epic.cdshooks.request.* extensions, an
+    STU3 ProcedureRequest among the draft orders, and the selected order in `selections`."""
+    request = hook_request("order-select", orders=[
+        {**esi_order("proc-req-1", resource_type="ProcedureRequest"), "status": "draft"},
+        esi_order("esi-other", code="62321")], selections=["ProcedureRequest/proc-req-1"])
+    request["context"]["userId"] = "PractitionerRole/eYg3-1aBmlDN3c3a8k6Y9Ew3"
+    request["extension"] = {"com.epic.cdshooks.request.bpa-trigger-action": "23",
+                            "com.epic.cdshooks.request.cds-hooks-specification-version": "2.0",
+                            "com.epic.cdshooks.request.fhir-version": "R4"}
+    client = make_client(ehr_profile="epic", epic_referral_preference_item=PT_ITEM)
+    response = call(client, ORDER_SELECT, request)
+    assert response.status_code == 200
+    [card] = response.json()["cards"]  # the selected order only
+    assert card["source"]["topic"]["code"] == "conservative-missing"
+    [suggestion] = card["suggestions"]
+    assert card["selectionBehavior"] == "any" and suggestion["actions"][0]["type"] == "create"
