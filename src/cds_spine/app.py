@@ -139,7 +139,8 @@ def call_answerer(settings: Settings, knowledge: Knowledge, http: httpx.AsyncCli
     return CallAnswerer(knowledge, FhirClient(http, limits), fhir_timeout_seconds=settings.fhir_timeout_seconds,
                         allow_unauthenticated_fhir=settings.allow_unauthenticated_fhir,
                         info_card_when_met=settings.info_card_when_met, smart_app_url=settings.smart_app_url,
-                        epic_referral_preference_item=settings.epic_referral_preference_item)
+                        epic_referral_preference_item=settings.epic_referral_preference_item,
+                        annotate_orders=settings.annotate_orders)
 
 
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None,

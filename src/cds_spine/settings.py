@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     """Also return an info card when the pathway's criteria are met."""
     smart_app_url: str | None = None
     """A SMART app launch URL added to every card as a `smart` link."""
+    annotate_orders: bool = False
+    """Also answer a system action that records the pathway's assessment on each draft ESI or surgery
+    ServiceRequest (an extension, cards/structuredefinition-pathway-assessment.json)."""
     override_memory_hours: float = Field(24, ge=0)
     """After a clinician overrides a card, calls for the same patient and order within this many hours do not
     show that card's topic again (0: always show)."""

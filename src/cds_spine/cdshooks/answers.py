@@ -28,9 +28,10 @@ from ..pathway import (
     summarize_patient,
 )
 from ..settings import EhrProfile
+from .annotations import order_annotations
 from .calls import Call
 from .cards import CardOptions, render_one, render_patient_summary
-from .models import Card, OrderSelectContext
+from .models import Action, Card, OrderSelectContext
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Answer:
     """Set when data the decision needs could not be obtained (the answer is then 412)."""
     orderer: Orderer = Orderer()
     """Who ordered and where, as far as the EHR's data tells (for the audit)."""
+    system_actions: list[Action] = field(default_factory=list)
+    """Order annotation (CDS_SPINE_ANNOTATE_ORDERS): the assessment recorded on each draft order."""
 
     @property
     def cards(self) -> list[Card]:
@@ -58,7 +61,7 @@ class CallAnswerer:
 
     def __init__(self, knowledge: Knowledge, fhir: FhirClient, *, fhir_timeout_seconds: float,
                  allow_unauthenticated_fhir: bool, info_card_when_met: bool, smart_app_url: str | None,
-                 epic_referral_preference_item: str | None = None) -> None:
+                 epic_referral_preference_item: str | None = None, annotate_orders: bool = False) -> None:
         self.knowledge = knowledge
         self.fhir = fhir
         self.fhir_timeout_seconds = fhir_timeout_seconds
@@ -66,6 +69,7 @@ class CallAnswerer:
         self.info_card_when_met = info_card_when_met
         self.smart_app_url = smart_app_url
         self.epic_referral_preference_item = epic_referral_preference_item
+        self.annotate_orders = annotate_orders
         self.relevant = relevance_filter(knowledge, UnplacedCodeSystems())
 
     async def _obtain(self, call: Call, keys: Sequence[str]) -> Obtained:
@@ -94,8 +98,10 @@ class CallAnswerer:
         except DataUnavailableError as error:
             return Answer(orders=classified, unavailable=error, orderer=orderer)
         assessed = await run_in_threadpool(self._assess, classified, orders, obtained.resources, now, options)
+        actions = order_annotations([a for a, _ in assessed], call.draft_orders, self.knowledge,
+                              self.knowledge.config.card.annotation_description) if self.annotate_orders else []
         return Answer(assessed=assessed, orders=classified, data_read=True, fetched_keys=obtained.fetched_keys,
-                      orderer=orderer)
+                      orderer=orderer, system_actions=actions)
 
     def _orders_in_scope(self, call: Call) -> tuple[list[DraftOrder], list[ClassifiedOrder]]:
         """All draft orders of the session, and the ESI and surgery orders in scope (order-select: selected)."""

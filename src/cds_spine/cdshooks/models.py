@@ -217,6 +217,7 @@ class Card(_Wire):
 
 class CdsResponse(_Wire):
     cards: list[Card]
+    systemActions: list[Action] | None = None  # noqa: N815 - the spec's name
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

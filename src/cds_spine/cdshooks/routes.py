@@ -197,7 +197,7 @@ async def call_service(service_id: str, request: Request, state: Hooks, profile:
         CARDS.labels(card.indicator).inc()
     if answer.unavailable:
         raise answer.unavailable
-    return JsonResponse(CdsResponse(cards=answer.cards).wire())
+    return JsonResponse(CdsResponse(cards=answer.cards, systemActions=answer.system_actions or None).wire())
 
 
 @router.post("/cds-services/{service_id}/feedback")

@@ -187,6 +187,8 @@ class CardWording(_Strict):
     source_label: str = Field(min_length=1)
     source_url: HttpUrl
     smart_link_label: str = Field(min_length=1)
+    annotation_description: str = Field(min_length=1)
+    """The system action that records the assessment on the order (CDS_SPINE_ANNOTATE_ORDERS)."""
     pathway: str
     detail: Detail
     suggestions: Suggestions
