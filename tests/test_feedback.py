@@ -78,3 +78,25 @@ def test_malformed_feedback_is_400_naming_the_field(client, card, change, field)
 @pytest.mark.parametrize("body", [{}, {"feedback": []}, {"feedback": "yes"}])
 def test_body_without_a_feedback_array_is_400(client, body):
     assert client.post(URL, json=body).status_code == 400
+
+
+STANDARD = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
+OURS = "https://cds-spine.org/fhir/CodeSystem/override-reason"
+
+
+def test_each_reason_carries_the_cds_hooks_3_standard_code_where_one_fits(card):
+    standard = {reason["code"]: reason.get("extension", {}).get("org.cds-spine.standard-override-reason")
+                for reason in card["overrideReasons"]}
+    assert standard["done-elsewhere"] == {"system": STANDARD, "code": "action-completed"}
+    assert standard["red-flag"] == {"system": STANDARD, "code": "cds-not-applicable"}
+    assert standard["severe-pain"] is None
+
+
+def test_either_coding_of_a_reason_is_recorded_as_one(client):
+    first, second = (call(client, ORDER_SELECT, hook_request()).json()["cards"][0] for _ in range(2))
+    items = [{"card": first["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-01T10:05:00Z",
+              "overrideReason": {"reason": {"system": OURS, "code": "done-elsewhere"}}},
+             {"card": second["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-01T10:06:00Z",
+              "overrideReason": {"reason": {"system": STANDARD, "code": "action-completed"}}}]
+    assert client.post(URL, json={"feedback": items}).status_code == 200
+    assert [(e.override_system, e.override_code) for e in stored_feedback(client)] == [(OURS, "done-elsewhere")] * 2

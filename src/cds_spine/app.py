@@ -189,7 +189,8 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
                                    settings.max_json_containers, settings.max_draft_orders)
             provide(app, HookState(call_answerer(settings, knowledge, http), verifier, store, clock, knowledge.version,
                                    settings.public_base_url or "", limits, settings.audit_required,
-                                   settings.ehr_profile, settings.override_memory_hours),
+                                   settings.ehr_profile, settings.override_memory_hours,
+                                   knowledge.config.card.override_reasons),
                     AuditState(audit_access(settings, store, http), store, knowledge, measure,
                                settings.bulk_runs_dir, settings.adherence_target, settings.body_timeout_seconds))
             writer = asyncio.create_task(write_refusals_every_few_seconds())

@@ -16,6 +16,7 @@ from ..settings import EhrProfile
 from .models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
+STANDARD_REASON = "org.cds-spine.standard-override-reason"
 EPIC_PREFERENCE_LIST_ITEM = "urn:com.epic.cdshooks.action.code.system.preference-list-item"
 """Epic's code system for an order taken from a site's preference list (Epic's CDS Hooks documentation)."""
 
@@ -184,8 +185,12 @@ def _suggestions(assessment: Assessment, knowledge: Knowledge, options: CardOpti
 
 
 def _override_reasons(knowledge: Knowledge) -> list[OverrideReason]:
+    """The service's reasons, each with the CDS Hooks 3.0 ballot's standard code where one fits (an EHR may send
+    either back)."""
     reasons = knowledge.config.card.override_reasons
-    return [OverrideReason(system=reasons.system, code=r.code, display=r.display) for r in reasons.reasons]
+    return [OverrideReason(system=reasons.system, code=r.code, display=r.display, extension={
+        STANDARD_REASON: Coding(system=reasons.standard_system, code=r.standard)} if r.standard else None)
+        for r in reasons.reasons]
 
 
 def _links(source: Source, knowledge: Knowledge, options: CardOptions) -> list[Link] | None:

@@ -149,6 +149,8 @@ class Coding(_Wire):
 
 class OverrideReason(Coding):
     display: NonEmpty
+    extension: dict[str, Coding] | None = None
+    """`org.cds-spine.standard-override-reason`: the same reason in the CDS Hooks 3.0 ballot's code system."""
 
 
 class Source(_Wire):

@@ -26,6 +26,7 @@ from ..errors import (
 from ..jsonio import JsonResponse
 from ..logs import fields, note_refusal
 from ..metrics import AUDIT_WRITE, AUTH_FAILURES, CARDS, DECISIONS
+from ..pathway.config import OverrideReasons
 from ..security.jwt import AuthenticationFailed, Verifier
 from ..settings import EhrProfile
 from ..validation import validate
@@ -66,6 +67,8 @@ class HookState:
     default_profile: EhrProfile
     """CDS_SPINE_EHR_PROFILE: for callers whose trusted-clients entry names none (and without JWTs)."""
     override_memory_hours: float
+    override_reasons: OverrideReasons
+    """cards/pathway.yaml: a reason sent back in the standard code system is recorded as the service's."""
 
 
 Hooks = Annotated[HookState, Depends(injected(HookState))]
@@ -207,19 +210,16 @@ async def feedback(service_id: str, request: Request, state: Hooks) -> JsonRespo
     parsed = await run_in_threadpool(
         lambda: validate(FeedbackRequest, decode_json(body, state.limits.max_json_containers)))
     received_at = state.clock()
-    events = [
-        FeedbackEvent(
+    events = []
+    for item in parsed.feedback:
+        reason = item.overrideReason.reason if item.overrideReason else None
+        system, code = state.override_reasons.canonical(reason.system, reason.code) if reason else (None, None)
+        events.append(FeedbackEvent(
             service_id=service.id, card=item.card, outcome=item.outcome,
             accepted_suggestions=tuple(s.id for s in item.acceptedSuggestions or ()),
-            override_system=item.overrideReason.reason.system if item.overrideReason and item.overrideReason.reason
-            else None,
-            override_code=item.overrideReason.reason.code if item.overrideReason and item.overrideReason.reason
-            else None,
+            override_system=system, override_code=code,
             override_comment=item.overrideReason.userComment if item.overrideReason else None,
-            outcome_timestamp=item.outcomeTimestamp, received_at=received_at,
-        )
-        for item in parsed.feedback
-    ]
+            outcome_timestamp=item.outcomeTimestamp, received_at=received_at))
     await _recorded(state, lambda: state.store.record_feedback(events), "feedback")
     log.info("service=%s feedback=%d outcomes=%s", service.id, len(events), ",".join(e.outcome for e in events),
              extra=fields(event="feedback", service=service.id, feedback=len(events),

@@ -176,11 +176,23 @@ class Suggestions(_Strict):
 class OverrideReason(_Strict):
     code: str = Field(min_length=1)
     display: str = Field(min_length=1)
+    standard: str | None = None
+    """The code of `standard_system` that means the same, where one fits."""
 
 
 class OverrideReasons(_Strict):
     system: str = Field(min_length=1)
+    standard_system: str = Field(min_length=1)
+    """The CDS Hooks 3.0 ballot's override-reason code system (from AHRQ's CDS Innovation Collaborative)."""
     reasons: tuple[OverrideReason, ...] = Field(min_length=1)
+
+    def canonical(self, system: str | None, code: str | None) -> tuple[str | None, str | None]:
+        """A feedback's reason as this service's coding, whichever of the two codings the EHR sent back."""
+        if system == self.standard_system:
+            for reason in self.reasons:
+                if reason.standard == code:
+                    return self.system, reason.code
+        return system, code
 
 
 class CardWording(_Strict):
