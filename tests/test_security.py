@@ -215,6 +215,26 @@ def test_unknown_kid_is_refused(client):
     assert_refused(post(client, mint(SigningKey.ec("unknown-kid"), claims(ISSUER_A, SERVICE_URL))))
 
 
+EPIC_ISS = "https://fhir.hospital.example.org/api/FHIR/R4"
+EPIC_SETS = ["https://fhir.hospital.example.org/keys/current", "https://fhir.hospital.example.org/keys/next"]
+EPIC_CURRENT, EPIC_NEXT = SigningKey.rsa("epic-current", "RS384"), SigningKey.rsa("epic-next", "RS384")
+
+
+def test_an_issuer_with_several_jwks_urls_accepts_a_jku_among_them_only(make_client, tmp_path, httpx_mock):
+    """Epic's shape: RS384, `iss` the organization's FHIR base, `sub` the client id, `jku` naming the key set."""
+    trusted = tmp_path / "trusted.yaml"
+    trusted.write_text(yaml.safe_dump([{"iss": EPIC_ISS, "jwks_url": EPIC_SETS, "algorithms": ["RS384"]}]))
+    client = make_client(auth="required", trusted_clients=trusted, public_base_url=BASE)
+    httpx_mock.add_response(url=EPIC_SETS[0], json=jwks(EPIC_CURRENT))
+    httpx_mock.add_response(url=EPIC_SETS[1], json=jwks(EPIC_NEXT))
+    for key, jku in ((EPIC_CURRENT, EPIC_SETS[0]), (EPIC_NEXT, EPIC_SETS[1])):
+        token = mint(key, claims(EPIC_ISS, SERVICE_URL, sub="epic-cds-client-0a1b"), jku=jku)
+        assert post(client, token).status_code == 200, jku
+    outside = mint(EPIC_NEXT, claims(EPIC_ISS, SERVICE_URL, sub="epic-cds-client-0a1b"), jku=f"{EPIC_SETS[1]}/other")
+    assert_refused(post(client, outside))
+    assert sorted(str(r.url) for r in httpx_mock.get_requests()) == sorted(EPIC_SETS)  # each set once, cached
+
+
 def test_key_of_someone_else_under_a_known_kid_is_refused(client):
     assert_refused(post(client, a_token(STRANGER)))
 

@@ -58,10 +58,10 @@ def alg_must_be_asymmetric_and_allowed(header: Mapping[str, Any], allowed: Seque
 
 
 def jku_must_be_the_trusted_one(header: Mapping[str, Any], client: TrustedClient) -> None:
-    """A pinned JWKS decides alone (jku ignored); otherwise jku, if present, must equal jwks_url."""
+    """A pinned JWKS decides alone (jku ignored); otherwise jku, if present, must be one of the jwks_urls."""
     jku = header.get("jku")
-    if client.jwks_file is None and jku is not None and jku != client.jwks_url:
-        raise AuthenticationFailed("jku is not the issuer's configured jwks_url")
+    if client.jwks_file is None and jku is not None and jku not in client.jwks_urls:
+        raise AuthenticationFailed("jku is not among the issuer's configured jwks_url")
 
 
 def aud_must_be_the_endpoint(claims: Mapping[str, Any], endpoint: str) -> None:

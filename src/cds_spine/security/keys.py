@@ -27,6 +27,7 @@ class KeySource:
         self.ttl = ttl
         self.clock = clock
         self._keys: dict[str, PyJWK] = {}
+        self._by_url: dict[str, dict[str, PyJWK]] = {}
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
 
@@ -42,15 +43,16 @@ class KeySource:
             return self._keys.get(kid)
 
     async def _fetch(self, now: float) -> None:
+        """Every jwks_url of the issuer; a set that cannot be fetched keeps its cached keys."""
         self._fetched_at = now
-        url = self.issuer.client.jwks_url
-        assert url is not None  # a key source fetches only for a client whose keys come from jwks_url
-        try:
-            response = await self.http.get(url, headers={"Accept": "application/json"})
-            response.raise_for_status()
-            keys = PyJWKSet.from_dict(response.json()).keys
-        except (httpx.HTTPError, ValueError, PyJWKError, PyJWKSetError) as exc:
-            log.warning("could not fetch the JWKS of iss=%s (%s); keeping %d cached keys",
-                        self.issuer.client.iss, type(exc).__name__, len(self._keys))
-            return
-        self._keys = {key.key_id: key for key in keys if key.key_id}
+        for url in self.issuer.client.jwks_urls:
+            try:
+                response = await self.http.get(url, headers={"Accept": "application/json"})
+                response.raise_for_status()
+                keys = PyJWKSet.from_dict(response.json()).keys
+            except (httpx.HTTPError, ValueError, PyJWKError, PyJWKSetError) as exc:
+                log.warning("could not fetch the JWKS of iss=%s at %s (%s); keeping its cached keys",
+                            self.issuer.client.iss, url, type(exc).__name__)
+                continue
+            self._by_url[url] = {key.key_id: key for key in keys if key.key_id}
+        self._keys = {kid: key for found in self._by_url.values() for kid, key in found.items()}

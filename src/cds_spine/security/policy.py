@@ -28,7 +28,7 @@ def trust_summary(settings: Settings, issuers: list[TrustedIssuer] | None) -> li
     lines = [f"authentication: required (a JWT from a trusted client, aud = {settings.public_base_url} + path)"]
     for issuer in issuers:
         client = issuer.client
-        keys = f"keys from {client.jwks_url}" if client.jwks_url else f"pinned keys in {client.jwks_file}"
+        keys = f"keys from {', '.join(client.jwks_urls)}" if client.jwks_urls else f"pinned keys in {client.jwks_file}"
         tenants = f"; tenants {', '.join(client.tenants)}" if client.tenants else ""
         lines.append(f"trusted issuer: {client.iss} ({keys}; algorithms {', '.join(client.algorithms)}{tenants})")
     return lines

@@ -1,7 +1,7 @@
 """Trusted clients (EHRs), read from the YAML file named by CDS_SPINE_TRUSTED_CLIENTS.
 
     - iss: https://ehr.example.org
-      jwks_url: https://ehr.example.org/.well-known/jwks.json   # fetched over HTTPS, cached
+      jwks_url: https://ehr.example.org/.well-known/jwks.json   # fetched over HTTPS, cached (or a list of URLs)
       tenants: [hospital-a]                                      # optional: `tenant` must be one of these
       algorithms: [ES384]                                        # optional: narrows the allowlist
     - iss: https://other-ehr.example.org
@@ -33,7 +33,8 @@ class TrustedClient(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     iss: str = Field(min_length=1)
-    jwks_url: str | None = None
+    jwks_url: str | tuple[str, ...] | None = None
+    """One URL, or several (an EHR that rotates keys between sets): a token's `jku` must be one of them."""
     jwks_file: Path | None = None
     tenants: tuple[str, ...] | None = None
     algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
@@ -42,10 +43,18 @@ class TrustedClient(BaseModel):
 
     @field_validator("jwks_url")
     @classmethod
-    def https_only(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("https://"):
+    def https_only(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        urls = (value,) if isinstance(value, str) else value or ()
+        if isinstance(value, tuple) and not value:
+            raise ValueError("jwks_url: give at least one URL")
+        if any(not url.startswith("https://") for url in urls):
             raise ValueError("jwks_url must be an https:// URL")
         return value
+
+    @property
+    def jwks_urls(self) -> tuple[str, ...]:
+        """Every JWK Set URL of the client (none for pinned keys)."""
+        return (self.jwks_url,) if isinstance(self.jwks_url, str) else self.jwks_url or ()
 
     @field_validator("algorithms")
     @classmethod
