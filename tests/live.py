@@ -21,9 +21,9 @@ def free_socket() -> socket.socket:
 
 
 @contextmanager
-def served(app, **config) -> Iterator[str]:
-    """The ASGI app under uvicorn (lifespan on); yields its base URL."""
-    sock = free_socket()
+def served(app, sock: socket.socket | None = None, **config) -> Iterator[str]:
+    """The ASGI app under uvicorn (lifespan on), on `sock` (default: a free port); yields its base URL."""
+    sock = sock or free_socket()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 
+import httpx
 import pytest
 import schemathesis
 import yaml
 from cli import ROOT
 from hypothesis import HealthCheck, settings
-from live import served
+from live import free_socket, served
 from tokens import SigningKey, claims, jwks, mint
 
 from cds_spine.app import create_app
@@ -42,11 +43,11 @@ def live_service(tmp_path_factory, knowledge):
     (folder / "trusted.yaml").write_text(yaml.safe_dump([{"iss": ISSUER, "jwks_file": "jwks.json"}]))
     sock_settings = dict(database_url=f"sqlite:///{folder / 'audit.db'}", auth="required",
                          trusted_clients=folder / "trusted.yaml", audit_users=AUDIT_USERS)
-    # The JWT audience is the public base URL plus the path; the port is known once the server is up,
-    # so the app reads the base URL from the settings object filled in below.
-    app_settings = Settings(public_base_url="http://127.0.0.1", **sock_settings)
-    with served(create_app(app_settings, knowledge)) as base:
-        app_settings.public_base_url = base
+    # The JWT audience is the public base URL plus the path: the socket is bound first, so its port is known.
+    sock = free_socket()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with served(create_app(Settings(public_base_url=base, **sock_settings), knowledge), sock=sock) as served_at:
+        assert served_at == base
         BASE["url"] = base
         yield base
 
@@ -74,3 +75,9 @@ class Credentials:
 @settings(max_examples=EXAMPLES, derandomize=DERANDOMIZE, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation_keeps_its_contract(case):
     case.call_and_validate(base_url=BASE["url"])
+
+
+def test_the_fuzzer_is_let_in():
+    """The fuzzed CDS Hooks calls carry JWTs the service accepts (else every case would stop at the 401)."""
+    url = BASE["url"] + "/cds-services"
+    assert httpx.get(url, headers={"Authorization": f"Bearer {mint(KEY, claims(ISSUER, url))}"}).status_code == 200
