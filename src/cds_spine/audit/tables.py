@@ -26,7 +26,7 @@ calls = Table(
     Column("hook", String(32), nullable=False),
     Column("hook_instance", String(128), nullable=False, index=True),
     Column("user_id", String(256)),
-    Column("patient", String(128)),
+    Column("patient", String(128), index=True),
     Column("encounter_id", String(256)),
     Column("status", Integer, nullable=False),
     Column("problem", Text),
@@ -89,7 +89,7 @@ feedback = Table(
     Column("override_code", String(128)),
     Column("override_comment", Text),
     Column("outcome_timestamp", DateTime(timezone=True), nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
     Column("unknown_card", Boolean, nullable=False),
     UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_once"),
 )
