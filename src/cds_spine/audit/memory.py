@@ -30,14 +30,15 @@ class RememberedOverride:
 
 
 def recent_overrides(engine: Engine, patient: str, since: datetime) -> list[RememberedOverride]:
-    """The patient's cards (as the store keeps the patient: hashed or plain) whose latest feedback is an
-    override received since `since`, newest first."""
+    """The patient's cards (as the store keeps the patient: hashed or plain) shown since `since` whose latest
+    feedback is an override received since then, newest first."""
     c, a, k, f = tables.calls, tables.assessments, tables.cards, tables.feedback
     later = aliased(f)
     query = (select(k.c.uuid, k.c.topic, a.c.order_reference, a.c.codes, f.c.received_at)
              .select_from(k.join(c, k.c.call_id == c.c.id).join(a, k.c.assessment_id == a.c.id)
                           .join(f, f.c.card_uuid == k.c.uuid))
-             .where(c.c.patient == patient, k.c.topic.is_not(None), f.c.outcome == "overridden",
+             .where(c.c.patient == patient, c.c.received_at >= since, k.c.topic.is_not(None),
+                    f.c.outcome == "overridden",
                     f.c.received_at >= since,
                     not_(select(later.c.id).where(later.c.card_uuid == f.c.card_uuid,
                                                   later.c.received_at > f.c.received_at).exists()))

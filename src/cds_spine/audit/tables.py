@@ -8,6 +8,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -26,7 +27,7 @@ calls = Table(
     Column("hook", String(32), nullable=False),
     Column("hook_instance", String(128), nullable=False, index=True),
     Column("user_id", String(256)),
-    Column("patient", String(128), index=True),
+    Column("patient", String(128)),
     Column("encounter_id", String(256)),
     Column("status", Integer, nullable=False),
     Column("problem", Text),
@@ -36,6 +37,7 @@ calls = Table(
     Column("fetched_keys", JSON, nullable=False),
     Column("user_display", String(256)),
     Column("site", String(256)),
+    Index("ix_calls_patient_received_at", "patient", "received_at"),  # override memory: a patient's recent calls
 )
 
 assessments = Table(

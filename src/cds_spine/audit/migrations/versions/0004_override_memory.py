@@ -26,13 +26,13 @@ def upgrade() -> None:
         sa.Column("overridden_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_suppressions_call_id", "suppressions", ["call_id"])
-    # The memory is read on every call with a card: the patient's calls, then their overrides.
-    op.create_index("ix_calls_patient", "calls", ["patient"])
+    # The memory is read on every call with a card: the patient's calls of the window, then their overrides.
+    op.create_index("ix_calls_patient_received_at", "calls", ["patient", "received_at"])
     op.create_index("ix_feedback_received_at", "feedback", ["received_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_feedback_received_at", "feedback")
-    op.drop_index("ix_calls_patient", "calls")
+    op.drop_index("ix_calls_patient_received_at", "calls")
     op.drop_table("suppressions")
     op.drop_column("cards", "topic")
