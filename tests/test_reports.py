@@ -275,6 +275,14 @@ def test_bad_parameters_are_400_naming_them(reported, path, params, field):
     assert response.json()["issue"][0]["expression"] == [field]
 
 
+def test_an_unknown_parameter_is_named_with_those_the_endpoint_takes(reported):
+    client, _ = reported
+    response = client.get("/audit/access-log", params={"colour": "red"}, headers=AUTH)
+    assert response.status_code == 400
+    assert response.json()["issue"][0]["diagnostics"] == (
+        "unknown parameter 'colour'; this endpoint takes page, pageSize, since, until, user")
+
+
 def test_cli_report_gives_the_same_numbers(reported, database_url):
     client, _ = reported
     over_http = get(client, "/audit/report", by="clinician")["rows"]

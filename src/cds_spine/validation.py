@@ -22,7 +22,9 @@ def validate(model: type[Model], data: Any, prefix: str = "", context: dict[str,
             if error["type"] == "missing":
                 issues.append(Issue("required", f"{path} is required", path))
             elif error["type"] == "extra_forbidden":
-                issues.append(Issue("not-supported", f"{path} is not supported here", path))
+                known = ", ".join(sorted(field.alias or name for name, field in model.model_fields.items()))
+                issues.append(Issue("not-supported", f"unknown parameter {path!r}; this endpoint takes {known or 'none'}",
+                                    path))
             else:
                 message = error["msg"].removeprefix("Value error, ")
                 issues.append(Issue("invalid", f"{path}: {message}" if path else message, path))

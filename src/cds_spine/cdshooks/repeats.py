@@ -16,7 +16,7 @@ def without_repeats(answer: Answer, remembered: Sequence[RememberedOverride]) ->
     assessed = list(answer.assessed)
     held: dict[int, Suppression] = {}
     for index, (assessment, card) in enumerate(assessed):
-        topic = card.source.topic.code if card and card.source and card.source.topic else None
+        topic = card.source.topic.code if card and card.source.topic else None
         override = next((r for r in remembered if r.topic == topic and r.is_for(assessment.order)), None)
         if topic and override:
             assessed[index] = (assessment, None)

@@ -134,7 +134,7 @@ async def _recorded(state: HookState, write: Callable[[], None], what: str) -> N
 
 def _card_record(card: Card) -> CardRecord:
     return CardRecord(str(card.uuid), card.indicator, card.summary, tuple(str(s.uuid) for s in card.suggestions or ()),
-                      card.source.topic.code if card.source and card.source.topic else None)
+                      card.source.topic.code if card.source.topic else None)
 
 
 async def _remembered(state: HookState, patient_id: str, answer: Answer, now: datetime) -> list[RememberedOverride]:
