@@ -126,6 +126,7 @@ def test_wrong_credentials_are_logged_and_rate_limited(make_client, caplog):
     assert not any("guess-" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow  # runs the command line in a process of its own
 def test_audit_key_command_makes_a_user_entry_that_signs_in(make_client):
     from cli import run_cli
 
@@ -198,6 +199,7 @@ def test_a_client_cannot_rotate_its_own_forwarded_address_past_the_limit(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.slow  # runs the command line in a process of its own
 def test_trusting_every_proxy_is_refused_at_start(tmp_path):
     result = run_cli("check-config", CDS_SPINE_FORWARDED_ALLOW_IPS="*",
                      CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}")

@@ -8,11 +8,17 @@ from datetime import UTC, datetime
 
 import pytest
 from cli import ROOT, run_cli
+from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
+from support import ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW, call
+
+from cds_spine.app import create_app
+from cds_spine.settings import Settings
 
 INDEX = json.loads((ROOT / "examples" / "index.json").read_text())
 
 
+@pytest.mark.slow  # runs the command line in a process of its own
 def test_examples_are_up_to_date(tmp_path):
     subprocess.run([sys.executable, "tools/build_examples.py", "--out", str(tmp_path), "--as-of", INDEX["asOf"]],
                    cwd=ROOT, check=True, capture_output=True)
@@ -33,15 +39,27 @@ def test_bundle_is_a_valid_r4_transaction(example):
     assert bundle.type == "transaction" and all(entry.request.method == "PUT" for entry in bundle.entry)
 
 
+@pytest.fixture(scope="module")
+def service_on_the_examples_day(knowledge, tmp_path_factory):
+    """The service, its clock at the day the examples were written for (the CLI's `evaluate --as-of` is tested
+    in test_cli)."""
+    as_of = datetime.fromisoformat(INDEX["asOf"]).replace(hour=12, tzinfo=UTC)
+    store = tmp_path_factory.mktemp("examples") / "audit.db"
+    with TestClient(create_app(Settings(database_url=f"sqlite:///{store}"), knowledge, clock=lambda: as_of)) as client:
+        yield client
+
+
 @pytest.mark.parametrize("example", INDEX["examples"], ids=lambda e: e["id"])
-def test_request_gets_its_expected_decision(example):
-    result = run_cli("evaluate", f"examples/{example['request']}", "--as-of", INDEX["asOf"])
-    indicators = [card["indicator"] for card in json.loads(result.stdout)["cards"]]
+def test_request_gets_its_expected_decision(example, service_on_the_examples_day):
+    request = json.loads((ROOT / "examples" / example["request"]).read_text())
+    service_id = {"order-select": ORDER_SELECT, "order-sign": ORDER_SIGN, "patient-view": PATIENT_VIEW}[request["hook"]]
+    indicators = [card["indicator"] for card in call(service_on_the_examples_day, service_id, request).json()["cards"]]
     expected = example["expect"]["cards"]
     assert {"warning": "warning" in indicators, "info": indicators and "warning" not in indicators,
             "none": not indicators, "no-warning": "warning" not in indicators}[expected], (example, indicators)
 
 
+@pytest.mark.slow  # runs the command line in a process of its own
 def test_examples_are_written_as_of_today_by_default_and_get_their_decision_today(tmp_path):
     subprocess.run([sys.executable, "tools/build_examples.py", "--out", str(tmp_path)], cwd=ROOT, check=True,
                    capture_output=True)
@@ -52,6 +70,7 @@ def test_examples_are_written_as_of_today_by_default_and_get_their_decision_toda
     assert [card["indicator"] for card in json.loads(result.stdout)["cards"]] == ["warning"]
 
 
+@pytest.mark.slow  # runs the command line in a process of its own
 def test_as_of_must_be_a_day_or_today():
     result = run_cli("evaluate", "examples/requests/p01-esi-nothing-tried.json", "--as-of", "last tuesday")
     assert result.returncode == 2

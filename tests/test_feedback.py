@@ -88,8 +88,11 @@ def test_each_reason_carries_the_cds_hooks_3_standard_code_where_one_fits(card):
     standard = {reason["code"]: reason.get("extension", {}).get("org.cds-spine.standard-override-reason")
                 for reason in card["overrideReasons"]}
     assert standard["done-elsewhere"] == {"system": STANDARD, "code": "action-completed"}
-    assert standard["red-flag"] == {"system": STANDARD, "code": "cds-not-applicable"}
+    assert standard["red-flag"] == {"system": STANDARD, "code": "patient-ineligible"}
+    assert standard["patient-declined"] == {"system": STANDARD, "code": "does-not-align-preferences"}
     assert standard["severe-pain"] is None
+    coded = [coding["code"] for coding in standard.values() if coding]
+    assert len(coded) == len(set(coded)) == 5  # one reason per standard code: either coding reads back as one
 
 
 def test_either_coding_of_a_reason_is_recorded_as_one(client):

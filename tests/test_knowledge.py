@@ -65,6 +65,7 @@ def edit(cards, old: str, new: str) -> None:
      "{days} days of conservative therapy documented, and that is a very long way of saying that the criteria "
      "of the pathway", "findings.criteria-met.summary"),
     ("Only {days} {days:day|days}", "Only {dayz} days", "findings.conservative-short.summary"),
+    ("standard: does-not-align-preferences", "standard: action-completed", "share a standard code"),
 ])
 def test_bad_pathway_file_names_file_and_field(cards, old, new, field):
     edit(cards, old, new)

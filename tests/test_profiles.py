@@ -88,6 +88,7 @@ def test_the_profile_is_the_calling_clients(two_ehrs, key, iss, behaviour):
     assert card["selectionBehavior"] == behaviour
 
 
+@pytest.mark.slow  # runs the command line in a process of its own
 def test_check_config_warns_of_the_epic_profile_without_a_referral_item(tmp_path):
     result = run_cli("check-config", CDS_SPINE_EHR_PROFILE="epic",
                      CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}")

@@ -283,6 +283,7 @@ def test_an_unknown_parameter_is_named_with_those_the_endpoint_takes(reported):
         "unknown parameter 'colour'; this endpoint takes page, pageSize, since, until, user")
 
 
+@pytest.mark.slow  # runs the command line in a process of its own
 def test_cli_report_gives_the_same_numbers(reported, database_url):
     client, _ = reported
     over_http = get(client, "/audit/report", by="clinician")["rows"]
@@ -299,6 +300,7 @@ def test_cli_report_gives_the_same_numbers(reported, database_url):
     assert surgery.split()[:9] == ["surgery", "1", "0", "0", "0.0%", "0.0%", "–", "–", "100.0%"]
 
 
+@pytest.mark.slow  # runs the command line in a process of its own
 def test_cli_measure_report_is_the_api_one(reported, database_url):
     client, _ = reported
     today = date.today().isoformat()
@@ -312,6 +314,7 @@ def test_cli_measure_report_is_the_api_one(reported, database_url):
     assert open_period.returncode == 2 and "needs --since and --until" in open_period.stderr
 
 
+@pytest.mark.slow  # runs the command line in a process of its own
 def test_cli_report_since_until(reported, database_url):
     result = run_cli("report", "--since", "2000-01-01", "--until", "2000-12-31", "--format", "json",
                      CDS_SPINE_DATABASE_URL=database_url)
@@ -320,11 +323,13 @@ def test_cli_report_since_until(reported, database_url):
     assert bad.returncode == 2 and "soon" in bad.stderr
 
 
+@pytest.mark.slow  # runs the command line in a process of its own
 def test_cli_report_refuses_an_inverted_period(reported, database_url):
     result = run_cli("report", "--since", "2026-02-01", "--until", "2026-01-01", CDS_SPINE_DATABASE_URL=database_url)
     assert result.returncode == 2 and "is after --until" in result.stderr
 
 
+@pytest.mark.slow  # runs the command line in a process of its own
 def test_cli_report_refuses_a_store_that_does_not_exist_and_creates_none(tmp_path):
     missing = tmp_path / "nowhere.db"
     result = run_cli("report", CDS_SPINE_DATABASE_URL=f"sqlite:///{missing}")
@@ -333,6 +338,7 @@ def test_cli_report_refuses_a_store_that_does_not_exist_and_creates_none(tmp_pat
     assert not missing.exists() and "No orders" not in result.stdout
 
 
+@pytest.mark.slow  # runs the command line in a process of its own
 def test_cli_report_refuses_an_empty_database(postgres_schema):
     result = run_cli("report", CDS_SPINE_DATABASE_URL=postgres_schema)
     assert result.returncode == 3 and "schema is at nothing (empty database)" in result.stderr

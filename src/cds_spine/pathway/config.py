@@ -186,6 +186,14 @@ class OverrideReasons(_Strict):
     """The CDS Hooks 3.0 ballot's override-reason code system (from AHRQ's CDS Innovation Collaborative)."""
     reasons: tuple[OverrideReason, ...] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def one_reason_per_standard_code(self) -> OverrideReasons:
+        standard = [reason.standard for reason in self.reasons if reason.standard]
+        if len(standard) != len(set(standard)):
+            raise ValueError(f"two reasons share a standard code ({sorted(standard)}): feedback in the standard "
+                             f"system could not be read back as one reason")
+        return self
+
     def canonical(self, system: str | None, code: str | None) -> tuple[str | None, str | None]:
         """A feedback's reason as this service's coding, whichever of the two codings the EHR sent back."""
         if system == self.standard_system:
