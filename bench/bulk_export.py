@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench.patients import CPT, ICD10, RXNORM, SNOMED, UNRELATED, ehr_resource
+from bench.patients import CPT, ICD10, LOINC, RXNORM, SNOMED, UNRELATED, ehr_resource
 
 TYPES = ("Patient", "Encounter", "Condition", "Procedure", "MedicationRequest", "MedicationStatement",
-         "ServiceRequest", "Medication")
+         "ServiceRequest", "Observation", "Medication")
 # (system, code, display) and the value set each stands for (checked by tests/test_bulk_export.py)
 RADICULOPATHY = [(ICD10, "M54.16", "Radiculopathy, lumbar region"), (ICD10, "M51.16",
                  "Intervertebral disc disorders with radiculopathy, lumbar region"),
@@ -41,7 +41,14 @@ GUIDED_ESI = [(CPT, "64483", "Transforaminal epidural injection with imaging, lu
 UNGUIDED_ESI = [(CPT, "62322", "Interlaminar epidural injection without imaging, lumbar")]
 SURGERY = [(CPT, "63030", "Laminotomy with decompression of nerve root, lumbar"),
            (CPT, "22612", "Arthrodesis, posterior, lumbar"), (CPT, "63047", "Laminectomy, facetectomy, lumbar")]
-VALUESETS = {"qualifying-diagnosis": RADICULOPATHY, "axial-pain": AXIAL,
+PAIN = [(LOINC, "72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported")]
+DISABILITY = [(LOINC, "97909-6", "Oswestry disability index score ODI")]
+SMOKING = [(LOINC, "72166-2", "Tobacco smoking status")]
+SMOKER = [(SNOMED, "449868002", "Smokes tobacco daily (finding)")]
+HBA1C = [(LOINC, "4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood")]
+VALUESETS = {"score-pain-severity": PAIN, "score-disability": DISABILITY, "tobacco-smoking-status": SMOKING,
+             "current-tobacco-smoker": SMOKER, "hemoglobin-a1c": HBA1C,
+             "qualifying-diagnosis": RADICULOPATHY, "axial-pain": AXIAL,
              "modality-physical-therapy": THERAPY, "medication-nsaid": NSAIDS, "esi-order": GUIDED_ESI + UNGUIDED_ESI,
              "spine-surgery-order": SURGERY, "red-flag-cauda-equina-cord-compression": RED_FLAGS[:1],
              "red-flag-spinal-fracture": RED_FLAGS[1:]}
@@ -64,6 +71,10 @@ class Shape:
     surgery: float = 0.25
     not_completed: float = 0.05
     medication_by_reference: float = 0.3
+    scores: float = 0.6
+    relieved: float = 0.5
+    smoker: float = 0.3
+    hba1c: float = 0.4
 
 
 class _Patient:
@@ -76,6 +87,10 @@ class _Patient:
         resource.update(changes)
         self.resources[kind].append(resource)
         return resource
+
+    def score(self, coding: tuple[str, str, str], day: date, value: float) -> None:
+        self.add("Observation", coding, day, valueQuantity={"value": value, "unit": "{score}",
+                                                             "system": "http://unitsofmeasure.org", "code": "{score}"})
 
     def medication(self, coding: tuple[str, str, str], day: date, days: int, by_reference: bool) -> None:
         kind = self.rng.choice(["MedicationRequest", "MedicationStatement"])
@@ -112,6 +127,13 @@ def _spine_story(patient: _Patient, shape: Shape) -> None:
     if rng.random() < shape.esi:
         day += timedelta(days=rng.randrange(7, 60))
         code = rng.choice(UNGUIDED_ESI if rng.random() < shape.unguided else GUIDED_ESI)
+        scored = rng.random() < shape.scores
+        if scored:  # baseline scores, and the response to the injection 3 to 8 weeks on
+            pain, disability = rng.randrange(5, 10), rng.randrange(30, 70)
+            patient.score(PAIN[0], day - timedelta(days=2), pain)
+            patient.score(DISABILITY[0], day - timedelta(days=2), disability)
+            share = 0.3 if rng.random() < shape.relieved else 0.9
+            patient.score(PAIN[0], day + timedelta(days=rng.randrange(21, 56)), round(pain * share))
         patient.add("Procedure", code, day, status="not-done" if rng.random() < shape.not_completed else "completed")
         if rng.random() < shape.second_esi:
             day += timedelta(days=rng.choice([10, 30, 120, 200]))  # 10: too soon
@@ -120,6 +142,13 @@ def _spine_story(patient: _Patient, shape: Shape) -> None:
         day += timedelta(days=rng.randrange(30, 200))
         status = "in-progress" if rng.random() < shape.not_completed else "completed"
         patient.add("Procedure", rng.choice(SURGERY), day, status=status)
+        status_day = day - timedelta(days=rng.randrange(10, 200))
+        smokes = rng.random() < shape.smoker
+        patient.add("Observation", SMOKING[0], status_day, valueCodeableConcept={"coding": [
+            {"system": SNOMED, "code": "449868002" if smokes else "266919005",
+             "display": "Smokes tobacco daily (finding)" if smokes else "Never smoked tobacco (finding)"}]})
+        if rng.random() < shape.hba1c:
+            patient.score(HBA1C[0], day - timedelta(days=rng.randrange(10, 150)), round(rng.uniform(5.5, 9.5), 1))
 
 
 def patient_resources(index: int, seed: int, today: date, shape: Shape = Shape()) -> dict[str, list[dict]]:

@@ -16,9 +16,10 @@ CPT = "http://www.ama-assn.org/go/cpt"
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-TYPES = ("Condition", "Procedure", "MedicationStatement", "MedicationRequest", "ServiceRequest")
+LOINC = "http://loinc.org"
+TYPES = ("Condition", "Procedure", "MedicationStatement", "MedicationRequest", "ServiceRequest", "Observation")
 KEYS = {"Condition": "conditions", "Procedure": "procedures", "MedicationStatement": "medicationStatements",
-        "MedicationRequest": "medicationRequests", "ServiceRequest": "serviceRequests"}
+        "MedicationRequest": "medicationRequests", "ServiceRequest": "serviceRequests", "Observation": "observations"}
 UNRELATED = {"Condition": [(ICD10, "I10", "Essential hypertension"), (ICD10, "E11.9", "Type 2 diabetes"),
                            (SNOMED, "195967001", "Asthma")],
              "Procedure": [(CPT, "99213", "Office visit"), (CPT, "80053", "Metabolic panel"),
@@ -27,12 +28,15 @@ UNRELATED = {"Condition": [(ICD10, "I10", "Essential hypertension"), (ICD10, "E1
                                      (RXNORM, "860975", "metformin 500 MG Oral Tablet")],
              "MedicationRequest": [(RXNORM, "617314", "atorvastatin 10 MG Oral Tablet"),
                                    (RXNORM, "197361", "amlodipine 5 MG Oral Tablet")],
-             "ServiceRequest": [(CPT, "71046", "Chest X-ray"), (SNOMED, "306206005", "Referral to cardiology")]}
+             "ServiceRequest": [(CPT, "71046", "Chest X-ray"), (SNOMED, "306206005", "Referral to cardiology")],
+             "Observation": [(LOINC, "8867-4", "Heart rate"), (LOINC, "29463-7", "Body weight"),
+                             (LOINC, "2339-0", "Glucose [Mass/volume] in Blood")]}
 RELEVANT = {"Condition": [(ICD10, "M54.16", "Radiculopathy, lumbar region"), (SNOMED, "278860009", "Chronic LBP")],
             "Procedure": [(CPT, "97110", "Therapeutic exercise"), (CPT, "64483", "Transforaminal ESI, lumbar")],
             "MedicationStatement": [(RXNORM, "197806", "Ibuprofen 600 MG Oral Tablet")],
             "MedicationRequest": [(RXNORM, "198014", "naproxen 500 MG Oral Tablet")],
-            "ServiceRequest": [(SNOMED, "91251008", "Physical therapy procedure")]}
+            "ServiceRequest": [(SNOMED, "91251008", "Physical therapy procedure")],
+            "Observation": [(LOINC, "72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported")]}
 RELEVANT_SHARE = 0.05
 
 
@@ -83,6 +87,13 @@ def ehr_resource(kind: str, coding: tuple[str, str, str], patient: str, day: dat
                 "performer": [{"actor": _person("Practitioner", rng), "function": {"text": "Performing"}}],
                 "location": {"reference": f"Location/e{rng.getrandbits(64):x}", "display": "Spine Clinic"},
                 "reasonCode": [{"text": "Back pain"}]}
+    if kind == "Observation":
+        return {**base, "status": "final", "category": [{"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs",
+                    "display": "Vital Signs"}], "text": "Vital Signs"}],
+                "code": concept, "effectiveDateTime": when, "issued": when, "performer": [_person("Practitioner", rng)],
+                "valueQuantity": {"value": rng.randrange(0, 11), "unit": "{score}", "system": "http://unitsofmeasure.org",
+                                  "code": "{score}"}}
     dosage = [{"text": "Take 1 tablet by mouth 3 times daily as needed", "asNeededBoolean": True,
                "timing": {"repeat": {"frequency": 3, "period": 1, "periodUnit": "d"}},
                "route": {"coding": [{"system": SNOMED, "code": "26643006", "display": "Oral route"}], "text": "oral"},
@@ -111,7 +122,7 @@ def ehr_resource(kind: str, coding: tuple[str, str, str], patient: str, day: dat
 
 
 def patient_record(size: int, seed: int = 7, today: date | None = None) -> dict[str, list[dict]]:
-    """`size` resources, spread over the five record types, about 5 % relevant."""
+    """`size` resources, spread over the six record types, about 5 % relevant."""
     rng = random.Random(seed * 100_003 + size)
     today = today or date.today()
     patient = f"bench-{size}"

@@ -26,7 +26,8 @@ REAL_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "real-dat
 EXPORT = REAL_DATA / "synthea-qicore"
 PREFETCH_KEYS = {"Condition": "conditions", "Procedure": "procedures", "MedicationRequest": "medicationRequests",
                  "MedicationStatement": "medicationStatements", "ServiceRequest": "serviceRequests",
-                 "MedicationOrder": "medicationRequests", "ProcedureRequest": "serviceRequests"}
+                 "MedicationOrder": "medicationRequests", "ProcedureRequest": "serviceRequests",
+                 "Observation": "observations"}
 CPT = "http://www.ama-assn.org/go/cpt"
 SNOMED = "http://snomed.info/sct"
 

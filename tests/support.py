@@ -105,7 +105,8 @@ def ct_yes() -> list[dict]:
 def hook_request(hook: str = "order-select", orders: list[dict] | None = None, selections: list[str] | None = None,
                  conditions: list[dict] | None = None, procedures: list[dict] | None = None,
                  medication_statements: list[dict] | None = None, medication_requests: list[dict] | None = None,
-                 service_requests: list[dict] | None = None, omit: tuple[str, ...] = (), **top: Any) -> dict:
+                 service_requests: list[dict] | None = None, observations: list[dict] | None = None,
+                 omit: tuple[str, ...] = (), **top: Any) -> dict:
     """ESI-R4 of the checklist by default: order-select on a lumbar ESI, all prefetch keys present."""
     orders = [esi_order()] if orders is None else orders
     context: dict[str, Any] = {"userId": "Practitioner/u1", "patientId": "p1"}
@@ -116,7 +117,8 @@ def hook_request(hook: str = "order-select", orders: list[dict] | None = None, s
             f"{o['resourceType']}/{o['id']}" for o in orders[:1]]
     records = {"conditions": [radiculopathy()] if conditions is None else conditions,
                "procedures": procedures or [], "medicationStatements": medication_statements or [],
-               "medicationRequests": medication_requests or [], "serviceRequests": service_requests or []}
+               "medicationRequests": medication_requests or [], "serviceRequests": service_requests or [],
+               "observations": observations or []}
     prefetch = {"patient": {"resourceType": "Patient", "id": "p1"}}
     prefetch.update({key: bundle(*resources) for key, resources in records.items() if key not in omit})
     return {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch, **top}

@@ -12,6 +12,8 @@ from support import ORDER_SELECT, ORDER_SIGN, call, esi_order, hook_request, pt_
 
 URL = "https://cds-spine.org/fhir/StructureDefinition/pathway-assessment"
 PROFILE = ROOT / "cards" / "structuredefinition-pathway-assessment.json"
+BASELINE_NOTE = {"system": "https://cds-spine.org/fhir/CodeSystem/card-topic", "code": "esi-baseline-undocumented",
+                 "display": "Baseline scores not documented"}
 
 
 def annotation(action: dict) -> dict[str, list]:
@@ -38,7 +40,7 @@ def test_the_assessment_is_recorded_on_the_draft_order(make_client):
     knowledge_version = client.get("/healthz").json()["knowledgeVersion"]
     assert parts == {"decision": [("valueCode", "not-met")], "conservativeDays": [("valueInteger", 0)],
                      "requiredDays": [("valueInteger", 28)],
-                     "finding": [("valueCoding", card["source"]["topic"])],
+                     "finding": [("valueCoding", card["source"]["topic"]), ("valueCoding", BASELINE_NOTE)],
                      "knowledgeVersion": [("valueString", knowledge_version)]}
 
 
@@ -47,7 +49,8 @@ def test_a_met_order_is_annotated_too_and_an_earlier_annotation_is_replaced(make
     first = call(client, ORDER_SIGN, hook_request("order-sign", procedures=pt_visits(60, 10))).json()
     assert first["cards"] == []
     [action] = first["systemActions"]
-    assert annotation(action)["decision"] == [("valueCode", "met")] and "finding" not in annotation(action)
+    assert annotation(action)["decision"] == [("valueCode", "met")]
+    assert annotation(action)["finding"] == [("valueCoding", BASELINE_NOTE)]  # a note leads no card
     again = call(client, ORDER_SIGN, hook_request("order-sign", orders=[action["resource"]])).json()
     [updated] = again["systemActions"]
     assert [e["url"] for e in updated["resource"]["extension"]].count(URL) == 1

@@ -84,7 +84,8 @@ def test_orders_findings_evidence_and_cards_are_recorded(audited):
         "ServiceRequest/esi-1", "esi", "lumbar-sacral", "none")
     assert assessment.codes[0]["code"] == "62322"
     assert (assessment.decision, assessment.conservative_days, assessment.required_days) == ("not-met", 8, 28)
-    assert [f["code"] for f in assessment.findings] == ["conservative-short", "no-imaging-guidance"]
+    assert [f["code"] for f in assessment.findings] == ["conservative-short", "no-imaging-guidance",
+                                                        "esi-baseline-undocumented"]  # notes are recorded too
     assert assessment.findings[0]["evidence"] == [e["reference"] for e in assessment.evidence]
     assert {e["category"] for e in assessment.evidence} == {"physical-therapy"}
     [stored_card] = rows(client, tables.cards)

@@ -177,10 +177,15 @@ def test_the_live_service_decides_each_order_as_the_bulk_row_says(generated, loc
     patients, medications = read_export(generated.parent)
     found = rows(local_run)
     chosen = {}
-    for row in found:  # one row per decision and finding combination, and some plain ones
+    for row in found:  # a row for each finding, then one per decision and finding combination
+        for code in row["findings"]:
+            chosen.setdefault(code, row)
+    for row in found:
         chosen.setdefault((row["decision"], tuple(row["findings"])), row)
-    chosen = list(chosen.values())[:25]
+    chosen = list({id(row): row for row in chosen.values()}.values())[:30]
     assert len({row["decision"] for row in chosen}) == 3
+    assert {"esi-poor-response", "esi-response-documented", "esi-response-undocumented", "esi-baseline-undocumented",
+            "fusion-smoker", "fusion-hba1c"} <= {code for row in chosen for code in row["findings"]}
     for index, row in enumerate(chosen):
         as_of = datetime.combine(date.fromisoformat(row["asOf"]), time(15), UTC)
         settings = Settings(database_url=f"sqlite:///{tmp_path / f'audit-{index}.db'}", audit_users=AUDIT_USERS,

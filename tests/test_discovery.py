@@ -31,12 +31,24 @@ def test_discovery_lists_three_services_with_distinct_ids(client):
         assert service["title"] and service["description"]
 
 
+def test_observations_are_asked_for_by_the_codes_of_their_value_sets(client, knowledge):
+    """Not a patient's every vital sign: exactly the codes cards/ names for the scores and results."""
+    for service in client.get("/cds-services").json()["services"]:
+        path, query = service["prefetch"]["observations"].split("?")
+        assert path == "Observation"
+        patient, codes = query.split("&")
+        assert patient == "patient={{context.patientId}}"
+        asked = {tuple(item.split("|")) for item in codes.removeprefix("code=").split(",")}
+        assert ("http://loinc.org", "72514-3") in asked and ("http://loinc.org", "4548-4") in asked
+        assert asked == set(knowledge.observation_codes())
+
+
 def test_prefetch_templates_use_only_root_level_tokens(client):
     for service in client.get("/cds-services").json()["services"]:
         templates = service["prefetch"]
         assert templates["patient"] == "Patient/{{context.patientId}}"
         types = {template.split("?")[0] for key, template in templates.items() if key not in ("patient", "user")}
-        record = {"Condition", "Procedure", "MedicationStatement", "MedicationRequest", "ServiceRequest"}
+        record = {"Condition", "Procedure", "MedicationStatement", "MedicationRequest", "ServiceRequest", "Observation"}
         if service["hook"] == "patient-view":
             assert types == record
         else:  # who orders and where, for the audit's clinician and site strata

@@ -60,7 +60,8 @@ def run(knowledge, record: PatientRecord, draft: DraftOrder | None = None, sessi
 
 
 def codes_of(assessment) -> list[str]:
-    return [finding.code for finding in assessment.findings]
+    """The findings a card can lead with (notes, the lines of the detail, are tested in test_scores.py)."""
+    return [finding.code for finding in assessment.findings if finding.leads_a_card]
 
 
 def with_dx(**parts) -> PatientRecord:
@@ -321,7 +322,7 @@ def test_red_flag_waives_only_the_conservative_requirement(knowledge):
                      procedures=tuple(esi_done(d) for d in (300, 200, 100, 50)))
     result = run(knowledge, record, order("62322"))
     assert codes_of(result) == ["esi-limit-exceeded", "red-flag", "no-imaging-guidance"]
-    assert result.indicator == "warning"
+    assert result.lead.severity == "warning"
 
 
 # --- injections -----------------------------------------------------------------------------------

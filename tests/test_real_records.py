@@ -244,3 +244,31 @@ def test_movement_therapy_for_a_pain_condition_counts_in_its_region(tmp_path, re
     cards = evaluate(tmp_path, request(pid, resources, draft), "2025-06-01")
     conservative = [card for card in cards if "conservative therapy documented" in card["summary"]]
     assert (conservative == []) is counts
+
+
+# --- 7. scores and results (Synthea's pain, smoking-status and HbA1c Observations) -------------------------
+
+def test_a_synthea_pain_score_is_the_baseline_and_the_function_score_is_named_missing(tmp_path):
+    pid, resources = patient("b9a63e7c")  # pain 3/10 on 2025-04-17, no disability index ever
+    [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2025-06-01")
+    assert "Recorded: pain 3/10 on 2025-04-17" in card["detail"]
+    assert "No baseline disability index score in the last 90 days" in card["detail"]
+
+
+def test_the_response_to_an_esi_is_read_from_synthea_pain_scores(tmp_path):
+    pid, resources = patient("ba45a621")  # pain 1/10 on 2024-03-17, 2/10 on 2024-05-12
+    injected = {"resourceType": "Procedure", "id": "esi-real", "status": "completed", "subject": {"reference": f"Patient/{pid}"},
+                "code": {"coding": [{"system": CPT, "code": "64483"}]}, "performedDateTime": "2024-03-20T10:00:00Z"}
+    resources = {**resources, "Procedure": resources.get("Procedure", []) + [injected]}
+    [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2024-06-01")
+    assert card["summary"].startswith("No conservative therapy documented")  # leads; the response comes next
+    assert "- Last lumbar ESI on 2024-03-20: pain 1/10 before, 2/10 after: under 50 % relief" in card["detail"]
+
+
+def test_a_synthea_smoker_is_told_before_elective_fusion(tmp_path):
+    pid, resources = patient("f8446dc0")  # "Smokes tobacco daily" on 2022-08-16
+    [card] = evaluate(tmp_path, request(pid, resources, order("22612")), "2022-10-01")
+    assert "Current smoker on record (2022-08-16): payers ask for nicotine-free status before elective fusion" \
+        in card["detail"]
+    [later] = evaluate(tmp_path, request(pid, resources, order("22612")), "2023-09-01")  # never smoked since
+    assert "smoker" not in later["detail"]

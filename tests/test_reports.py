@@ -123,7 +123,7 @@ def test_decisions_are_paginated_and_drill_down_to_evidence_and_feedback(reporte
     nothing_tried = [get(client, f"/audit/decisions/{item['id']}") for page in (first, second, third)
                      for item in page["items"] if item["service"] == ORDER_SIGN and item["orders"]
                      and item["orders"][0]["category"] == "esi"
-                     and item["orders"][0]["findings"] == ["conservative-missing"]]
+                     and item["orders"][0]["findings"] == ["conservative-missing", "esi-baseline-undocumented"]]
     assert len(nothing_tried) == 2  # the same call sent twice is recorded twice (and counted once)
     feedback = [entry for detail in nothing_tried for card in detail["cards"] for entry in card["feedback"]]
     assert [(entry["outcome"], entry["overrideReason"], entry["comment"]) for entry in feedback] == [

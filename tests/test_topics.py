@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+import yaml
 from cli import ROOT
 from fhir.resources.R4B.codesystem import CodeSystem
 from support import PATIENT_VIEW, SCENARIOS, call, hook_request, scenario_build
@@ -29,9 +30,7 @@ def test_the_topics_are_a_valid_fhir_r4_code_system_with_a_code_per_finding():
     code_system = CodeSystem.model_validate_json(TOPICS.read_bytes())
     assert code_system.url == SYSTEM and code_system.status == "active" and code_system.content == "complete"
     codes = {concept.code for concept in code_system.concept}
-    pathway = (ROOT / "cards" / "pathway.yaml").read_text()
-    findings = {line.strip().rstrip(":") for line in pathway.split("\nfindings:\n", 1)[1].split("\n\n", 1)[0]
-                .splitlines() if line.startswith("  ") and not line.startswith("    ")}
+    findings = set(yaml.safe_load((ROOT / "cards" / "pathway.yaml").read_text())["findings"])
     assert findings and codes == findings | {"patient-summary"}
 
 

@@ -17,7 +17,9 @@ import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from cds_spine.cdshooks.services import DISCOVERY
+from cds_spine.cdshooks.services import discovery
+from cds_spine.pathway import load_knowledge
+from cds_spine.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "tests" / "scenarios"
@@ -45,12 +47,13 @@ def transaction(scenario: dict) -> dict:
 
 def build(as_of: date) -> dict[str, str]:
     builder = _scenario_builder()
+    advertised = discovery(load_knowledge(Settings().knowledge_dir()))
     files: dict[str, str] = {}
     index = []
     for path in sorted(SCENARIOS.glob("p*.json")):
         scenario = json.loads(path.read_text(encoding="utf-8"))
         dated = builder.expand_dates(scenario, as_of)
-        keys = builder.keys_from_discovery(DISCOVERY, scenario["hook"])
+        keys = builder.keys_from_discovery(advertised, scenario["hook"])
         request = builder.build_request(scenario, keys, today=as_of, hook_instance=f"example-{scenario['id']}")
         for entry in request.get("prefetch", {}).values():
             for item in (entry or {}).get("entry", []) if isinstance(entry, dict) else []:

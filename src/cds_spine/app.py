@@ -30,6 +30,7 @@ from .audit.state import AuditState
 from .audit.store import SqlAuditStore, SqlReplayCache
 from .cdshooks.answers import CallAnswerer
 from .cdshooks.routes import HookState, RequestLimits, router
+from .cdshooks.services import discovery
 from .errors import ApiError, Issue, error_response, outcome_response
 from .fhir.client import FhirClient, SearchLimits
 from .jsonio import JsonResponse
@@ -190,7 +191,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
             provide(app, HookState(call_answerer(settings, knowledge, http), verifier, store, clock, knowledge.version,
                                    settings.public_base_url or "", limits, settings.audit_required,
                                    settings.ehr_profile, settings.override_memory_hours,
-                                   knowledge.config.card.override_reasons),
+                                   knowledge.config.card.override_reasons, discovery(knowledge)),
                     AuditState(audit_access(settings, store, http), store, knowledge, measure,
                                settings.bulk_runs_dir, settings.adherence_target, settings.body_timeout_seconds))
             writer = asyncio.create_task(write_refusals_every_few_seconds())

@@ -13,7 +13,15 @@ from ..errors import DataUnavailableError
 from ..fhir.client import FhirClient
 from ..fhir.draft_orders import read_draft_orders
 from ..fhir.people import Orderer, find_orderer
-from ..fhir.prefetch import CONDITION_KEYS, RECORD_KEYS, FhirAccess, Obtained, obtain
+from ..fhir.prefetch import (
+    CONDITION_KEYS,
+    OBSERVATIONS_KEY,
+    RECORD_KEYS,
+    FhirAccess,
+    Obtained,
+    observations_query,
+    obtain,
+)
 from ..fhir.record import build_record
 from ..fhir.relevance import relevance_filter
 from ..metrics import DATA_UNAVAILABLE, UnplacedCodeSystems
@@ -71,14 +79,15 @@ class CallAnswerer:
         self.epic_referral_preference_item = epic_referral_preference_item
         self.annotate_orders = annotate_orders
         self.relevant = relevance_filter(knowledge, UnplacedCodeSystems())
+        self.optional = {OBSERVATIONS_KEY: observations_query(knowledge.observation_codes())}
 
-    async def _obtain(self, call: Call, keys: Sequence[str]) -> Obtained:
+    async def _obtain(self, call: Call, keys: Sequence[str], with_optional: bool = True) -> Obtained:
         authorization = call.request.fhirAuthorization
         access = FhirAccess(call.request.fhirServer, authorization.access_token if authorization else None,
                             self.allow_unauthenticated_fhir)
         try:
             return await obtain(keys, call.request.prefetch, call.context.patientId, access, self.fhir,
-                                self.fhir_timeout_seconds, self.relevant)
+                                self.fhir_timeout_seconds, self.relevant, self.optional if with_optional else None)
         except DataUnavailableError as error:
             DATA_UNAVAILABLE.labels(error.kind).inc()
             raise
@@ -127,7 +136,7 @@ class CallAnswerer:
 
     async def _patient_view(self, call: Call, now: datetime, options: CardOptions) -> Answer:
         try:
-            conditions = await self._obtain(call, CONDITION_KEYS)
+            conditions = await self._obtain(call, CONDITION_KEYS, with_optional=False)
             if await run_in_threadpool(self._summary, conditions.resources, now) is None:
                 return Answer(data_read=True, fetched_keys=conditions.fetched_keys)
             rest = await self._obtain(call, [key for key in RECORD_KEYS if key not in CONDITION_KEYS])

@@ -126,7 +126,7 @@ def _detail(assessment: Assessment, knowledge: Knowledge) -> str:
                ] if assessment.decision is Decision.NOT_MET else []
     missing += [WORDING.format(wording.pending_referral, description=_md(referral.description),
                                reference=referral.reference) for referral in assessment.pending_referrals]
-    also = [_summary(knowledge, f.code, dict(f.facts)) for f in assessment.findings[1:]]
+    also = [_summary(knowledge, f.code, dict(f.facts)) for f in assessment.findings if f is not assessment.lead]
     context = _unique(WORDING.format(wording.red_flag_line, condition=_md(_dated(wording, flag)),
                                      reference=flag.reference) for flag in _one_per_description(assessment.red_flags))
     if assessment.prior_injections:
@@ -135,6 +135,8 @@ def _detail(assessment: Assessment, knowledge: Knowledge) -> str:
             count=len(assessment.prior_injections), last=assessment.prior_injections[-1].day))
     context += _unique(WORDING.format(wording.diagnosis_line, diagnosis=_md(_dated(wording, d)))
                        for d in assessment.diagnoses if not d.is_red_flag)
+    context += _unique(WORDING.format(wording.score_line, measure=_md(score.label), value=score.shown,
+                                      date=score.day.isoformat()) for score in assessment.scores)
     if assessment.unreadable:
         context.append(WORDING.format(wording.unreadable, count=len(assessment.unreadable),
                                       references=", ".join(assessment.unreadable)))
@@ -213,8 +215,8 @@ def render_one(assessment: Assessment, knowledge: Knowledge, options: CardOption
     """The card for one order, or None when there is nothing to say."""
     config = knowledge.config
     topic: FindingCode
-    if assessment.findings:
-        lead = assessment.findings[0]
+    lead = assessment.lead
+    if lead:
         summary, indicator, topic = _summary(knowledge, lead.code, dict(lead.facts)), lead.severity, lead.code
     elif options.info_when_met and assessment.decision is Decision.MET:
         topic = "criteria-met"

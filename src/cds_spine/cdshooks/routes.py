@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
@@ -34,7 +34,7 @@ from .answers import Answer, CallAnswerer
 from .calls import Call, decode_json, parse_call
 from .models import Card, CdsResponse, FeedbackRequest, Service
 from .repeats import without_repeats
-from .services import DISCOVERY, SERVICES
+from .services import SERVICES
 
 log = logging.getLogger("cds_spine.calls")
 JSON_MEDIA_TYPES = ("application/json", "application/fhir+json")
@@ -69,6 +69,8 @@ class HookState:
     override_memory_hours: float
     override_reasons: OverrideReasons
     """cards/pathway.yaml: a reason sent back in the standard code system is recorded as the service's."""
+    discovery: Mapping[str, Any]
+    """What GET /cds-services answers (its prefetch templates depend on the knowledge)."""
 
 
 Hooks = Annotated[HookState, Depends(injected(HookState))]
@@ -167,8 +169,8 @@ def _call_record(state: HookState, call: Call, answer: Answer, received_at: date
 
 
 @router.get("/cds-services")
-async def discovery() -> JsonResponse:
-    return JsonResponse(DISCOVERY)
+async def discovery(state: Hooks) -> JsonResponse:
+    return JsonResponse(state.discovery)
 
 
 @router.post("/cds-services/{service_id}")

@@ -1,8 +1,11 @@
 """The three services this CDS Service offers, as discovery describes them."""
 from __future__ import annotations
 
+from typing import Any
+
 from ..fhir.people import ORDERER_QUERIES
-from ..fhir.prefetch import PATIENT_QUERY, RECORD_QUERIES
+from ..fhir.prefetch import OBSERVATIONS_KEY, PATIENT_QUERY, RECORD_QUERIES, observations_query
+from ..pathway import Knowledge
 from ..service_ids import ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW
 from .models import Discovery, Service
 
@@ -39,4 +42,12 @@ SERVICES = {
     )
 }
 
-DISCOVERY = Discovery(services=list(SERVICES.values())).model_dump(mode="json", exclude_none=True)
+
+
+def discovery(knowledge: Knowledge) -> dict[str, Any]:
+    """What GET /cds-services answers: each service, its prefetch with the Observations query of the knowledge
+    (the codes of the value sets cards/ names)."""
+    observations = observations_query(knowledge.observation_codes())
+    services = [service.model_copy(update={"prefetch": {**(service.prefetch or {}), OBSERVATIONS_KEY: observations}})
+                for service in SERVICES.values()]
+    return Discovery(services=services).model_dump(mode="json", exclude_none=True)

@@ -15,7 +15,9 @@ from pydantic import ValidationError
 from ..pathway.record import (
     Code,
     ConditionEntry,
+    Measurement,
     MedicationEntry,
+    ObservationEntry,
     Period,
     ProcedureEntry,
     Reason,
@@ -28,6 +30,7 @@ from .resources import (
     Medication,
     MedicationRequest,
     MedicationStatement,
+    Observation,
     Procedure,
     ServiceRequest,
 )
@@ -205,13 +208,31 @@ def _service_request(model: ServiceRequest, reference: str, _: Referents) -> Ser
                                _day(model.authoredOn), _reasons(model), _all_codes(model.bodySite))
 
 
-Entry = ConditionEntry | ProcedureEntry | MedicationEntry | ServiceRequestEntry
+def _measurement(valued: Any) -> Measurement:
+    quantity = valued.valueQuantity
+    value = quantity.value if quantity is not None else valued.valueInteger
+    answer = valued.valueCodeableConcept
+    return Measurement(_codes(valued.code), float(value) if value is not None else None, _codes(answer),
+                       valued.valueString or (answer.text if answer is not None else None))
+
+
+def _observation(model: Observation, reference: str, _: Referents) -> ObservationEntry:
+    """Read leniently: a value as a quantity, an integer, an answer code or text; components as measurements
+    of their own (a panel of scores); the day it was observed, else the day it was issued."""
+    effective = _instant_or_period(model.effectiveDateTime or model.effectiveInstant, model.effectivePeriod)
+    day = (effective.end or effective.start) if effective else _day(model.issued)
+    return ObservationEntry(reference, model.status, day,
+                            (_measurement(model), *(_measurement(part) for part in model.component)))
+
+
+Entry = ConditionEntry | ProcedureEntry | MedicationEntry | ServiceRequestEntry | ObservationEntry
 BUILDERS: dict[str, Callable[[Any, str, Referents], Entry]] = {
     "Condition": _condition,
     "Procedure": _procedure,
     "MedicationStatement": _medication_statement,
     "MedicationRequest": _medication_request,
     "ServiceRequest": _service_request,
+    "Observation": _observation,
 }
 
 

@@ -103,12 +103,17 @@ def _service_request(resource: dict[str, Any]) -> None:
     _reasons(resource, "reasonCodeableConcept", "reasonReference")
 
 
+def _observation(resource: dict[str, Any]) -> None:
+    """Read as it comes: the elements the rules read have kept their names since DSTU2."""
+
+
 READERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "Condition": _condition,
     "Procedure": _procedure,
     "MedicationStatement": _medication_statement,
     "MedicationRequest": _medication_request,
     "ServiceRequest": _service_request,
+    "Observation": _observation,
 }
 
 

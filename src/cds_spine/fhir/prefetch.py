@@ -9,14 +9,16 @@ Medications named by reference (`medicationReference`) that are neither containe
 (the templates `_include` them) are fetched too. So are the Encounters of diagnoses recorded without a
 date of their own (the conditions template `_include`s them), when the FHIR server can be asked: an
 Encounter that cannot be had leaves that diagnosis's date unknown, never a reason to refuse the call.
-Data a decision needs that cannot be obtained raises DataUnavailableError (the service answers 412).
+Data a decision needs that cannot be obtained raises DataUnavailableError (the service answers 412). The
+Observations (scores and results) are not needed for a decision: their rules only add to what the others say
+and never speak on missing data, so Observations that cannot be had are read as none (and logged).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -41,6 +43,12 @@ RECORD_QUERIES = {
 }
 CONDITION_KEYS = ("conditions",)
 RECORD_KEYS = tuple(RECORD_QUERIES)
+OBSERVATIONS_KEY = "observations"
+
+
+def observations_query(codes: Iterable[tuple[str, str]]) -> str:
+    """The Observations the rules read: those with a code of their value sets (cards/), not every vital sign."""
+    return f"Observation?patient={PATIENT_TOKEN}&code={','.join(f'{system}|{code}' for system, code in codes)}"
 
 
 @dataclass(frozen=True)
@@ -166,9 +174,29 @@ async def _encounters(resources: Sequence[dict[str, Any]], access: FhirAccess, c
         return []
 
 
+async def _optional(key: str, query: str, prefetch: Mapping[str, Any], patient_id: str, access: FhirAccess,
+                    client: FhirClient, keep: Keep, seconds_left: float) -> tuple[list[dict[str, Any]], bool]:
+    """What prefetch holds under `key`, and what the FHIR server adds in the time left when prefetch lacks it;
+    whether the server was asked."""
+    value = _value_of(prefetch, key, keep)
+    if not _needs_server(value) or access.why_not() or access.server is None or seconds_left <= 0:
+        return list(value.resources), False
+    try:
+        async with asyncio.timeout(seconds_left):
+            if value.next_url is not None:
+                return list(value.resources) + await client.follow(access.server, value.next_url, access.token,
+                                                                   keep), True
+            return await client.search(access.server, resolve_query(query, patient_id), access.token, keep), True
+    except (FhirError, TimeoutError) as exc:
+        log.info("%s could not be fetched (%s): read as none", key, exc.__class__.__name__)
+        return list(value.resources), True
+
+
 async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patient_id: str, access: FhirAccess,
-                 client: FhirClient, budget_seconds: float, keep: Keep) -> Obtained:
-    """The kept resources under `keys`, fetching what prefetch lacks concurrently, within one time budget."""
+                 client: FhirClient, budget_seconds: float, keep: Keep,
+                 optional: Mapping[str, str] | None = None) -> Obtained:
+    """The kept resources under `keys`, fetching what prefetch lacks concurrently, within one time budget; then
+    those under the `optional` keys (key -> query) in the time left, none when they cannot be had."""
     values = {key: _value_of(prefetch or {}, key, keep) for key in keys}
     fetched = tuple(key for key, value in values.items() if _needs_server(value))
     started = time.monotonic()
@@ -184,6 +212,11 @@ async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patien
     if medications:
         fetched += ("Medication",)
     resources = tuple(resource for found in results for resource in found) + tuple(medications)
+    for key, query in (optional or {}).items():
+        found_optional, asked = await _optional(key, query, prefetch or {}, patient_id, access, client, keep,
+                                                budget_seconds - (time.monotonic() - started))
+        resources += tuple(found_optional)
+        fetched += (key,) if asked else ()
     encounters = await _encounters(resources, access, client, keep, budget_seconds - (time.monotonic() - started))
     if encounters:
         fetched += ("Encounter",)

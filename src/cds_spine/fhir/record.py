@@ -103,6 +103,7 @@ def build_record(relevant: Iterable[dict[str, Any]], knowledge: Knowledge) -> Pa
         procedures=tuple(entries["Procedure"]),
         medications=tuple(entries["MedicationStatement"] + entries["MedicationRequest"]),
         service_requests=tuple(entries["ServiceRequest"]),
+        observations=tuple(entries["Observation"]),
         unreadable=tuple(unreadable),
         partly_read=tuple(partly_read),
     )

@@ -42,6 +42,30 @@ def relevance_filter(knowledge: Knowledge, unplaced: Callable[[str], None] | Non
     known_systems = knowledge.code_systems.known
     mentions_medication = knowledge.mentions_medication
 
+    def in_a_value_set(concept: Any) -> bool:
+        if concept.__class__ not in OBJECTS:
+            return False
+        coding = concept.get("coding")
+        placed = False
+        strangers = None
+        for item in coding if coding.__class__ in ARRAYS else ():
+            if item.__class__ in OBJECTS:
+                code = item.get("code")
+                system = item.get("system")
+                if system.__class__ is not str:
+                    continue
+                systems = systems_by_code.get(code) if code.__class__ is str else None
+                if systems is not None and system in systems:
+                    return True
+                if system in known_systems:
+                    placed = True
+                elif unplaced is not None:
+                    strangers = (*strangers, system) if strangers else (system,)
+        if strangers and not placed:
+            for system in strangers:
+                unplaced(system)
+        return False
+
     def is_relevant(resource: dict[str, Any]) -> bool:
         resource_type = resource.get("resourceType")
         if resource_type in ALWAYS_KEPT:
@@ -55,26 +79,14 @@ def relevance_filter(knowledge: Knowledge, unplaced: Callable[[str], None] | Non
             concept = resource.get("code")
         else:
             return False
-        if concept.__class__ in OBJECTS:
-            coding = concept.get("coding")
-            placed = False
-            strangers = None
-            for item in coding if coding.__class__ in ARRAYS else ():
-                if item.__class__ in OBJECTS:
-                    code = item.get("code")
-                    system = item.get("system")
-                    if system.__class__ is not str:
-                        continue
-                    systems = systems_by_code.get(code) if code.__class__ is str else None
-                    if systems is not None and system in systems:
-                        return True
-                    if system in known_systems:
-                        placed = True
-                    elif unplaced is not None:
-                        strangers = (*strangers, system) if strangers else (system,)
-            if strangers and not placed:
-                for system in strangers:
-                    unplaced(system)
+        if in_a_value_set(concept):
+            return True
+        if resource_type == "Observation":  # a panel whose components are the scores (PEG: pain, interference)
+            components = resource.get("component")
+            component: Any
+            for component in components if components.__class__ in ARRAYS else ():
+                if component.__class__ in OBJECTS and in_a_value_set(component.get("code")):
+                    return True
         if is_medication:
             for name in _medication_names(concept, resource.get("medicationReference")):
                 if name.__class__ is str and mentions_medication(name):

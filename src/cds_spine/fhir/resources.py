@@ -160,9 +160,29 @@ class ServiceRequest(_Reasoned):
     bodySite: list[CodeableConcept] = []
 
 
+class _Valued(_Element):
+    """An Observation's value, or one of its components': every form a score or a result comes in."""
+
+    code: CodeableConcept | None = None
+    valueQuantity: Quantity | None = None
+    valueInteger: int | None = None
+    valueCodeableConcept: CodeableConcept | None = None
+    valueString: str | None = None
+
+
+class Observation(_Resource, _Valued):
+    resourceType: Literal["Observation"]
+    status: Code
+    effectiveDateTime: DateTime | None = None
+    effectivePeriod: Period | None = None
+    effectiveInstant: DateTime | None = None
+    issued: DateTime | None = None
+    component: list[_Valued] = []
+
+
 MODELS: dict[str, type[_Resource]] = {
     get_args(model.model_fields["resourceType"].annotation)[0]: model
-    for model in (Condition, Procedure, MedicationStatement, MedicationRequest, ServiceRequest)
+    for model in (Condition, Procedure, MedicationStatement, MedicationRequest, ServiceRequest, Observation)
 }
 
 class Encounter(_Element):

@@ -2,7 +2,8 @@
 
 Imports nothing from the rest of cds_spine; `now` and the knowledge are passed in.
 """
-from .assessment import Assessment, Criteria, Decision, Finding, PatientSummary, assess, summarize_patient
+from .assessment import Assessment, Criteria, Decision, PatientSummary, assess, summarize_patient
+from .findings import Finding
 from .knowledge import Knowledge, KnowledgeError, load_knowledge
 from .orders import ClassifiedOrder, classify_all
 from .record import DraftOrder, PatientRecord

@@ -4,22 +4,22 @@ Pure: no I/O, no clock of its own (`now` is passed in), nothing imported from ou
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 
-from .config import FindingCode
 from .evidence import ConservativeHistory, Scope, conservative_history
+from .findings import SEVERITY_RANK, Finding, finding
 from .injections import PriorInjection, prior_injections
 from .knowledge import CONDITION_DISPLAY_LIMIT, Knowledge
+from .observation_rules import ScoresOnRecord, esi_score_findings, readiness_findings
 from .orders import ClassifiedOrder
 from .reasons import Indication, describe
 from .record import DraftOrder, PatientRecord
 from .referrals import Referral, pending_referrals, session_referrals
+from .scores import Reading
 from .timing import is_active
-
-SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 
 class Decision(str, Enum):
@@ -41,14 +41,6 @@ class Criteria(str, Enum):
     """ESI: the most injections a region allows in the window are done."""
     TOO_SOON = "too-soon"
     """ESI: the last injection in a region was too recent."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    code: FindingCode
-    severity: str
-    facts: Mapping[str, str | int]
-    evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +70,8 @@ class Assessment:
     diagnoses: tuple[DiagnosisOnRecord, ...] = ()
     prior_injections: tuple[PriorInjection, ...] = ()
     pending_referrals: tuple[Referral, ...] = ()
+    scores: tuple[Reading, ...] = ()
+    """The scores and results the rules read for this order (baseline, before and after the last ESI, HbA1c)."""
     unreadable: tuple[str, ...] = field(default=())
     partly_read: tuple[str, ...] = field(default=())
 
@@ -86,8 +80,9 @@ class Assessment:
         return tuple(d for d in self.diagnoses if d.is_red_flag)
 
     @property
-    def indicator(self) -> str | None:
-        return self.findings[0].severity if self.findings else None
+    def lead(self) -> Finding | None:
+        """The finding the card leads with: the first that is not a note."""
+        return next((f for f in self.findings if f.leads_a_card), None)
 
 
 @dataclass(frozen=True)
@@ -177,23 +172,19 @@ def has_indication(record: PatientRecord, knowledge: Knowledge, valuesets: Seque
     return False
 
 
-def _finding(knowledge: Knowledge, code: FindingCode, evidence: Sequence[str] = (), **facts: str | int) -> Finding:
-    return Finding(code, knowledge.config.findings[code].severity, facts, tuple(evidence))
-
-
 def _conservative_findings(knowledge: Knowledge, history: ConservativeHistory, required: int, order_label: str,
                            red_flags: Sequence[DiagnosisOnRecord]) -> tuple[Decision, list[Finding]]:
     if red_flags:
         flag = red_flags[0]
-        return Decision.EXEMPT, [_finding(knowledge, "red-flag", [flag.reference],
+        return Decision.EXEMPT, [finding(knowledge, "red-flag", [flag.reference],
                                           condition=shorten(flag.description))]
     if history.days >= required:
         return Decision.MET, []
     lookback_months = round(knowledge.config.lookback_days / 30.4)
     if not history.evidence:
-        return Decision.NOT_MET, [_finding(knowledge, "conservative-missing", lookback_months=lookback_months,
+        return Decision.NOT_MET, [finding(knowledge, "conservative-missing", lookback_months=lookback_months,
                                            order=order_label)]
-    return Decision.NOT_MET, [_finding(knowledge, "conservative-short",
+    return Decision.NOT_MET, [finding(knowledge, "conservative-short",
                                        [reference for e in history.evidence for reference in e.references],
                                        days=history.days, required=required, order=order_label)]
 
@@ -205,15 +196,15 @@ def _injection_findings(knowledge: Knowledge, order: ClassifiedOrder, prior: Seq
     same_region = [injection for injection in prior if injection.region == order.region]
     findings = []
     if len(same_region) >= rule.max_sessions_per_region:
-        findings.append(_finding(knowledge, "esi-limit-exceeded", [i.reference for i in same_region],
+        findings.append(finding(knowledge, "esi-limit-exceeded", [i.reference for i in same_region],
                                  region=region, session=len(same_region) + 1, limit=rule.max_sessions_per_region))
     if same_region:
         days_since = (today - same_region[-1].day).days
         if days_since < rule.min_days_between:
-            findings.append(_finding(knowledge, "esi-too-soon", [same_region[-1].reference], region=region,
+            findings.append(finding(knowledge, "esi-too-soon", [same_region[-1].reference], region=region,
                                      days_since=days_since, min_days=rule.min_days_between))
     if order.guidance not in knowledge.config.orders.esi.accepted_guidance:
-        findings.append(_finding(knowledge, "no-imaging-guidance"))
+        findings.append(finding(knowledge, "no-imaging-guidance"))
     return findings
 
 
@@ -222,13 +213,13 @@ def _ordered(knowledge: Knowledge, findings: list[Finding]) -> tuple[Finding, ..
     return tuple(sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], position[f.code])))
 
 
-def _surgery_indication_finding(knowledge: Knowledge, order: ClassifiedOrder, record: PatientRecord,
+def _surgery_indicationfinding(knowledge: Knowledge, order: ClassifiedOrder, record: PatientRecord,
                                 segments: frozenset[str], today: date) -> list[Finding]:
     indications = knowledge.config.rules.surgery.indications
     indication = indications.get(order.kind or "") or indications["unspecified"]
     if has_indication(record, knowledge, indication.valuesets, segments, today):
         return []
-    return [_finding(knowledge, "no-surgery-indication", indication=indication.label)]
+    return [finding(knowledge, "no-surgery-indication", indication=indication.label)]
 
 
 def order_segments(knowledge: Knowledge, region: str) -> frozenset[str]:
@@ -250,6 +241,7 @@ class _RecordFacts:
         self._histories: dict[Scope, ConservativeHistory] = {}
         self._referrals: dict[Scope, tuple[Referral, ...]] = {}
         self._prior: tuple[PriorInjection, ...] | None = None
+        self._scores: ScoresOnRecord | None = None
         self._indication_findings: dict[tuple[str | None, frozenset[str]], list[Finding]] = {}
 
     def history(self, scope: Scope) -> ConservativeHistory:
@@ -269,10 +261,15 @@ class _RecordFacts:
                                            self.knowledge.config.rules.esi.session_window_days)
         return self._prior
 
+    def scores(self) -> ScoresOnRecord:
+        if self._scores is None:
+            self._scores = ScoresOnRecord(self.record, self.knowledge)
+        return self._scores
+
     def surgery_indication_findings(self, order: ClassifiedOrder, segments: frozenset[str]) -> list[Finding]:
         key = (order.kind, segments)
         if key not in self._indication_findings:
-            self._indication_findings[key] = _surgery_indication_finding(self.knowledge, order, self.record,
+            self._indication_findings[key] = _surgery_indicationfinding(self.knowledge, order, self.record,
                                                                          segments, self.today)
         return list(self._indication_findings[key])
 
@@ -288,19 +285,27 @@ def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
     history = facts.history(scope)
     decision, findings = _conservative_findings(knowledge, history, required, label, facts.red_flags)
     prior: tuple[PriorInjection, ...] = ()
+    readings: list[Reading] = []
     if is_esi:
         prior = facts.prior_injections()
         findings += _injection_findings(knowledge, order, prior, today)
         if not any(d.group == "qualifying" and d.fits(segments) for d in facts.diagnoses):
-            findings.append(_finding(knowledge, "no-qualifying-diagnosis"))
+            findings.append(finding(knowledge, "no-qualifying-diagnosis"))
+        score_findings, readings = esi_score_findings(
+            knowledge, facts.scores(), [i for i in prior if i.region == order.region],
+            config.regions.get(order.region, ""), today)
+        findings += score_findings
     elif not facts.red_flags:
         findings += facts.surgery_indication_findings(order, segments)
+        if order.kind in config.rules.surgery.readiness.kinds:
+            readiness, readings = readiness_findings(knowledge, facts.record, today)
+            findings += readiness
     return Assessment(
         order=order, order_label=label, decision=decision, required_days=required, history=history,
         findings=_ordered(knowledge, findings), diagnoses=facts.diagnoses,
         prior_injections=tuple(i for i in prior if i.region == order.region),
         pending_referrals=facts.pending_referrals(scope) if decision is Decision.NOT_MET else (),
-        unreadable=facts.record.unreadable, partly_read=facts.record.partly_read,
+        scores=tuple(readings), unreadable=facts.record.unreadable, partly_read=facts.record.partly_read,
     )
 
 

@@ -93,11 +93,23 @@ class Citation(_Strict):
     url: HttpUrl
 
 
+class EsiResponse(_Strict):
+    """The response to the last ESI in a region: the score closest before it against the latest one within the
+    window after it."""
+
+    before_days: int = Field(ge=0)
+    after_min_days: int = Field(ge=0)
+    after_max_days: int = Field(ge=1)
+    min_percent: float = Field(gt=0, le=100)
+
+
 class EsiRule(_Strict):
     min_conservative_days: int = Field(ge=0)
     max_sessions_per_region: int = Field(ge=1)
     session_window_days: int = Field(ge=1)
     min_days_between: int = Field(ge=0)
+    baseline_days: int = Field(ge=0)
+    response: EsiResponse
     rule: str
     source: Citation
 
@@ -107,11 +119,22 @@ class Indication(_Strict):
     valuesets: tuple[str, ...] = Field(min_length=1)
 
 
+class Readiness(_Strict):
+    """Elective fusion: nicotine-free status and a controlled HbA1c first."""
+
+    kinds: tuple[str, ...] = Field(min_length=1)
+    smoking_status_days: int = Field(ge=1)
+    hba1c_days: int = Field(ge=1)
+    max_hba1c: float = Field(gt=0)
+    source: Citation
+
+
 class SurgeryRule(_Strict):
     min_conservative_days: int = Field(ge=0)
     prior_esi_counts: bool
     prior_esi_label: str = Field(min_length=1)
     indications: dict[str, Indication]
+    readiness: Readiness
     rule: str
     source: Citation
 
@@ -122,15 +145,19 @@ class Rules(_Strict):
 
 
 FindingCode = Literal[
-    "conservative-missing", "conservative-short", "esi-limit-exceeded", "esi-too-soon", "red-flag",
-    "no-imaging-guidance", "no-qualifying-diagnosis", "no-surgery-indication", "criteria-met",
+    "conservative-missing", "conservative-short", "esi-limit-exceeded", "esi-too-soon", "esi-poor-response",
+    "red-flag", "no-imaging-guidance", "no-qualifying-diagnosis", "no-surgery-indication", "fusion-smoker",
+    "fusion-hba1c", "esi-response-documented", "esi-response-undocumented", "esi-baseline-undocumented",
+    "criteria-met",
 ]
+Severity = Literal["info", "warning", "critical", "note"]
+"""A `note` never leads a card: it is a line of the card's detail when there is a card, and in the audit."""
 PATIENT_SUMMARY = "patient-summary"
 """The patient-view card's topic; every finding code is the topic of the order cards it leads."""
 
 
 class FindingWording(_Strict):
-    severity: Literal["info", "warning", "critical"]
+    severity: Severity
     summary: str = Field(min_length=1)
 
 
@@ -148,6 +175,7 @@ class Detail(_Strict):
     not_counted_limit: int = Field(ge=1)
     also_heading: str
     on_record_heading: str
+    score_line: str
     pending_referral: str
     red_flag_line: str
     prior_esi_line: str
@@ -238,6 +266,38 @@ class PatientView(_Strict):
         return (self.met, self.not_met, self.exempt, self.not_indicated, self.limit_reached, self.too_soon)
 
 
+class Score(_Strict):
+    label: str = Field(min_length=1)
+    valueset: str
+    unit: str
+
+
+class SmokingStatus(_Strict):
+    valueset: str
+    """The Observation codes that record a smoking status."""
+    current: str
+    """The answers that mean the patient smokes now."""
+
+
+class Observations(_Strict):
+    """The scores and results the rules read, each a value set of Observation codes."""
+
+    pain: Score
+    function: Score
+    hba1c: Score
+    smoking: SmokingStatus
+    unread_statuses: tuple[str, ...]
+    joiner: str
+    """Between two score labels ("pain and disability index")."""
+
+    def valuesets(self) -> dict[str, str]:
+        return {"observations.pain.valueset": self.pain.valueset,
+                "observations.function.valueset": self.function.valueset,
+                "observations.hba1c.valueset": self.hba1c.valueset,
+                "observations.smoking.valueset": self.smoking.valueset,
+                "observations.smoking.current": self.smoking.current}
+
+
 class PathwayConfig(_Strict):
     title: str
     version: str
@@ -251,6 +311,7 @@ class PathwayConfig(_Strict):
     surgery_kinds: dict[str, str]
     conservative: Conservative
     diagnoses: Diagnoses
+    observations: Observations
     rules: Rules
     findings: dict[FindingCode, FindingWording]
     card: CardWording
@@ -271,6 +332,9 @@ class PathwayConfig(_Strict):
         missing = set(self.surgery_kinds) - set(self.rules.surgery.indications)
         if missing:
             raise ValueError(f"rules.surgery.indications: no indication for surgery kind(s) {sorted(missing)}")
+        unknown = set(self.rules.surgery.readiness.kinds) - set(self.surgery_kinds)
+        if unknown:
+            raise ValueError(f"rules.surgery.readiness.kinds: unknown surgery kind(s) {sorted(unknown)}")
         return self
 
     @model_validator(mode="after")
@@ -318,7 +382,8 @@ class PathwayConfig(_Strict):
                 "reasons.body_site_valueset": self.reasons.body_site_valueset,
                 "reasons.nonspecific_valueset": self.reasons.nonspecific_valueset,
                 "diagnoses.qualifying.valueset": self.diagnoses.qualifying.valueset,
-                "diagnoses.axial.valueset": self.diagnoses.axial.valueset}
+                "diagnoses.axial.valueset": self.diagnoses.axial.valueset,
+                **self.observations.valuesets()}
         for kind, indication in self.rules.surgery.indications.items():
             refs.update({f"rules.surgery.indications.{kind}.valuesets[{i}]": valueset
                          for i, valueset in enumerate(indication.valuesets)})

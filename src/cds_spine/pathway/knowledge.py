@@ -51,6 +51,9 @@ class Knowledge:
         self.version = version
         self.code_systems = code_systems
         self.valueset_ids = frozenset(valuesets)
+        self.valueset_codes = {valueset_id: tuple(code for code, _ in entries)
+                               for valueset_id, entries in valuesets.items()}
+        """Each value set's codes, as cards/ writes them (a FHIR search for exactly those codes)."""
         index: dict[tuple[str, str], list[Membership]] = {}
         for valueset_id, entries in valuesets.items():
             for code, attributes in entries:
@@ -70,6 +73,13 @@ class Knowledge:
         diagnoses = config.diagnoses
         self._diagnosis_valuesets = (diagnoses.qualifying.valueset, diagnoses.axial.valueset,
                                      *(flag.valueset for flag in diagnoses.red_flags))
+
+    def observation_codes(self) -> list[tuple[str, str]]:
+        """(system, code) of every Observation code a rule reads (cards/pathway.yaml `observations`)."""
+        observations = self.config.observations
+        valuesets = (observations.pain.valueset, observations.function.valueset, observations.hba1c.valueset,
+                     observations.smoking.valueset)
+        return sorted({(code.system, code.code) for valueset in valuesets for code in self.valueset_codes[valueset]})
 
     def memberships(self, system: str | None, code: str | None) -> tuple[Membership, ...]:
         """Cached by (system, code) as written: a record repeats the same codes, and reading one (spelling,

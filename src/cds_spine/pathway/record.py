@@ -92,11 +92,34 @@ class ServiceRequestEntry:
 
 
 @dataclass(frozen=True)
+class Measurement:
+    """What an Observation, or one of its components, measured: its codes and its value (a number, an answer
+    code, or text)."""
+
+    codes: tuple[Code, ...]
+    value: float | None = None
+    answer: tuple[Code, ...] = ()
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class ObservationEntry:
+    """A score or a result. `day`: when it was observed (effective), else when it was issued; `measurements`:
+    the Observation's own code and value first, then each component's."""
+
+    reference: str
+    status: str | None
+    day: date | None
+    measurements: tuple[Measurement, ...]
+
+
+@dataclass(frozen=True)
 class PatientRecord:
     conditions: tuple[ConditionEntry, ...] = ()
     procedures: tuple[ProcedureEntry, ...] = ()
     medications: tuple[MedicationEntry, ...] = ()
     service_requests: tuple[ServiceRequestEntry, ...] = ()
+    observations: tuple[ObservationEntry, ...] = ()
     unreadable: tuple[str, ...] = field(default=())
     """References of relevant resources that failed FHIR validation and were left out."""
     partly_read: tuple[str, ...] = field(default=())

@@ -1,0 +1,204 @@
+"""The rules that read Observations, over HTTP: baseline scores before an ESI, the response to the last ESI in
+the region, readiness for elective fusion; Observations read leniently, fetched when prefetch lacks them, and
+never a reason to refuse a call."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from support import (
+    CPT,
+    ORDER_SIGN,
+    SNOMED,
+    audit_store,
+    authorization,
+    call,
+    coded,
+    condition,
+    day,
+    esi_order,
+    hook_request,
+    procedure,
+    pt_visits,
+    radiculopathy,
+)
+
+from cds_spine.audit import tables
+
+LOINC = "http://loinc.org"
+PAIN, ODI, SMOKING, HBA1C = "72514-3", "97909-6", "72166-2", "4548-4"
+FUSION = "22612"
+
+
+def observation(code: str, days_ago: int, value: float | None = None, answer: str | None = None,
+                rid: str | None = None, **extra) -> dict:
+    resource = {"resourceType": "Observation", "id": rid or f"obs-{code}-{days_ago}", "status": "final",
+                "code": coded(LOINC, code), "subject": {"reference": "Patient/p1"},
+                "effectiveDateTime": f"{day(-days_ago)}T10:00:00Z", **extra}
+    if value is not None:
+        resource["valueQuantity"] = {"value": value, "unit": "{score}"}
+    if answer is not None:
+        resource["valueCodeableConcept"] = coded(SNOMED, answer)
+    return resource
+
+
+def repeat_esi(*observations: dict, last_esi_days_ago: int = 60, order: str = "64483") -> dict:
+    """A lumbar ESI signed after enough therapy, the last lumbar ESI `last_esi_days_ago` days ago."""
+    return hook_request("order-sign", orders=[esi_order(code=order)],
+                        procedures=pt_visits(150, 80) + [procedure("64483", day(-last_esi_days_ago), rid="esi-last")],
+                        observations=list(observations))
+
+
+def recorded_findings(client) -> list[str]:
+    """The findings the audit recorded for the latest order."""
+    with audit_store(client).engine.connect() as connection:
+        row = connection.execute(tables.assessments.select().order_by(tables.assessments.c.id.desc())).first()
+    return [finding["code"] for finding in row.findings]
+
+
+def test_too_little_relief_after_the_last_esi_is_a_warning(client):
+    body = call(client, ORDER_SIGN, repeat_esi(observation(PAIN, 62, 7), observation(PAIN, 30, 6))).json()
+    [card] = body["cards"]
+    assert card["indicator"] == "warning"
+    assert card["summary"] == f"Last lumbar ESI on {day(-60)}: pain 7/10 before, 6/10 after: under 50 % relief"
+    assert f"Recorded: pain 7/10 on {day(-62)}" in card["detail"] and f"Recorded: pain 6/10 on {day(-30)}" in card["detail"]
+    assert card["source"]["topic"]["code"] == "esi-poor-response"
+    assert "esi-poor-response" in recorded_findings(client)
+
+
+def test_half_the_pain_or_a_better_function_is_a_response(make_client):
+    client = make_client(info_card_when_met=True)
+    relieved = call(client, ORDER_SIGN, repeat_esi(observation(PAIN, 62, 8), observation(PAIN, 30, 4),
+                                                   observation(ODI, 3, 30))).json()
+    [card] = relieved["cards"]
+    assert card["indicator"] == "info" and "esi-poor-response" not in card["source"]["topic"]["code"]
+    assert f"Response to the last lumbar ESI ({day(-60)}): pain 8/10 before, 4/10 after" in card["detail"]
+    by_function = call(client, ORDER_SIGN, repeat_esi(
+        observation(PAIN, 61, 6), observation(PAIN, 20, 6), observation(ODI, 61, 50), observation(ODI, 20, 20),
+        observation(PAIN, 2, 6))).json()
+    [card] = by_function["cards"]
+    assert card["indicator"] == "info"
+    assert "disability index 50 % before, 20 % after" in card["detail"]
+
+
+def test_no_scores_around_the_last_esi_is_a_line_not_a_card(make_client):
+    quiet = make_client()
+    assert call(quiet, ORDER_SIGN, repeat_esi()).json()["cards"] == []  # criteria met: a note alone shows nothing
+    assert {"esi-response-undocumented", "esi-baseline-undocumented"} <= set(recorded_findings(quiet))
+    unguided = call(quiet, ORDER_SIGN, repeat_esi(order="62322")).json()
+    [card] = unguided["cards"]
+    assert card["summary"].startswith("ESI ordered without fluoroscopic or CT guidance")
+    assert f"Response to the last lumbar ESI ({day(-60)}) not documented" in card["detail"]
+    assert "No baseline pain and disability index score in the last 90 days" in card["detail"]
+
+
+def test_too_early_to_judge_says_nothing_of_the_response(client):
+    body = call(client, ORDER_SIGN, repeat_esi(observation(PAIN, 12, 8), observation(PAIN, 2, 8),
+                                               last_esi_days_ago=10)).json()
+    [card] = body["cards"]
+    assert card["summary"].startswith("Last lumbar ESI was 10 days ago")
+    assert "Response to the last" not in card["detail"] and "under 50 %" not in card["detail"]
+
+
+def test_the_baseline_names_the_score_missing(client):
+    body = call(client, ORDER_SIGN, hook_request("order-sign", observations=[observation(PAIN, 20, 6)])).json()
+    [card] = body["cards"]
+    assert card["summary"].startswith("No conservative therapy documented")
+    assert "No baseline disability index score in the last 90 days" in card["detail"]
+    assert f"Recorded: pain 6/10 on {day(-20)}" in card["detail"]
+    stale = call(client, ORDER_SIGN, hook_request("order-sign", observations=[observation(PAIN, 120, 6)])).json()
+    assert "No baseline pain and disability index score" in stale["cards"][0]["detail"]
+
+
+@pytest.mark.parametrize("shape", [
+    {"valueInteger": 7},
+    {"component": [{"code": coded(LOINC, PAIN), "valueQuantity": {"value": 7}}]},
+    {"effectivePeriod": {"start": "x"}},
+    {"issued": "ISSUED"},
+], ids=["integer", "component", "period", "issued-only"])
+def test_scores_are_read_in_every_shape(client, shape):
+    before = observation(PAIN, 62, 7)
+    if "effectivePeriod" in shape:
+        shape = {"effectivePeriod": {"start": day(-63), "end": day(-62)}}
+        del before["effectiveDateTime"]
+    if "issued" in shape:
+        shape = {"issued": f"{day(-62)}T09:00:00Z"}
+        del before["effectiveDateTime"]
+    if "valueInteger" in shape or "component" in shape:
+        del before["valueQuantity"]
+    if "component" in shape:
+        before["code"] = coded(LOINC, "91148-7")  # the PEG panel: the pain score is a component
+    body = call(client, ORDER_SIGN, repeat_esi({**before, **shape}, observation(PAIN, 30, 6))).json()
+    assert body["cards"][0]["summary"].startswith(f"Last lumbar ESI on {day(-60)}: pain 7/10 before, 6/10 after")
+
+
+def test_scores_entered_in_error_are_not_read(client):
+    wrong = observation(PAIN, 62, 7, status="entered-in-error")
+    body = call(client, ORDER_SIGN, repeat_esi(wrong, observation(PAIN, 30, 6))).json()
+    assert all(card["indicator"] != "warning" for card in body["cards"])
+
+
+def fusion(*observations: dict, conditions: list[dict] | None = None) -> dict:
+    return hook_request("order-sign", orders=[esi_order("fusion-1", code=FUSION)], procedures=pt_visits(150, 60),
+                        conditions=conditions, observations=list(observations))
+
+
+def test_a_current_smoker_or_a_high_hba1c_before_fusion_is_an_info_card(client):
+    [card] = call(client, ORDER_SIGN, fusion(observation(SMOKING, 40, answer="449868002"))).json()["cards"]
+    assert (card["indicator"], card["summary"]) == (
+        "info", f"Current smoker on record ({day(-40)}): payers ask for nicotine-free status before elective fusion")
+    assert card["source"]["label"].startswith("Aetna CPB 0743")
+    [card] = call(client, ORDER_SIGN, fusion(observation(HBA1C, 30, 8.4))).json()["cards"]
+    assert card["summary"] == f"HbA1c 8.4 % on {day(-30)}: payers ask for HbA1c under 8 % before elective fusion"
+    assert f"Recorded: HbA1c 8.4 % on {day(-30)}" in card["detail"]
+
+
+def test_a_later_status_a_controlled_hba1c_or_another_surgery_say_nothing(client):
+    quit_smoking = fusion(observation(SMOKING, 300, answer="449868002"),
+                          observation(SMOKING, 20, answer="8517006", rid="quit"), observation(HBA1C, 30, 7.9))
+    assert call(client, ORDER_SIGN, quit_smoking).json()["cards"] == []
+    old = fusion(observation(SMOKING, 400, answer="449868002"), observation(HBA1C, 200, 9.5))
+    assert call(client, ORDER_SIGN, old).json()["cards"] == []
+    decompression = hook_request("order-sign", orders=[esi_order("lam-1", code="63047")], procedures=pt_visits(150, 60),
+                                 observations=[observation(SMOKING, 40, answer="449868002")])
+    assert call(client, ORDER_SIGN, decompression).json()["cards"] == []
+
+
+def test_a_red_flag_waives_readiness(client):
+    flagged = fusion(observation(SMOKING, 40, answer="449868002"), observation(HBA1C, 30, 9.0),
+                     conditions=[radiculopathy(), condition("G83.4", onsetDateTime=day(-5))])
+    [card] = call(client, ORDER_SIGN, flagged).json()["cards"]
+    assert card["summary"].startswith("Red flag on record") and "smoker" not in card["detail"]
+
+
+def test_observations_missing_from_prefetch_are_fetched_and_a_failure_is_no_refusal(client, httpx_mock):
+    server = "https://ehr.example.org/fhir"
+    request = repeat_esi()
+    del request["prefetch"]["observations"]
+    request.update(fhirServer=server, fhirAuthorization=authorization())
+    httpx_mock.add_response(url=re.compile(r".*/Observation\?patient=p1&code=.*72514-3.*"), json={
+        "resourceType": "Bundle", "type": "searchset",
+        "entry": [{"resource": observation(PAIN, 62, 7)}, {"resource": observation(PAIN, 30, 6)}]})
+    [card] = call(client, ORDER_SIGN, request).json()["cards"]
+    assert card["source"]["topic"]["code"] == "esi-poor-response"
+    assert httpx_mock.get_request().headers["Authorization"] == "Bearer T"
+    httpx_mock.add_response(url=re.compile(r".*/Observation\?.*"), status_code=503)
+    refused = call(client, ORDER_SIGN, {**request, "hookInstance": "another"})
+    assert refused.status_code == 200 and refused.json()["cards"] == []
+
+
+def test_without_a_fhir_server_observations_are_read_as_none(client):
+    request = repeat_esi(observation(PAIN, 62, 7))
+    del request["prefetch"]["observations"]
+    assert call(client, ORDER_SIGN, request).status_code == 200
+
+
+def test_a_non_spine_code_is_not_read_as_a_score(client):
+    """A heart rate is not a pain score, whatever its value."""
+    body = call(client, ORDER_SIGN, repeat_esi(observation("8867-4", 62, 70), observation("8867-4", 30, 68))).json()
+    assert body["cards"] == []
+
+
+def test_the_order_code_of_a_surgery_is_what_makes_it_a_fusion(knowledge):
+    [membership] = [m for m in knowledge.memberships(CPT, FUSION) if m.valueset == "spine-surgery-order"]
+    assert membership.attributes["kind"] == "fusion"
