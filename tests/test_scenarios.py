@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import SCENARIOS, call, scenario_build
+from support import SCENARIOS, call, day, scenario_build
 
 SCENARIO_FILES = sorted(SCENARIOS.glob("p*.json"))
 SERVICE_FOR_HOOK = {"order-select": "spine-pathway-order-select", "order-sign": "spine-pathway-order-sign",
@@ -31,6 +31,11 @@ CARDS = {
     "p09-unrelated-order": ([], []),
     "p10-esi-axial-only": (["No radicular or stenosis diagnosis on record; ESI is not recommended for axial pain "
                             "alone"], []),
+    "p11-esi-repeat-poor-response": (["Last lumbar ESI on {day-60}: pain 7/10 before, 6/10 after: under 50 % relief"],
+                                     ["Recorded: pain 7/10 on {day-62}", "Recorded: pain 6/10 on {day-30}"]),
+    "p12-esi-repeat-relieved": ([], []),
+    "p13-fusion-current-smoker": (["Current smoker on record ({day-40}): payers ask for nicotine-free status before "
+                                   "elective fusion"], ["Aetna CPB 0743"]),
 }
 
 
@@ -57,6 +62,8 @@ def test_scenario(client, path):
         indicators = [card["indicator"] for card in response.json()["cards"]]
         assert meets(expect["cards"], indicators), (scenario["description"], response.json())
         summaries, facts = CARDS[scenario["id"]]
+        days = {f"day-{n}": day(-n) for n in (30, 40, 60, 62)}  # the stories' dates are relative to today
+        summaries, facts = [text.format(**days) for text in summaries], [text.format(**days) for text in facts]
         cards = response.json()["cards"]
         assert [card["summary"] for card in cards] == summaries
         for fact in facts:

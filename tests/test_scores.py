@@ -24,6 +24,8 @@ from support import (
 )
 
 from cds_spine.audit import tables
+from cds_spine.audit.measure import load_measure
+from cds_spine.settings import Settings
 
 LOINC = "http://loinc.org"
 PAIN, ODI, SMOKING, HBA1C = "72514-3", "97909-6", "72166-2", "4548-4"
@@ -202,3 +204,20 @@ def test_a_non_spine_code_is_not_read_as_a_score(client):
 def test_the_order_code_of_a_surgery_is_what_makes_it_a_fusion(knowledge):
     [membership] = [m for m in knowledge.memberships(CPT, FUSION) if m.valueset == "spine-surgery-order"]
     assert membership.attributes["kind"] == "fusion"
+
+
+def test_the_measure_reports_baseline_and_response_documentation(knowledge):
+    """Baseline documented: every ESI; response documented: repeat ESIs only (those with a response finding)."""
+    measure = load_measure(Settings().knowledge_dir(), knowledge)
+
+    def outcome(*findings: str) -> dict[str, str]:
+        found = measure.outcomes("esi", "met", findings)
+        return {c: found[c] for c in ("esi-baseline-documented", "esi-response-documented") if c in found}
+
+    assert outcome() == {"esi-baseline-documented": "met"}
+    assert outcome("esi-baseline-undocumented") == {"esi-baseline-documented": "not-met"}
+    assert outcome("esi-response-undocumented") == {"esi-baseline-documented": "met",
+                                                    "esi-response-documented": "not-met"}
+    assert outcome("esi-poor-response")["esi-response-documented"] == "met"  # documented, and a warning
+    assert outcome("esi-response-documented")["esi-response-documented"] == "met"
+    assert "esi-response-documented" not in measure.outcomes("surgery", "met", ["esi-response-undocumented"])

@@ -23,7 +23,9 @@ EXPECTED = {"p01-esi-nothing-tried": ["conservative-missing"], "p02-esi-after-pt
             "p03-esi-short-nsaid": ["conservative-short"], "p04-esi-cauda-equina": ["red-flag"],
             "p05-esi-fifth-in-a-year": ["esi-limit-exceeded"], "p06-surgery-after-pt-and-esi": [],
             "p07-fusion-nothing-tried": ["conservative-missing"], "p08-esi-without-guidance": ["no-imaging-guidance"],
-            "p09-unrelated-order": [], "p10-esi-axial-only": ["no-qualifying-diagnosis"]}
+            "p09-unrelated-order": [], "p10-esi-axial-only": ["no-qualifying-diagnosis"],
+            "p11-esi-repeat-poor-response": ["esi-poor-response"], "p12-esi-repeat-relieved": [],
+            "p13-fusion-current-smoker": ["fusion-smoker"]}
 
 
 def test_the_topics_are_a_valid_fhir_r4_code_system_with_a_code_per_finding():

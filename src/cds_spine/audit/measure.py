@@ -1,6 +1,6 @@
 """The pathway measure, as data: cards/measure.json, a FHIR R4 Measure (proportion scoring) whose groups are
-the components of adherence. Each group says, in extensions, which order kinds it applies to, which
-findings mean it is not met, which decisions exclude an order from its denominator, and (for the overall
+the components of adherence. Each group says, in extensions, which order kinds it applies to (and which
+findings make it apply, for a component of repeat ESIs only), which findings mean it is not met, which decisions exclude an order from its denominator, and (for the overall
 group) which components it combines. This module reads those and scores one assessed order.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ EXTENSION = "https://cds-spine.org/fhir/StructureDefinition/"
 ORDER_KIND = EXTENSION + "measure-component-order-kind"
 NOT_MET_BY = EXTENSION + "measure-component-not-met-by"
 EXCLUDED_BY = EXTENSION + "measure-component-excluded-by"
+APPLIES_WITH = EXTENSION + "measure-component-applies-with"
 COMBINES = EXTENSION + "measure-component-combines"
 POPULATIONS = ("initial-population", "denominator", "denominator-exclusion", "numerator")
 STRATIFIERS = ("order-kind", "region", "clinician", "site", "month")
@@ -41,9 +42,12 @@ class Component:
     not_met_by: frozenset[str]
     excluded_by: frozenset[str]
     combines: tuple[str, ...]
+    applies_with: frozenset[str] = frozenset()
+    """Findings of which an order needs one for the component to apply (a repeat ESI's response); empty: any."""
 
-    def applies(self, kind: str) -> bool:
-        return not self.kinds or kind in self.kinds
+    def applies(self, kind: str, findings: Collection[str] = ()) -> bool:
+        return ((not self.kinds or kind in self.kinds)
+                and (not self.applies_with or bool(self.applies_with & set(findings))))
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class MeasureDefinition:
         """Each component that applies to the order: met, not met, or excluded from its denominator."""
         found: dict[str, Outcome] = {}
         for component in sorted(self.components, key=lambda c: bool(c.combines)):  # combined ones last
-            if not component.applies(kind):
+            if not component.applies(kind, findings):
                 continue
             if decision in component.excluded_by:
                 found[component.id] = "excluded"
@@ -119,9 +123,9 @@ def load_measure(cards_dir: Path, knowledge: Knowledge) -> MeasureDefinition:
             raise MeasureError(f"{where} ({component_id}): populations must be {', '.join(POPULATIONS)}")
         component = Component(component_id, (group.code.text if group.code else None) or component_id, frozenset(_values(group, ORDER_KIND)),
                               frozenset(_values(group, NOT_MET_BY)), frozenset(_values(group, EXCLUDED_BY)),
-                              tuple(_values(group, COMBINES)))
+                              tuple(_values(group, COMBINES)), frozenset(_values(group, APPLIES_WITH)))
         for label, values, allowed in (("order kind", component.kinds, order_kinds),
-                                       ("finding", component.not_met_by, finding_codes),
+                                       ("finding", component.not_met_by | component.applies_with, finding_codes),
                                        ("decision", component.excluded_by, decisions)):
             unknown = sorted(set(values) - set(allowed))
             if unknown:

@@ -195,26 +195,35 @@ async def _optional(key: str, query: str, prefetch: Mapping[str, Any], patient_i
 async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patient_id: str, access: FhirAccess,
                  client: FhirClient, budget_seconds: float, keep: Keep,
                  optional: Mapping[str, str] | None = None) -> Obtained:
-    """The kept resources under `keys`, fetching what prefetch lacks concurrently, within one time budget; then
-    those under the `optional` keys (key -> query) in the time left, none when they cannot be had."""
+    """The kept resources under `keys`, fetching what prefetch lacks concurrently, within one time budget; those
+    under the `optional` keys (key -> query) alongside, none when they cannot be had within the budget."""
     values = {key: _value_of(prefetch or {}, key, keep) for key in keys}
     fetched = tuple(key for key, value in values.items() if _needs_server(value))
     started = time.monotonic()
+    extras = {key: asyncio.ensure_future(_optional(key, query, prefetch or {}, patient_id, access, client, keep,
+                                                   budget_seconds)) for key, query in (optional or {}).items()}
     try:
         async with asyncio.timeout(budget_seconds):
             results = await asyncio.gather(
                 *(_obtain_key(key, value, patient_id, access, client, keep) for key, value in values.items()))
             found = dict(zip(values, results, strict=True))
             medications = await _medications(found, access, client, keep)
-    except TimeoutError:
-        raise DataUnavailableError(",".join(fetched), "timeout",
-                              f"the FHIR server did not answer within {budget_seconds:g} s") from None
+    except BaseException as exc:
+        for task in extras.values():
+            task.cancel()
+        if isinstance(exc, TimeoutError):
+            raise DataUnavailableError(",".join(fetched), "timeout",
+                                       f"the FHIR server did not answer within {budget_seconds:g} s") from None
+        raise
     if medications:
         fetched += ("Medication",)
     resources = tuple(resource for found in results for resource in found) + tuple(medications)
-    for key, query in (optional or {}).items():
-        found_optional, asked = await _optional(key, query, prefetch or {}, patient_id, access, client, keep,
-                                                budget_seconds - (time.monotonic() - started))
+    for key, task in extras.items():
+        try:
+            found_optional, asked = await asyncio.wait_for(task, max(0.0, budget_seconds - (time.monotonic() - started)))
+        except TimeoutError:
+            log.info("%s did not come within the budget: read as none", key)
+            found_optional, asked = [], True
         resources += tuple(found_optional)
         fetched += (key,) if asked else ()
     encounters = await _encounters(resources, access, client, keep, budget_seconds - (time.monotonic() - started))
