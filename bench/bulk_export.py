@@ -39,6 +39,7 @@ REFERRAL = [(SNOMED, "91251008", "Physical therapy procedure")]
 GUIDED_ESI = [(CPT, "64483", "Transforaminal epidural injection with imaging, lumbar"),
               (CPT, "62323", "Interlaminar epidural injection with imaging, lumbar")]
 UNGUIDED_ESI = [(CPT, "62322", "Interlaminar epidural injection without imaging, lumbar")]
+REGENERATIVE = [(CPT, "0627T", "Percutaneous injection of allogeneic cellular product, intervertebral disc, lumbar")]
 SURGERY = [(CPT, "63030", "Laminotomy with decompression of nerve root, lumbar"),
            (CPT, "22612", "Arthrodesis, posterior, lumbar"), (CPT, "63047", "Laminectomy, facetectomy, lumbar")]
 PAIN = [(LOINC, "72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported")]
@@ -50,7 +51,7 @@ VALUESETS = {"score-pain-severity": PAIN, "score-disability": DISABILITY, "tobac
              "current-tobacco-smoker": SMOKER, "hemoglobin-a1c": HBA1C,
              "qualifying-diagnosis": RADICULOPATHY, "axial-pain": AXIAL,
              "modality-physical-therapy": THERAPY, "medication-nsaid": NSAIDS, "esi-order": GUIDED_ESI + UNGUIDED_ESI,
-             "spine-surgery-order": SURGERY, "red-flag-cauda-equina-cord-compression": RED_FLAGS[:1],
+             "spine-surgery-order": SURGERY, "regenerative-injection-order": REGENERATIVE, "red-flag-cauda-equina-cord-compression": RED_FLAGS[:1],
              "red-flag-spinal-fracture": RED_FLAGS[1:]}
 
 
@@ -74,7 +75,8 @@ class Shape:
     scores: float = 0.6
     relieved: float = 0.5
     smoker: float = 0.3
-    hba1c: float = 0.4
+    hba1c: float = 0.6
+    regenerative: float = 0.15
 
 
 class _Patient:
@@ -138,6 +140,9 @@ def _spine_story(patient: _Patient, shape: Shape) -> None:
         if rng.random() < shape.second_esi:
             day += timedelta(days=rng.choice([10, 30, 120, 200]))  # 10: too soon
             patient.add("Procedure", code, day)
+    if rng.random() < shape.regenerative:  # after an ESI, or (the pathway's order broken) without one
+        day += timedelta(days=rng.randrange(30, 120))
+        patient.add("Procedure", REGENERATIVE[0], day)
     if rng.random() < shape.surgery:
         day += timedelta(days=rng.randrange(30, 200))
         status = "in-progress" if rng.random() < shape.not_completed else "completed"
@@ -148,7 +153,7 @@ def _spine_story(patient: _Patient, shape: Shape) -> None:
             {"system": SNOMED, "code": "449868002" if smokes else "266919005",
              "display": "Smokes tobacco daily (finding)" if smokes else "Never smoked tobacco (finding)"}]})
         if rng.random() < shape.hba1c:
-            patient.score(HBA1C[0], day - timedelta(days=rng.randrange(10, 150)), round(rng.uniform(5.5, 9.5), 1))
+            patient.score(HBA1C[0], day - timedelta(days=rng.randrange(10, 150)), round(rng.uniform(6.0, 10.0), 1))
 
 
 def patient_resources(index: int, seed: int, today: date, shape: Shape = Shape()) -> dict[str, list[dict]]:

@@ -45,6 +45,7 @@ EXPECTED_COMPONENTS = {
     "esi-frequency-interval": {"denominator": 6, "excluded": 0, "numerator": 5, "rate": 0.8333},
     "imaging-guidance": {"denominator": 6, "excluded": 0, "numerator": 5, "rate": 0.8333},
     "qualifying-diagnosis": {"denominator": 7, "excluded": 0, "numerator": 6, "rate": 0.8571},
+    "regenerative-after-esi": {"denominator": 0, "excluded": 0, "numerator": 0, "rate": None},
     "esi-baseline-documented": {"denominator": 6, "excluded": 0, "numerator": 0, "rate": 0.0},
     "esi-response-documented": {"denominator": 0, "excluded": 0, "numerator": 0, "rate": None},
 }

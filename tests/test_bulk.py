@@ -26,7 +26,7 @@ from real_records import EXPORT, export, order, read_export, request
 from reporting import AUDIT_USERS, AUDIT_USERS_ENV, KEY
 
 sys.path.insert(0, str(ROOT))
-from bench.bulk_export import GUIDED_ESI, SURGERY, UNGUIDED_ESI, VALUESETS, write_export  # noqa: E402
+from bench.bulk_export import GUIDED_ESI, REGENERATIVE, SURGERY, UNGUIDED_ESI, VALUESETS, write_export  # noqa: E402
 from cds_spine.app import create_app  # noqa: E402
 from cds_spine.pathway.record import Code  # noqa: E402
 from cds_spine.privacy import PatientIdHasher  # noqa: E402
@@ -67,9 +67,9 @@ def local_run(generated, tmp_path_factory) -> Path:
     return out
 
 
-def test_every_completed_esi_and_surgery_of_the_period_has_its_row(generated, local_run):
+def test_every_completed_esi_regenerative_injection_and_surgery_of_the_period_has_its_row(generated, local_run):
     patients, _ = read_export(generated.parent)
-    codes = {code for _, code, _ in GUIDED_ESI + UNGUIDED_ESI + SURGERY}
+    codes = {code for _, code, _ in GUIDED_ESI + UNGUIDED_ESI + SURGERY + REGENERATIVE}
     expected = sorted((pid, f"Procedure/{r['id']}") for pid, resources in patients.items()
                       for r in resources.get("Procedure", []) if r["status"] == "completed"
                       and r["code"]["coding"][0]["code"] in codes and SINCE <= r["performedDateTime"][:10] <= UNTIL)
@@ -185,7 +185,8 @@ def test_the_live_service_decides_each_order_as_the_bulk_row_says(generated, loc
     chosen = list({id(row): row for row in chosen.values()}.values())[:30]
     assert len({row["decision"] for row in chosen}) == 3
     assert {"esi-poor-response", "esi-response-documented", "esi-response-undocumented", "esi-baseline-undocumented",
-            "fusion-smoker", "fusion-hba1c"} <= {code for row in chosen for code in row["findings"]}
+            "fusion-smoker", "fusion-hba1c", "regenerative-before-esi", "regenerative-investigational"} <= {
+        code for row in chosen for code in row["findings"]}
     for index, row in enumerate(chosen):
         as_of = datetime.combine(date.fromisoformat(row["asOf"]), time(15), UTC)
         settings = Settings(database_url=f"sqlite:///{tmp_path / f'audit-{index}.db'}", audit_users=AUDIT_USERS,

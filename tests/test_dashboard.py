@@ -52,8 +52,8 @@ def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chr
         assert donut["data"] == [[4, 2, 1]] and donut["labels"][0] == "Met (4)"
         assert len(set(donut["colours"][0])) == 3
         components = chart_data(page, "component-chart")
-        assert components["data"] == [[16.7, 66.7, 83.3, 83.3, 85.7, 0, None]]  # no repeat ESI: no rate
-        assert components["counts"] == [["1/6", "4/6", "5/6", "5/6", "6/7", "0/6", "n/a"]]
+        assert components["data"] == [[16.7, 66.7, 83.3, 83.3, 85.7, None, 0, None]]  # no rate without orders
+        assert components["counts"] == [["1/6", "4/6", "5/6", "5/6", "6/7", "n/a", "0/6", "n/a"]]
         trend = chart_data(page, "adherence-chart")
         assert trend["labels"] == [last, this]
         assert trend["data"] == [[0, 20], [80, 80], [1, 6]]  # adherence, the target line, orders
@@ -184,7 +184,7 @@ def test_the_dashboard_fits_800_pixels_and_prints_every_panel_whole(chromium, da
         fits = page.evaluate(FITS)
         assert fits["outside"] == [], fits
         ticks = page.evaluate("() => Chart.getChart('component-chart').scales.y.ticks.length")
-        assert ticks == len(chart_data(page, "component-chart")["labels"]) == 7  # every component named
+        assert ticks == len(chart_data(page, "component-chart")["labels"]) == 8  # every component named
         pdf = page.pdf(format="A4", landscape=True, print_background=True)
         assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) == 1
         bottom = page.evaluate("() => Math.max(...[...document.querySelectorAll('figure, .tables > div')]"

@@ -62,11 +62,13 @@ def test_report_by_month_clinician_order_kind_region_site_and_service(reported):
         "esi": (6, 2), "surgery": (1, 0)}
     assert components(by_kind["esi"]) == {"overall": (6, 1, 1), "conservative-therapy": (6, 1, 4),
                                           "esi-frequency-interval": (6, 0, 5), "imaging-guidance": (6, 0, 5),
-                                          "qualifying-diagnosis": (6, 0, 5), "esi-baseline-documented": (6, 0, 0),
+                                          "qualifying-diagnosis": (6, 0, 5), "regenerative-after-esi": (0, 0, 0),
+                                          "esi-baseline-documented": (6, 0, 0),
                                           "esi-response-documented": (0, 0, 0)}
     assert components(by_kind["surgery"]) == {"overall": (1, 0, 0), "conservative-therapy": (1, 0, 0),
                                               "esi-frequency-interval": (0, 0, 0), "imaging-guidance": (0, 0, 0),
-                                              "qualifying-diagnosis": (1, 0, 1), "esi-baseline-documented": (0, 0, 0),
+                                              "qualifying-diagnosis": (1, 0, 1), "regenerative-after-esi": (0, 0, 0),
+                                              "esi-baseline-documented": (0, 0, 0),
                                               "esi-response-documented": (0, 0, 0)}
     by_site = {row["group"]: row["orders"] for row in get(client, "/audit/report", by="site")["rows"]}
     assert by_site == {SITE: 1, "(unknown)": 6}

@@ -21,7 +21,7 @@ Grouping = Literal["month", "clinician", "order-kind", "region", "site", "servic
 GROUPINGS: tuple[Grouping, ...] = get_args(Grouping)
 UNKNOWN = "(unknown)"
 Decision = Literal["met", "not-met", "exempt"]
-OrderKind = Literal["esi", "surgery"]
+OrderKind = Literal["esi", "regenerative", "surgery"]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The one per-patient function both engines call: a patient's resources in, one row per completed ESI or
-spine-surgery Procedure of the period out, each evaluated as the live service would have evaluated its
+"""The one per-patient function both engines call: a patient's resources in, one row per completed ESI, regenerative
+injection or spine-surgery Procedure of the period out, each evaluated as the live service would have evaluated its
 order on the day before it was performed: the same reader (fhir.record), the same pathway, the same cards/.
 """
 from __future__ import annotations
@@ -131,7 +131,7 @@ def _row(context: AuditContext, patient_id: str, entry: ProcedureEntry, day: dat
 
 def audit_patient(patient_id: str, lines: Iterable[bytes], medications: Mapping[str, bytes],
                   context: AuditContext) -> list[BulkRow]:
-    """Rows for the patient's completed ESIs and spine surgeries in the period, oldest first. `lines` are
+    """Rows for the patient's completed ESIs, regenerative injections and spine surgeries in the period, oldest first. `lines` are
     the patient's kept resources (export.read_file); `medications` every Medication line by id."""
     knowledge = context.knowledge
     resources = [orjson.loads(line) for line in lines]
@@ -147,7 +147,8 @@ def audit_patient(patient_id: str, lines: Iterable[bytes], medications: Mapping[
         day = _performed_day(entry)
         if entry.status != PERFORMED or day is None or not context.in_period(day):
             continue
-        draft = DraftOrder(entry.reference, entry.codes, entry.text, entry.status)
+        draft = DraftOrder(entry.reference, entry.codes, entry.text, entry.status, entry.body_sites,
+                           tuple(code for reason in entry.reasons for code in reason.codes))
         orders = classify_all([draft], knowledge)
         if not orders:
             continue

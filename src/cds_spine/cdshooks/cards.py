@@ -121,7 +121,7 @@ def _headed(heading: str, lines: Sequence[str]) -> list[str]:
 def _detail(assessment: Assessment, knowledge: Knowledge) -> str:
     config = knowledge.config
     wording = config.card.detail
-    rule = config.rules.esi if assessment.order.category == "esi" else config.rules.surgery
+    rule = config.rules.of(assessment.order.category)
     missing = [WORDING.format(wording.missing, required=assessment.required_days, order=assessment.order_label)
                ] if assessment.decision is Decision.NOT_MET else []
     missing += [WORDING.format(wording.pending_referral, description=_md(referral.description),
@@ -224,7 +224,7 @@ def render_one(assessment: Assessment, knowledge: Knowledge, options: CardOption
         indicator = config.findings[topic].severity
     else:
         return None
-    rule = config.rules.esi if assessment.order.category == "esi" else config.rules.surgery
+    rule = config.rules.of(assessment.order.category)
     source = Source(label=rule.source.label, url=str(rule.source.url), topic=_topic(knowledge, topic))
     suggestions = _suggestions(assessment, knowledge, options)
     return Card(
@@ -240,7 +240,7 @@ def _criteria(knowledge: Knowledge, summary: PatientSummary, criteria: Criteria,
     wording = knowledge.config.patient_view
     template = {Criteria.MET: wording.met, Criteria.NOT_MET: wording.not_met, Criteria.EXEMPT: wording.exempt,
                 Criteria.NOT_INDICATED: wording.not_indicated, Criteria.LIMIT_REACHED: wording.limit_reached,
-                Criteria.TOO_SOON: wording.too_soon}[criteria]
+                Criteria.TOO_SOON: wording.too_soon, Criteria.ESI_FIRST: wording.esi_first}[criteria]
     blocking = summary.blocking
     return WORDING.format(template, missing=max(0, required - days),
                           region=knowledge.config.regions.get(blocking.region, "") if blocking else "",
@@ -249,10 +249,13 @@ def _criteria(knowledge: Knowledge, summary: PatientSummary, criteria: Criteria,
 
 
 def _standing(knowledge: Knowledge, summary: PatientSummary, esi: str, surgery: str) -> list[str]:
-    """ESI and surgery where they stand, what is missing for each, and the ESIs of every region."""
+    """The steps after conservative therapy (ESI, regenerative injection, surgery) where they stand, what is
+    missing for ESI and surgery, and the ESIs of every region."""
     config = knowledge.config
     wording = config.patient_view
+    regenerative = _criteria(knowledge, summary, summary.regenerative, summary.history.days, summary.esi_required)
     lines = [WORDING.format(wording.standing_line, name=wording.esi_name, criteria=esi),
+             WORDING.format(wording.standing_line, name=wording.regenerative_name, criteria=regenerative),
              WORDING.format(wording.standing_line, name=wording.surgery_name, criteria=surgery)]
     for criteria, days, required, name in ((summary.esi, summary.history.days, summary.esi_required, wording.esi_name),
                                            (summary.surgery, summary.surgery_days, summary.surgery_required,

@@ -56,5 +56,6 @@ def read_draft_orders(resources: Iterable[dict[str, Any]]) -> list[DraftOrder]:
         status = resource.get("status")
         orders.append(DraftOrder(reference, raw_codes(resource.get("code"), medication),
                                  raw_text(resource.get("code"), medication),
-                                 status if isinstance(status, str) else None))
+                                 status if isinstance(status, str) else None, raw_codes(resource.get("bodySite")),
+                                 raw_codes(resource.get("reasonCode"), resource.get("reasonCodeableConcept"))))
     return orders

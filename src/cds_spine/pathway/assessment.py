@@ -41,6 +41,8 @@ class Criteria(str, Enum):
     """ESI: the most injections a region allows in the window are done."""
     TOO_SOON = "too-soon"
     """ESI: the last injection in a region was too recent."""
+    ESI_FIRST = "esi-first"
+    """Regenerative injection: the pathway places it after an ESI, and none is on record."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class PatientSummary:
     """The region whose injections set `esi` to LIMIT_REACHED or TOO_SOON."""
     esi_required: int = 0
     surgery_required: int = 0
+    regenerative: Criteria = Criteria.NOT_MET
 
     @property
     def red_flags(self) -> tuple[DiagnosisOnRecord, ...]:
@@ -277,16 +280,16 @@ class _RecordFacts:
 def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
     knowledge, today = facts.knowledge, facts.today
     config = knowledge.config
-    is_esi = order.category == "esi"
-    required = config.rules.esi.min_conservative_days if is_esi else config.rules.surgery.min_conservative_days
+    required = config.rules.of(order.category).min_conservative_days
     label = config.order_label(order.category, order.region, order.kind)
     segments = order_segments(knowledge, order.region)
-    scope = Scope(segments, required, count_prior_esi=not is_esi and config.rules.surgery.prior_esi_counts)
+    scope = Scope(segments, required,
+                  count_prior_esi=order.category == "surgery" and config.rules.surgery.prior_esi_counts)
     history = facts.history(scope)
     decision, findings = _conservative_findings(knowledge, history, required, label, facts.red_flags)
     prior: tuple[PriorInjection, ...] = ()
     readings: list[Reading] = []
-    if is_esi:
+    if order.category == "esi":
         prior = facts.prior_injections()
         findings += _injection_findings(knowledge, order, prior, today)
         if not any(d.group == "qualifying" and d.fits(segments) for d in facts.diagnoses):
@@ -295,6 +298,13 @@ def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
             knowledge, facts.scores(), [i for i in prior if i.region == order.region],
             config.regions.get(order.region, ""), today)
         findings += score_findings
+        prior = tuple(i for i in prior if i.region == order.region)
+    elif order.category == "regenerative":
+        prior = tuple(i for i in facts.prior_injections()
+                      if Indication(True, order_segments(knowledge, i.region)).fits(segments))
+        findings.append(finding(knowledge, "regenerative-investigational"))
+        if config.rules.regenerative.prior_esi_required and not prior:
+            findings.append(finding(knowledge, "regenerative-before-esi", order=label))
     elif not facts.red_flags:
         findings += facts.surgery_indication_findings(order, segments)
         if order.kind in config.rules.surgery.readiness.kinds:
@@ -303,7 +313,7 @@ def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
     return Assessment(
         order=order, order_label=label, decision=decision, required_days=required, history=history,
         findings=_ordered(knowledge, findings), diagnoses=facts.diagnoses,
-        prior_injections=tuple(i for i in prior if i.region == order.region),
+        prior_injections=prior,
         pending_referrals=facts.pending_referrals(scope) if decision is Decision.NOT_MET else (),
         scores=tuple(readings), unreadable=facts.record.unreadable, partly_read=facts.record.partly_read,
     )
@@ -350,10 +360,13 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
     esi = criteria(history.days, rules.esi.min_conservative_days, bool(qualifying))
     if blocking and esi is not Criteria.NOT_INDICATED:
         esi = Criteria.LIMIT_REACHED if blocking.limit_reached else Criteria.TOO_SOON
+    regenerative = criteria(history.days, rules.regenerative.min_conservative_days, True)
+    if regenerative is Criteria.MET and rules.regenerative.prior_esi_required and not injections:
+        regenerative = Criteria.ESI_FIRST
     return PatientSummary(diagnoses, history, surgery_days, esi,
                           criteria(surgery_days, rules.surgery.min_conservative_days, surgery_indicated),
                           injections, blocking if esi in (Criteria.LIMIT_REACHED, Criteria.TOO_SOON) else None,
-                          rules.esi.min_conservative_days, rules.surgery.min_conservative_days)
+                          rules.esi.min_conservative_days, rules.surgery.min_conservative_days, regenerative)
 
 
 def injections_by_region(record: PatientRecord, knowledge: Knowledge, today: date) -> tuple[RegionInjections, ...]:

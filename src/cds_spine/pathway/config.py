@@ -21,6 +21,7 @@ class OrderKind(_Strict):
 
 class Orders(_Strict):
     esi: OrderKind
+    regenerative: OrderKind
     surgery: OrderKind
 
 
@@ -139,14 +140,29 @@ class SurgeryRule(_Strict):
     source: Citation
 
 
+class RegenerativeRule(_Strict):
+    """Platelet-rich plasma and cell-based injections: the pathway's third step, after ESI."""
+
+    min_conservative_days: int = Field(ge=0)
+    prior_esi_required: bool
+    rule: str
+    source: Citation
+
+
 class Rules(_Strict):
     esi: EsiRule
+    regenerative: RegenerativeRule
     surgery: SurgeryRule
+
+    def of(self, category: str) -> EsiRule | RegenerativeRule | SurgeryRule:
+        """The rule for an order category (esi, regenerative, surgery)."""
+        rule: EsiRule | RegenerativeRule | SurgeryRule = getattr(self, category)
+        return rule
 
 
 FindingCode = Literal[
     "conservative-missing", "conservative-short", "esi-limit-exceeded", "esi-too-soon", "esi-poor-response",
-    "red-flag", "no-imaging-guidance", "no-qualifying-diagnosis", "no-surgery-indication", "fusion-smoker",
+    "regenerative-before-esi", "red-flag", "regenerative-investigational", "no-imaging-guidance", "no-qualifying-diagnosis", "no-surgery-indication", "fusion-smoker",
     "fusion-hba1c", "esi-response-documented", "esi-response-undocumented", "esi-baseline-undocumented",
     "criteria-met",
 ]
@@ -256,14 +272,18 @@ class PatientView(_Strict):
     limit_reached: str
     too_soon: str
     esi_name: str
+    regenerative_name: str
     surgery_name: str
+    esi_first: str
+    """Regenerative injection: the pathway places it after an ESI, and none is on record."""
     standing_heading: str
     standing_line: str
     missing: str
     injections_line: str
 
     def criteria(self) -> tuple[str, ...]:
-        return (self.met, self.not_met, self.exempt, self.not_indicated, self.limit_reached, self.too_soon)
+        return (self.met, self.not_met, self.exempt, self.not_indicated, self.limit_reached, self.too_soon,
+                self.esi_first)
 
 
 class Score(_Strict):
@@ -344,7 +364,8 @@ class PathwayConfig(_Strict):
                       region=max(self.regions.values(), key=len),
                       indication=max((i.label for i in self.rules.surgery.indications.values()), key=len))
         criteria = {f"patient_view.{name}": template for name, template in zip(
-            ("met", "not_met", "exempt", "not_indicated", "limit_reached", "too_soon"), view.criteria(), strict=True)}
+            ("met", "not_met", "exempt", "not_indicated", "limit_reached", "too_soon", "esi_first"), view.criteria(),
+            strict=True)}
         longest = max((WORDING.format(template, **values) for template in criteria.values()
                        if not ({name for _, name, _, _ in WORDING.parse(template) if name} - set(values))), key=len)
         values.update(esi=longest, surgery=longest)
@@ -363,18 +384,19 @@ class PathwayConfig(_Strict):
         return self
 
     def order_label(self, category: str, region: str, kind: str | None = None) -> str:
-        template = self.orders.esi.label if category == "esi" else self.orders.surgery.label
+        template = getattr(self.orders, category).label
         label = template.format(region=self.regions.get(region, ""), kind=self.surgery_kinds.get(kind or "", ""))
         return " ".join(label.split())
 
     def longest_order_label(self) -> str:
-        labels = [self.order_label("esi", region) for region in self.regions]
+        labels = [self.order_label(category, region) for region in self.regions for category in ("esi", "regenerative")]
         labels += [self.order_label("surgery", region, kind) for region in self.regions for kind in self.surgery_kinds]
         return max(labels, key=len)
 
     def referenced_valuesets(self) -> dict[str, str]:
         """Field path -> value set id, for every value set this file names."""
         refs = {"orders.esi.valueset": self.orders.esi.valueset,
+                "orders.regenerative.valueset": self.orders.regenerative.valueset,
                 "orders.surgery.valueset": self.orders.surgery.valueset,
                 "conservative.opioids.valueset": self.conservative.opioids.valueset,
                 "conservative.referrals.valueset": self.conservative.referrals.valueset,

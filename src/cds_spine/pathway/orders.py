@@ -1,4 +1,5 @@
-"""Classify draft orders: an ESI (with region and imaging guidance) or spine surgery (kind, region)."""
+"""Classify draft orders: an ESI (with region and imaging guidance), a regenerative injection (region) or spine
+surgery (kind, region)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -14,7 +15,7 @@ UNSPECIFIED = "unspecified"
 @dataclass(frozen=True)
 class ClassifiedOrder:
     order: DraftOrder
-    category: Literal["esi", "surgery"]
+    category: Literal["esi", "regenerative", "surgery"]
     code: Code
     region: str
     guidance: str | None = None  # ESI only
@@ -37,6 +38,15 @@ def classify(order: DraftOrder, knowledge: Knowledge) -> ClassifiedOrder | None:
             if membership.valueset == orders.surgery.valueset:
                 return ClassifiedOrder(order, "surgery", code, attributes.get("region", UNSPECIFIED),
                                        kind=attributes.get("kind", UNSPECIFIED))
+            if membership.valueset == orders.regenerative.valueset:
+                region = attributes.get("region", UNSPECIFIED)
+                if attributes.get("site") == "any":  # PRP into a knee is outside the pathway
+                    spine = knowledge.find(order.body_sites, knowledge.config.reasons.body_site_valueset) \
+                        or knowledge.spine_diagnosis(order.reasons)
+                    if spine is None:
+                        return None
+                    region = spine.attributes.get("region", UNSPECIFIED)
+                return ClassifiedOrder(order, "regenerative", code, region)
     return None
 
 

@@ -141,3 +141,6 @@ class DraftOrder:
     codes: tuple[Code, ...]
     text: str | None
     status: str | None
+    body_sites: tuple[Code, ...] = ()
+    reasons: tuple[Code, ...] = ()
+    """Its reasonCode codings (a code for any site, such as PRP's, is in the pathway only for the spine)."""
