@@ -272,3 +272,13 @@ def test_a_synthea_smoker_is_told_before_elective_fusion(tmp_path):
         in card["detail"]
     [later] = evaluate(tmp_path, request(pid, resources, order("22612")), "2023-09-01")  # never smoked since
     assert "smoker" not in later["detail"]
+
+
+def test_prp_for_a_synthea_back_pain_patient_comes_after_an_esi(tmp_path):
+    pid, resources = patient("b9a63e7c")  # chronic low back pain, a year of ibuprofen, no ESI
+    prp = {**order("0232T"), "bodySite": [{"coding": [{"system": "http://snomed.info/sct", "code": "122496007"}]}]}
+    [card] = evaluate(tmp_path, request(pid, resources, prp), "2025-06-01")
+    assert card["summary"] == ("No ESI on record before this lumbar regenerative injection: the pathway places "
+                               "regenerative injections after ESI")
+    knee = {**prp, "bodySite": [{"coding": [{"system": "http://snomed.info/sct", "code": "72696002"}]}]}
+    assert evaluate(tmp_path, request(pid, resources, knee), "2025-06-01") == []

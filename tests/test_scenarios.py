@@ -36,6 +36,10 @@ CARDS = {
     "p12-esi-repeat-relieved": ([], []),
     "p13-fusion-current-smoker": (["Current smoker on record ({day-40}): payers ask for nicotine-free status before "
                                    "elective fusion"], ["Aetna CPB 0743"]),
+    "p14-prp-before-esi": (["No ESI on record before this lumbar regenerative injection: the pathway places "
+                            "regenerative injections after ESI"],
+                           ["PRP and cell-based spine injections are investigational"]),
+    "p15-prp-knee": ([], []),
 }
 
 
