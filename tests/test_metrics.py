@@ -6,6 +6,7 @@ import os
 import sys
 
 import httpx
+import pytest
 from cli import ROOT
 from metrics_text import samples, value
 from support import ORDER_SELECT, ORDER_SIGN, call, hook_request
@@ -44,6 +45,7 @@ def test_each_hook_has_its_latency_histogram_with_the_lines_crd_measures_by(clie
             assert value(text, "cds_spine_request_seconds_bucket", endpoint=service, le=line) >= 1, (service, line)
 
 
+@pytest.mark.slow  # starts `cds-spine serve --workers 2`
 def test_two_workers_report_the_sum_of_their_counts(tmp_path):
     folder = tmp_path / "metrics"
     folder.mkdir()

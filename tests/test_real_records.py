@@ -282,3 +282,9 @@ def test_prp_for_a_synthea_back_pain_patient_comes_after_an_esi(tmp_path):
                                "regenerative injections after ESI")
     knee = {**prp, "bodySite": [{"coding": [{"system": "http://snomed.info/sct", "code": "72696002"}]}]}
     assert evaluate(tmp_path, request(pid, resources, knee), "2025-06-01") == []
+
+
+def test_a_synthea_hba1c_is_read_and_under_the_threshold_says_nothing(tmp_path):
+    pid, resources = patient("b9a63e7c")  # HbA1c 6.29 % on 2025-04-17
+    [card] = evaluate(tmp_path, request(pid, resources, order("22612")), "2025-06-01")
+    assert "Recorded: HbA1c 6.3 % on 2025-04-17" in card["detail"] and "HbA1c 6.3 % on 2025-04-17:" not in card["detail"]

@@ -15,6 +15,8 @@ from types import MappingProxyType
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..yamlio import load_yaml
+
 OID_PREFIX = "urn:oid:"
 
 
@@ -137,7 +139,7 @@ class CodeSystems:
 
 def _read_yaml(path: Path, error: type[Exception]) -> object:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise error(f"{path}: cannot read: {exc}") from None
 

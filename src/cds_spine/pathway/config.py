@@ -4,28 +4,25 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import Field, HttpUrl, model_validator
 
+from .rule_parameters import Observations, Rules, Strict
 from .wording import PLACEHOLDER_WORST_CASE, SUMMARY_LIMIT, WORDING
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class OrderKind(_Strict):
+class OrderKind(Strict):
     valueset: str
     label: str
     accepted_guidance: tuple[str, ...] = ()
 
 
-class Orders(_Strict):
+class Orders(Strict):
     esi: OrderKind
     regenerative: OrderKind
     surgery: OrderKind
 
 
-class Group(_Strict):
+class Group(Strict):
     id: str
     label: str
     valueset: str
@@ -40,18 +37,18 @@ class MedicationGroup(Group):
     ingredients: tuple[str, ...] = Field(min_length=1)
 
 
-class Opioids(_Strict):
+class Opioids(Strict):
     label: str
     valueset: str
     ingredients: tuple[str, ...] = Field(min_length=1)
 
 
-class Referrals(_Strict):
+class Referrals(Strict):
     valueset: str
     pending_days: int = Field(ge=0)
 
 
-class Conservative(_Strict):
+class Conservative(Strict):
     modalities: tuple[Modality, ...] = Field(min_length=1)
     medications: tuple[MedicationGroup, ...] = Field(min_length=1)
     opioids: Opioids
@@ -59,13 +56,13 @@ class Conservative(_Strict):
     referrals: Referrals
 
 
-class MedicationCourses(_Strict):
+class MedicationCourses(Strict):
     active_without_end_is_ongoing: bool
     renewal_gap_days: int = Field(ge=0)
     other_condition_long_term_counts: bool
 
 
-class Reasons(_Strict):
+class Reasons(Strict):
     attribution_days: int = Field(ge=0)
     attribution_valueset: str
     body_site_valueset: str
@@ -78,86 +75,15 @@ class Reasons(_Strict):
     counted_for_other_region: str
 
 
-class DiagnosisGroup(_Strict):
+class DiagnosisGroup(Strict):
     valueset: str
     label: str
 
 
-class Diagnoses(_Strict):
+class Diagnoses(Strict):
     qualifying: DiagnosisGroup
     axial: DiagnosisGroup
     red_flags: tuple[Group, ...] = Field(min_length=1)
-
-
-class Citation(_Strict):
-    label: str = Field(min_length=1)
-    url: HttpUrl
-
-
-class EsiResponse(_Strict):
-    """The response to the last ESI in a region: the score closest before it against the latest one within the
-    window after it."""
-
-    before_days: int = Field(ge=0)
-    after_min_days: int = Field(ge=0)
-    after_max_days: int = Field(ge=1)
-    min_percent: float = Field(gt=0, le=100)
-
-
-class EsiRule(_Strict):
-    min_conservative_days: int = Field(ge=0)
-    max_sessions_per_region: int = Field(ge=1)
-    session_window_days: int = Field(ge=1)
-    min_days_between: int = Field(ge=0)
-    baseline_days: int = Field(ge=0)
-    response: EsiResponse
-    rule: str
-    source: Citation
-
-
-class Indication(_Strict):
-    label: str = Field(min_length=1)
-    valuesets: tuple[str, ...] = Field(min_length=1)
-
-
-class Readiness(_Strict):
-    """Elective fusion: nicotine-free status and a controlled HbA1c first."""
-
-    kinds: tuple[str, ...] = Field(min_length=1)
-    smoking_status_days: int = Field(ge=1)
-    hba1c_days: int = Field(ge=1)
-    max_hba1c: float = Field(gt=0)
-    source: Citation
-
-
-class SurgeryRule(_Strict):
-    min_conservative_days: int = Field(ge=0)
-    prior_esi_counts: bool
-    prior_esi_label: str = Field(min_length=1)
-    indications: dict[str, Indication]
-    readiness: Readiness
-    rule: str
-    source: Citation
-
-
-class RegenerativeRule(_Strict):
-    """Platelet-rich plasma and cell-based injections: the pathway's third step, after ESI."""
-
-    min_conservative_days: int = Field(ge=0)
-    prior_esi_required: bool
-    rule: str
-    source: Citation
-
-
-class Rules(_Strict):
-    esi: EsiRule
-    regenerative: RegenerativeRule
-    surgery: SurgeryRule
-
-    def of(self, category: str) -> EsiRule | RegenerativeRule | SurgeryRule:
-        """The rule for an order category (esi, regenerative, surgery)."""
-        rule: EsiRule | RegenerativeRule | SurgeryRule = getattr(self, category)
-        return rule
 
 
 FindingCode = Literal[
@@ -172,12 +98,12 @@ PATIENT_SUMMARY = "patient-summary"
 """The patient-view card's topic; every finding code is the topic of the order cards it leads."""
 
 
-class FindingWording(_Strict):
+class FindingWording(Strict):
     severity: Severity
     summary: str = Field(min_length=1)
 
 
-class Detail(_Strict):
+class Detail(Strict):
     found_heading: str
     nothing_found: str
     procedure_line: str
@@ -202,14 +128,14 @@ class Detail(_Strict):
     rule: str
 
 
-class Referral(_Strict):
+class Referral(Strict):
     system: str
     code: str
     display: str
     text: str
 
 
-class Suggestions(_Strict):
+class Suggestions(Strict):
     replace_label: str
     replace_delete_description: str
     add_label: str
@@ -217,14 +143,14 @@ class Suggestions(_Strict):
     referral: Referral
 
 
-class OverrideReason(_Strict):
+class OverrideReason(Strict):
     code: str = Field(min_length=1)
     display: str = Field(min_length=1)
     standard: str | None = None
     """The code of `standard_system` that means the same, where one fits."""
 
 
-class OverrideReasons(_Strict):
+class OverrideReasons(Strict):
     system: str = Field(min_length=1)
     standard_system: str = Field(min_length=1)
     """The CDS Hooks 3.0 ballot's override-reason code system (from AHRQ's CDS Innovation Collaborative)."""
@@ -247,7 +173,7 @@ class OverrideReasons(_Strict):
         return system, code
 
 
-class CardWording(_Strict):
+class CardWording(Strict):
     source_label: str = Field(min_length=1)
     source_url: HttpUrl
     smart_link_label: str = Field(min_length=1)
@@ -259,7 +185,7 @@ class CardWording(_Strict):
     override_reasons: OverrideReasons
 
 
-class PatientView(_Strict):
+class PatientView(Strict):
     """The patient-view card: where ESI and surgery stand by the rules that need no order."""
 
     summary: str
@@ -286,39 +212,7 @@ class PatientView(_Strict):
                 self.esi_first)
 
 
-class Score(_Strict):
-    label: str = Field(min_length=1)
-    valueset: str
-    unit: str
-
-
-class SmokingStatus(_Strict):
-    valueset: str
-    """The Observation codes that record a smoking status."""
-    current: str
-    """The answers that mean the patient smokes now."""
-
-
-class Observations(_Strict):
-    """The scores and results the rules read, each a value set of Observation codes."""
-
-    pain: Score
-    function: Score
-    hba1c: Score
-    smoking: SmokingStatus
-    unread_statuses: tuple[str, ...]
-    joiner: str
-    """Between two score labels ("pain and disability index")."""
-
-    def valuesets(self) -> dict[str, str]:
-        return {"observations.pain.valueset": self.pain.valueset,
-                "observations.function.valueset": self.function.valueset,
-                "observations.hba1c.valueset": self.hba1c.valueset,
-                "observations.smoking.valueset": self.smoking.valueset,
-                "observations.smoking.current": self.smoking.current}
-
-
-class PathwayConfig(_Strict):
+class PathwayConfig(Strict):
     title: str
     version: str
     lookback_days: int = Field(ge=1)

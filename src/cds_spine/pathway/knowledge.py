@@ -16,6 +16,7 @@ import simdjson
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..yamlio import load_yaml
 from .codesystems import CodeSystemError, CodeSystems, load_code_systems
 from .config import PATIENT_SUMMARY, FindingCode, MedicationGroup, PathwayConfig
 from .ingredients import IngredientNames
@@ -168,7 +169,7 @@ def knowledge_version(cards_dir: Path, site_code_systems: Path | None = None) ->
 
 def _load_config(path: Path) -> PathwayConfig:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise KnowledgeError(f"{path}: cannot read: {exc}") from exc
     try:

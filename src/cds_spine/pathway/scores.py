@@ -8,9 +8,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from .config import Score
 from .knowledge import Knowledge
 from .record import Measurement, ObservationEntry, PatientRecord
+from .rule_parameters import Score
 
 
 @dataclass(frozen=True)

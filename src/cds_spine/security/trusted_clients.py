@@ -20,6 +20,7 @@ from jwt.exceptions import PyJWKError, PyJWKSetError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from ..settings import EhrProfile
+from ..yamlio import load_yaml
 
 ASYMMETRIC_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
@@ -96,7 +97,7 @@ def trusted_issuer(client: TrustedClient) -> TrustedIssuer:
 
 def load_trusted_clients(path: Path) -> list[TrustedClient]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise TrustError(f"{path}: cannot read: {exc}") from None
     try:
