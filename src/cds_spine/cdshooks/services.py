@@ -19,24 +19,26 @@ SERVICES = {
         Service(
             hook="order-select", id=ORDER_SELECT,
             title="Spine pathway: conservative therapy before ESI or spine surgery (order select)",
-            description=("When an epidural steroid injection or spine surgery order is selected, checks the record "
-                         "for conservative therapy first (physical therapy, exercise, medications), red flags, "
-                         "injection frequency and imaging guidance."),
+            description=("When an epidural steroid injection, regenerative injection or spine surgery order is "
+                         "selected, checks the record for conservative therapy first (physical therapy, exercise, "
+                         "medications), red flags, injection frequency, imaging guidance and the response to the "
+                         "last injection."),
             prefetch=ORDER_PREFETCH,
         ),
         Service(
             hook="order-sign", id=ORDER_SIGN,
             title="Spine pathway: conservative therapy before ESI or spine surgery (order sign)",
-            description=("When epidural steroid injection or spine surgery orders are signed, warns if conservative "
-                         "therapy is not documented for long enough, if injections are too frequent, or if imaging "
-                         "guidance is missing; a red flag waives the conservative-therapy requirement."),
+            description=("When epidural steroid injection, regenerative injection or spine surgery orders are signed, "
+                         "warns if conservative therapy is not documented for long enough, if injections are too "
+                         "frequent or did not help, if imaging guidance is missing, or if a regenerative injection "
+                         "comes before any ESI; a red flag waives the conservative-therapy requirement."),
             prefetch=ORDER_PREFETCH,
         ),
         Service(
             hook="patient-view", id=PATIENT_VIEW,
             title="Spine pathway: conservative therapy summary",
             description=("For patients with a spine diagnosis, summarizes the conservative therapy on record and "
-                         "whether ESI and spine-surgery criteria are met today."),
+                         "where each step (ESI, regenerative injection, surgery) stands today."),
             prefetch=PREFETCH,
         ),
     )
