@@ -268,7 +268,7 @@ def test_the_response_to_an_esi_is_read_from_synthea_pain_scores(tmp_path):
 def test_a_synthea_smoker_is_told_before_elective_fusion(tmp_path):
     pid, resources = patient("f8446dc0")  # "Smokes tobacco daily" on 2022-08-16
     [card] = evaluate(tmp_path, request(pid, resources, order("22612")), "2022-10-01")
-    assert "Current smoker on record (2022-08-16): payers ask for nicotine-free status before elective fusion" \
+    assert "Nicotine use on record (2022-08-16): payers ask for nicotine-free status before elective fusion" \
         in card["detail"]
     [later] = evaluate(tmp_path, request(pid, resources, order("22612")), "2023-09-01")  # never smoked since
     assert "smoker" not in later["detail"]

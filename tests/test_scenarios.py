@@ -34,7 +34,7 @@ CARDS = {
     "p11-esi-repeat-poor-response": (["Last lumbar ESI on {day-60}: pain 7/10 before, 6/10 after: under 50 % relief"],
                                      ["Recorded: pain 7/10 on {day-62}", "Recorded: pain 6/10 on {day-30}"]),
     "p12-esi-repeat-relieved": ([], []),
-    "p13-fusion-current-smoker": (["Current smoker on record ({day-40}): payers ask for nicotine-free status before "
+    "p13-fusion-current-smoker": (["Nicotine use on record ({day-40}): payers ask for nicotine-free status before "
                                    "elective fusion"], ["Aetna CPB 0743"]),
     "p14-prp-before-esi": (["No ESI on record before this lumbar regenerative injection: the pathway places "
                             "regenerative injections after ESI"],

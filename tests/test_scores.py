@@ -148,7 +148,7 @@ def fusion(*observations: dict, conditions: list[dict] | None = None) -> dict:
 def test_a_current_smoker_or_a_high_hba1c_before_fusion_is_an_info_card(client):
     [card] = call(client, ORDER_SIGN, fusion(observation(SMOKING, 40, answer="449868002"))).json()["cards"]
     assert (card["indicator"], card["summary"]) == (
-        "info", f"Current smoker on record ({day(-40)}): payers ask for nicotine-free status before elective fusion")
+        "info", f"Nicotine use on record ({day(-40)}): payers ask for nicotine-free status before elective fusion")
     assert card["source"]["label"].startswith("Aetna CPB 0743")
     [card] = call(client, ORDER_SIGN, fusion(observation(HBA1C, 30, 8.4))).json()["cards"]
     assert card["summary"] == f"HbA1c 8.4 % on {day(-30)}: payers ask for HbA1c under 8 % before elective fusion"
@@ -164,6 +164,16 @@ def test_a_later_status_a_controlled_hba1c_or_another_surgery_say_nothing(client
     decompression = hook_request("order-sign", orders=[esi_order("lam-1", code="63047")], procedures=pt_visits(150, 60),
                                  observations=[observation(SMOKING, 40, answer="449868002")])
     assert call(client, ORDER_SIGN, decompression).json()["cards"] == []
+
+
+def test_a_positive_cotinine_is_nicotine_use_and_a_negative_one_after_a_smoker_status_is_not(client):
+    positive = fusion(observation(SMOKING, 100, answer="266919005"),
+                      observation("12293-7", 20, answer="10828004", rid="cotinine"))
+    [card] = call(client, ORDER_SIGN, positive).json()["cards"]
+    assert card["summary"].startswith(f"Nicotine use on record ({day(-20)})")
+    negative = fusion(observation(SMOKING, 100, answer="449868002"),
+                      observation("61128-5", 20, answer="260385009", rid="cotinine"))  # Negative
+    assert call(client, ORDER_SIGN, negative).json()["cards"] == []
 
 
 def test_a_red_flag_waives_readiness(client):

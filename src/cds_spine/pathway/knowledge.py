@@ -79,7 +79,7 @@ class Knowledge:
         """(system, code) of every Observation code a rule reads (cards/pathway.yaml `observations`)."""
         observations = self.config.observations
         valuesets = (observations.pain.valueset, observations.function.valueset, observations.hba1c.valueset,
-                     observations.smoking.valueset)
+                     observations.smoking.valueset, observations.smoking.cotinine)
         return sorted({(code.system, code.code) for valueset in valuesets for code in self.valueset_codes[valueset]})
 
     def memberships(self, system: str | None, code: str | None) -> tuple[Membership, ...]:

@@ -93,6 +93,10 @@ class SmokingStatus(Strict):
     """The Observation codes that record a smoking status."""
     current: str
     """The answers that mean the patient smokes now."""
+    cotinine: str
+    """Cotinine results: a positive one means nicotine use."""
+    positive: str
+    """The answers that make a result positive."""
 
 
 class Observations(Strict):
@@ -111,4 +115,6 @@ class Observations(Strict):
                 "observations.function.valueset": self.function.valueset,
                 "observations.hba1c.valueset": self.hba1c.valueset,
                 "observations.smoking.valueset": self.smoking.valueset,
-                "observations.smoking.current": self.smoking.current}
+                "observations.smoking.current": self.smoking.current,
+                "observations.smoking.cotinine": self.smoking.cotinine,
+                "observations.smoking.positive": self.smoking.positive}

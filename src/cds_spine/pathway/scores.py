@@ -94,12 +94,14 @@ def responses(knowledge: Knowledge, scores: Sequence[Sequence[Reading]], injecte
 
 
 def smokes(record: PatientRecord, knowledge: Knowledge, today: date) -> tuple[date, str] | None:
-    """The day and reference of the latest smoking status of the window, when it says the patient smokes."""
+    """The day and reference of the latest smoking status or cotinine of the window, when it says the patient
+    uses nicotine (a current smoker, a positive cotinine)."""
     config = knowledge.config
+    smoking = config.observations.smoking
     first = today - timedelta(days=config.rules.surgery.readiness.smoking_status_days)
-    statuses = sorted((observation.day, observation.reference, bool(knowledge.find(measurement.answer,
-                                                                                   config.observations.smoking.current)))
-                      for observation, measurement in _measurements(record, knowledge, config.observations.smoking.valueset)
+    statuses = sorted((observation.day, observation.reference, bool(knowledge.find(measurement.answer, meaning)))
+                      for valueset, meaning in ((smoking.valueset, smoking.current), (smoking.cotinine, smoking.positive))
+                      for observation, measurement in _measurements(record, knowledge, valueset)
                       if observation.day is not None and first <= observation.day <= today and measurement.answer)
     if not statuses:
         return None
