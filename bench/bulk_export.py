@@ -27,7 +27,7 @@ from bench.patients import CPT, ICD10, LOINC, RXNORM, SNOMED, UNRELATED, ehr_res
 
 TYPES = ("Patient", "Encounter", "Condition", "Procedure", "MedicationRequest", "MedicationStatement",
          "ServiceRequest", "Observation", "Medication")
-# (system, code, display) and the value set each stands for (checked by tests/test_bulk_export.py)
+# (system, code, display) and the value set each stands for (checked by tests/test_bulk.py)
 RADICULOPATHY = [(ICD10, "M54.16", "Radiculopathy, lumbar region"), (ICD10, "M51.16",
                  "Intervertebral disc disorders with radiculopathy, lumbar region"),
                  (ICD10, "M48.062", "Spinal stenosis, lumbar region with neurogenic claudication")]

@@ -284,3 +284,10 @@ def test_the_bulk_audit_reads_mimic_as_the_live_service_does(tmp_path):
                  for row in pq.read_table(out / "rows.parquet").to_pylist()}
     assert decisions == {(fracture, "2141-07-25"): "not-met", (fracture, "2141-08-20"): "exempt",
                          (stenosis, "2117-05-01"): "not-met"}
+
+
+def test_a_stu3_hba1c_over_the_threshold_is_read_before_fusion(tmp_path):
+    """SMART's STU3 sample patient 8888801: HbA1c 11.1 % on 2014-11-02 (status `unknown`, as the sample has it)."""
+    pid, resources = smart_patient("8888801")
+    [card] = evaluate(tmp_path, request(pid, resources, order("22612")), "2014-12-01")
+    assert "HbA1c 11.1 % on 2014-11-02: payers ask for HbA1c under 8 % before elective fusion" in card["detail"]

@@ -5,7 +5,7 @@ copied with another code, so the shape stays the EHR's."""
 from __future__ import annotations
 
 import pytest
-from real_records import CPT, evaluate, like, order, patient, request
+from real_records import CPT, cds4cpm_patient, evaluate, like, order, patient, request
 
 ESI_LUMBAR, ESI_CERVICAL, DISCECTOMY = order("64483"), order("62321"), order("63030")
 
@@ -288,3 +288,13 @@ def test_a_synthea_hba1c_is_read_and_under_the_threshold_says_nothing(tmp_path):
     pid, resources = patient("b9a63e7c")  # HbA1c 6.29 % on 2025-04-17
     [card] = evaluate(tmp_path, request(pid, resources, order("22612")), "2025-06-01")
     assert "Recorded: HbA1c 6.3 % on 2025-04-17" in card["detail"] and "HbA1c 6.3 % on 2025-04-17:" not in card["detail"]
+
+
+def test_an_ahrq_peg_pain_item_dated_by_issued_is_the_baseline(tmp_path):
+    """The AHRQ chronic-pain bundles date their scores by `issued` only and code the PEG pain item as a
+    component under AHRQ CDS Connect's own code system."""
+    pid, resources = cds4cpm_patient("brenda_jackson")  # PEG on 2018-10-09: pain 7; FACES 6 the same day
+    [card] = evaluate(tmp_path, request(pid, resources, order("62322")), "2018-11-01")  # unguided: an info card
+    assert card["summary"].startswith("ESI ordered without fluoroscopic or CT guidance")
+    assert "Recorded: pain 7/10 on 2018-10-09" in card["detail"]
+    assert "No baseline disability index score in the last 90 days" in card["detail"]
