@@ -47,8 +47,11 @@ DISABILITY = [(LOINC, "97909-6", "Oswestry disability index score ODI")]
 SMOKING = [(LOINC, "72166-2", "Tobacco smoking status")]
 SMOKER = [(SNOMED, "449868002", "Smokes tobacco daily (finding)")]
 HBA1C = [(LOINC, "4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood")]
+PROMIS_FUNCTION = [(LOINC, "91721-1", "PROMIS physical function - version 2.0 T-score")]
+COTININE = [(LOINC, "10366-3", "Cotinine [Mass/volume] in Urine")]
 VALUESETS = {"score-pain-severity": PAIN, "score-disability": DISABILITY, "tobacco-smoking-status": SMOKING,
              "current-tobacco-smoker": SMOKER, "hemoglobin-a1c": HBA1C,
+             "score-promis-physical-function": PROMIS_FUNCTION, "cotinine-level": COTININE,
              "qualifying-diagnosis": RADICULOPATHY, "axial-pain": AXIAL,
              "modality-physical-therapy": THERAPY, "medication-nsaid": NSAIDS, "esi-order": GUIDED_ESI + UNGUIDED_ESI,
              "spine-surgery-order": SURGERY, "regenerative-injection-order": REGENERATIVE, "red-flag-cauda-equina-cord-compression": RED_FLAGS[:1],
@@ -74,7 +77,9 @@ class Shape:
     medication_by_reference: float = 0.3
     scores: float = 0.6
     relieved: float = 0.5
+    promis: float = 0.3
     smoker: float = 0.3
+    cotinine: float = 0.3
     hba1c: float = 0.6
     regenerative: float = 0.15
 
@@ -133,9 +138,13 @@ def _spine_story(patient: _Patient, shape: Shape) -> None:
         if scored:  # baseline scores, and the response to the injection 3 to 8 weeks on
             pain, disability = rng.randrange(5, 10), rng.randrange(30, 70)
             patient.score(PAIN[0], day - timedelta(days=2), pain)
-            patient.score(DISABILITY[0], day - timedelta(days=2), disability)
-            share = 0.3 if rng.random() < shape.relieved else 0.9
-            patient.score(PAIN[0], day + timedelta(days=rng.randrange(21, 56)), round(pain * share))
+            relieved, later = rng.random() < shape.relieved, day + timedelta(days=rng.randrange(21, 56))
+            if rng.random() < shape.promis:  # function as a PROMIS T-score (higher is better), alone
+                patient.score(PROMIS_FUNCTION[0], day - timedelta(days=2), disability)
+                patient.score(PROMIS_FUNCTION[0], later, disability + (6 if relieved else 1))
+            else:
+                patient.score(DISABILITY[0], day - timedelta(days=2), disability)
+                patient.score(PAIN[0], later, round(pain * (0.3 if relieved else 0.9)))
         patient.add("Procedure", code, day, status="not-done" if rng.random() < shape.not_completed else "completed")
         if rng.random() < shape.second_esi:
             day += timedelta(days=rng.choice([10, 30, 120, 200]))  # 10: too soon
@@ -149,9 +158,14 @@ def _spine_story(patient: _Patient, shape: Shape) -> None:
         patient.add("Procedure", rng.choice(SURGERY), day, status=status)
         status_day = day - timedelta(days=rng.randrange(10, 200))
         smokes = rng.random() < shape.smoker
-        patient.add("Observation", SMOKING[0], status_day, valueCodeableConcept={"coding": [
-            {"system": SNOMED, "code": "449868002" if smokes else "266919005",
-             "display": "Smokes tobacco daily (finding)" if smokes else "Never smoked tobacco (finding)"}]})
+        if rng.random() < shape.cotinine:  # a urine cotinine level instead of a smoking status
+            level = rng.uniform(50, 500) if smokes else rng.uniform(0, 10)
+            patient.add("Observation", COTININE[0], status_day, valueQuantity={
+                "value": round(level, 1), "unit": "ng/mL", "system": "http://unitsofmeasure.org", "code": "ng/mL"})
+        else:
+            patient.add("Observation", SMOKING[0], status_day, valueCodeableConcept={"coding": [
+                {"system": SNOMED, "code": "449868002" if smokes else "266919005",
+                 "display": "Smokes tobacco daily (finding)" if smokes else "Never smoked tobacco (finding)"}]})
         if rng.random() < shape.hba1c:
             patient.score(HBA1C[0], day - timedelta(days=rng.randrange(10, 150)), round(rng.uniform(6.0, 10.0), 1))
 

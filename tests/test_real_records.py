@@ -252,7 +252,7 @@ def test_a_synthea_pain_score_is_the_baseline_and_the_function_score_is_named_mi
     pid, resources = patient("b9a63e7c")  # pain 3/10 on 2025-04-17, no disability index ever
     [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2025-06-01")
     assert "Recorded: pain 3/10 on 2025-04-17" in card["detail"]
-    assert "No baseline disability index score in the last 90 days" in card["detail"]
+    assert "No baseline function score in the last 90 days" in card["detail"]
 
 
 def test_the_response_to_an_esi_is_read_from_synthea_pain_scores(tmp_path):
@@ -297,4 +297,48 @@ def test_an_ahrq_peg_pain_item_dated_by_issued_is_the_baseline(tmp_path):
     [card] = evaluate(tmp_path, request(pid, resources, order("62322")), "2018-11-01")  # unguided: an info card
     assert card["summary"].startswith("ESI ordered without fluoroscopic or CT guidance")
     assert "Recorded: pain 7/10 on 2018-10-09" in card["detail"]
-    assert "No baseline disability index score in the last 90 days" in card["detail"]
+    assert "No baseline function score in the last 90 days" in card["detail"]
+
+
+def test_promis_t_scores_shaped_as_the_mii_guide_shows_them_answer_for_a_synthea_esi(tmp_path):
+    """A PROMIS-29 physical function T-score as the MII PRO guide's examples write it ({score}, a method
+    text, derived from a QuestionnaireResponse) beside Synthea's pain scores: 7 points better is a response,
+    whatever the pain score did."""
+    pid, resources = patient("ba45a621")  # pain 1/10 on 2024-03-17, 2/10 on 2024-05-12
+    injected = {"resourceType": "Procedure", "id": "esi-real", "status": "completed", "subject": {"reference": f"Patient/{pid}"},
+                "code": {"coding": [{"system": CPT, "code": "64483"}]}, "performedDateTime": "2024-03-20T10:00:00Z"}
+
+    def t_score(rid: str, when: str, value: float) -> dict:
+        return {"resourceType": "Observation", "id": rid, "status": "final", "subject": {"reference": f"Patient/{pid}"},
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                          "code": "survey"}]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "91721-1",
+                                     "display": "PROMIS physical function - version 2.0 T-score"}]},
+                "effectiveDateTime": f"{when}T11:30:00+01:00", "method": {"text": "PROMIS-29 Profile v2.1"},
+                "valueQuantity": {"value": value, "unit": "{score}", "system": "http://unitsofmeasure.org", "code": "{score}"},
+                "derivedFrom": [{"reference": f"QuestionnaireResponse/{rid}"}]}
+
+    resources = {**resources, "Procedure": resources.get("Procedure", []) + [injected],
+                 "Observation": resources.get("Observation", []) + [t_score("pf-1", "2024-03-15", 38.2),
+                                                                    t_score("pf-2", "2024-05-10", 45.4)]}
+    [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2024-06-01")
+    assert "- Response to the last lumbar ESI (2024-03-20): PROMIS physical function 38.2 before, 45.4 after" \
+        in card["detail"]
+    assert "under 50 % relief" not in card["detail"] and "No baseline" not in card["detail"]
+
+
+def test_ahrq_promis_item_answers_are_not_read_as_t_scores(tmp_path):
+    """SallyEcho's bundle answers PROMIS items (61758-9 pain interference "Quite a bit", 75262-6 pain
+    intensity "Very Severe", ...): items with answer codes, not the T-scores 77865-4 and 91721-1. Given to a
+    Synthea back-pain patient the day before an ESI, none is read as a score."""
+    _, sally = cds4cpm_patient("SallyEchoBundle")
+    items = [observation for observation in sally["Observation"]
+             if observation["code"]["coding"][0]["system"].startswith(("http://loinc.org", "https://loinc.org"))]
+    assert {"61758-9", "75262-6"} <= {item["code"]["coding"][0]["code"] for item in items}
+    pid, resources = patient("b9a63e7c")  # pain 3/10 on 2025-04-17, no function score
+    moved = [{**item, "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": "2025-05-31T10:00:00Z"}
+             for item in items]
+    resources = {**resources, "Observation": resources.get("Observation", []) + moved}
+    [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2025-06-01")
+    assert "PROMIS" not in card["detail"] and "Recorded: pain 3/10 on 2025-04-17" in card["detail"]
+    assert "No baseline function score in the last 90 days" in card["detail"]

@@ -40,6 +40,11 @@ CARDS = {
                             "regenerative injections after ESI"],
                            ["PRP and cell-based spine injections are investigational"]),
     "p15-prp-knee": ([], []),
+    "p16-esi-repeat-promis-no-gain": (["Last lumbar ESI on {day-60}: PROMIS physical function 35 before, 36.5 after: "
+                                       "under 3.5 points better"],
+                                      ["Recorded: PROMIS physical function 35 on {day-62}"]),
+    "p17-fusion-cotinine-level": (["Nicotine use on record ({day-20}): payers ask for nicotine-free status before "
+                                   "elective fusion"], []),
 }
 
 
@@ -66,7 +71,7 @@ def test_scenario(client, path):
         indicators = [card["indicator"] for card in response.json()["cards"]]
         assert meets(expect["cards"], indicators), (scenario["description"], response.json())
         summaries, facts = CARDS[scenario["id"]]
-        days = {f"day-{n}": day(-n) for n in (30, 40, 60, 62)}  # the stories' dates are relative to today
+        days = {f"day-{n}": day(-n) for n in (20, 30, 40, 60, 62)}  # the stories' dates are relative to today
         summaries, facts = [text.format(**days) for text in summaries], [text.format(**days) for text in facts]
         cards = response.json()["cards"]
         assert [card["summary"] for card in cards] == summaries

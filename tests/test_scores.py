@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from fastapi.testclient import TestClient
 from support import (
     CPT,
     ORDER_SIGN,
@@ -23,12 +24,15 @@ from support import (
     radiculopathy,
 )
 
+from cds_spine.app import create_app
 from cds_spine.audit import tables
 from cds_spine.audit.measure import load_measure
+from cds_spine.pathway.knowledge import KnowledgeError, load_knowledge
 from cds_spine.settings import Settings
 
 LOINC = "http://loinc.org"
 PAIN, ODI, SMOKING, HBA1C = "72514-3", "97909-6", "72166-2", "4548-4"
+PROMIS_PF, PROMIS_PI, URINE_COTININE = "91721-1", "77865-4", "10366-3"
 FUSION = "22612"
 
 
@@ -91,7 +95,7 @@ def test_no_scores_around_the_last_esi_is_a_line_not_a_card(make_client):
     [card] = unguided["cards"]
     assert card["summary"].startswith("ESI ordered without fluoroscopic or CT guidance")
     assert f"Response to the last lumbar ESI ({day(-60)}) not documented" in card["detail"]
-    assert "No baseline pain and disability index score in the last 90 days" in card["detail"]
+    assert "No baseline pain and function score in the last 90 days" in card["detail"]
 
 
 def test_too_early_to_judge_says_nothing_of_the_response(client):
@@ -106,10 +110,10 @@ def test_the_baseline_names_the_score_missing(client):
     body = call(client, ORDER_SIGN, hook_request("order-sign", observations=[observation(PAIN, 20, 6)])).json()
     [card] = body["cards"]
     assert card["summary"].startswith("No conservative therapy documented")
-    assert "No baseline disability index score in the last 90 days" in card["detail"]
+    assert "No baseline function score in the last 90 days" in card["detail"]
     assert f"Recorded: pain 6/10 on {day(-20)}" in card["detail"]
     stale = call(client, ORDER_SIGN, hook_request("order-sign", observations=[observation(PAIN, 120, 6)])).json()
-    assert "No baseline pain and disability index score" in stale["cards"][0]["detail"]
+    assert "No baseline pain and function score" in stale["cards"][0]["detail"]
 
 
 @pytest.mark.parametrize("shape", [
@@ -132,6 +136,49 @@ def test_scores_are_read_in_every_shape(client, shape):
         before["code"] = coded(LOINC, "91148-7")  # the PEG panel: the pain score is a component
     body = call(client, ORDER_SIGN, repeat_esi({**before, **shape}, observation(PAIN, 30, 6))).json()
     assert body["cards"][0]["summary"].startswith(f"Last lumbar ESI on {day(-60)}: pain 7/10 before, 6/10 after")
+
+
+def test_promis_t_scores_are_judged_in_points_in_their_better_direction(make_client):
+    """Physical function: higher is better; pain interference: lower is better; 3.5 points either way."""
+    client = make_client(info_card_when_met=True)
+    little = call(client, ORDER_SIGN, repeat_esi(observation(PROMIS_PF, 62, 35), observation(PROMIS_PF, 30, 36.5),
+                                                 observation(PAIN, 2, 6))).json()
+    [card] = little["cards"]
+    assert card["summary"] == (f"Last lumbar ESI on {day(-60)}: PROMIS physical function 35 before, 36.5 after: "
+                               "under 3.5 points better")
+    assert "No baseline" not in card["detail"]  # PROMIS physical function is a function score
+    better = call(client, ORDER_SIGN, repeat_esi(observation(PROMIS_PF, 62, 35), observation(PROMIS_PF, 30, 41),
+                                                 observation(PAIN, 2, 6))).json()
+    [card] = better["cards"]
+    assert card["indicator"] == "info"
+    assert f"Response to the last lumbar ESI ({day(-60)}): PROMIS physical function 35 before, 41 after" in card["detail"]
+    worse = call(client, ORDER_SIGN, repeat_esi(observation(PROMIS_PI, 62, 60), observation(PROMIS_PI, 30, 66))).json()
+    assert worse["cards"][0]["summary"].endswith("PROMIS pain interference 60 before, 66 after: under 3.5 points better")
+    relieved = call(client, ORDER_SIGN, repeat_esi(observation(PROMIS_PI, 62, 66), observation(PROMIS_PI, 30, 61))).json()
+    assert relieved["cards"][0]["indicator"] == "info"
+    assert "No baseline function score" in relieved["cards"][0]["detail"]  # pain interference is a pain score
+
+
+def test_a_site_adds_its_own_code_for_the_neck_disability_index(knowledge, tmp_path, migrated_store):
+    """No LOINC code names the NDI: a site lists its own under `codes:` in its local code-systems file, and
+    the rules read it as a disability index."""
+    site = tmp_path / "local-code-systems.yaml"
+    site.write_text("codes:\n  score-disability:\n"
+                    "    - {system: 'urn:oid:1.2.840.114350.1.13.0.1.7.2.707679', code: '3041', display: NDI}\n")
+    local = load_knowledge(Settings().knowledge_dir(), site)
+    assert ("urn:oid:1.2.840.114350.1.13.0.1.7.2.707679", "3041") in local.observation_codes()
+    ndi = {"system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.707679", "code": "3041"}
+    before = {**observation(PAIN, 62, 6), "id": "ndi-1", "code": {"coding": [ndi]}, "valueQuantity": {"value": 40}}
+    after = {**before, "id": "ndi-2", "effectiveDateTime": f"{day(-30)}T10:00:00Z", "valueQuantity": {"value": 36}}
+    store = tmp_path / "audit.db"
+    store.write_bytes(migrated_store.read_bytes())
+    with TestClient(create_app(Settings(database_url=f"sqlite:///{store}"), local)) as client:
+        [card] = call(client, ORDER_SIGN, repeat_esi(before, after)).json()["cards"]
+    assert card["summary"].endswith("disability index 40 % before, 36 % after: under 50 % relief")
+    assert card["source"]["topic"]["code"] == "esi-poor-response"
+    site.write_text("codes:\n  no-such-valueset:\n    - {system: 'urn:oid:1.2.3', code: '1'}\n")
+    with pytest.raises(KnowledgeError, match=f"{site}: codes: no value set 'no-such-valueset'"):
+        load_knowledge(Settings().knowledge_dir(), site)
 
 
 def test_scores_entered_in_error_are_not_read(client):
@@ -174,6 +221,24 @@ def test_a_positive_cotinine_is_nicotine_use_and_a_negative_one_after_a_smoker_s
     negative = fusion(observation(SMOKING, 100, answer="449868002"),
                       observation("61128-5", 20, answer="260385009", rid="cotinine"))  # Negative
     assert call(client, ORDER_SIGN, negative).json()["cards"] == []
+
+
+def test_a_cotinine_level_over_10_ng_per_ml_is_nicotine_use(client):
+    def level(value: float, unit: str, days_ago: int = 20) -> dict:
+        return {**observation(URINE_COTININE, days_ago, rid=f"cot-{value}-{days_ago}"),
+                "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}
+
+    [card] = call(client, ORDER_SIGN, fusion(observation(SMOKING, 100, answer="266919005"),
+                                             level(150, "ng/mL"))).json()["cards"]
+    assert card["summary"].startswith(f"Nicotine use on record ({day(-20)})")
+    quit_since = fusion(observation(SMOKING, 100, answer="449868002"), level(4, "ng/mL"))
+    assert call(client, ORDER_SIGN, quit_since).json()["cards"] == []
+    at_the_limit = fusion(level(10, "ug/L"))
+    assert call(client, ORDER_SIGN, at_the_limit).json()["cards"] == []
+    # A level in a unit the limit is not written in is not judged: the smoking status before it stands.
+    other_unit = fusion(observation(SMOKING, 100, answer="449868002"), level(0.004, "mg/L"))
+    [card] = call(client, ORDER_SIGN, other_unit).json()["cards"]
+    assert card["summary"].startswith(f"Nicotine use on record ({day(-100)})")
 
 
 def test_a_red_flag_waives_readiness(client):

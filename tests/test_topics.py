@@ -26,7 +26,8 @@ EXPECTED = {"p01-esi-nothing-tried": ["conservative-missing"], "p02-esi-after-pt
             "p09-unrelated-order": [], "p10-esi-axial-only": ["no-qualifying-diagnosis"],
             "p11-esi-repeat-poor-response": ["esi-poor-response"], "p12-esi-repeat-relieved": [],
             "p13-fusion-current-smoker": ["fusion-smoker"], "p14-prp-before-esi": ["regenerative-before-esi"],
-            "p15-prp-knee": []}
+            "p15-prp-knee": [], "p16-esi-repeat-promis-no-gain": ["esi-poor-response"],
+            "p17-fusion-cotinine-level": ["fusion-smoker"]}
 
 
 def test_the_topics_are_a_valid_fhir_r4_code_system_with_a_code_per_finding():

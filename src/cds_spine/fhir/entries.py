@@ -212,8 +212,9 @@ def _measurement(valued: Any) -> Measurement:
     quantity = valued.valueQuantity
     value = quantity.value if quantity is not None else valued.valueInteger
     answer = valued.valueCodeableConcept
+    units = tuple(unit for unit in (quantity.code, quantity.unit) if unit) if quantity is not None else ()
     return Measurement(_codes(valued.code), float(value) if value is not None else None, _codes(answer),
-                       valued.valueString or (answer.text if answer is not None else None))
+                       valued.valueString or (answer.text if answer is not None else None), units)
 
 
 def _observation(model: Observation, reference: str, _: Referents) -> ObservationEntry:

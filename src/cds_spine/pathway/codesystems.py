@@ -45,11 +45,19 @@ class StandardSystem(_Strict):
         return value
 
 
+class LocalCode(_Strict):
+    system: str = Field(min_length=1)
+    code: str = Field(min_length=1)
+    display: str | None = None
+
+
 class SiteCodeSystems(_Strict):
-    """What a site adds: local systems read as standard ones, and systems no rule reads."""
+    """What a site adds: local systems read as standard ones, systems no rule reads, and its own codes for
+    what no standard code names (the Neck Disability Index, an EHR's flowsheet rows), by value set."""
 
     local: dict[str, str] = {}
     not_read: tuple[str, ...] = ()
+    codes: dict[str, tuple[LocalCode, ...]] = {}
 
 
 class CodeSystemsFile(SiteCodeSystems):
@@ -96,7 +104,11 @@ class CodeSystems:
         for uri, target in local.items():
             canonical.update(dict.fromkeys(spellings_of(uri), target))
         self._canonical = MappingProxyType(canonical)
-        not_read = (*config.not_read, *(site.not_read if site else ()))
+        self.codes = MappingProxyType({valueset: (*config.codes.get(valueset, ()), *self.site.codes.get(valueset, ()))
+                                       for valueset in {*config.codes, *self.site.codes}})
+        """Codes added to value sets (cards' own, then the site's): local codes for what has no standard one."""
+        not_read = (*config.not_read, *(site.not_read if site else ()),
+                    *(code.system for codes in self.codes.values() for code in codes))
         self.known = frozenset(canonical) | frozenset(s for uri in not_read for s in spellings_of(uri))
         """Every raw spelling of a system the service knows, read or not (the others are unplaced)."""
         self.local = MappingProxyType(local)

@@ -256,7 +256,11 @@ class PathwayConfig(Strict):
         view = self.patient_view
         values = dict(PLACEHOLDER_WORST_CASE, order=self.longest_order_label(),
                       region=max(self.regions.values(), key=len),
-                      indication=max((i.label for i in self.rules.surgery.indications.values()), key=len))
+                      indication=max((i.label for i in self.rules.surgery.indications.values()), key=len),
+                      measure=max((score.label for score in self.observations.scores), key=len))
+        response = self.rules.esi.response
+        values["shortfall"] = max((template.format(value=values["value"]) for template in
+                                   (response.shortfall_percent, response.shortfall_points)), key=len)
         criteria = {f"patient_view.{name}": template for name, template in zip(
             ("met", "not_met", "exempt", "not_indicated", "limit_reached", "too_soon", "esi_first"), view.criteria(),
             strict=True)}

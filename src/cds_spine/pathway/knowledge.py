@@ -77,10 +77,8 @@ class Knowledge:
 
     def observation_codes(self) -> list[tuple[str, str]]:
         """(system, code) of every Observation code a rule reads (cards/pathway.yaml `observations`)."""
-        observations = self.config.observations
-        valuesets = (observations.pain.valueset, observations.function.valueset, observations.hba1c.valueset,
-                     observations.smoking.valueset, observations.smoking.cotinine)
-        return sorted({(code.system, code.code) for valueset in valuesets for code in self.valueset_codes[valueset]})
+        return sorted({(code.system, code.code) for valueset in self.config.observations.read()
+                       for code in self.valueset_codes[valueset]})
 
     def memberships(self, system: str | None, code: str | None) -> tuple[Membership, ...]:
         """Cached by (system, code) as written: a record repeats the same codes, and reading one (spelling,
@@ -285,6 +283,12 @@ def load_knowledge(cards_dir: Path, site_code_systems: Path | None = None) -> Kn
     except CodeSystemError as exc:
         raise KnowledgeError(str(exc)) from None
     valuesets = {path.stem: _load_valueset(path) for path in sorted((cards_dir / "valuesets").glob("*.json"))}
+    for valueset_id, codes in code_systems.codes.items():
+        if valueset_id not in valuesets:
+            raise KnowledgeError(f"{site_code_systems or cards_dir / 'code-systems.yaml'}: codes: no value set "
+                                 f"{valueset_id!r} in {cards_dir / 'valuesets'}")
+        valuesets[valueset_id] = [*valuesets[valueset_id],
+                                  *((Code(code.system, code.code, code.display), {}) for code in codes)]
     for field_path, valueset_id in config.referenced_valuesets().items():
         if valueset_id not in valuesets:
             raise KnowledgeError(f"{cards_dir / 'pathway.yaml'}: {field_path}: no value set {valueset_id!r} "

@@ -14,32 +14,29 @@ from .scores import Reading, Response, latest, number, readings, responses, smok
 
 
 class ScoresOnRecord:
-    """The pain and function scores of a record, read once per call."""
+    """The pain and function scores of a record, each with its readings, read once per call."""
 
     def __init__(self, record: PatientRecord, knowledge: Knowledge) -> None:
-        observations = knowledge.config.observations
-        self.pain = readings(record, knowledge, observations.pain)
-        self.function = readings(record, knowledge, observations.function)
+        self.by_score = [(score, readings(record, knowledge, score))
+                         for score in knowledge.config.observations.scores]
 
 
 def esi_score_findings(knowledge: Knowledge, scores: ScoresOnRecord, same_region: Sequence[PriorInjection],
                        region: str, today: date) -> tuple[list[Finding], list[Reading]]:
     """Baseline scores for the ESI ordered today, and the response to the last ESI in its region."""
     rule = knowledge.config.rules.esi
-    observations = knowledge.config.observations
     findings: list[Finding] = []
-    shown: list[Reading] = []
     since = today - timedelta(days=rule.baseline_days)
-    baseline = [(score.label, latest(found, since, today))
-                for score, found in ((observations.pain, scores.pain), (observations.function, scores.function))]
-    shown += [reading for _, reading in baseline if reading]
-    missing = [label for label, reading in baseline if reading is None]
+    baseline = [(score.kind, latest(found, since, today)) for score, found in scores.by_score]
+    shown = [reading for _, reading in baseline if reading]
+    documented = {kind for kind, reading in baseline if reading}
+    missing = [kind for kind in ("pain", "function") if kind not in documented]
     if missing:
-        findings.append(finding(knowledge, "esi-baseline-undocumented", scores=observations.joiner.join(missing),
-                                days=rule.baseline_days))
+        findings.append(finding(knowledge, "esi-baseline-undocumented",
+                                scores=knowledge.config.observations.joiner.join(missing), days=rule.baseline_days))
     if same_region:
         last = same_region[-1]
-        found = responses(knowledge, (scores.pain, scores.function), last.day, today)
+        found = responses(knowledge, scores.by_score, last.day, today)
         if found is not None:
             findings.append(_response_finding(knowledge, found, last, region))
             shown += [reading for response in found for reading in (response.before, response.after)]
@@ -51,17 +48,18 @@ def _response_finding(knowledge: Knowledge, found: Sequence[Response], last: Pri
     if not found:
         return finding(knowledge, "esi-response-undocumented", [last.reference], region=region,
                        date=last.day.isoformat())
-    threshold = knowledge.config.rules.esi.response.min_percent
-    best = max(found, key=lambda response: response.percent)
+    rule = knowledge.config.rules.esi.response
     evidence = [last.reference, *(r.reference for response in found for r in (response.before, response.after))]
-    facts = {"region": region, "date": last.day.isoformat(), "measure": best.before.label,
-             "before": best.before.shown, "after": best.after.shown}
-    if best.percent >= threshold:
+    responded = [response for response in found if response.responded(rule.min_percent)]
+    shown = (responded or found)[0]  # pain first, when it is documented
+    facts = {"region": region, "date": last.day.isoformat(), "measure": shown.before.label,
+             "before": shown.before.shown, "after": shown.after.shown}
+    if responded:
         return finding(knowledge, "esi-response-documented", evidence, **facts)
-    shown = found[0]  # pain first, when it is documented
-    return finding(knowledge, "esi-poor-response", evidence, **{
-        **facts, "measure": shown.before.label, "before": shown.before.shown, "after": shown.after.shown,
-        "percent": number(threshold)})
+    points = shown.score.min_points
+    shortfall = (rule.shortfall_points.format(value=number(points)) if points is not None
+                 else rule.shortfall_percent.format(value=number(rule.min_percent)))
+    return finding(knowledge, "esi-poor-response", evidence, **facts, shortfall=shortfall)
 
 
 def readiness_findings(knowledge: Knowledge, record: PatientRecord, today: date) -> tuple[list[Finding], list[Reading]]:

@@ -93,13 +93,14 @@ class ServiceRequestEntry:
 
 @dataclass(frozen=True)
 class Measurement:
-    """What an Observation, or one of its components, measured: its codes and its value (a number, an answer
-    code, or text)."""
+    """What an Observation, or one of its components, measured: its codes and its value (a number with its
+    unit's codes as written, an answer code, or text)."""
 
     codes: tuple[Code, ...]
     value: float | None = None
     answer: tuple[Code, ...] = ()
     text: str | None = None
+    units: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 scores and results the rules read from Observations."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 
 class Strict(BaseModel):
@@ -24,6 +26,10 @@ class EsiResponse(Strict):
     after_min_days: int = Field(ge=0)
     after_max_days: int = Field(ge=1)
     min_percent: float = Field(gt=0, le=100)
+    shortfall_percent: str = Field(min_length=1)
+    """How a poor response on a percent scale ends the warning ({value}: `min_percent`)."""
+    shortfall_points: str = Field(min_length=1)
+    """How a poor response on a T-score ends the warning ({value}: the score's `min_points`)."""
 
 
 class EsiRule(Strict):
@@ -49,6 +55,8 @@ class Readiness(Strict):
     smoking_status_days: int = Field(ge=1)
     hba1c_days: int = Field(ge=1)
     max_hba1c: float = Field(gt=0)
+    max_cotinine: float = Field(gt=0)
+    """A cotinine level above it (in `observations.smoking.level_units`) means nicotine use."""
     source: Citation
 
 
@@ -88,33 +96,64 @@ class Score(Strict):
     unit: str
 
 
+class PatientScore(Score):
+    """A pain or function score: the ESI baseline asks for one of each kind; the response to the last ESI is
+    judged on each. Percent scales by the ESI rule's `min_percent`; T-scores by `min_points` in the better
+    direction."""
+
+    kind: Literal["pain", "function"]
+    better: Literal["lower", "higher"] = "lower"
+    min_points: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def higher_is_better_needs_points(self) -> PatientScore:
+        if self.better == "higher" and self.min_points is None:
+            raise ValueError("a score where higher is better is judged in points: set min_points")
+        return self
+
+
 class SmokingStatus(Strict):
     valueset: str
     """The Observation codes that record a smoking status."""
     current: str
     """The answers that mean the patient smokes now."""
     cotinine: str
-    """Cotinine results: a positive one means nicotine use."""
+    """Qualitative cotinine results: a positive one means nicotine use."""
     positive: str
     """The answers that make a result positive."""
+    cotinine_level: str
+    """Quantitative cotinine results: above the readiness limit means nicotine use."""
+    level_units: tuple[str, ...] = Field(min_length=1)
+    """The units (as written, UCUM code or text) in which a cotinine level is compared with the limit."""
 
 
 class Observations(Strict):
     """The scores and results the rules read, each a value set of Observation codes."""
 
-    pain: Score
-    function: Score
+    scores: tuple[PatientScore, ...] = Field(min_length=1)
     hba1c: Score
     smoking: SmokingStatus
     unread_statuses: tuple[str, ...]
     joiner: str
-    """Between two score labels ("pain and disability index")."""
+    """Between two kinds of score ("pain and function")."""
+
+    @model_validator(mode="after")
+    def both_kinds(self) -> Observations:
+        missing = {"pain", "function"} - {score.kind for score in self.scores}
+        if missing:
+            raise ValueError(f"scores: no score of kind {sorted(missing)}")
+        return self
 
     def valuesets(self) -> dict[str, str]:
-        return {"observations.pain.valueset": self.pain.valueset,
-                "observations.function.valueset": self.function.valueset,
+        return {**{f"observations.scores[{i}].valueset": score.valueset for i, score in enumerate(self.scores)},
                 "observations.hba1c.valueset": self.hba1c.valueset,
                 "observations.smoking.valueset": self.smoking.valueset,
                 "observations.smoking.current": self.smoking.current,
                 "observations.smoking.cotinine": self.smoking.cotinine,
-                "observations.smoking.positive": self.smoking.positive}
+                "observations.smoking.positive": self.smoking.positive,
+                "observations.smoking.cotinine_level": self.smoking.cotinine_level}
+
+    def read(self) -> tuple[str, ...]:
+        """The value sets of the Observation codes the rules read (not the answers)."""
+        return (*(score.valueset for score in self.scores), self.hba1c.valueset, self.smoking.valueset,
+                self.smoking.cotinine, self.smoking.cotinine_level)

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 from .knowledge import Knowledge
 from .record import Measurement, ObservationEntry, PatientRecord
-from .rule_parameters import Score
+from .rule_parameters import PatientScore, Score
 
 
 @dataclass(frozen=True)
@@ -64,19 +64,30 @@ def latest(found: Sequence[Reading], first: date, last: date) -> Reading | None:
 class Response:
     """A score before the last ESI in a region and after it."""
 
+    score: PatientScore
     before: Reading
     after: Reading
 
     @property
+    def improvement(self) -> float:
+        """How much better, in the score's points (less pain or disability, or more function)."""
+        change = self.after.value - self.before.value
+        return change if self.score.better == "higher" else -change
+
+    @property
     def percent(self) -> float:
-        """How much better (less pain, less disability), in percent of the score before."""
-        if self.before.value <= 0:
-            return 0.0
-        return (self.before.value - self.after.value) / self.before.value * 100
+        """How much better in percent of the score before (scales where lower is better)."""
+        return self.improvement / self.before.value * 100 if self.before.value > 0 else 0.0
+
+    def responded(self, min_percent: float) -> bool:
+        """At least the score's `min_points` better, or `min_percent` better when it has none."""
+        if self.score.min_points is not None:
+            return self.improvement >= self.score.min_points
+        return self.percent >= min_percent
 
 
-def responses(knowledge: Knowledge, scores: Sequence[Sequence[Reading]], injected: date, today: date
-              ) -> list[Response] | None:
+def responses(knowledge: Knowledge, scores: Sequence[tuple[PatientScore, Sequence[Reading]]], injected: date,
+              today: date) -> list[Response] | None:
     """The response to an ESI on each score documented before and after it; None while the window after it
     has not begun (too early to judge)."""
     rule = knowledge.config.rules.esi.response
@@ -85,25 +96,40 @@ def responses(knowledge: Knowledge, scores: Sequence[Sequence[Reading]], injecte
         return None
     after_last = min(injected + timedelta(days=rule.after_max_days), today)
     found = []
-    for readings_of_score in scores:
+    for score, readings_of_score in scores:
         before = latest(readings_of_score, injected - timedelta(days=rule.before_days), injected)
         after = latest(readings_of_score, after_first, after_last)
         if before and after:
-            found.append(Response(before, after))
+            found.append(Response(score, before, after))
     return found
 
 
 def smokes(record: PatientRecord, knowledge: Knowledge, today: date) -> tuple[date, str] | None:
     """The day and reference of the latest smoking status or cotinine of the window, when it says the patient
-    uses nicotine (a current smoker, a positive cotinine)."""
+    uses nicotine (a current smoker, a positive cotinine, a cotinine level over the limit)."""
     config = knowledge.config
     smoking = config.observations.smoking
     first = today - timedelta(days=config.rules.surgery.readiness.smoking_status_days)
-    statuses = sorted((observation.day, observation.reference, bool(knowledge.find(measurement.answer, meaning)))
-                      for valueset, meaning in ((smoking.valueset, smoking.current), (smoking.cotinine, smoking.positive))
+    statuses = sorted((observation.day, observation.reference, uses)
+                      for valueset in (smoking.valueset, smoking.cotinine, smoking.cotinine_level)
                       for observation, measurement in _measurements(record, knowledge, valueset)
-                      if observation.day is not None and first <= observation.day <= today and measurement.answer)
+                      if observation.day is not None and first <= observation.day <= today
+                      for uses in [_uses_nicotine(knowledge, valueset, measurement)] if uses is not None)
     if not statuses:
         return None
     day, reference, current = statuses[-1]
     return (day, reference) if current else None
+
+
+def _uses_nicotine(knowledge: Knowledge, valueset: str, measurement: Measurement) -> bool | None:
+    """What one smoking status or cotinine result says; None when it says nothing that can be judged (no
+    answer, or a level with no value or in another unit)."""
+    smoking = knowledge.config.observations.smoking
+    if valueset == smoking.cotinine_level:
+        if measurement.value is None or not set(measurement.units) & set(smoking.level_units):
+            return None
+        return measurement.value > knowledge.config.rules.surgery.readiness.max_cotinine
+    if not measurement.answer:
+        return None
+    meaning = smoking.current if valueset == smoking.valueset else smoking.positive
+    return bool(knowledge.find(measurement.answer, meaning))
