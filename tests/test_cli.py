@@ -76,6 +76,10 @@ def test_check_config_reports_and_checks_the_sites_local_code_systems(postgres_s
      "warning: the audit store is SQLite with authentication required"),
     ({"CDS_SPINE_DATABASE_URL": "{pg}"}, 1, "(`cds-spine serve` migrates it at start)"),
     ({"CDS_SPINE_DATABASE_URL": "{pg}", "CDS_SPINE_SCHEMA_MANAGED": "true"}, 2, "run `cds-spine migrate`"),
+    ({"CDS_SPINE_SMART_CLIENT_ID": "spine-timeline"}, 2, "CDS_SPINE_SMART_CLIENT_ID needs CDS_SPINE_PUBLIC_BASE_URL"),
+    ({"CDS_SPINE_SMART_CLIENT_ID": "spine-timeline", "CDS_SPINE_PUBLIC_BASE_URL": "https://cds.example.org"}, 1,
+     "warning: the pathway timeline is on but no FHIR server may launch it"),
+    ({"CDS_SPINE_SMART_FHIR_SERVERS": "http://ehr.example.org/fhir"}, 2, "CDS_SPINE_SMART_FHIR_SERVERS: Value error, must be https"),
 ])
 def test_check_config_errors_and_warnings_have_their_exit_codes(postgres_schema, tmp_path, settings, code, message):
     env = {key: value.format(tmp=tmp_path, pg=postgres_schema) for key, value in settings.items()}
@@ -170,7 +174,8 @@ def test_check_config_says_whom_it_trusts_and_what_it_serves_with(postgres_schem
     assert run_cli("migrate", CDS_SPINE_DATABASE_URL=postgres_schema).returncode == 0
     result = run_cli("check-config", CDS_SPINE_DATABASE_URL=postgres_schema, CDS_SPINE_AUTH="required",
                      CDS_SPINE_TRUSTED_CLIENTS=str(trusted), CDS_SPINE_PUBLIC_BASE_URL="https://cds.example.org",
-                     CDS_SPINE_CORS_ORIGINS="https://sandbox.hospital.example", CDS_SPINE_FORWARDED_ALLOW_IPS="10.0.0.0/8")
+                     CDS_SPINE_CORS_ORIGINS="https://sandbox.hospital.example", CDS_SPINE_FORWARDED_ALLOW_IPS="10.0.0.0/8",
+                     CDS_SPINE_SMART_CLIENT_ID="spine-timeline", CDS_SPINE_SMART_FHIR_SERVERS="https://ehr.example.org/fhir")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "authentication: required (a JWT from a trusted client, aud = https://cds.example.org + path)" in lines
@@ -181,6 +186,8 @@ def test_check_config_says_whom_it_trusts_and_what_it_serves_with(postgres_schem
     assert "public base URL: https://cds.example.org" in lines
     assert any(line.startswith("CORS origins: https://sandbox.hospital.example") for line in lines)
     assert "forwarded headers trusted from: 10.0.0.0/8" in lines
+    assert ("pathway timeline: on, client id spine-timeline, launch URL https://cds.example.org/app/launch, redirect URI "
+            "https://cds.example.org/app/callback; cards link to it; launched from: https://ehr.example.org/fhir") in lines
 
 
 def test_check_config_lists_every_error_at_once_and_refuses_placeholders(tmp_path):

@@ -111,7 +111,7 @@ async def chunked_forever(_: Exchange, writer: asyncio.StreamWriter) -> None:
     (hang, f"did not answer within {BUDGET:g} s"),
     (trickle, f"did not answer within {BUDGET:g} s"),
     (respond(503, b"busy", content_type="text/plain"), "answered HTTP 503"),
-    (respond(401, b'{"resourceType": "OperationOutcome"}'), "answered HTTP 401"),
+    (respond(401, b'{"resourceType": "OperationOutcome"}'), "refused the access token (HTTP 401)"),
     (respond(200, b'{"resourceType": "Bundle", "entry": [}'), "invalid JSON"),
     (respond(200, b'{"resourceType": "Patient", "id": "p1"}'), "something other than a Bundle"),
     (respond(200, b"[]"), "something other than a Bundle"),

@@ -1,6 +1,8 @@
 """Checklist D24-D31: which orders are in scope, pending referrals, re-signed orders, surgery, patient-view."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from support import (
     CPT,
@@ -133,11 +135,19 @@ def test_info_card_when_met_is_a_setting(make_client):
     assert card["indicator"] == "info" and "criteria for lumbar ESI are met" in card["summary"]
 
 
-def test_smart_link_is_added_when_configured(make_client):
-    client = make_client(smart_app_url="https://apps.example.org/spine/launch")
+def test_the_pathway_timeline_link_names_the_hook_and_the_order_and_a_setting_turns_it_off(make_client):
+    client = make_client(smart_client_id="spine-timeline", public_base_url="https://cds.example.org")
     links = call(client, ORDER_SELECT, hook_request()).json()["cards"][0]["links"]
-    assert {"label": links[1]["label"], "url": "https://apps.example.org/spine/launch", "type": "smart"} == links[1]
     assert links[0]["type"] == "absolute" and links[0]["url"].startswith("https://")
+    assert {key: links[1][key] for key in ("url", "type")} == {"url": "https://cds.example.org/app/launch",
+                                                               "type": "smart"}
+    assert json.loads(links[1]["appContext"]) == {
+        "hook": "order-select", "draftOrder": "ServiceRequest/esi-1",
+        "code": {"system": "http://www.ama-assn.org/go/cpt", "code": "64483"}}
+    off = make_client(smart_client_id="spine-timeline", public_base_url="https://cds.example.org", smart_link=False)
+    assert [link["type"] for link in call(off, ORDER_SELECT, hook_request()).json()["cards"][0]["links"]] == ["absolute"]
+    unset = make_client(public_base_url="https://cds.example.org")  # the app is off: no link to it
+    assert [link["type"] for link in call(unset, ORDER_SELECT, hook_request()).json()["cards"][0]["links"]] == ["absolute"]
 
 
 def test_a_thousand_prefetched_resources_are_answered(client):

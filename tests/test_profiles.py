@@ -14,7 +14,7 @@ from tokens import BASE, SigningKey, claims, jwks, mint
 
 EPIC_ITEM_SYSTEM = "urn:com.epic.cdshooks.action.code.system.preference-list-item"
 PT_ITEM = "PT-REFERRAL-1234"
-SMART_APP = "https://cds.example.org/app/launch"
+SMART_APP = {"smart_client_id": "spine-timeline", "public_base_url": "https://cds.example.org"}
 SERVICE_FOR_HOOK = {"order-select": ORDER_SELECT, "order-sign": ORDER_SIGN, "patient-view": PATIENT_VIEW}
 SCENARIO_FILES = sorted(SCENARIOS.glob("p*.json"))
 EPIC = SigningKey.ec("epic-key")
@@ -38,11 +38,11 @@ def what_the_pathway_said(cards: list[dict]) -> list[tuple]:
 
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=lambda path: path.stem)
 def test_each_profile_follows_its_ehrs_rules_on_every_scenario(make_client, path):
-    generic = scenario_cards(make_client(smart_app_url=SMART_APP), path)
-    epic = scenario_cards(make_client(smart_app_url=SMART_APP, ehr_profile="epic",
+    generic = scenario_cards(make_client(**SMART_APP), path)
+    epic = scenario_cards(make_client(**SMART_APP, ehr_profile="epic",
                                       epic_referral_preference_item=PT_ITEM), path)
-    epic_unset = scenario_cards(make_client(smart_app_url=SMART_APP, ehr_profile="epic"), path)
-    oracle = scenario_cards(make_client(smart_app_url=SMART_APP, ehr_profile="oracle-health"), path)
+    epic_unset = scenario_cards(make_client(**SMART_APP, ehr_profile="epic"), path)
+    oracle = scenario_cards(make_client(**SMART_APP, ehr_profile="oracle-health"), path)
     said = what_the_pathway_said(generic)
     assert what_the_pathway_said(epic) == what_the_pathway_said(epic_unset) == what_the_pathway_said(oracle) == said
     for card in generic:

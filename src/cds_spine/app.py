@@ -33,6 +33,7 @@ from .cdshooks.routes import HookState, RequestLimits, router
 from .cdshooks.services import discovery
 from .errors import ApiError, Issue, error_response, outcome_response
 from .fhir.client import FhirClient, SearchLimits
+from .fhir.urls import normalized
 from .jsonio import JsonResponse
 from .logs import RequestLog, ensure_logging
 from .metrics import exposition
@@ -41,7 +42,11 @@ from .refusals import FLUSH_SECONDS, RefusalTally
 from .security.jwt import Verifier
 from .security.keys import KeySource
 from .security.policy import trust_summary, trusted_issuers
+from .security.trusted_clients import TrustedIssuer
 from .settings import Settings
+from .smart import routes as smart_routes
+from .smart.sessions import STORE_KEY, Sealer
+from .smart.state import SmartState
 
 log = logging.getLogger("cds_spine")
 READINESS_TIMEOUT_SECONDS = 3
@@ -134,14 +139,31 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def fhir_client(settings: Settings, http: httpx.AsyncClient) -> FhirClient:
+    return FhirClient(http, SearchLimits(settings.fhir_page_cap, settings.fhir_max_entries,
+                                         settings.fhir_max_response_bytes))
+
+
 def call_answerer(settings: Settings, knowledge: Knowledge, http: httpx.AsyncClient) -> CallAnswerer:
     """What answers calls, with the settings that bound it, its FHIR searches on `http`."""
-    limits = SearchLimits(settings.fhir_page_cap, settings.fhir_max_entries, settings.fhir_max_response_bytes)
-    return CallAnswerer(knowledge, FhirClient(http, limits), fhir_timeout_seconds=settings.fhir_timeout_seconds,
+    return CallAnswerer(knowledge, fhir_client(settings, http), fhir_timeout_seconds=settings.fhir_timeout_seconds,
                         allow_unauthenticated_fhir=settings.allow_unauthenticated_fhir,
-                        info_card_when_met=settings.info_card_when_met, smart_app_url=settings.smart_app_url,
+                        info_card_when_met=settings.info_card_when_met, 
+                        smart_launch_url=settings.smart_launch_url() if settings.smart_link else None,
                         epic_referral_preference_item=settings.epic_referral_preference_item,
                         annotate_orders=settings.annotate_orders)
+
+
+def smart_state(settings: Settings, knowledge: Knowledge, answerer: CallAnswerer, issuers: list[TrustedIssuer] | None,
+                store: SqlAuditStore, http: httpx.AsyncClient, clock: Callable[[], datetime]) -> SmartState:
+    """The pathway timeline's: the FHIR servers it may be launched from (the trusted clients' and
+    CDS_SPINE_SMART_FHIR_SERVERS), its cookies sealed with a key kept in the store, the record read as a
+    call reads it."""
+    servers = [*settings.smart_fhir_servers, *(server for issuer in issuers or () for server in issuer.client.fhir_servers)]
+    return SmartState(settings.smart_client_id, (settings.public_base_url or "").rstrip("/"),
+                      tuple(normalized(server).rstrip("/") for server in servers), Sealer(store.stored_key(STORE_KEY)),
+                      http, answerer.fhir, knowledge, answerer.relevant, answerer.optional,
+                      settings.fhir_timeout_seconds, clock, store.patient_hasher)
 
 
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None,
@@ -188,12 +210,14 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
                 SqlReplayCache(engine), settings.jwt_leeway_seconds, settings.jwt_max_lifetime_seconds)
             limits = RequestLimits(settings.max_body_bytes, settings.body_timeout_seconds,
                                    settings.max_json_containers, settings.max_draft_orders)
-            provide(app, HookState(call_answerer(settings, knowledge, http), verifier, store, clock, knowledge.version,
+            answerer = call_answerer(settings, knowledge, http)
+            provide(app, HookState(answerer, verifier, store, clock, knowledge.version,
                                    settings.public_base_url or "", limits, settings.audit_required,
                                    settings.ehr_profile, settings.override_memory_hours,
                                    knowledge.config.card.override_reasons, discovery(knowledge)),
                     AuditState(audit_access(settings, store, http), store, knowledge, measure,
-                               settings.bulk_runs_dir, settings.adherence_target, settings.body_timeout_seconds))
+                               settings.bulk_runs_dir, settings.adherence_target, settings.body_timeout_seconds),
+                    smart_state(settings, knowledge, answerer, issuers, store, http, clock))
             writer = asyncio.create_task(write_refusals_every_few_seconds())
             try:
                 yield
@@ -207,6 +231,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
     app.include_router(router)
     app.include_router(audit_api.router)
     app.include_router(audit_pages.router)
+    app.include_router(smart_routes.router)
 
     @app.get("/healthz")
     async def healthz() -> JsonResponse:

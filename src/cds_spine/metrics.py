@@ -77,7 +77,7 @@ def endpoint_of(path: str) -> str:
         if len(parts) == 1:
             return "discovery"
         return f"{parts[1]}/feedback" if len(parts) > 2 else parts[1]
-    return parts[0] if parts[0] in ("audit", "dashboard", "healthz", "readyz", "metrics") else "other"
+    return parts[0] if parts[0] in ("audit", "dashboard", "app", "healthz", "readyz", "metrics") else "other"
 
 
 def prepare_multiprocess_dir() -> None:

@@ -39,6 +39,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def https_url(value: str) -> str:
+    """An absolute https URL (http only on a loopback host, for trying things locally); ValueError otherwise."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"must be an absolute URL such as https://cds.example.org, not {value!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(f"must be https (http only on a loopback host such as localhost), not {value!r}")
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CDS_SPINE_", extra="ignore")
 
@@ -65,8 +75,15 @@ class Settings(BaseSettings):
     """Query fhirServer without a token when the request has no fhirAuthorization (the public sandbox)."""
     info_card_when_met: bool = False
     """Also return an info card when the pathway's criteria are met."""
-    smart_app_url: str | None = None
-    """A SMART app launch URL added to every card as a `smart` link."""
+    smart_client_id: str | None = None
+    """The pathway timeline's client id at the EHR (a SMART public client, docs/deploy.md); unset: the app at
+    /app is off and cards carry no link to it. Needs CDS_SPINE_PUBLIC_BASE_URL."""
+    smart_link: bool = True
+    """Cards link to the pathway timeline (a `smart` link) when the app is on; false for an EHR that has not
+    allow-listed the link."""
+    smart_fhir_servers: Annotated[tuple[str, ...], NoDecode] = ()
+    """Comma-separated FHIR base URLs the app may be launched from (`iss`), besides the trusted clients'
+    `fhir_servers`: https (http only on a loopback host)."""
     annotate_orders: bool = False
     """Also answer a system action that records the pathway's assessment on each draft ESI or surgery
     ServiceRequest (an extension, cards/structuredefinition-pathway-assessment.json)."""
@@ -152,6 +169,20 @@ class Settings(BaseSettings):
             return tuple(origin.strip() for origin in value.split(",") if origin.strip())
         return value
 
+    @field_validator("smart_fhir_servers", mode="before")
+    @classmethod
+    def split_fhir_servers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(server.strip() for server in value.split(",") if server.strip())
+        return value
+
+    @field_validator("smart_fhir_servers")
+    @classmethod
+    def fhir_servers_are_https(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for server in value:
+            https_url(server)
+        return value
+
     @field_validator("forwarded_allow_ips")
     @classmethod
     def forwarded_from_named_proxies_only(cls, value: str) -> str:
@@ -182,14 +213,7 @@ class Settings(BaseSettings):
     @classmethod
     def public_base_url_is_absolute(cls, value: str | None) -> str | None:
         """The URL EHRs call: absolute https (http only on a loopback host, for trying it locally)."""
-        if value is None:
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-            raise ValueError(f"must be an absolute URL such as https://cds.example.org, not {value!r}")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError(f"must be https (http only on a loopback host such as localhost), not {value!r}")
-        return value
+        return value if value is None else https_url(value)
 
     @field_validator("*")
     @classmethod
@@ -212,6 +236,9 @@ class Settings(BaseSettings):
             if (self.audit_oidc_jwks_url is None) == (self.audit_oidc_jwks_file is None):
                 raise ValueError("CDS_SPINE_AUDIT_AUTH=oidc needs one of CDS_SPINE_AUDIT_OIDC_JWKS_URL and "
                                  "CDS_SPINE_AUDIT_OIDC_JWKS_FILE")
+        if self.smart_client_id and not self.public_base_url:
+            raise ValueError("CDS_SPINE_SMART_CLIENT_ID needs CDS_SPINE_PUBLIC_BASE_URL (the app's redirect URI "
+                             "and the cards' launch URL start with it)")
         names = [user.name for user in self.audit_users]
         if len(set(names)) != len(names):
             raise ValueError("CDS_SPINE_AUDIT_USERS lists a user name twice")
@@ -222,6 +249,12 @@ class Settings(BaseSettings):
 
     def auth_required(self) -> bool:
         return self.auth == "required" if self.auth else not self.binds_loopback()
+
+    def smart_launch_url(self) -> str | None:
+        """The pathway timeline's launch URL, when the app is on."""
+        if not self.smart_client_id or not self.public_base_url:
+            return None
+        return f"{self.public_base_url.rstrip('/')}/app/launch"
 
     def knowledge_dir(self) -> Path:
         if self.cards_dir is not None:

@@ -68,14 +68,14 @@ class CallAnswerer:
     """Answers a validated call: the patient data it needs, the assessments, the cards."""
 
     def __init__(self, knowledge: Knowledge, fhir: FhirClient, *, fhir_timeout_seconds: float,
-                 allow_unauthenticated_fhir: bool, info_card_when_met: bool, smart_app_url: str | None,
+                 allow_unauthenticated_fhir: bool, info_card_when_met: bool, smart_launch_url: str | None,
                  epic_referral_preference_item: str | None = None, annotate_orders: bool = False) -> None:
         self.knowledge = knowledge
         self.fhir = fhir
         self.fhir_timeout_seconds = fhir_timeout_seconds
         self.allow_unauthenticated_fhir = allow_unauthenticated_fhir
         self.info_card_when_met = info_card_when_met
-        self.smart_app_url = smart_app_url
+        self.smart_launch_url = smart_launch_url
         self.epic_referral_preference_item = epic_referral_preference_item
         self.annotate_orders = annotate_orders
         self.relevant = relevance_filter(knowledge, UnplacedCodeSystems())
@@ -128,7 +128,7 @@ class CallAnswerer:
                 for a in assess(classified, record, self.knowledge, now, session_orders=orders)]
 
     def _options(self, call: Call, profile: EhrProfile) -> CardOptions:
-        return CardOptions(call.context.patientId, self.info_card_when_met, self.smart_app_url, profile,
+        return CardOptions(call.context.patientId, self.info_card_when_met, self.smart_launch_url, call.service.hook, profile,
                            self.epic_referral_preference_item)
 
     def _summary(self, resources: Sequence[dict[str, Any]], now: datetime) -> PatientSummary | None:

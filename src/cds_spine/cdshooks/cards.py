@@ -7,10 +7,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..app_context import AppContext, OrderCode
 from ..pathway import Assessment, Criteria, Decision, Knowledge, PatientSummary
 from ..pathway.assessment import DiagnosisOnRecord, shorten
 from ..pathway.config import PATIENT_SUMMARY, Detail, FindingCode
 from ..pathway.evidence import ConservativeHistory, Evidence
+from ..pathway.orders import ClassifiedOrder
+from ..pathway.phrases import finding_summary, standings
 from ..pathway.wording import WORDING
 from ..settings import EhrProfile
 from .models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
@@ -25,7 +28,9 @@ EPIC_PREFERENCE_LIST_ITEM = "urn:com.epic.cdshooks.action.code.system.preference
 class CardOptions:
     patient_id: str
     info_when_met: bool = False
-    smart_app_url: str | None = None
+    smart_launch_url: str | None = None
+    """The pathway timeline's launch URL: every card links to it (a `smart` link) when set."""
+    hook: str = "order-sign"
     profile: EhrProfile = "generic"
     """How the EHR that shows the cards wants them (docs/deploy.md, "EHR profiles")."""
     epic_referral_preference_item: str | None = None
@@ -110,10 +115,6 @@ def _paragraphs(*blocks: Iterable[str]) -> str:
     return "\n\n".join("\n".join(block) for block in blocks if block)
 
 
-def _summary(knowledge: Knowledge, code: FindingCode, facts: dict[str, Any]) -> str:
-    return WORDING.format(knowledge.config.findings[code].summary, **facts)
-
-
 def _headed(heading: str, lines: Sequence[str]) -> list[str]:
     return [heading, *_bullets(lines)] if lines else []
 
@@ -126,7 +127,7 @@ def _detail(assessment: Assessment, knowledge: Knowledge) -> str:
                ] if assessment.decision is Decision.NOT_MET else []
     missing += [WORDING.format(wording.pending_referral, description=_md(referral.description),
                                reference=referral.reference) for referral in assessment.pending_referrals]
-    also = [_summary(knowledge, f.code, dict(f.facts)) for f in assessment.findings if f is not assessment.lead]
+    also = [finding_summary(knowledge, f.code, dict(f.facts)) for f in assessment.findings if f is not assessment.lead]
     context = _unique(WORDING.format(wording.red_flag_line, condition=_md(_dated(wording, flag)),
                                      reference=flag.reference) for flag in _one_per_description(assessment.red_flags))
     if assessment.prior_injections:
@@ -195,13 +196,18 @@ def _override_reasons(knowledge: Knowledge) -> list[OverrideReason]:
         for r in reasons.reasons]
 
 
-def _links(source: Source, knowledge: Knowledge, options: CardOptions) -> list[Link] | None:
-    """The source's page and the SMART app. Oracle Health strips links its site has not allow-listed: there,
-    only the SMART app's (which the site registers); the source stays named in the card's source."""
+def _links(source: Source, knowledge: Knowledge, options: CardOptions, order: ClassifiedOrder | None = None
+           ) -> list[Link] | None:
+    """The source's page and the pathway timeline. Oracle Health strips links its site has not allow-listed:
+    there, only the timeline's (which the site registers); the source stays named in the card's source. The
+    timeline's appContext names the hook and the draft order, so that the app shows that order's assessment."""
     links = [Link(label=source.label, url=source.url, type="absolute")] \
         if source.url and options.profile != "oracle-health" else []
-    if options.smart_app_url:
-        links.append(Link(label=knowledge.config.card.smart_link_label, url=options.smart_app_url, type="smart"))
+    if options.smart_launch_url:
+        context = AppContext(hook=options.hook, draftOrder=order.reference if order else None,
+                             code=OrderCode(system=order.code.system, code=order.code.code) if order else None)
+        links.append(Link(label=knowledge.config.card.smart_link_label, url=options.smart_launch_url, type="smart",
+                          appContext=context.model_dump_json(exclude_none=True)))
     return links or None
 
 
@@ -217,10 +223,10 @@ def render_one(assessment: Assessment, knowledge: Knowledge, options: CardOption
     topic: FindingCode
     lead = assessment.lead
     if lead:
-        summary, indicator, topic = _summary(knowledge, lead.code, dict(lead.facts)), lead.severity, lead.code
+        summary, indicator, topic = finding_summary(knowledge, lead.code, dict(lead.facts)), lead.severity, lead.code
     elif options.info_when_met and assessment.decision is Decision.MET:
         topic = "criteria-met"
-        summary = _summary(knowledge, topic, {"days": assessment.history.days, "order": assessment.order_label})
+        summary = finding_summary(knowledge, topic, {"days": assessment.history.days, "order": assessment.order_label})
         indicator = config.findings[topic].severity
     else:
         return None
@@ -231,29 +237,16 @@ def render_one(assessment: Assessment, knowledge: Knowledge, options: CardOption
         uuid=uuid.uuid4(), summary=summary, indicator=indicator, detail=_detail(assessment, knowledge),
         source=source, suggestions=suggestions,
         selectionBehavior=("any" if options.profile == "epic" else "at-most-one") if suggestions else None,
-        overrideReasons=_override_reasons(knowledge), links=_links(source, knowledge, options),
+        overrideReasons=_override_reasons(knowledge), links=_links(source, knowledge, options, assessment.order),
     )
 
 
-def _criteria(knowledge: Knowledge, summary: PatientSummary, criteria: Criteria, days: int, required: int) -> str:
-    """Where ESI or surgery stands, in the words of cards/pathway.yaml `patient_view`."""
-    wording = knowledge.config.patient_view
-    template = {Criteria.MET: wording.met, Criteria.NOT_MET: wording.not_met, Criteria.EXEMPT: wording.exempt,
-                Criteria.NOT_INDICATED: wording.not_indicated, Criteria.LIMIT_REACHED: wording.limit_reached,
-                Criteria.TOO_SOON: wording.too_soon, Criteria.ESI_FIRST: wording.esi_first}[criteria]
-    blocking = summary.blocking
-    return WORDING.format(template, missing=max(0, required - days),
-                          region=knowledge.config.regions.get(blocking.region, "") if blocking else "",
-                          count=len(blocking.injections) if blocking else 0,
-                          next=blocking.next_day.isoformat() if blocking else "")
-
-
-def _standing(knowledge: Knowledge, summary: PatientSummary, esi: str, surgery: str) -> list[str]:
+def _standing(knowledge: Knowledge, summary: PatientSummary) -> list[str]:
     """The steps after conservative therapy (ESI, regenerative injection, surgery) where they stand, what is
     missing for ESI and surgery, and the ESIs of every region."""
     config = knowledge.config
     wording = config.patient_view
-    regenerative = _criteria(knowledge, summary, summary.regenerative, summary.history.days, summary.esi_required)
+    esi, regenerative, surgery = standings(knowledge, summary)
     lines = [WORDING.format(wording.standing_line, name=wording.esi_name, criteria=esi),
              WORDING.format(wording.standing_line, name=wording.regenerative_name, criteria=regenerative),
              WORDING.format(wording.standing_line, name=wording.surgery_name, criteria=surgery)]
@@ -277,8 +270,7 @@ def render_patient_summary(summary: PatientSummary | None, knowledge: Knowledge,
     config = knowledge.config
     wording = config.patient_view
     detail = config.card.detail
-    esi = _criteria(knowledge, summary, summary.esi, summary.history.days, summary.esi_required)
-    surgery = _criteria(knowledge, summary, summary.surgery, summary.surgery_days, summary.surgery_required)
+    esi, _, surgery = standings(knowledge, summary)
     flags = _one_per_description(summary.red_flags)
     red_flags = [WORDING.format(detail.red_flag_line, condition=_md(_dated(detail, flag)), reference=flag.reference)
                  for flag in flags]
@@ -295,7 +287,7 @@ def render_patient_summary(summary: PatientSummary | None, knowledge: Knowledge,
                     topic=_topic(knowledge, "red-flag" if flags else PATIENT_SUMMARY))
     return [Card(
         uuid=uuid.uuid4(), summary=text, indicator=indicator, source=source,
-        detail=_paragraphs(red_flags, _headed(wording.standing_heading, _standing(knowledge, summary, esi, surgery)),
+        detail=_paragraphs(red_flags, _headed(wording.standing_heading, _standing(knowledge, summary)),
                            _history_section(knowledge, summary.history),
                            _headed(detail.on_record_heading, diagnoses), [config.card.pathway]),
         links=_links(source, knowledge, options),

@@ -94,6 +94,21 @@ def _profile_warnings(settings: Settings, issuers: list[TrustedIssuer] | None) -
             f"cannot suggest the physical-therapy referral (set it to the site's preference-list item)"]
 
 
+def _timeline(settings: Settings, issuers: list[TrustedIssuer] | None) -> tuple[str, list[str]]:
+    """What the pathway timeline (the SMART app) runs with, and a warning when it is on but nothing may launch it."""
+    launch_url = settings.smart_launch_url()
+    if launch_url is None:
+        return "pathway timeline: off (CDS_SPINE_SMART_CLIENT_ID is unset; cards carry no link to it)", []
+    servers = [*settings.smart_fhir_servers, *(s for issuer in issuers or () for s in issuer.client.fhir_servers)]
+    link = "cards link to it" if settings.smart_link else "cards do not link to it (CDS_SPINE_SMART_LINK=false)"
+    line = (f"pathway timeline: on, client id {settings.smart_client_id}, launch URL {launch_url}, redirect URI "
+            f"{launch_url.removesuffix('/launch')}/callback; {link}; launched from: {', '.join(servers) or 'no FHIR server'}")
+    if servers:
+        return line, []
+    return line, ["the pathway timeline is on but no FHIR server may launch it: list them in "
+                  "CDS_SPINE_SMART_FHIR_SERVERS or as fhir_servers in the trusted clients"]
+
+
 def check_config() -> None:
     """A pre-flight check: validate the settings, the trusted clients, the knowledge and the audit store, say
     what the service would run with, and list every error and warning at once.
@@ -113,6 +128,8 @@ def check_config() -> None:
     store_errors, warnings, store = _store_findings(settings)
     errors += store_errors
     warnings += _profile_warnings(settings, issuers)
+    timeline, timeline_warnings = _timeline(settings, issuers)
+    warnings += timeline_warnings
     if settings.audit_hash_key is not None and len(settings.audit_hash_key.get_secret_value()) < MIN_AUDIT_HASH_KEY:
         errors.append(f"CDS_SPINE_AUDIT_HASH_KEY is too short: at least {MIN_AUDIT_HASH_KEY} random characters "
                       f"(e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
@@ -123,6 +140,7 @@ def check_config() -> None:
     typer.echo(f"CORS origins: {', '.join(settings.cors_origins)} (browsers at other origins cannot read the "
                f"answers: a sandbox in a browser must be listed, or *)")
     typer.echo(f"forwarded headers trusted from: {settings.forwarded_allow_ips}")
+    typer.echo(timeline)
     typer.echo(knowledge)
     typer.echo(f"audit store: {store}")
     typer.echo(f"audit readers: {_audit_readers(settings)}")

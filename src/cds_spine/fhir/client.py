@@ -94,6 +94,8 @@ class FhirClient:
             headers["Authorization"] = f"Bearer {token}"
         try:
             async with self.http.stream("GET", url, headers=headers) as response:
+                if response.status_code in (401, 403):
+                    raise FhirError("refused", f"FHIR server refused the access token (HTTP {response.status_code})")
                 if response.status_code != 200:
                     raise FhirError("http-status", f"FHIR server answered HTTP {response.status_code}")
                 content = await self._content(response)

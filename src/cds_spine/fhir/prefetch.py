@@ -41,6 +41,10 @@ RECORD_QUERIES = {
     "medicationRequests": f"MedicationRequest?patient={PATIENT_TOKEN}&_include=MedicationRequest:medication",
     "serviceRequests": f"ServiceRequest?patient={PATIENT_TOKEN}",
 }
+RESOURCE_TYPES_READ = tuple(sorted({query.split("?", 1)[0] for query in RECORD_QUERIES.values()}
+                                   | {"Observation", "Encounter", "Medication"}))
+"""Every resource type the service reads from a FHIR server: the record's queries, the Observations, the
+Encounters of undated diagnoses and the Medications drugs are named by (a SMART app asks for exactly these)."""
 CONDITION_KEYS = ("conditions",)
 RECORD_KEYS = tuple(RECORD_QUERIES)
 OBSERVATIONS_KEY = "observations"

@@ -212,6 +212,29 @@ class PatientView(Strict):
                 self.esi_first)
 
 
+class Timeline(Strict):
+    """The pathway timeline's headings and labels (the SMART app)."""
+
+    title: str
+    order_heading: str
+    standing_heading: str
+    diagnoses_heading: str
+    red_flag_label: str
+    no_region: str
+    therapy_heading: str
+    counted: str
+    not_counted: str
+    episode: str
+    no_episode: str
+    threshold: str
+    injections_heading: str
+    no_injections: str
+    scores_heading: str
+    no_scores: str
+    table_heading: str
+    no_spine_data: str
+
+
 class PathwayConfig(Strict):
     title: str
     version: str
@@ -230,6 +253,7 @@ class PathwayConfig(Strict):
     findings: dict[FindingCode, FindingWording]
     card: CardWording
     patient_view: PatientView
+    timeline: Timeline
 
     @model_validator(mode="after")
     def every_finding_is_worded(self) -> PathwayConfig:

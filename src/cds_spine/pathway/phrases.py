@@ -1,0 +1,34 @@
+"""The pathway's findings and standings in the words of cards/pathway.yaml: one phrasing for the cards and
+the pathway timeline, so that both say the same thing in the same words."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .assessment import Criteria, PatientSummary
+from .config import FindingCode
+from .knowledge import Knowledge
+from .wording import WORDING
+
+
+def finding_summary(knowledge: Knowledge, code: FindingCode, facts: Mapping[str, str | int]) -> str:
+    return WORDING.format(knowledge.config.findings[code].summary, **facts)
+
+
+def criteria_phrase(knowledge: Knowledge, summary: PatientSummary, criteria: Criteria, days: int, required: int) -> str:
+    """Where ESI, a regenerative injection or surgery stands, in the words of `patient_view`."""
+    wording = knowledge.config.patient_view
+    template = {Criteria.MET: wording.met, Criteria.NOT_MET: wording.not_met, Criteria.EXEMPT: wording.exempt,
+                Criteria.NOT_INDICATED: wording.not_indicated, Criteria.LIMIT_REACHED: wording.limit_reached,
+                Criteria.TOO_SOON: wording.too_soon, Criteria.ESI_FIRST: wording.esi_first}[criteria]
+    blocking = summary.blocking
+    return WORDING.format(template, missing=max(0, required - days),
+                          region=knowledge.config.regions.get(blocking.region, "") if blocking else "",
+                          count=len(blocking.injections) if blocking else 0,
+                          next=blocking.next_day.isoformat() if blocking else "")
+
+
+def standings(knowledge: Knowledge, summary: PatientSummary) -> tuple[str, str, str]:
+    """(ESI, regenerative injection, surgery): where each step after conservative therapy stands."""
+    return (criteria_phrase(knowledge, summary, summary.esi, summary.history.days, summary.esi_required),
+            criteria_phrase(knowledge, summary, summary.regenerative, summary.history.days, summary.esi_required),
+            criteria_phrase(knowledge, summary, summary.surgery, summary.surgery_days, summary.surgery_required))

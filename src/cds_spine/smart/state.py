@@ -1,0 +1,44 @@
+"""What the pathway timeline's routes need, provided by create_app."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+import httpx
+from fastapi import Depends
+
+from ..appstate import injected
+from ..fhir.bundles import Keep
+from ..fhir.client import FhirClient
+from ..pathway import Knowledge
+from .sessions import Sealer
+
+
+@dataclass(frozen=True)
+class SmartState:
+    client_id: str | None
+    """CDS_SPINE_SMART_CLIENT_ID; None: the app is off."""
+    base_url: str
+    """CDS_SPINE_PUBLIC_BASE_URL, without a trailing slash: the redirect URI starts with it."""
+    fhir_servers: tuple[str, ...]
+    """The FHIR base URLs the app may be launched from (normalised)."""
+    sealer: Sealer
+    http: httpx.AsyncClient
+    fhir: FhirClient
+    knowledge: Knowledge
+    keep: Keep
+    optional: Mapping[str, str]
+    """The optional queries (the Observations), as a call fetches them."""
+    fhir_timeout_seconds: float
+    clock: Callable[[], datetime]
+    patient_hash: Callable[[str], str]
+    """The keyed hash patient ids are logged as."""
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.base_url}/app/callback"
+
+
+Smart = Annotated[SmartState, Depends(injected(SmartState))]

@@ -1,0 +1,269 @@
+"""The pathway timeline, a SMART app: launched from a card through a full EHR launch (an authorization server
+and a FHIR server the tests own, tests/smart_ehr.py), in a real browser (Debian's chromium through
+Playwright). The page shows what the card said, from the same assessment; the PKCE verifier is checked, the
+token goes to the FHIR server only, and every problem is a page that says what to do."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+import scenarios.build as scenario_build
+from browser import CHROMIUM_FLAGS
+from cli import ROOT
+from live import free_socket, served
+from playwright.sync_api import Page, sync_playwright
+from real_records import export, order, patient, request
+from smart_ehr import CLIENT_ID, OwnEhr, ehr_app
+
+from cds_spine.app import create_app
+from cds_spine.settings import Settings
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+OUTPUT = ROOT / "test-output"
+ORDER_SIGN = "/cds-services/spine-pathway-order-sign"
+PATIENT_VIEW = "/cds-services/spine-pathway-patient-view"
+DATES = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass
+class Setup:
+    service: str
+    ehr: OwnEhr
+    database: Path
+
+
+@contextmanager
+def running(tmp_path: Path, migrated_store: Path, knowledge, clock=None, **settings) -> Iterator[Setup]:
+    """The service under uvicorn, with the pathway timeline on and the test EHR's FHIR server trusted."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    database = tmp_path / "audit.db"
+    database.write_bytes(migrated_store.read_bytes())
+    sock = free_socket()
+    service = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    ehr = OwnEhr(redirect_uri=f"{service}/app/callback")
+    with served(ehr_app(ehr)) as ehr_base:
+        ehr.base = ehr_base
+        config = {"database_url": f"sqlite:///{database}", "public_base_url": service, "smart_client_id": CLIENT_ID,
+                  "smart_fhir_servers": (ehr.fhir_base,), **settings}
+        app = create_app(Settings(**config), knowledge, **({"clock": clock} if clock else {}))
+        with served(app, sock):
+            yield Setup(service, ehr, database)
+
+
+def card_and_launch(setup: Setup, body: dict, service_path: str, patient_id: str, resources: list[dict]) -> tuple[dict, str]:
+    """The card the service answers, and the URL an EHR opens for its smart link (with iss and launch)."""
+    response = httpx.post(f"{setup.service}{service_path}", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    [card] = response.json()["cards"]
+    [link] = [link for link in card["links"] if link["type"] == "smart"]
+    launch = setup.ehr.launch(patient_id, resources, link.get("appContext"))
+    return card, f"{link['url']}?iss={quote(setup.ehr.fhir_base, safe='')}&launch={launch}"
+
+
+def scenario(name: str, setup: Setup, hook: str | None = None) -> tuple[dict, str, list[dict]]:
+    """A scenario's request (prefetch keys from the service's discovery), its patient and its resources (dates
+    resolved); `hook` asks another hook for the same record."""
+    story = json.loads((SCENARIOS / f"{name}.json").read_text())
+    story["hook"] = hook or story["hook"]
+    today = datetime.now(UTC).date()
+    resolved = scenario_build.expand_dates(story, today)
+    resources = [r for kind in resolved["record"].values() if isinstance(kind, list) for r in kind]
+    keys = scenario_build.keys_from_discovery(httpx.get(f"{setup.service}/cds-services").json(), story["hook"])
+    return scenario_build.build_request(story, keys, today=today), resolved["patient"]["id"], resources
+
+
+def texts(page: Page, selector: str) -> list[str]:
+    return [" ".join(text.split()) for text in page.locator(selector).all_inner_texts()]
+
+
+def open_timeline(page: Page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_url(re.compile(r".*/app/timeline$"))
+
+
+def test_from_an_order_card_the_timeline_shows_the_cards_days_items_and_decision(
+        chromium, tmp_path, migrated_store, knowledge, caplog):
+    caplog.set_level(logging.INFO)
+    with running(tmp_path, migrated_store, knowledge) as setup, sync_playwright() as playwright:
+        body, patient_id, resources = scenario("p03-esi-short-nsaid", setup)
+        card, url = card_and_launch(setup, body, ORDER_SIGN, patient_id, resources)
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        fetched: list[str] = []
+        page.on("request", lambda request: fetched.append(request.url))
+        open_timeline(page, url)
+        assert page.locator("script").count() == 0
+        assert all(u.startswith((setup.service, setup.ehr.base)) for u in fetched)  # nothing from another host
+        page.keyboard.press("Tab")  # the first stop skips to the table of the same facts
+        assert page.evaluate("document.activeElement.textContent") == "Skip to the table of facts"
+        page.keyboard.press("Enter")
+        assert page.url.endswith("#facts")
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / "smart-timeline.png"), full_page=True)
+        statements = texts(page, "#statements li")
+        assert statements[0] == card["summary"]  # the card's lead, word for word
+        assert set(statements[1:]) <= {line.lstrip("- ") for line in card["detail"].splitlines()} | set()
+        [episode_line] = [line for line in card["detail"].splitlines() if line.startswith("Longest continuous episode")]
+        days = re.search(r"(\d+) days?", episode_line).group(1)
+        assert page.inner_text("#episode").startswith(f"Longest episode: {days} day")
+        assert DATES.findall(page.inner_text("#episode")) == DATES.findall(episode_line)
+        counted = [row for row in texts(page, "#therapy tbody tr") if row.endswith("counted") and "not counted" not in row]
+        assert counted and all(any(date in card["detail"] for date in DATES.findall(row)) for row in counted)
+        assert texts(page, "#thresholds tbody tr")[0].startswith("lumbar ESI: 28 days")
+        diagnoses = texts(page, "#diagnoses li")
+        assert diagnoses and all("(lumbar)" in d for d in diagnoses)
+        browser.close()
+    assert setup.ehr.pkce_verified == 1
+    [scope] = setup.ehr.scopes
+    assert scope.split() == ["launch", *(f"patient/{t}.rs" for t in (
+        "Condition", "Encounter", "Medication", "MedicationRequest", "MedicationStatement", "Observation",
+        "Procedure", "ServiceRequest"))]
+    carried = [(path, authorization) for _, path, authorization in setup.ehr.received if authorization]
+    assert carried and all(path.startswith("/fhir/") and path != "/fhir/.well-known/smart-configuration"
+                           for path, _ in carried)
+    [token] = {authorization.removeprefix("Bearer ") for _, authorization in carried}
+    assert token not in caplog.text and token.encode() not in setup.database.read_bytes()
+    assert patient_id not in caplog.text
+
+
+def test_from_a_patient_view_card_the_timeline_shows_where_each_step_stands(chromium, tmp_path, migrated_store,
+                                                                             knowledge):
+    with running(tmp_path, migrated_store, knowledge) as setup, sync_playwright() as playwright:
+        body, patient_id, resources = scenario("p05-esi-fifth-in-a-year", setup, hook="patient-view")
+        card, url = card_and_launch(setup, body, PATIENT_VIEW, patient_id, resources)
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 420, "height": 900})  # a narrow EHR sidebar
+        open_timeline(page, url)
+        page.screenshot(path=str(OUTPUT / "smart-timeline-narrow.png"), full_page=True)
+        statements = texts(page, "#statements li")
+        assert len(statements) == 3 and all(line in card["detail"] for line in statements)
+        injections = texts(page, "#injections tbody tr")
+        assert len(injections) == 4 and all(row.startswith("lumbar") for row in injections)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420  # nothing wider than the sidebar
+        page.emulate_media(media="print")
+        assert page.locator(".skip").is_hidden()
+        browser.close()
+
+
+def test_a_synthea_patient_reads_the_same_on_the_card_and_the_timeline(chromium, tmp_path, migrated_store,
+                                                                          knowledge):
+    """A real-shaped record (Synthea: a year of ibuprofen for chronic low back pain) as of a past day."""
+    pid, resources = patient("b9a63e7c")
+    body = request(pid, resources, order("64483"))
+    medications = list(export()[1].values())
+    everything = [r for kind in resources.values() for r in kind] + medications
+    day = datetime(2025, 6, 1, 12, tzinfo=UTC)
+    with running(tmp_path, migrated_store, knowledge, clock=lambda: day) as setup, sync_playwright() as playwright:
+        card, url = card_and_launch(setup, body, ORDER_SIGN, pid, everything)
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        open_timeline(page, url)
+        assert texts(page, "#statements li")[0] == card["summary"]
+        [episode_line] = [line for line in card["detail"].splitlines() if line.startswith("Longest continuous episode")]
+        assert DATES.findall(page.inner_text("#episode")) == DATES.findall(episode_line)
+        assert any("Recorded: pain 3/10 on 2025-04-17" in line for line in card["detail"].splitlines())
+        assert ["pain", "3/10", "2025-04-17"] in [row.split(" ", 2) for row in texts(page, "#scores tbody tr")] or \
+            "pain 3/10 2025-04-17" in texts(page, "#scores tbody tr")
+        browser.close()
+
+
+def get(url: str, cookies: httpx.Cookies | None = None) -> httpx.Response:
+    return httpx.get(url, cookies=cookies, follow_redirects=False, timeout=10)
+
+
+@contextmanager
+def browsing() -> Iterator[httpx.Client]:
+    """A client that follows redirects and keeps cookies, as a browser does."""
+    with httpx.Client(follow_redirects=True, timeout=20) as client:
+        yield client
+
+
+def test_every_problem_is_a_page_that_says_what_to_do(tmp_path, migrated_store, knowledge):
+    with running(tmp_path, migrated_store, knowledge) as setup:
+        body, patient_id, resources = scenario("p03-esi-short-nsaid", setup)
+        _, url = card_and_launch(setup, body, ORDER_SIGN, patient_id, resources)
+        untrusted = get(f"{setup.service}/app/launch?iss={quote('https://fhir.elsewhere.example/r4')}&launch=x")
+        assert untrusted.status_code == 403 and "This FHIR server is not trusted" in untrusted.text
+        no_iss = get(f"{setup.service}/app/launch")
+        assert no_iss.status_code == 400 and "Open the pathway timeline from the EHR" in no_iss.text
+        ended = get(f"{setup.service}/app/timeline")
+        assert ended.status_code == 401 and "Your session with the EHR has ended" in ended.text
+        forged = get(f"{setup.service}/app/callback?code=abc&state=xyz")
+        assert forged.status_code == 400 and "This launch has expired" in forged.text
+
+        with browsing() as browser:
+            shown = browser.get(url)
+            assert shown.status_code == 200 and str(shown.url).endswith("/app/timeline")
+            setup.ehr.revoke_tokens()  # the token expired or was revoked at the EHR
+            refused = browser.get(f"{setup.service}/app/timeline")
+            assert refused.status_code == 401 and "The EHR refused the app&#39;s access" in refused.text
+
+            setup.ehr.refuse_authorization = True
+            denied = browser.get(url.split("&launch=")[0] + "&launch=" + setup.ehr.launch(patient_id, resources))
+            assert denied.status_code == 403 and "The EHR refused access" in denied.text
+            assert "access_denied" in denied.text
+            setup.ehr.refuse_authorization = False
+
+            nothing = setup.ehr.launch("no-spine", [{"resourceType": "Condition", "id": "c", "subject": {
+                "reference": "Patient/no-spine"}, "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm",
+                                                                       "code": "E11.9"}]}}])
+            empty = browser.get(f"{setup.service}/app/launch?iss={quote(setup.ehr.fhir_base)}&launch={nothing}")
+            assert empty.status_code == 200 and "No spine diagnosis on record for this patient" in empty.text
+    with running(tmp_path / "off", migrated_store, knowledge, smart_client_id=None) as setup:
+        off = get(f"{setup.service}/app/launch?iss={quote(setup.ehr.fhir_base)}&launch=x")
+        assert off.status_code == 404 and "CDS_SPINE_SMART_CLIENT_ID" in off.text
+
+
+def test_a_server_with_only_v1_scopes_is_asked_for_read_scopes(tmp_path, migrated_store, knowledge):
+    with running(tmp_path, migrated_store, knowledge) as setup:
+        body, patient_id, resources = scenario("p03-esi-short-nsaid", setup)
+        setup.ehr.v1_only = True
+        _, url = card_and_launch(setup, body, ORDER_SIGN, patient_id, resources)
+        with browsing() as browser:
+            assert browser.get(url).status_code == 200
+        [scope] = setup.ehr.scopes
+        assert "patient/Condition.read" in scope.split() and not any(s.endswith(".rs") for s in scope.split())
+
+
+def test_a_standalone_launch_asks_for_the_patient_and_shows_where_the_pathway_stands(tmp_path, migrated_store,
+                                                                                     knowledge):
+    """Launched from the EHR's app list rather than a card: no launch parameter, the patient picked at the EHR."""
+    with running(tmp_path, migrated_store, knowledge) as setup:
+        body, patient_id, resources = scenario("p03-esi-short-nsaid", setup)
+        setup.ehr.launch(patient_id, resources)
+        setup.ehr.standalone_patient = patient_id
+        with browsing() as browser:
+            page = browser.get(f"{setup.service}/app/launch?iss={quote(setup.ehr.fhir_base, safe='')}")
+        assert page.status_code == 200 and "Where the pathway stands" in page.text and "ESI: needs 17 more days" in page.text
+        [scope] = setup.ehr.scopes
+        assert scope.split()[0] == "launch/patient"
+
+
+def test_behind_tls_the_cookies_work_in_the_ehrs_frame(tmp_path, migrated_store, knowledge):
+    """An EHR shows the app in a frame of its own site: the cookies must be SameSite=None, Secure and
+    Partitioned to be sent there; always HttpOnly, for /app only, and sealed (the verifier is not in them)."""
+    with running(tmp_path, migrated_store, knowledge) as setup:
+        body, patient_id, resources = scenario("p03-esi-short-nsaid", setup)
+        _, url = card_and_launch(setup, body, ORDER_SIGN, patient_id, resources)
+        response = httpx.get(url, headers={"X-Forwarded-Proto": "https"}, follow_redirects=False)
+        assert response.status_code == 302 and response.headers["location"].startswith(f"{setup.ehr.base}/auth/authorize?")
+        cookie = response.headers["set-cookie"]
+        assert {"Secure", "HttpOnly", "Partitioned", "Path=/app", "SameSite=none"} <= {part.strip() for part in cookie.split(";")}
+        challenge = dict(httpx.URL(response.headers["location"]).params)["code_challenge"]
+        assert challenge not in cookie
+
+
+@pytest.mark.parametrize("iss", ["not a url", "ftp://ehr.example/fhir", "https://user:pw@ehr.example/fhir"])
+def test_a_launch_naming_no_usable_server_is_refused_with_a_page(tmp_path, migrated_store, knowledge, iss):
+    with running(tmp_path, migrated_store, knowledge) as setup:
+        response = get(f"{setup.service}/app/launch?iss={quote(iss)}&launch=x")
+        assert response.status_code in (400, 403) and "<h1>" in response.text
