@@ -274,6 +274,27 @@ def test_a_synthea_smoker_is_told_before_elective_fusion(tmp_path):
     assert "smoker" not in later["detail"]
 
 
+def test_a_cotinine_level_after_a_synthea_smoker_status_decides(tmp_path):
+    """A quantitative urine cotinine, as Mayo Clinic Laboratories report it (10366-3, ng/mL), after Synthea's
+    "Smokes tobacco daily": 3 ng/mL is nicotine-free, 180 ng/mL is nicotine use."""
+    pid, resources = patient("f8446dc0")  # "Smokes tobacco daily" on 2022-08-16
+
+    def cotinine(value: float) -> dict:
+        return {"resourceType": "Observation", "id": f"cotinine-{value}", "status": "final",
+                "subject": {"reference": f"Patient/{pid}"},
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                          "code": "laboratory"}]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "10366-3", "display": "Cotinine"}]},
+                "effectiveDateTime": "2022-09-20T08:10:00-05:00",
+                "valueQuantity": {"value": value, "unit": "ng/mL", "system": "http://unitsofmeasure.org", "code": "ng/mL"}}
+
+    for value, uses in ((3, False), (180, True)):
+        with_level = {**resources, "Observation": resources.get("Observation", []) + [cotinine(value)]}
+        [card] = evaluate(tmp_path, request(pid, with_level, order("22612")), "2022-10-01")
+        assert ("Nicotine use on record (2022-09-20)" in card["detail"]) is uses
+        assert "Nicotine use on record (2022-08-16)" not in card["detail"]
+
+
 def test_prp_for_a_synthea_back_pain_patient_comes_after_an_esi(tmp_path):
     pid, resources = patient("b9a63e7c")  # chronic low back pain, a year of ibuprofen, no ESI
     prp = {**order("0232T"), "bodySite": [{"coding": [{"system": "http://snomed.info/sct", "code": "122496007"}]}]}
