@@ -95,6 +95,7 @@ def test_rows_csv_and_parquet_carry_the_same_rows_and_the_summary_their_counts(l
     first = dict(zip(header, csv_lines[1].split(","), strict=False))
     assert first["findings"] == " ".join(parquet[0]["findings"]) and first["patient"] == parquet[0]["patient"]
     done = summary(local_run)
+    assert {row["knowledgeVersion"] for row in parquet} == {done["knowledgeVersion"]}  # every row stamped
     assert done["met"] == sum(row["decision"] == "met" for row in parquet)
     overall = done["components"]["overall"]
     assert overall["numerator"] == sum(row["component:overall"] == "met" for row in parquet)
@@ -288,6 +289,9 @@ def test_the_audit_reports_open_a_bulk_run_with_every_filter(runs, local_run, kn
         short = client.get("/audit/summary", params={"run": "past-2023", "component": "imaging-guidance"},
                            headers=auth).json()
         assert short["orders"] == sum(row["component:imaging-guidance"] == "not-met" for row in found) > 0
+        [by_knowledge] = client.get("/audit/report", params={"run": "past-2023", "by": "knowledge"}, headers=auth
+                                    ).json()["rows"]
+        assert (by_knowledge["group"], by_knowledge["orders"]) == (done["knowledgeVersion"], len(found))
         live = client.get("/audit/summary", headers=auth).json()
         assert live["orders"] == 0  # without `run`, the live audit
         for name in ("not-a-run", "..", "past-2023/../past-2023"):

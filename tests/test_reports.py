@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from datetime import date, timedelta
 
 import pytest
@@ -381,3 +382,31 @@ def test_requests_refused_before_a_call_are_counted_by_reason(tmp_path):
     assert {(r["status"], r["reason"]): r["count"] for r in refusals} == {
         (400, "structure"): 1, (415, "not-supported"): 1, (400, "cors-origin"): 1}
     assert {r["service"] for r in refusals} == {ORDER_SIGN}
+
+
+def test_every_order_is_stamped_with_the_knowledge_that_evaluated_it_and_reports_split_by_it(
+        knowledge, tmp_path, migrated_store):
+    """Two releases of cards/ (the ESI's required days raised to 42) over one audit store: each order keeps
+    the version that evaluated it, and a report filters and groups by it."""
+    changed = tmp_path / "cards"
+    shutil.copytree(Settings().knowledge_dir(), changed)
+    pathway = changed / "pathway.yaml"
+    pathway.write_text(pathway.read_text().replace("min_conservative_days: 28", "min_conservative_days: 42", 1))
+    store = tmp_path / "audit.db"
+    store.write_bytes(migrated_store.read_bytes())
+    versions = []
+    for cards_dir, calls in ((None, 2), (changed, 3)):
+        settings = Settings(database_url=f"sqlite:///{store}", cards_dir=cards_dir, **audit_settings())
+        with TestClient(create_app(settings, None if cards_dir else knowledge)) as client:
+            versions.append(client.get("/healthz").json()["knowledgeVersion"])
+            for _ in range(calls):
+                assert call(client, ORDER_SIGN, hook_request("order-sign")).status_code == 200
+    old, new = versions
+    assert old == knowledge.version and new != old
+    with TestClient(create_app(Settings(database_url=f"sqlite:///{store}", **audit_settings()), knowledge)) as client:
+        by_knowledge = {row["group"]: row["orders"] for row in get(client, "/audit/report", by="knowledge")["rows"]}
+        assert by_knowledge == {old: 2, new: 3}
+        assert get(client, "/audit/summary", knowledge=new)["orders"] == 3
+        assert [item["knowledgeVersion"] for item in get(client, "/audit/decisions", knowledge=old)["items"]] == [old] * 2
+        bad = client.get("/audit/summary", params={"knowledge": "not-a-version"}, headers=AUTH)
+        assert bad.status_code == 400 and "knowledge" in bad.text

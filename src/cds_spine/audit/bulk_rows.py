@@ -47,6 +47,8 @@ class BulkRow:
     clinician: str | None
     clinician_name: str | None
     site: str | None
+    knowledge_version: str | None
+    """The version of cards/ that evaluated it (None in a run written before it was stamped)."""
 
     @property
     def sort_key(self) -> tuple[str, str, str]:
@@ -90,4 +92,4 @@ class BulkRow:
                         clinician=self.clinician, clinician_name=self.clinician_name, site=self.site,
                         kind=self.kind, region=self.region, decision=self.decision,
                         outcomes={cid: cast(Outcome, outcome) for cid, outcome in self.components.items()},
-                        card_uuid=None)
+                        card_uuid=None, knowledge_version=self.knowledge_version)

@@ -34,13 +34,15 @@ class Filters:
     site: str | None = None
     component: Component | None = None
     overridden: bool | None = None
+    knowledge: str | None = None
+    """The version of cards/ that evaluated the order (/healthz's knowledgeVersion)."""
 
     def admits(self, row: OrderRow) -> bool:
         site = row.site or UNKNOWN
         return ((self.service is None or row.service_id == self.service)
                 and all(wanted is None or value == wanted for value, wanted in (
                     (row.decision, self.decision), (row.clinician, self.clinician), (row.kind, self.kind),
-                    (row.region, self.region), (site, self.site)))
+                    (row.region, self.region), (site, self.site), (row.knowledge_version, self.knowledge)))
                 and (self.component is None or row.outcomes.get(self.component.id) == "not-met")
                 and (self.overridden is None or (row.outcome == "overridden") == self.overridden))
 
@@ -53,6 +55,8 @@ class Filters:
             found.append(c.c.user_id == self.clinician)
         if self.site:
             found.append(c.c.site.is_(None) if self.site == UNKNOWN else c.c.site == self.site)
+        if self.knowledge:
+            found.append(c.c.knowledge_version == self.knowledge)
         order = [a.c.call_id == c.c.id]
         order += [column == value for column, value in ((a.c.decision, self.decision), (a.c.category, self.kind),
                                                         (a.c.region, self.region)) if value]

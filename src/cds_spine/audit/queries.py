@@ -67,13 +67,14 @@ class OrderQuery(PeriodQuery):
     site: str | None = None
     component: str | None = None
     overridden: Flag | None = None
+    knowledge: str | None = Field(None, pattern=r"^[0-9a-f]{1,64}$")
 
     _known = field_validator("region", "component")(_one_of)
 
     def filters(self, measure: MeasureDefinition) -> Filters:
         return Filters(decision=self.decision, clinician=self.clinician, kind=self.kind, region=self.region,
                        site=self.site, component=measure.component(self.component) if self.component else None,
-                       overridden=_flag(self.overridden))
+                       overridden=_flag(self.overridden), knowledge=self.knowledge)
 
 
 class RunQuery(OrderQuery):

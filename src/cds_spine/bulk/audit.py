@@ -126,7 +126,8 @@ def _row(context: AuditContext, patient_id: str, entry: ProcedureEntry, day: dat
         conservative_evidence=len(history.evidence), not_counted=len(history.not_counted),
         prior_injections=len(assessment.prior_injections), diagnoses=len(assessment.diagnoses),
         red_flags=len(assessment.red_flags), unreadable=len(assessment.unreadable),
-        clinician=clinician, clinician_name=clinician_name, site=_site(raw))
+        clinician=clinician, clinician_name=clinician_name, site=_site(raw),
+        knowledge_version=context.knowledge.version)
 
 
 def audit_patient(patient_id: str, lines: Iterable[bytes], medications: Mapping[str, bytes],

@@ -37,6 +37,7 @@ class By(str, Enum):
     region = "region"
     site = "site"
     service = "service"
+    knowledge = "knowledge"
 
 
 class Format(str, Enum):
