@@ -46,16 +46,32 @@ def _summary(folder: Path) -> dict[str, Any] | None:
         return None
 
 
+COMPARED = ("baseline", "candidate")
+"""The two runs of a `cds-spine compare-knowledge --out` folder, opened as `<folder>.baseline` and
+`<folder>.candidate`."""
+
+
+def _run_folders(runs_dir: Path) -> Iterator[tuple[str, Path]]:
+    """(id, folder) of every run: the `audit-bulk` runs, and the two runs of each comparison."""
+    for folder in sorted(runs_dir.iterdir()):
+        if not RUN_NAME.fullmatch(folder.name):
+            continue
+        yield folder.name, folder
+        for side in COMPARED:
+            yield f"{folder.name}.{side}", folder / side
+
+
 def list_runs(runs_dir: Path | None) -> list[dict[str, Any]]:
     """The finished runs (a summary.json and rows.parquet), newest first."""
     found = []
-    for folder in sorted(runs_dir.iterdir()) if runs_dir and runs_dir.is_dir() else ():
-        summary = _summary(folder) if RUN_NAME.fullmatch(folder.name) and (folder / "rows.parquet").is_file() else None
+    for run_id, folder in _run_folders(runs_dir) if runs_dir and runs_dir.is_dir() else ():
+        summary = _summary(folder) if (folder / "rows.parquet").is_file() else None
         if summary:
-            found.append({"id": folder.name, "ranAt": summary["ranAt"], "engine": summary["engine"],
+            found.append({"id": run_id, "ranAt": summary["ranAt"], "engine": summary["engine"],
                           "export": summary["export"], "period": summary["period"],
                           "patients": summary["patients"], "procedures": summary["procedures"],
-                          "problems": sum(summary["read"]["problems"].values())})
+                          "problems": sum(summary["read"]["problems"].values()),
+                          "knowledgeVersion": summary.get("knowledgeVersion")})
     return sorted(found, key=lambda run: run["ranAt"], reverse=True)
 
 
@@ -63,4 +79,7 @@ def find_run(runs_dir: Path | None, name: str) -> RunOrders | None:
     if not runs_dir or not RUN_NAME.fullmatch(name):
         return None
     folder = runs_dir / name
+    stem, _, side = name.rpartition(".")
+    if not (folder / "rows.parquet").is_file() and side in COMPARED and RUN_NAME.fullmatch(stem):
+        folder = runs_dir / stem / side
     return RunOrders(folder) if (folder / "rows.parquet").is_file() and _summary(folder) else None

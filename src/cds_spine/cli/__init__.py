@@ -1,5 +1,5 @@
 """The command line: cds-spine serve | migrate | evaluate | check-config | report | audit-key | audit-bulk |
-test-token | send."""
+test-token | send | compare-knowledge."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import audit, check, service
+from . import audit, check, compare, service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="cds-spine: a CDS Hooks service for conservative therapy before ESI or spine surgery.")
@@ -34,3 +34,4 @@ app.command("audit-key")(audit.audit_key)
 app.command("test-token")(service.test_token)
 app.command()(service.send)
 app.command("audit-bulk")(audit.audit_bulk)
+app.command("compare-knowledge")(compare.compare_knowledge)

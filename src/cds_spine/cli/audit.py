@@ -144,7 +144,7 @@ class BulkEngine(str, Enum):
     spark = "spark"
 
 
-def _patient_keys(settings: Settings) -> tuple[bytes | None, str]:
+def patient_keys_of(settings: Settings) -> tuple[bytes | None, str]:
     """How a bulk run shows patient ids: as the live audit does (the same keyed hash, so the two can be
     joined), plain when the audit keeps plain ids, else a keyed hash with a key of this run only."""
     if settings.audit_plain_patient_ids:
@@ -178,40 +178,27 @@ def audit_bulk(
     """Audit the past: every completed ESI and spine-surgery Procedure of a FHIR Bulk Data export, evaluated
     as of the day before it with the live service's pathway and cards/. Exit 0: done; 1: done, but some
     input could not be read (counted in summary.json, with file and line); 2: the export cannot be read."""
-    import time
-
-    from ..bulk.audit import AuditContext, AuditSpec
     from ..bulk.export import ExportError, export_files
-    from ..bulk.outputs import RunInfo, RunWriter
+    from ..bulk.runner import EngineChoice, Knowledgebase, run_audit
 
     period = orders.ReportPeriod(parse_day(since, "--since"), parse_day(until, "--until"))
     if period.since and period.until and period.since > period.until:
         raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
     settings = read_settings()
     knowledge = read_knowledge(settings)
-    measure = read_measure(settings, knowledge)
+    base = Knowledgebase(settings.knowledge_dir(), settings.local_code_systems, knowledge,
+                         read_measure(settings, knowledge))
     try:
         files = export_files(export)
     except ExportError as exc:
         typer.echo(f"cds-spine: {exc}", err=True)
         raise typer.Exit(2) from None
-    hash_key, patient_keys = _patient_keys(settings)
-    spec = AuditSpec.of(settings.knowledge_dir(), settings.local_code_systems, period.since, period.until, hash_key)
-    progress = None if quiet else (lambda line: typer.echo(line, err=True))
-    writer = RunWriter(out, measure)
-    started = time.monotonic()
-    if engine is BulkEngine.spark:
-        from ..bulk.spark import run_spark
-
-        totals, patients = run_spark(files, spec, writer.add, settings.spark_master, partitions, progress)
-    else:
-        from ..bulk.local import run_local
-
-        context = AuditContext(knowledge, measure, period.since, period.until, spec.patient_key())  # loaded once
-        totals, patients = run_local(files, context, writer.add, workers, progress, partitions)
-    summary = writer.finish(RunInfo(engine.value if engine is BulkEngine.local else f"spark {settings.spark_master}",
-                                    str(export), period.since, period.until, knowledge.version, patient_keys),
-                            totals, patients, time.monotonic() - started)
+    hash_key, patient_keys = patient_keys_of(settings)
+    result = run_audit(files, str(export), base, period.since, period.until, hash_key, patient_keys, out,
+                       EngineChoice("spark" if engine is BulkEngine.spark else "local", settings.spark_master, workers,
+                                    partitions),
+                       None if quiet else (lambda line: typer.echo(line, err=True)))
+    summary, totals, patients = result.summary, result.totals, result.patients
     typer.echo(f"{len(files)} files, {totals.lines:,} resources read, {totals.kept:,} kept; {patients:,} patients; "
                f"{summary['procedures']:,} procedures audited ({summary['period']['since']} to "
                f"{summary['period']['until']}); written to {out}/")
