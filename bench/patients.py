@@ -53,9 +53,15 @@ def _status(system: str, code: str) -> dict:
                         "code": code, "display": code.capitalize()}], "text": code.capitalize()}
 
 
+CLINICIANS = (("jane-morgan", "Jane Morgan, MD"), ("luis-ortega", "Luis Ortega, PT"), ("amina-yusuf", "Amina Yusuf, NP"),
+              ("chen-wei", "Chen Wei, DO"))
+"""A site's clinicians: the same few people, under one reference each, across every record."""
+
+
 def _person(kind: str, rng: random.Random) -> dict:
-    return {"reference": f"{kind}/e{rng.getrandbits(64):x}", "type": kind,
-            "display": rng.choice(["Jane Morgan, MD", "Luis Ortega, PT", "Amina Yusuf, NP", "Chen Wei, DO"])}
+    rng.getrandbits(64)  # the draw that once made a reference per record: kept, so a seed makes the records it made
+    slug, name = rng.choice(CLINICIANS)
+    return {"reference": f"{kind}/{slug}", "type": kind, "display": name}
 
 
 def ehr_resource(kind: str, coding: tuple[str, str, str], patient: str, day: date, rng: random.Random) -> dict:

@@ -90,6 +90,14 @@ def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chr
         assert page.eval_on_selector("#csv", csv_url) == "/audit/report?kind=surgery&by=month&format=csv"
         page.select_option("#csv-by", "clinician")
         assert page.eval_on_selector("#csv", csv_url) == "/audit/report?kind=surgery&by=clinician&format=csv"
+        assert page.eval_on_selector("#report-cards", csv_url) == "/audit/report-cards?kind=surgery"
+        assert page.eval_on_selector("#report-cards-pdf", csv_url) == "/audit/report-cards?kind=surgery&format=pdf"
+        with page.expect_popup() as opened:  # the report cards, filtered as the dashboard is
+            page.click("#report-cards")
+        cards = opened.value
+        cards.wait_for_load_state()
+        assert cards.locator("section.card").count() == 1 and "Practitioner/u2" in cards.inner_text("section.card h2")
+        cards.close()
 
         apply(page, kind="", since="2000-01-01", until="2000-01-31")  # an empty period says so
         assert page.text_content("#tile-orders") == "0"

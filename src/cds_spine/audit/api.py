@@ -5,6 +5,7 @@ cookie). The reports read the live audit, or a bulk run (`run`); the decisions a
 audit only."""
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -27,11 +28,13 @@ from .queries import (
     MeasureReportQuery,
     NoQuery,
     Query,
+    ReportCardsQuery,
     ReportQuery,
     RunQuery,
     choices,
 )
-from .runs import find_run, list_runs
+from .report_cards import as_dict, report_cards
+from .runs import RunOrders, find_run, list_runs
 from .state import Audit, AuditState
 
 AnyQuery = TypeVar("AnyQuery", bound=Query)
@@ -104,6 +107,30 @@ async def report(state: Audit, query: Annotated[ReportQuery, Depends(parsed(Repo
         return Response(formats.rows_as_csv(rows), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="cds-spine-report-by-{query.by}.csv"'})
     return JsonResponse({"period": query.period.as_dict(), "by": query.by, "rows": rows})
+
+
+@router.get("/report-cards")
+async def clinician_report_cards(state: Audit, query: Annotated[ReportCardsQuery, Depends(parsed(ReportCardsQuery))]
+                                 ) -> Response:
+    """One report card per clinician (filtered as every report is): the HTML pages, the PDF (one A4 page per
+    clinician), or their numbers. Patients appear by their keyed hash only, whoever reads."""
+    from . import report_card_pages  # the PDF library: only when report cards are asked for
+
+    source = _orders(state, query.run)
+    plain = source.plain_patient_ids if isinstance(source, RunOrders) else state.store.plain_patient_ids
+    found = await run_in_threadpool(report_cards, source, query.period, state.measure, state.knowledge,
+                                    state.adherence_target,
+                                    state.store.patient_hasher if plain else (lambda patient: patient),
+                                    query.filters(state.measure))
+    if query.format == "json":
+        return JsonResponse(as_dict(found))
+    if query.format == "pdf":
+        return Response(await run_in_threadpool(report_card_pages.pdf_bytes, found), media_type="application/pdf",
+                        headers={"Content-Disposition": 'attachment; filename="cds-spine-report-cards.pdf"'})
+    nonce = secrets.token_urlsafe(16)
+    return Response(report_card_pages.html(found, nonce=nonce), media_type="text/html; charset=utf-8", headers={
+        "Content-Security-Policy": f"default-src 'none'; style-src 'nonce-{nonce}'; frame-ancestors 'none'",
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
 
 
 @router.get("/override-reasons")

@@ -92,4 +92,4 @@ class BulkRow:
                         clinician=self.clinician, clinician_name=self.clinician_name, site=self.site,
                         kind=self.kind, region=self.region, decision=self.decision,
                         outcomes={cid: cast(Outcome, outcome) for cid, outcome in self.components.items()},
-                        card_uuid=None, knowledge_version=self.knowledge_version)
+                        card_uuid=None, knowledge_version=self.knowledge_version, patient=self.patient)

@@ -66,6 +66,8 @@ class OrderRow:
     feedback_at: datetime | None = None
     knowledge_version: str | None = None
     """The version of cards/ that evaluated the order (None: a run written before it was stamped)."""
+    patient: str | None = None
+    """As the source keeps it: the keyed hash, or the plain id where the store or the run keeps plain ids."""
 
     @property
     def clinician_label(self) -> str:
@@ -122,7 +124,7 @@ def order_rows(engine: Engine, period: ReportPeriod, measure: MeasureDefinition,
     a, c, k, f = tables.assessments, tables.calls, tables.cards, tables.feedback
     query = (select(a.c.id, a.c.order_reference, a.c.category, a.c.region, a.c.decision, a.c.finding_codes,
                     c.c.id.label("call_id"), c.c.service_id, c.c.hook_instance, c.c.received_at, c.c.user_id,
-                    c.c.user_display, c.c.site, c.c.knowledge_version, k.c.uuid, f.c.outcome, f.c.override_code, f.c.override_comment,
+                    c.c.user_display, c.c.site, c.c.knowledge_version, c.c.patient, k.c.uuid, f.c.outcome, f.c.override_code, f.c.override_comment,
                     f.c.outcome_timestamp)
              .select_from(a.join(c).outerjoin(k, k.c.assessment_id == a.c.id).outerjoin(f, f.c.card_uuid == k.c.uuid))
              .where(c.c.status == 200, a.c.decision.is_not(None), c.c.service_id.in_(services), *period.conditions())
@@ -145,7 +147,7 @@ def order_rows(engine: Engine, period: ReportPeriod, measure: MeasureDefinition,
                     record.call_id, record.id, record.service_id, as_utc(record.received_at), record.user_id,
                     record.user_display, record.site, record.category, record.region, record.decision,
                     measure.outcomes(record.category, record.decision, record.finding_codes.split()),
-                    record.uuid, knowledge_version=record.knowledge_version)
+                    record.uuid, knowledge_version=record.knowledge_version, patient=record.patient)
                 streamed = (record.service_id, record.hook_instance) not in sent_again
                 if not streamed:
                     merged[key] = current

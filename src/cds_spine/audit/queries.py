@@ -87,6 +87,10 @@ class ReportQuery(RunQuery):
     format: Literal["json", "csv"] = "json"
 
 
+class ReportCardsQuery(RunQuery):
+    format: Literal["html", "pdf", "json"] = "html"
+
+
 class CommentsQuery(RunQuery):
     page: PageNumber = 1
     pageSize: int = Field(50, ge=1, le=500)  # noqa: N815 - the parameter's name

@@ -37,6 +37,12 @@ class RunOrders:
     def traffic(self, period: ReportPeriod) -> Traffic:
         return Traffic({}, {}, {})  # a bulk run has procedures, not calls
 
+    @property
+    def plain_patient_ids(self) -> bool:
+        """Whether the run's rows show plain patient ids (audit-bulk with CDS_SPINE_AUDIT_PLAIN_PATIENT_IDS)."""
+        summary = _summary(self.folder) or {}
+        return str(summary.get("patientKeys", "")).startswith("plain")
+
 
 def _summary(folder: Path) -> dict[str, Any] | None:
     try:

@@ -1,5 +1,6 @@
 """The command line: cds-spine serve | migrate | evaluate | check-config | report | audit-key | audit-bulk |
-test-token | send | compare-knowledge."""
+test-token | send | compare-knowledge |
+report-cards."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -7,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import audit, check, compare, service
+from . import audit, check, compare, report_cards, service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="cds-spine: a CDS Hooks service for conservative therapy before ESI or spine surgery.")
@@ -35,3 +36,4 @@ app.command("test-token")(service.test_token)
 app.command()(service.send)
 app.command("audit-bulk")(audit.audit_bulk)
 app.command("compare-knowledge")(compare.compare_knowledge)
+app.command("report-cards")(report_cards.report_cards_command)

@@ -69,7 +69,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
                                for i, (cell, width) in enumerate(zip(line, widths, strict=True))) for line in cells)
 
 
-def _reading_engine(settings: Settings) -> Engine:
+def reading_engine(settings: Settings) -> Engine:
     """The audit store, to read: a store that does not exist or is not migrated is exit 3 (nothing created)."""
     engine = open_engine(settings.database_url)
     problem: str | None
@@ -98,7 +98,7 @@ def report(since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD
         raise typer.BadParameter("a MeasureReport needs --since and --until", param_hint="--format")
     settings = read_settings()
     measure = read_measure(settings, read_knowledge(settings))
-    engine = _reading_engine(settings)
+    engine = reading_engine(settings)
     if output is Format.measure_report:
         from ..audit import measure_report  # fhir.resources' MeasureReport: only when one is asked for
 

@@ -148,6 +148,8 @@ class OverrideReason(Strict):
     display: str = Field(min_length=1)
     standard: str | None = None
     """The code of `standard_system` that means the same, where one fits."""
+    guideline_supported: bool
+    """The guideline itself makes this exception (the report cards' share of supported overrides)."""
 
 
 class OverrideReasons(Strict):

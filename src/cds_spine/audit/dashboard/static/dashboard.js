@@ -261,6 +261,10 @@ function updateCsvLink() {
   params.set("by", $("csv-by").value);
   params.set("format", "csv");
   $("csv").href = `../audit/report?${params}`;
+  const cards = filterParams();
+  $("report-cards").href = `../audit/report-cards?${cards}`;
+  cards.set("format", "pdf");
+  $("report-cards-pdf").href = `../audit/report-cards?${cards}`;
 }
 
 function fillOptions(select, rows) {

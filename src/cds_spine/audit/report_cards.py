@@ -1,0 +1,175 @@
+"""Clinician report cards: for each clinician, their orders of the period, adherence per measure component
+beside the site's median and the target, the trend by month, their overrides by reason (with the share whose
+reason the guideline itself supports, cards/pathway.yaml) and the orders that missed, by patient hash only.
+The numbers are the Measure's: the same rows, the same tallies (scoring.Tally) as every other report."""
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..pathway import Knowledge
+from .filters import Filters
+from .measure import MeasureDefinition
+from .orders import UNKNOWN, OrderRow, Orders, ReportPeriod
+from .scoring import ClinicianLabels, Tally
+
+MISSED_SHOWN = 12
+"""Orders that missed, listed on a card (one page); the rest are counted."""
+COMMENTS_SHOWN = 4
+
+
+@dataclass(frozen=True)
+class ComponentLine:
+    id: str
+    title: str
+    numerator: int
+    scored: int
+    rate: float | None
+    site_median: float | None
+
+
+@dataclass(frozen=True)
+class MonthLine:
+    month: str
+    orders: int
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class ReasonLine:
+    display: str
+    count: int
+    supported: bool | None
+    """None: free text or no reason, which no guideline can be said to support."""
+
+
+@dataclass(frozen=True)
+class Missed:
+    patient: str
+    day: str
+    kind: str
+    region: str
+    components: tuple[str, ...]
+    """The components it did not meet, besides the overall one."""
+
+
+@dataclass(frozen=True)
+class ReportCard:
+    clinician: str
+    label: str
+    slug: str
+    orders: int
+    by_kind: Mapping[str, int]
+    components: tuple[ComponentLine, ...]
+    months: tuple[MonthLine, ...]
+    overrides: int
+    reasons: tuple[ReasonLine, ...]
+    supported_share: float | None
+    comments: tuple[str, ...]
+    missed: tuple[Missed, ...]
+    missed_total: int
+
+
+@dataclass(frozen=True)
+class ReportCards:
+    period: Mapping[str, str | None]
+    target: float
+    cards: tuple[ReportCard, ...]
+    site: tuple[ComponentLine, ...]
+    """The site's own rates (every clinician's orders together), with the clinicians' median."""
+
+
+def slug_of(label: str, used: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:60] or "clinician"
+    slug, n = base, 1
+    while slug in used:
+        n += 1
+        slug = f"{base}-{n}"
+    used.add(slug)
+    return slug
+
+
+def _lines(tally: Tally, measure: MeasureDefinition, medians: Mapping[str, float | None]) -> tuple[ComponentLine, ...]:
+    return tuple(ComponentLine(c.id, c.title, tally.components[c.id].numerator,
+                               tally.components[c.id].denominator - tally.components[c.id].excluded,
+                               tally.components[c.id].rate, medians.get(c.id)) for c in measure.components)
+
+
+def _reasons(rows: Iterable[OrderRow], knowledge: Knowledge) -> tuple[list[ReasonLine], float | None, list[str]]:
+    reasons = {r.code: r for r in knowledge.config.card.override_reasons.reasons}
+    counts: dict[str | None, int] = {}
+    comments = []
+    for row in rows:
+        if row.outcome == "overridden":
+            counts[row.override_code] = counts.get(row.override_code, 0) + 1
+            if row.override_comment:
+                comments.append(row.override_comment)
+    lines = [ReasonLine(reasons[code].display if code in reasons else (code or "No reason given"), count,
+                        reasons[code].guideline_supported if code in reasons else None)
+             for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0] or ""))]
+    total = sum(counts.values())
+    supported = sum(line.count for line in lines if line.supported)
+    return lines, (round(supported / total, 4) if total else None), comments
+
+
+def report_cards(orders: Orders, period: ReportPeriod, measure: MeasureDefinition, knowledge: Knowledge,
+                 target: float, patient_shown: Callable[[str], str], filters: Filters = Filters()) -> ReportCards:
+    """One card per clinician with orders in the period (filtered as every report is)."""
+    labels = ClinicianLabels()
+    by_clinician: dict[str, list[OrderRow]] = {}
+    for row in orders.rows(period, measure):
+        if filters.admits(row):
+            labels.note(row)
+            by_clinician.setdefault(row.stratum("clinician"), []).append(row)
+    site, tallies = Tally(measure), {}
+    for clinician, rows in by_clinician.items():
+        tallies[clinician] = Tally(measure)
+        for row in rows:
+            tallies[clinician].add(row)
+            site.add(row)
+    medians = {c.id: _median([t.components[c.id].rate for t in tallies.values()]) for c in measure.components}
+    overall = measure.components[0].id
+    cards: list[ReportCard] = []
+    used: set[str] = set()
+    for clinician in sorted(by_clinician, key=lambda key: labels.of(key).lower()):
+        rows = by_clinician[clinician]
+        months: dict[str, Tally] = {}
+        for row in rows:
+            months.setdefault(row.stratum("month"), Tally(measure)).add(row)
+        reasons, share, comments = _reasons(rows, knowledge)
+        missed = [Missed(patient_shown(row.patient) if row.patient else UNKNOWN, row.received_at.date().isoformat(),
+                         row.kind, row.region,
+                         tuple(cid for cid, outcome in row.outcomes.items() if outcome == "not-met" and cid != overall))
+                  for row in sorted(rows, key=lambda row: row.received_at) if row.outcomes.get(overall) == "not-met"]
+        label = labels.of(clinician)
+        cards.append(ReportCard(
+            clinician=clinician, label=label, slug=slug_of(label, used), orders=len(rows),
+            by_kind={kind: sum(row.kind == kind for row in rows) for kind in ("esi", "regenerative", "surgery")},
+            components=_lines(tallies[clinician], measure, medians),
+            months=tuple(MonthLine(month, t.orders, t.components[overall].rate) for month, t in sorted(months.items())),
+            overrides=sum(line.count for line in reasons), reasons=tuple(reasons), supported_share=share,
+            comments=tuple(comment[:160] for comment in comments[:COMMENTS_SHOWN]), missed=tuple(missed[:MISSED_SHOWN]),
+            missed_total=len(missed)))
+    return ReportCards(period.as_dict(), target, tuple(cards), _lines(site, measure, medians))
+
+
+def _median(rates: list[float | None]) -> float | None:
+    scored = [rate for rate in rates if rate is not None]
+    return round(statistics.median(scored), 4) if scored else None
+
+
+def as_dict(found: ReportCards) -> dict[str, Any]:
+    """For the API and the tests: every number of every card."""
+    return {"period": found.period, "target": found.target,
+            "cards": [{"clinician": card.clinician, "label": card.label, "orders": card.orders, "byKind": card.by_kind,
+                       "components": {line.id: {"numerator": line.numerator, "scored": line.scored, "rate": line.rate,
+                                                "siteMedian": line.site_median} for line in card.components},
+                       "months": [{"month": m.month, "orders": m.orders, "rate": m.rate} for m in card.months],
+                       "overrides": card.overrides, "supportedShare": card.supported_share,
+                       "reasons": [{"display": r.display, "count": r.count, "supported": r.supported}
+                                   for r in card.reasons],
+                       "missed": [m.__dict__ for m in card.missed], "missedTotal": card.missed_total}
+                      for card in found.cards]}

@@ -1,0 +1,128 @@
+"""Clinician report cards over the reporting fixture (known numbers): the cards' numbers are the Measure's for
+the same clinician and period, the PDF has one A4 page per clinician, no plain patient id appears anywhere,
+from the API (each read recorded) and from the command line, on the live audit and on a bulk run."""
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+import zlib
+from datetime import date
+
+import pytest
+from cli import ROOT, run_cli
+from reporting import KEY, audit_settings, populate
+
+from cds_spine.privacy import PatientIdHasher
+
+sys.path.insert(0, str(ROOT))
+from bench.bulk_export import write_export  # noqa: E402
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+HASH_KEY = "report-cards-hash-key-0123456789abcdef"
+
+
+@pytest.fixture
+def carded(make_client, tmp_path):
+    """The reporting fixture, stored with plain patient ids (the harder case: the cards must hash them)."""
+    database = f"sqlite:///{tmp_path / 'audit.db'}"
+    client = make_client(database_url=database, audit_plain_patient_ids=True, audit_hash_key=HASH_KEY,
+                         **audit_settings())
+    populate(client)
+    return client, database
+
+
+def get(client, path: str, **params):
+    response = client.get(path, params=params, headers=AUTH)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def pdf_pages(content: bytes) -> int:
+    assert content.startswith(b"%PDF-")
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", content))
+
+
+def pdf_text(content: bytes) -> bytes:
+    """Every content stream, decompressed."""
+    streams = re.findall(rb"stream\r?\n(.*?)\r?\nendstream", content, re.S)
+    return b"".join(zlib.decompress(s) if s.startswith(b"x") else s for s in streams)
+
+
+def test_each_card_has_the_measures_numbers_for_its_clinician_and_the_sites_median(carded):
+    client, _ = carded
+    cards = get(client, "/audit/report-cards", format="json").json()
+    by_clinician = {row["group"]: row for row in get(client, "/audit/report", by="clinician").json()["rows"]}
+    assert {card["clinician"] for card in cards["cards"]} == set(by_clinician) and len(cards["cards"]) >= 2
+    for card in cards["cards"]:
+        reported = by_clinician[card["clinician"]]
+        assert card["orders"] == reported["orders"]
+        for component, numbers in card["components"].items():
+            expected = reported["components"][component]
+            assert (numbers["numerator"], numbers["scored"], numbers["rate"]) == (
+                expected["numerator"], expected["denominator"] - expected["excluded"], expected["rate"])
+    for component in ("overall", "conservative-therapy"):
+        rates = [row["components"][component]["rate"] for row in by_clinician.values()
+                 if row["components"][component]["rate"] is not None]
+        assert {card["components"][component]["siteMedian"] for card in cards["cards"]} == {
+            round(statistics.median(rates), 4)}
+    overrides = {card["clinician"]: card for card in cards["cards"] if card["overrides"]}
+    [dr_lopez_or_other] = [card for card in overrides.values() if any(r["display"].startswith("Conservative therapy done")
+                                                                      for r in card["reasons"])]
+    assert dr_lopez_or_other["supportedShare"] == round(1 / dr_lopez_or_other["overrides"], 4)  # done elsewhere: supported
+    months = [m["month"] for card in cards["cards"] for m in card["months"]]
+    assert len(set(months)) == 2  # this month and last (the surgery was moved there)
+
+
+def test_no_plain_patient_id_and_one_a4_page_per_clinician(carded):
+    client, _ = carded
+    hashed = PatientIdHasher(HASH_KEY.encode())("p1")
+    numbers = get(client, "/audit/report-cards", format="json").json()
+    missed = [m for card in numbers["cards"] for m in card["missed"]]
+    assert missed and {m["patient"] for m in missed} == {hashed}
+    page = get(client, "/audit/report-cards").text
+    assert ">p1<" not in page and hashed[:16] in page
+    assert len(re.findall(r'<section class="card"', page)) == len(numbers["cards"])
+    pdf = get(client, "/audit/report-cards", format="pdf")
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf_pages(pdf.content) == len(numbers["cards"])
+    assert b"595.28 841.89" in pdf.content  # A4, in points
+    text = pdf_text(pdf.content)
+    assert hashed[:16].encode() in text and b"(p1)" not in text
+    access = get(client, "/audit/access-log").json()["items"]
+    assert {"/audit/report-cards"} <= {item["path"] for item in access}
+
+
+def test_the_command_writes_the_pdf_an_index_and_a_page_per_clinician(carded, tmp_path):
+    client, database = carded
+    count = len(get(client, "/audit/report-cards", format="json").json()["cards"])
+    out = tmp_path / "cards"
+    result = run_cli("report-cards", "--out", str(out), CDS_SPINE_DATABASE_URL=database,
+                     CDS_SPINE_AUDIT_PLAIN_PATIENT_IDS="true", CDS_SPINE_AUDIT_HASH_KEY=HASH_KEY)
+    assert result.returncode == 0, result.stderr
+    assert f"{count} report cards" in result.stdout
+    assert pdf_pages((out / "report-cards.pdf").read_bytes()) == count
+    index = (out / "index.html").read_text()
+    links = re.findall(r'href="([a-z0-9-]+\.html)"', index)
+    assert len(links) == count and all((out / link).is_file() for link in links)
+    for link in links:
+        assert len(re.findall(r'<section class="card"', (out / link).read_text())) == 1
+    assert ">p1<" not in "".join(p.read_text() for p in out.glob("*.html"))
+
+
+def test_report_cards_of_a_bulk_run(tmp_path):
+    export = write_export(tmp_path / "export", 150, seed=5, today=date(2026, 6, 30))
+    run = tmp_path / "run"
+    audited = run_cli("audit-bulk", str(export), "--out", str(run), "--quiet", CDS_SPINE_AUDIT_PLAIN_PATIENT_IDS="true",
+                      CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'none.db'}")
+    assert audited.returncode == 0, audited.stderr
+    rows = json.loads((run / "summary.json").read_text())
+    store = tmp_path / "audit.db"
+    assert run_cli("migrate", CDS_SPINE_DATABASE_URL=f"sqlite:///{store}").returncode == 0
+    out = tmp_path / "cards"
+    result = run_cli("report-cards", "--run", str(run), "--out", str(out), CDS_SPINE_DATABASE_URL=f"sqlite:///{store}")
+    assert result.returncode == 0, result.stderr
+    assert f"({rows['procedures']:,} orders)" in result.stdout
+    pages = pdf_pages((out / "report-cards.pdf").read_bytes())
+    assert pages == len(re.findall(r'href="[a-z0-9-]+\.html"', (out / "index.html").read_text())) >= 1
