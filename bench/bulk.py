@@ -50,8 +50,11 @@ def one(export: Path, run: str) -> dict:
     files = export_files(export)
     started = time.perf_counter()
     if run.startswith("spark"):
+        import tempfile
+
         from cds_spine.bulk.spark import run_spark
-        totals, patients = run_spark(files, spec, add_row, "local[*]", audit=audit)
+        with tempfile.TemporaryDirectory(prefix="cds-spine-bench-rows-") as rows_dir:
+            totals, patients = run_spark(files, spec, Path(rows_dir), add_row, "local[*]", audit=audit)
     else:
         from cds_spine.bulk.local import run_local
         totals, patients = run_local(files, spec.context(), add_row, audit=audit)

@@ -1,7 +1,9 @@
 """What a bulk run writes to its folder, whichever engine ran it, from its rows in order:
 
 - rows.parquet and rows.csv: one row per procedure (patient key, date, kind, region, decision, every
-  finding, each measure component's outcome, evidence counts, performer and site);
+  finding, each measure component's outcome, evidence counts, performer and site, the knowledge version);
+  rows.parquet is one file from the local engine, a folder of part files in row order from Spark's
+  executors (both read as one table);
 - summary.json: the totals of reading (resources, kept, problems with file and line), the measure's
   populations and rates (as `cds-spine report` and /audit/summary give them), the groupings the
   dashboard shows (month, clinician, order kind, region, site);
@@ -42,10 +44,18 @@ class RunInfo:
     patient_keys: str  # how patient ids are shown: "keyed hash (CDS_SPINE_AUDIT_HASH_KEY)", ...
 
 
-class RunWriter:
-    """Streams rows (in order) into the Parquet and CSV files and the measure's tallies."""
+def row_schema(component_ids: list[str]) -> pa.Schema:
+    """rows.parquet's columns, whoever writes it (the driver, or Spark's executors)."""
+    return pa.schema([(name, pa.list_(pa.string()) if name == "findings" else
+                       pa.int32() if name in COUNT_COLUMNS else pa.string())
+                      for name in BulkRow.column_names(component_ids)])
 
-    def __init__(self, out: Path, measure: MeasureDefinition) -> None:
+
+class RunWriter:
+    """Streams rows (in order) into the Parquet and CSV files and the measure's tallies; `parquet=False`
+    when the rows are already in rows.parquet (Spark's executors wrote them)."""
+
+    def __init__(self, out: Path, measure: MeasureDefinition, parquet: bool = True) -> None:
         out.mkdir(parents=True, exist_ok=True)
         self.out = out
         self.measure = measure
@@ -53,10 +63,8 @@ class RunWriter:
         self.scoring = Scoring(measure)
         self.rows = 0
         self._batch: list[dict[str, Any]] = []
-        self._schema = pa.schema([(name, pa.list_(pa.string()) if name == "findings" else
-                                   pa.int32() if name in COUNT_COLUMNS else pa.string())
-                                  for name in BulkRow.column_names(self.components)])
-        self._parquet = pq.ParquetWriter(out / "rows.parquet", self._schema)
+        self._schema = row_schema(self.components)
+        self._parquet = pq.ParquetWriter(out / "rows.parquet", self._schema) if parquet else None
         self._csv_file = (out / "rows.csv").open("w", newline="", encoding="utf-8")
         self._csv = csv.writer(self._csv_file, lineterminator="\n")
         self._csv.writerow(self._schema.names)
@@ -67,19 +75,21 @@ class RunWriter:
         self.scoring.add(row.order(self.rows))
         self._csv.writerow(" ".join(value) if name == "findings" else ("" if value is None else value)
                            for name, value in ((name, columns[name]) for name in self._schema.names))
-        self._batch.append(columns)
+        if self._parquet is not None:
+            self._batch.append(columns)
         if len(self._batch) >= BATCH_ROWS:
             self._flush()
 
     def _flush(self) -> None:
-        if self._batch:
+        if self._batch and self._parquet is not None:
             self._parquet.write_table(pa.Table.from_pylist(self._batch, schema=self._schema))
             self._batch = []
 
     def finish(self, info: RunInfo, totals: ReadTotals, patients: int, seconds: float) -> dict[str, Any]:
         """Close the row files; write summary.json and measure-report.json; the summary."""
         self._flush()
-        self._parquet.close()
+        if self._parquet is not None:
+            self._parquet.close()
         self._csv_file.close()
         scoring = self.scoring
         start = info.since or scoring.first or date.today()

@@ -53,12 +53,13 @@ def run_audit(files: list[Path], export: str, base: Knowledgebase, since: date |
               progress: Callable[[str], None] | None) -> RunResult:
     """Audit every patient of the export's files with this knowledge, into `out` (rows, summary, MeasureReport)."""
     spec = AuditSpec.of(base.cards_dir, base.local_code_systems, since, until, hash_key)
-    writer = RunWriter(out, base.measure)
+    writer = RunWriter(out, base.measure, parquet=choice.engine == "local")
     started = time.monotonic()
     if choice.engine == "spark":
         from .spark import run_spark
 
-        totals, patients = run_spark(files, spec, writer.add, choice.spark_master, choice.partitions, progress)
+        totals, patients = run_spark(files, spec, out / "rows.parquet", writer.add, choice.spark_master,
+                                     choice.partitions, progress)
     else:
         from .local import run_local
 

@@ -1,6 +1,10 @@
 """The Spark engine: the same reading (export.read_file) and the same per-patient function (audit_patient)
 as the local engine, run by Spark: one task per export file reads it, Spark groups the kept lines by
-patient (its shuffle is the out-of-core grouping), and one task per patient partition audits them.
+patient (its shuffle is the out-of-core grouping), and one task per patient partition audits them. The
+rows are sorted by Spark (range-partitioned) and written by the executors, one Parquet part file per
+partition in row order, into the run's rows.parquet folder (a file system the driver and the executors
+share); the driver then streams the part files, in order, for rows.csv and the measure's tallies: no row
+is collected through Spark.
 
 What reaches the executors: the AuditSpec (cards/ as bytes, the period, the hash key) and the
 Medications, as broadcast variables; each executor's Python worker builds the knowledge from the
@@ -20,6 +24,7 @@ import orjson
 from ..audit.bulk_rows import BulkRow
 from .audit import AuditContext, AuditSpec, PatientAudit, audit_patient, row_order
 from .export import SHARED, ReadTotals, read_file
+from .outputs import row_schema
 
 _contexts: dict[str, AuditContext] = {}
 
@@ -31,12 +36,12 @@ def _context(spec: AuditSpec) -> AuditContext:
     return _contexts[spec.fingerprint]
 
 
-def run_spark(files: list[Path], spec: AuditSpec, add_row: Callable[[BulkRow], None], master: str,
+def run_spark(files: list[Path], spec: AuditSpec, rows_dir: Path, add_row: Callable[[BulkRow], None], master: str,
               partitions: int | None = None, report: Callable[[str], None] | None = None,
               audit: PatientAudit = audit_patient) -> tuple[ReadTotals, int]:
-    """Audit the export on Spark (`master`: local[*], spark://host:7077, yarn, k8s://...); each row, in
-    order, to `add_row`. Returns the reading totals and the number of patients. (`audit` as in
-    run_local.)"""
+    """Audit the export on Spark (`master`: local[*], spark://host:7077, yarn, k8s://...): the executors
+    write the rows into `rows_dir`; each row, in order, then goes to `add_row`. Returns the reading totals
+    and the number of patients. (`audit` as in run_local.)"""
     from pyspark.sql import SparkSession
 
     if master.startswith("local"):  # the driver's Python (its venv, with cds-spine) runs the tasks
@@ -44,13 +49,13 @@ def run_spark(files: list[Path], spec: AuditSpec, add_row: Callable[[BulkRow], N
     spark = SparkSession.builder.master(master).appName("cds-spine audit-bulk").config(
         "spark.ui.showConsoleProgress", str(report is not None).lower()).getOrCreate()
     try:
-        return _run(spark.sparkContext, files, spec, add_row, partitions, report, audit)
+        return _run(spark.sparkContext, files, spec, rows_dir, add_row, partitions, report, audit)
     finally:
         spark.stop()
 
 
-def _run(sc: Any, files: list[Path], spec: AuditSpec, add_row: Callable[[BulkRow], None], partitions: int | None,
-         report: Callable[[str], None] | None, audit: PatientAudit) -> tuple[ReadTotals, int]:
+def _run(sc: Any, files: list[Path], spec: AuditSpec, rows_dir: Path, add_row: Callable[[BulkRow], None],
+         partitions: int | None, report: Callable[[str], None] | None, audit: PatientAudit) -> tuple[ReadTotals, int]:
     from pyspark import StorageLevel
 
     storage = StorageLevel.MEMORY_AND_DISK
@@ -86,10 +91,38 @@ def _run(sc: Any, files: list[Path], spec: AuditSpec, add_row: Callable[[BulkRow
         .groupByKey(partitions or sc.defaultParallelism)
     audited = grouped.mapPartitions(audit_partition).persist(storage)
     patients = sum(audited.filter(lambda item: item[0] == "patients").values().collect())
-    for row in audited.filter(lambda item: item[0] == "row").values().sortBy(row_order).toLocalIterator():
+    rows_dir.mkdir(parents=True, exist_ok=True)
+    target = str(rows_dir)
+
+    def write_part(index: int, rows: Iterator[BulkRow]) -> Iterator[int]:
+        """On the executor: this partition's rows, in order, as part-<index>.parquet."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        components = [component.id for component in _context(spec_b.value).measure.components]
+        schema = row_schema(components)
+        table = pa.Table.from_pylist([row.columns(components) for row in rows], schema=schema)
+        pq.write_table(table, f"{target}/part-{index:05d}.parquet")
+        yield table.num_rows
+
+    written = audited.filter(lambda item: item[0] == "row").values() \
+        .sortBy(row_order, numPartitions=max(1, partitions or sc.defaultParallelism)) \
+        .mapPartitionsWithIndex(write_part).sum()
+    for row in _read_parts(rows_dir):
         add_row(row)
+    if report:
+        report(f"{written:,} rows written by the executors")
     if report:
         report(f"{patients:,} patients audited")
     scanned.unpersist()
     audited.unpersist()
     return totals, patients
+
+
+def _read_parts(rows_dir: Path) -> Iterator[BulkRow]:
+    """The executors' part files, in order, streamed in batches."""
+    import pyarrow.parquet as pq
+
+    for part in sorted(rows_dir.glob("part-*.parquet")):
+        for batch in pq.ParquetFile(part).iter_batches(batch_size=10_000):
+            yield from (BulkRow.from_columns(values) for values in batch.to_pylist())

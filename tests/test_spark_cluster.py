@@ -1,0 +1,117 @@
+"""audit-bulk and compare-knowledge on a real Spark standalone cluster, not only local[*]: a master and two
+workers started on this machine from pyspark's own scripts (separate JVMs, executors in processes of their
+own), the rows written by the executors as Parquet part files, and the same rows as the local engine."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pyspark
+import pytest
+from cli import ROOT, run_cli
+from live import free_socket
+
+sys.path.insert(0, str(ROOT))
+from bench.bulk_export import write_export  # noqa: E402
+from cds_spine.settings import Settings  # noqa: E402
+
+SPARK_CLASS = Path(pyspark.__file__).parent / "bin" / "spark-class"
+PLAIN = {"CDS_SPINE_AUDIT_PLAIN_PATIENT_IDS": "true"}
+pytestmark = pytest.mark.slow  # a cluster and the CLI in processes of their own
+
+
+def _port() -> int:
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """(master URL, master web UI URL) of a standalone cluster: one master, two workers of one core each."""
+    work = tmp_path_factory.mktemp("spark")
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(work), "PYSPARK_PYTHON": sys.executable}
+    port, ui = _port(), _port()
+    processes = [subprocess.Popen([str(SPARK_CLASS), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                                   "--port", str(port), "--webui-port", str(ui)], env=env, cwd=work,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    master, web = f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui}"
+    try:
+        for n in range(2):
+            processes.append(subprocess.Popen(
+                [str(SPARK_CLASS), "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1", "--cores",
+                 "1", "--memory", "1g", "--webui-port", str(_port()), "--work-dir", str(work / f"worker-{n}")],
+                env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                alive = [w for w in httpx.get(f"{web}/json/", timeout=2).json().get("workers", []) if w["state"] == "ALIVE"]
+            except (httpx.HTTPError, ValueError):
+                alive = []
+            if len(alive) == 2:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail("the Spark standalone cluster did not come up with two workers")
+            time.sleep(0.5)
+        yield master, web
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    return write_export(tmp_path_factory.mktemp("export"), 200, seed=17, today=date(2026, 6, 30), files_per_type=2)
+
+
+def on_cluster(master: str) -> dict[str, str]:
+    return {**PLAIN, "CDS_SPINE_SPARK_MASTER": master, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+
+
+def test_audit_bulk_on_a_standalone_cluster_gives_the_local_engines_rows(cluster, generated, tmp_path):
+    master, web = cluster
+    local, spark = tmp_path / "local", tmp_path / "spark"
+    assert run_cli("audit-bulk", str(generated), "--out", str(local), "--quiet", **PLAIN).returncode == 0
+    result = run_cli("audit-bulk", str(generated), "--out", str(spark), "--engine", "spark", "--partitions", "4",
+                     "--quiet", **on_cluster(master))
+    assert result.returncode == 0, result.stderr
+    parts = sorted((spark / "rows.parquet").glob("part-*.parquet"))
+    assert len(parts) == 4  # one per partition, written by the executors
+    assert pq.read_table(spark / "rows.parquet").to_pylist() == pq.read_table(local / "rows.parquet").to_pylist()
+    assert (spark / "rows.csv").read_bytes() == (local / "rows.csv").read_bytes()
+    summaries = [json.loads((out / "summary.json").read_text()) for out in (local, spark)]
+    assert summaries[1]["engine"] == f"spark {master}"
+    assert {k: v for k, v in summaries[0].items() if k not in ("ranAt", "seconds", "engine")} == \
+        {k: v for k, v in summaries[1].items() if k not in ("ranAt", "seconds", "engine")}
+    apps = httpx.get(f"{web}/json/", timeout=5).json()["completedapps"]
+    assert any(app["name"] == "cds-spine audit-bulk" for app in apps)  # it ran on the cluster, not in the driver
+
+
+def test_compare_knowledge_on_the_cluster_finds_the_local_engines_changes(cluster, generated, tmp_path):
+    master, _ = cluster
+    baseline = Settings().knowledge_dir()
+    candidate = tmp_path / "cards"
+    subprocess.run(["cp", "-r", str(baseline), str(candidate)], check=True)
+    pathway = candidate / "pathway.yaml"
+    pathway.write_text(pathway.read_text().replace("  esi:\n    min_conservative_days: 28",
+                                                   "  esi:\n    min_conservative_days: 56", 1))
+    outs = {}
+    for engine, settings in (("local", PLAIN), ("spark", on_cluster(master))):
+        outs[engine] = tmp_path / engine
+        result = run_cli("compare-knowledge", str(generated), "--baseline", str(baseline), "--candidate", str(candidate),
+                         "--out", str(outs[engine]), "--engine", engine, "--quiet", **settings)
+        assert result.returncode == 0, result.stderr
+    assert (outs["spark"] / "changes.csv").read_text() == (outs["local"] / "changes.csv").read_text()
+    changed = json.loads((outs["spark"] / "summary.json").read_text())["changed"]
+    assert changed > 0 and list((outs["spark"] / "candidate" / "rows.parquet").glob("part-*.parquet"))
