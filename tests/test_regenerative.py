@@ -15,6 +15,7 @@ from support import (
     SNOMED,
     call,
     coded,
+    condition,
     day,
     hook_request,
     procedure,
@@ -80,6 +81,18 @@ def test_a_spine_reason_places_an_any_site_code_in_the_pathway(client):
     [card] = call(client, ORDER_SIGN, signed(prp(body_site=None, reason=(ICD10, "M54.16")),
                                              esi_days_ago=None)).json()["cards"]
     assert card["source"]["topic"]["code"] == "regenerative-before-esi"
+
+
+def test_a_condition_the_order_references_places_it_in_the_pathway_once_the_record_is_read(client):
+    """An EHR that names the order's reason by a Condition of the record (reasonReference), not by a code:
+    the spine radiculopathy places PRP in the pathway; a knee's osteoarthritis keeps it out."""
+    spine = {**prp(body_site=None), "reasonReference": [{"reference": "Condition/cond-M54.16"}]}
+    [card] = call(client, ORDER_SIGN, signed(spine, esi_days_ago=None)).json()["cards"]
+    assert card["source"]["topic"]["code"] == "regenerative-before-esi" and "lumbar" in card["summary"]
+    knee = {**prp(body_site=None), "reasonReference": [{"reference": "urn:uuid:cond-M17.11"}]}
+    request = signed(knee, esi_days_ago=None)
+    request["prefetch"]["conditions"]["entry"].append({"resource": condition("M17.11")})
+    assert call(client, ORDER_SIGN, request).json()["cards"] == []
 
 
 def test_an_esi_in_another_region_is_not_the_step_before(client):

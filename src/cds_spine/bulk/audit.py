@@ -149,8 +149,9 @@ def audit_patient(patient_id: str, lines: Iterable[bytes], medications: Mapping[
         if entry.status != PERFORMED or day is None or not context.in_period(day):
             continue
         draft = DraftOrder(entry.reference, entry.codes, entry.text, entry.status, entry.body_sites,
-                           tuple(code for reason in entry.reasons for code in reason.codes))
-        orders = classify_all([draft], knowledge)
+                           tuple(code for reason in entry.reasons for code in reason.codes),
+                           tuple(f"Condition/{reason.condition_id}" for reason in entry.reasons if reason.condition_id))
+        orders = classify_all([draft], knowledge, record)
         if not orders:
             continue
         now = datetime.combine(day - timedelta(days=1), time(), UTC)

@@ -35,6 +35,7 @@ from ..pathway import (
     classify_all,
     summarize_patient,
 )
+from ..pathway.orders import awaits_its_reason
 from ..settings import EhrProfile
 from .annotations import order_annotations
 from .calls import Call
@@ -98,34 +99,37 @@ class CallAnswerer:
         options = self._options(call, profile)
         if call.service.hook == "patient-view":
             return await self._patient_view(call, now, options)
-        orders, classified = self._orders_in_scope(call)  # cheap: at most CDS_SPINE_MAX_DRAFT_ORDERS
-        if not classified:
+        orders, in_scope = self._orders_in_scope(call)  # cheap: at most CDS_SPINE_MAX_DRAFT_ORDERS
+        classified = classify_all(in_scope, self.knowledge)
+        if not classified and not any(awaits_its_reason(order, self.knowledge) for order in in_scope):
             return Answer()
         orderer = find_orderer(call.context.userId, call.context.encounterId, call.request.prefetch)
         try:
             obtained = await self._obtain(call, RECORD_KEYS)
         except DataUnavailableError as error:
             return Answer(orders=classified, unavailable=error, orderer=orderer)
-        assessed = await run_in_threadpool(self._assess, classified, orders, obtained.resources, now, options)
+        classified, assessed = await run_in_threadpool(self._assess, in_scope, orders, obtained.resources, now, options)
         actions = order_annotations([a for a, _ in assessed], call.draft_orders, self.knowledge,
                               self.knowledge.config.card.annotation_description) if self.annotate_orders else []
         return Answer(assessed=assessed, orders=classified, data_read=True, fetched_keys=obtained.fetched_keys,
                       orderer=orderer, system_actions=actions)
 
-    def _orders_in_scope(self, call: Call) -> tuple[list[DraftOrder], list[ClassifiedOrder]]:
-        """All draft orders of the session, and the ESI and surgery orders in scope (order-select: selected)."""
+    def _orders_in_scope(self, call: Call) -> tuple[list[DraftOrder], list[DraftOrder]]:
+        """All draft orders of the session, and those in scope (order-select: the selected ones)."""
         orders = read_draft_orders(call.draft_orders)
-        in_scope = orders
         if isinstance(call.context, OrderSelectContext):
             selected = set(call.context.selections)
-            in_scope = [order for order in orders if order.reference in selected]
-        return orders, classify_all(in_scope, self.knowledge)
+            return orders, [order for order in orders if order.reference in selected]
+        return orders, orders
 
-    def _assess(self, classified: list[ClassifiedOrder], orders: list[DraftOrder], resources: Sequence[dict[str, Any]],
-                now: datetime, options: CardOptions) -> list[tuple[Assessment, Card | None]]:
+    def _assess(self, in_scope: list[DraftOrder], orders: list[DraftOrder], resources: Sequence[dict[str, Any]],
+                now: datetime, options: CardOptions) -> tuple[list[ClassifiedOrder], list[tuple[Assessment, Card | None]]]:
+        """The orders in the pathway, classified again with the record (an injection whose spine link is a
+        Condition it references), and each one's assessment and card."""
         record = build_record(resources, self.knowledge)
-        return [(a, render_one(a, self.knowledge, options))
-                for a in assess(classified, record, self.knowledge, now, session_orders=orders)]
+        classified = classify_all(in_scope, self.knowledge, record)
+        return classified, [(a, render_one(a, self.knowledge, options))
+                            for a in assess(classified, record, self.knowledge, now, session_orders=orders)]
 
     def _options(self, call: Call, profile: EhrProfile) -> CardOptions:
         return CardOptions(call.context.patientId, self.info_card_when_met, self.smart_launch_url, call.service.hook, profile,

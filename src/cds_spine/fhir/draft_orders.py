@@ -41,6 +41,10 @@ def raw_text(*concepts: Any) -> str | None:
     return None
 
 
+def _references(value: Any) -> tuple[str, ...]:
+    return tuple(item["reference"] for item in _concepts(value) if isinstance(item.get("reference"), str))
+
+
 def _medication_concept(resource: dict[str, Any]) -> tuple[Any, Any]:
     reference = resource.get("medicationReference")
     return resource.get("medicationCodeableConcept"), reference if isinstance(reference, dict) else None
@@ -57,5 +61,6 @@ def read_draft_orders(resources: Iterable[dict[str, Any]]) -> list[DraftOrder]:
         orders.append(DraftOrder(reference, raw_codes(resource.get("code"), medication),
                                  raw_text(resource.get("code"), medication),
                                  status if isinstance(status, str) else None, raw_codes(resource.get("bodySite")),
-                                 raw_codes(resource.get("reasonCode"), resource.get("reasonCodeableConcept"))))
+                                 raw_codes(resource.get("reasonCode"), resource.get("reasonCodeableConcept")),
+                                 _references(resource.get("reasonReference"))))
     return orders

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from .knowledge import Knowledge
-from .record import Code, DraftOrder
+from .knowledge import Knowledge, Membership
+from .record import Code, DraftOrder, PatientRecord
 
 UNSPECIFIED = "unspecified"
 
@@ -26,8 +26,33 @@ class ClassifiedOrder:
         return self.order.reference
 
 
-def classify(order: DraftOrder, knowledge: Knowledge) -> ClassifiedOrder | None:
-    """The order's category from its codes; None when it is neither an ESI nor spine surgery."""
+def _any_site(order: DraftOrder, knowledge: Knowledge) -> bool:
+    """Whether one of the order's codes is a regenerative injection for any site (PRP)."""
+    valueset = knowledge.config.orders.regenerative.valueset
+    return any(membership.valueset == valueset and membership.attributes.get("site") == "any"
+               for code in order.codes for membership in knowledge.memberships(code.system, code.code))
+
+
+def awaits_its_reason(order: DraftOrder, knowledge: Knowledge) -> bool:
+    """An injection for any site whose only link to the spine may be a Condition it references: it is in the
+    pathway or not once the record is read (classify with the record)."""
+    return bool(order.reason_references) and classify(order, knowledge) is None and _any_site(order, knowledge)
+
+
+def _referenced_spine_diagnosis(order: DraftOrder, knowledge: Knowledge, record: PatientRecord | None
+                                ) -> Membership | None:
+    if record is None or not order.reason_references:
+        return None
+    # "Condition/c1", a full URL or a urn:uuid: the Condition's id is the last segment
+    wanted = {reference.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1] for reference in order.reason_references}
+    codes = [code for condition in record.conditions if condition.id in wanted for code in condition.codes]
+    return knowledge.spine_diagnosis(codes)
+
+
+def classify(order: DraftOrder, knowledge: Knowledge, record: PatientRecord | None = None) -> ClassifiedOrder | None:
+    """The order's category from its codes; None when it is neither an ESI nor spine surgery. An injection
+    for any site is in the pathway when its body site, its reason code or (given the record) a Condition it
+    references is the spine."""
     orders = knowledge.config.orders
     for code in order.codes:
         for membership in knowledge.memberships(code.system, code.code):
@@ -42,7 +67,8 @@ def classify(order: DraftOrder, knowledge: Knowledge) -> ClassifiedOrder | None:
                 region = attributes.get("region", UNSPECIFIED)
                 if attributes.get("site") == "any":  # PRP into a knee is outside the pathway
                     spine = knowledge.find(order.body_sites, knowledge.config.reasons.body_site_valueset) \
-                        or knowledge.spine_diagnosis(order.reasons)
+                        or knowledge.spine_diagnosis(order.reasons) \
+                        or _referenced_spine_diagnosis(order, knowledge, record)
                     if spine is None:
                         return None
                     region = spine.attributes.get("region", UNSPECIFIED)
@@ -50,5 +76,6 @@ def classify(order: DraftOrder, knowledge: Knowledge) -> ClassifiedOrder | None:
     return None
 
 
-def classify_all(orders: Iterable[DraftOrder], knowledge: Knowledge) -> list[ClassifiedOrder]:
-    return [found for found in (classify(order, knowledge) for order in orders) if found]
+def classify_all(orders: Iterable[DraftOrder], knowledge: Knowledge, record: PatientRecord | None = None
+                 ) -> list[ClassifiedOrder]:
+    return [found for found in (classify(order, knowledge, record) for order in orders) if found]

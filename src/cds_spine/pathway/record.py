@@ -145,3 +145,6 @@ class DraftOrder:
     body_sites: tuple[Code, ...] = ()
     reasons: tuple[Code, ...] = ()
     """Its reasonCode codings (a code for any site, such as PRP's, is in the pathway only for the spine)."""
+    reason_references: tuple[str, ...] = ()
+    """Its reasonReference targets ("Condition/c1"): the spine link of an order that names its reason by a
+    Condition of the record rather than by a code."""
