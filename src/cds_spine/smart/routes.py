@@ -76,9 +76,8 @@ def _trusted(state: SmartState, iss: str) -> str:
     """The launch's FHIR server, normalised, when the service trusts it; LaunchProblem otherwise."""
     try:
         server = normalized(iss).rstrip("/")
-    except UnsafeUrl:
-        raise LaunchProblem(400, "The launch names no usable FHIR server",
-                            "Its iss parameter is not an absolute http(s) URL.") from None
+    except UnsafeUrl:  # not even a URL the service could compare: certainly not a trusted server
+        server = iss[:200]
     if server not in state.fhir_servers:
         raise LaunchProblem(403, "This FHIR server is not trusted",
                             f"{server} is not among the FHIR servers this service may read "
@@ -128,13 +127,13 @@ async def callback(request: Request, state: Smart, code: str | None = None, erro
             raise LaunchProblem(403, "The EHR refused access",
                                 f"Its authorization server said {error[:100]!r}: open the app again from the "
                                 "patient's chart, or ask the IT team to check the app's registration.")
-        if sealed is None:
-            raise LaunchProblem(400, "This launch has expired",
+        if sealed is None:  # no launch of this browser is waiting for an answer
+            raise LaunchProblem(403, "This launch has expired",
                                 "Open the app again from the patient's chart (a launch lasts "
                                 f"{LAUNCH_TTL_SECONDS // 60} minutes).")
         launched: Launch = sealed
         if not code or not secrets.compare_digest(request.query_params.get("state", ""), launched.state):
-            raise LaunchProblem(400, "This answer does not belong to this launch",
+            raise LaunchProblem(403, "This answer does not belong to this launch",
                                 "Open the app again from the patient's chart.")
         token = await exchange(state.http, launched.token_endpoint, code, launched.verifier, client_id,
                                state.redirect_uri)
