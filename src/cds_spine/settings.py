@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Role = Literal["viewer", "analyst"]
@@ -49,6 +49,10 @@ def https_url(value: str) -> str:
     return value
 
 
+HttpsUrls = Annotated[tuple[str, ...], AfterValidator(lambda urls: tuple(https_url(url) for url in urls))]
+"""FHIR base URLs a SMART launch may come from: https (http only on a loopback host)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CDS_SPINE_", extra="ignore")
 
@@ -81,7 +85,7 @@ class Settings(BaseSettings):
     smart_link: bool = True
     """Cards link to the pathway timeline (a `smart` link) when the app is on; false for an EHR that has not
     allow-listed the link."""
-    smart_fhir_servers: Annotated[tuple[str, ...], NoDecode] = ()
+    smart_fhir_servers: Annotated[HttpsUrls, NoDecode] = ()
     """Comma-separated FHIR base URLs the app may be launched from (`iss`), besides the trusted clients'
     `fhir_servers`: https (http only on a loopback host)."""
     annotate_orders: bool = False
@@ -162,25 +166,11 @@ class Settings(BaseSettings):
     spark_master: str = "local[*]"
     """`cds-spine audit-bulk --engine spark`: the Spark master (local[*], spark://host:7077, yarn, k8s://...)."""
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "smart_fhir_servers", mode="before")
     @classmethod
-    def split_origins(cls, value: object) -> object:
+    def split_commas(cls, value: object) -> object:
         if isinstance(value, str):
-            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
-        return value
-
-    @field_validator("smart_fhir_servers", mode="before")
-    @classmethod
-    def split_fhir_servers(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(server.strip() for server in value.split(",") if server.strip())
-        return value
-
-    @field_validator("smart_fhir_servers")
-    @classmethod
-    def fhir_servers_are_https(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for server in value:
-            https_url(server)
+            return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
     @field_validator("forwarded_allow_ips")

@@ -20,9 +20,9 @@ from ..audit.orders import Grouping
 from ..service_ids import ORDER_SIGN
 from ..settings import AuditUser, Settings
 from .common import (
-    parse_day,
     read_knowledge,
     read_measure,
+    read_period,
     read_settings,
     store_exit,
 )
@@ -91,9 +91,7 @@ def report(since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD
                "Output format; measure-report: the FHIR MeasureReport of the period (needs --since and "
                "--until)."))] = Format.table) -> None:
     """Pathway adherence (the Measure's components) and overrides from the audit store (CDS_SPINE_DATABASE_URL)."""
-    period = orders.ReportPeriod(parse_day(since, "--since"), parse_day(until, "--until"))
-    if period.since and period.until and period.since > period.until:
-        raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
+    period = read_period(since, until)
     if output is Format.measure_report and not (period.since and period.until):
         raise typer.BadParameter("a MeasureReport needs --since and --until", param_hint="--format")
     settings = read_settings()
@@ -181,9 +179,7 @@ def audit_bulk(
     from ..bulk.export import ExportError, export_files
     from ..bulk.runner import EngineChoice, Knowledgebase, run_audit
 
-    period = orders.ReportPeriod(parse_day(since, "--since"), parse_day(until, "--until"))
-    if period.since and period.until and period.since > period.until:
-        raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
+    period = read_period(since, until)
     settings = read_settings()
     knowledge = read_knowledge(settings)
     base = Knowledgebase(settings.knowledge_dir(), settings.local_code_systems, knowledge,

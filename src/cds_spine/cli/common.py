@@ -10,6 +10,7 @@ from pydantic_settings import SettingsError
 
 from ..audit.db import StoreProblem
 from ..audit.measure import MeasureDefinition, load_measure
+from ..audit.orders import ReportPeriod
 from ..pathway import Knowledge, KnowledgeError, load_knowledge
 from ..settings import Settings
 
@@ -84,6 +85,14 @@ def read_measure(settings: Settings, knowledge: Knowledge) -> MeasureDefinition:
     except KnowledgeError as exc:
         typer.echo(f"cds-spine: invalid measure: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def read_period(since: str | None, until: str | None) -> ReportPeriod:
+    """--since and --until as a period; a bad day or an inverted period is a usage error naming the option."""
+    period = ReportPeriod(parse_day(since, "--since"), parse_day(until, "--until"))
+    if period.since and period.until and period.since > period.until:
+        raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
+    return period
 
 
 def parse_day(value: str | None, option: str) -> date | None:

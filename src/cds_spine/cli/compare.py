@@ -7,10 +7,9 @@ from typing import Annotated
 import typer
 
 from ..audit.measure import load_measure
-from ..audit.orders import ReportPeriod
 from ..pathway import KnowledgeError, load_knowledge
 from .audit import BulkEngine, patient_keys_of
-from .common import parse_day, read_settings
+from .common import read_period, read_settings
 
 
 def compare_knowledge(
@@ -33,9 +32,7 @@ def compare_knowledge(
     from ..bulk.export import ExportError, export_files
     from ..bulk.runner import EngineChoice, Knowledgebase, run_audit
 
-    period = ReportPeriod(parse_day(since, "--since"), parse_day(until, "--until"))
-    if period.since and period.until and period.since > period.until:
-        raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
+    period = read_period(since, until)
     settings = read_settings()
     bases = {}
     for name, cards_dir in (("baseline", baseline), ("candidate", candidate)):

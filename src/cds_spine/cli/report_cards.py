@@ -16,7 +16,7 @@ from ..audit.store import PATIENT_HASH_KEY
 from ..privacy import PatientIdHasher
 from ..settings import Settings
 from .audit import reading_engine
-from .common import parse_day, read_knowledge, read_measure, read_settings
+from .common import read_knowledge, read_measure, read_period, read_settings
 
 
 def _hasher(settings: Settings, engine: Engine) -> PatientIdHasher:
@@ -38,9 +38,7 @@ def report_cards_command(
     """Report cards, one per clinician: their orders, adherence per measure component beside the site's median
     and the target, the trend by month, overrides by reason, the orders that missed (by patient hash only):
     a PDF with one A4 page per clinician, and the same as HTML."""
-    period = orders.ReportPeriod(parse_day(since, "--since"), parse_day(until, "--until"))
-    if period.since and period.until and period.since > period.until:
-        raise typer.BadParameter(f"--since {period.since} is after --until {period.until}", param_hint="--since")
+    period = read_period(since, until)
     settings = read_settings()
     knowledge = read_knowledge(settings)
     measure = read_measure(settings, knowledge)

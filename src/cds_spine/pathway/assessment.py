@@ -132,8 +132,6 @@ class PatientSummary:
     esi_required: int = 0
     surgery_required: int = 0
     regenerative: Criteria = Criteria.NOT_MET
-    scores: tuple[Reading, ...] = ()
-    """The pain and function scores of the lookback window, oldest first (for the pathway timeline)."""
 
     @property
     def red_flags(self) -> tuple[DiagnosisOnRecord, ...]:
@@ -365,14 +363,10 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
     regenerative = criteria(history.days, rules.regenerative.min_conservative_days, True)
     if regenerative is Criteria.MET and rules.regenerative.prior_esi_required and not injections:
         regenerative = Criteria.ESI_FIRST
-    since = today - timedelta(days=knowledge.config.lookback_days)
-    scores = sorted((reading for _, found in ScoresOnRecord(record, knowledge).by_score for reading in found
-                     if since <= reading.day <= today), key=lambda reading: (reading.day, reading.label))
     return PatientSummary(diagnoses, history, surgery_days, esi,
                           criteria(surgery_days, rules.surgery.min_conservative_days, surgery_indicated),
                           injections, blocking if esi in (Criteria.LIMIT_REACHED, Criteria.TOO_SOON) else None,
-                          rules.esi.min_conservative_days, rules.surgery.min_conservative_days, regenerative,
-                          tuple(scores))
+                          rules.esi.min_conservative_days, rules.surgery.min_conservative_days, regenerative)
 
 
 def injections_by_region(record: PatientRecord, knowledge: Knowledge, today: date) -> tuple[RegionInjections, ...]:

@@ -20,6 +20,11 @@ class ScoresOnRecord:
         self.by_score = [(score, readings(record, knowledge, score))
                          for score in knowledge.config.observations.scores]
 
+    def between(self, first: date, last: date) -> list[Reading]:
+        """Every reading of every score from `first` to `last`, inclusive, oldest first."""
+        return sorted((reading for _, found in self.by_score for reading in found if first <= reading.day <= last),
+                      key=lambda reading: (reading.day, reading.label))
+
 
 def esi_score_findings(knowledge: Knowledge, scores: ScoresOnRecord, same_region: Sequence[PriorInjection],
                        region: str, today: date) -> tuple[list[Finding], list[Reading]]:

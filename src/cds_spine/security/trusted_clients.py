@@ -19,7 +19,7 @@ from jwt import PyJWK, PyJWKSet
 from jwt.exceptions import PyJWKError, PyJWKSetError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from ..settings import EhrProfile, https_url
+from ..settings import EhrProfile, HttpsUrls
 from ..yamlio import load_yaml
 
 ASYMMETRIC_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
@@ -41,15 +41,8 @@ class TrustedClient(BaseModel):
     algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
     profile: EhrProfile | None = None
     """How this EHR's cards are shaped; None: CDS_SPINE_EHR_PROFILE."""
-    fhir_servers: tuple[str, ...] = ()
+    fhir_servers: HttpsUrls = ()
     """The EHR's FHIR base URLs the pathway timeline (a SMART app) may be launched from."""
-
-    @field_validator("fhir_servers")
-    @classmethod
-    def fhir_servers_are_https(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for server in value:
-            https_url(server)
-        return value
 
     @field_validator("jwks_url")
     @classmethod

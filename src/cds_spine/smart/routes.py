@@ -24,6 +24,7 @@ from ..fhir.prefetch import RECORD_KEYS, FhirAccess, obtain
 from ..fhir.record import build_record
 from ..fhir.urls import UnsafeUrl, normalized
 from ..pathway import PatientRecord, summarize_patient
+from ..pathway.observation_rules import ScoresOnRecord
 from .oauth import LAUNCH_TTL_SECONDS, LaunchProblem, authorize_url, discover, exchange, pkce_pair
 from .sessions import LAUNCH_COOKIE, SESSION_COOKIE, Launch, Session
 from .state import Smart, SmartState
@@ -187,7 +188,8 @@ def _evaluate(state: SmartState, resources: Any, context: AppContext | None, now
     summary = summarize_patient(record, state.knowledge, now)
     if summary is None:
         return None
-    return build(summary, order_assessment(context, record, state.knowledge, now), state.knowledge, now)
+    return build(summary, order_assessment(context, record, state.knowledge, now),
+                 ScoresOnRecord(record, state.knowledge), state.knowledge, now)
 
 
 @router.get("/static/{name}")

@@ -11,6 +11,7 @@ from ..app_context import AppContext
 from ..pathway import Assessment, Knowledge, PatientRecord, PatientSummary, assess
 from ..pathway.assessment import DiagnosisOnRecord, RegionInjections, order_segments, today_of
 from ..pathway.evidence import ConservativeHistory
+from ..pathway.observation_rules import ScoresOnRecord
 from ..pathway.orders import classify
 from ..pathway.phrases import finding_summary, standings
 from ..pathway.record import Code, DraftOrder
@@ -163,7 +164,8 @@ def _lanes(rows: list[Row]) -> list[Lane]:
     return [Lane(label, counted, status, tuple(spans)) for (label, counted, status), spans in lanes.items()]
 
 
-def build(summary: PatientSummary, order: Assessment | None, knowledge: Knowledge, now: datetime) -> Timeline:
+def build(summary: PatientSummary, order: Assessment | None, scores: ScoresOnRecord, knowledge: Knowledge,
+          now: datetime) -> Timeline:
     config = knowledge.config
     wording = config.timeline
     today = today_of(now)
@@ -207,7 +209,7 @@ def build(summary: PatientSummary, order: Assessment | None, knowledge: Knowledg
         rows=tuple(rows), lanes=tuple(_lanes(rows)), today_left=axis.at(today), days=history.days, episode=episode,
         episode_span=axis.span(longest.start, longest.end) if longest else None, thresholds=tuple(lines),
         injections=tuple(_injections(knowledge, summary.injections, region, axis)),
-        scores=tuple(Score(s.label, s.shown, s.day, axis.at(s.day)) for s in summary.scores),
+        scores=tuple(Score(s.label, s.shown, s.day, axis.at(s.day)) for s in scores.between(first, today)),
         months=tuple(Mark(day.strftime("%b %y"), day, axis.at(day)) for day in _month_starts(first, last)),
     )
 
