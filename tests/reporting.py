@@ -34,16 +34,18 @@ AUDIT_USERS = [{"name": "ana.analyst", "role": "analyst", "key_sha256": key_hash
 AUDIT_USERS_ENV = json.dumps(AUDIT_USERS)
 SITE = "Spine Clinic North"
 CLINICIAN_NAME = "Dr Ana Lopez"
-# 7 order-sign orders: conservative therapy met 4, not met 2, exempt 1 (excluded); among the 6 ESIs one is
-# too soon after the last and one has no imaging guidance; one ESI has no qualifying diagnosis.
+# 7 order-sign orders: conservative therapy met 4, not met 2, and one ESI stopped by a red flag (scored: it fails
+# no-red-flag-at-injection and the overall measure; excluded from the conservative-therapy component only); among
+# the 6 ESIs one is too soon after the last and one has no imaging guidance; one ESI has no qualifying diagnosis.
 EXPECTED_SUMMARY = {"calls": 11, "callsByStatus": {"200": 10, "412": 1}, "orders": 7, "met": 4, "notMet": 2,
-                    "exempt": 1, "excluded": 1, "adherent": 1, "adherenceRate": 0.1667, "cards": 6, "accepted": 1,
-                    "overridden": 2, "overrideRate": 0.3333}
+                    "exempt": 0, "stopped": 1, "excluded": 0, "adherent": 1, "adherenceRate": 0.1429, "cards": 6,
+                    "accepted": 1, "overridden": 2, "overrideRate": 0.3333}
 EXPECTED_COMPONENTS = {
-    "overall": {"denominator": 7, "excluded": 1, "numerator": 1, "rate": 0.1667},
+    "overall": {"denominator": 7, "excluded": 0, "numerator": 1, "rate": 0.1429},
     "conservative-therapy": {"denominator": 7, "excluded": 1, "numerator": 4, "rate": 0.6667},
     "esi-frequency-interval": {"denominator": 6, "excluded": 0, "numerator": 5, "rate": 0.8333},
     "imaging-guidance": {"denominator": 6, "excluded": 0, "numerator": 5, "rate": 0.8333},
+    "no-red-flag-at-injection": {"denominator": 6, "excluded": 0, "numerator": 5, "rate": 0.8333},
     "qualifying-diagnosis": {"denominator": 7, "excluded": 0, "numerator": 6, "rate": 0.8571},
     "regenerative-after-esi": {"denominator": 0, "excluded": 0, "numerator": 0, "rate": None},
     "esi-baseline-documented": {"denominator": 6, "excluded": 0, "numerator": 0, "rate": 0.0},

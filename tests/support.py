@@ -254,3 +254,32 @@ def outcome_expressions(response) -> list[str]:
 
 def indicators(response) -> list[str]:
     return [card["indicator"] for card in response.json()["cards"]]
+
+
+# --- the scenarios' expectations (shared/scenarios/README.md) ----------------------------------------
+
+def meets(expectation: str, indicators: list[str]) -> bool:
+    alert = "warning" in indicators or "critical" in indicators
+    return {"warning": "warning" in indicators,
+            "info": "info" in indicators and not alert,
+            "none": not indicators,
+            "no-warning": not alert,
+            "alert": alert}[expectation]
+
+
+def matches(pattern: dict, card: dict) -> bool:
+    """A card matches a pattern of shared/scenarios/README.md: every key given must hold."""
+    texts = {"summary": [card["summary"]],
+             "text": [card["summary"], card.get("detail", ""), card["source"]["label"]],
+             "suggestion": [s["label"] for s in card.get("suggestions") or ()],
+             "override": [r["display"] for r in card.get("overrideReasons") or ()]}
+    return all(card["indicator"] == value if key == "indicator" else
+               any(re.search(value, text, re.IGNORECASE) for text in texts[key]) for key, value in pattern.items())
+
+
+def meets_expectation(expectation: str | dict, cards: list[dict]) -> bool:
+    if isinstance(expectation, str):
+        return meets(expectation, [card["indicator"] for card in cards])
+    return (meets(expectation["is"], [card["indicator"] for card in cards])
+            and all(any(matches(pattern, card) for card in cards) for pattern in expectation.get("with", ()))
+            and not any(matches(pattern, card) for pattern in expectation.get("without", ()) for card in cards))

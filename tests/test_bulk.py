@@ -80,10 +80,13 @@ def test_every_completed_esi_regenerative_injection_and_surgery_of_the_period_ha
     assert done["procedures"] == len(found) and done["patients"] == len(patients)
     lines = sum(1 for path in generated.parent.glob("*.ndjson.gz") for _ in gzip.open(path))
     assert done["read"]["lines"] == lines and done["read"]["problems"] == {}
-    assert {row["decision"] for row in found} == {"met", "not-met", "exempt"}
+    assert {row["decision"] for row in found} == {"met", "not-met", "exempt", "stopped"}
     findings = {code for row in found for code in row["findings"]}
     assert {"conservative-missing", "conservative-short", "esi-too-soon", "no-imaging-guidance", "red-flag",
-            "no-qualifying-diagnosis"} <= findings
+            "red-flag-injection", "no-qualifying-diagnosis"} <= findings
+    stopped = [row for row in found if row["decision"] == "stopped"]
+    assert all(row["component:no-red-flag-at-injection"] == "not-met" and row["component:overall"] == "not-met"
+               for row in stopped)
 
 
 def test_rows_csv_and_parquet_carry_the_same_rows_and_the_summary_their_counts(local_run):
@@ -184,7 +187,7 @@ def test_the_live_service_decides_each_order_as_the_bulk_row_says(generated, loc
     for row in found:
         chosen.setdefault((row["decision"], tuple(row["findings"])), row)
     chosen = list({id(row): row for row in chosen.values()}.values())[:30]
-    assert len({row["decision"] for row in chosen}) == 3
+    assert {row["decision"] for row in chosen} == {"met", "not-met", "exempt", "stopped"}
     assert {"esi-poor-response", "esi-response-documented", "esi-response-undocumented", "esi-baseline-undocumented",
             "fusion-smoker", "fusion-hba1c", "regenerative-before-esi", "regenerative-investigational"} <= {
         code for row in chosen for code in row["findings"]}
@@ -316,7 +319,8 @@ def test_the_dashboard_opens_a_bulk_run(chromium, runs, local_run, tmp_path):
         apply(page, run="past-2023")
         assert page.text_content("#tile-orders") == str(done["orders"])
         assert chart_data(page, "adherence-chart")["labels"] == [group["group"] for group in done["by"]["month"]]
-        assert chart_data(page, "decision-chart")["data"] == [[done["met"], done["notMet"], done["exempt"]]]
+        assert chart_data(page, "decision-chart")["data"] == [[done["met"], done["notMet"], done["exempt"],
+                                                                done["stopped"]]]
         expect(page.locator("#run-note")).to_be_visible()
         expect(page.locator("#decisions")).to_be_hidden()
         assert "run=past-2023" in page.get_attribute("#csv", "href")

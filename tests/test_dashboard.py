@@ -46,17 +46,18 @@ def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chr
 
         assert page.text_content("#who") == "ana.analyst (analyst)"
         assert [page.text_content(f"#tile-{t}") for t in ("orders", "adherence", "cards", "override")] == [
-            "7", "16.7%", "6", "33.3%"]
-        assert page.text_content("#tile-adherence-counts") == "1 of 6 (1 excluded, red flag); target 80.0%"
+            "7", "14.3%", "6", "33.3%"]
+        assert page.text_content("#tile-adherence-counts") == "1 of 7 (0 excluded, red flag); target 80.0%"
         donut = chart_data(page, "decision-chart")
-        assert donut["data"] == [[4, 2, 1]] and donut["labels"][0] == "Met (4)"
-        assert len(set(donut["colours"][0])) == 3
+        assert donut["data"] == [[4, 2, 0, 1]] and donut["labels"][0] == "Met (4)"
+        assert donut["labels"][3] == "Injection stopped, red flag (1)"
+        assert len(set(donut["colours"][0])) == 4
         components = chart_data(page, "component-chart")
-        assert components["data"] == [[16.7, 66.7, 83.3, 83.3, 85.7, None, 0, None]]  # no rate without orders
-        assert components["counts"] == [["1/6", "4/6", "5/6", "5/6", "6/7", "n/a", "0/6", "n/a"]]
+        assert components["data"] == [[14.3, 66.7, 83.3, 83.3, 83.3, 85.7, None, 0, None]]  # no rate without orders
+        assert components["counts"] == [["1/7", "4/6", "5/6", "5/6", "5/6", "6/7", "n/a", "0/6", "n/a"]]
         trend = chart_data(page, "adherence-chart")
         assert trend["labels"] == [last, this]
-        assert trend["data"] == [[0, 20], [80, 80], [1, 6]]  # adherence, the target line, orders
+        assert trend["data"] == [[0, 16.7], [80, 80], [1, 6]]  # adherence, the target line, orders
         assert trend["counts"][2] == [1, 6]
         reasons = chart_data(page, "reasons-chart")
         assert [" ".join(label) for label in reasons["labels"]] == [
@@ -64,7 +65,7 @@ def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chr
         assert reasons["data"] == [[1, 1]] and reasons["counts"] == [[1, 1]]
         for canvas in ("adherence-chart", "component-chart", "decision-chart", "reasons-chart"):
             assert painted_pixels(page, canvas) > 500, canvas
-        assert rows(page, "by-clinician") == [[f"{CLINICIAN_NAME} (Practitioner/u1)", "6", "20.0%", "40.0%"],
+        assert rows(page, "by-clinician") == [[f"{CLINICIAN_NAME} (Practitioner/u1)", "6", "16.7%", "40.0%"],
                                               ["Practitioner/u2", "1", "0.0%", "0.0%"]]
         assert [r[:2] for r in rows(page, "by-kind")] == [["esi", "6"], ["surgery", "1"]]
         assert [r[:2] for r in rows(page, "by-site")] == [["(unknown)", "6"], [SITE, "1"]]
@@ -80,7 +81,7 @@ def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chr
 
         apply(page, kind="surgery")  # a filter changes every panel and the CSV
         assert page.text_content("#tile-orders") == "1"
-        assert chart_data(page, "decision-chart")["data"] == [[0, 1, 0]]
+        assert chart_data(page, "decision-chart")["data"] == [[0, 1, 0, 0]]
         assert chart_data(page, "adherence-chart")["labels"] == [last]
         assert [r[0] for r in rows(page, "by-kind")] == ["surgery"]
         assert [r[0] for r in rows(page, "by-clinician")] == ["Practitioner/u2"]
@@ -192,7 +193,7 @@ def test_the_dashboard_fits_800_pixels_and_prints_every_panel_whole(chromium, da
         fits = page.evaluate(FITS)
         assert fits["outside"] == [], fits
         ticks = page.evaluate("() => Chart.getChart('component-chart').scales.y.ticks.length")
-        assert ticks == len(chart_data(page, "component-chart")["labels"]) == 8  # every component named
+        assert ticks == len(chart_data(page, "component-chart")["labels"]) == 9  # every component named
         pdf = page.pdf(format="A4", landscape=True, print_background=True)
         assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) == 1
         bottom = page.evaluate("() => Math.max(...[...document.querySelectorAll('figure, .tables > div')]"

@@ -55,10 +55,11 @@ def recoded(resource: dict, system: str, code: str, display: str, rid: str) -> d
     ("3bbb6aec", "2137-11-01", "Secondary malignant neoplasm of bone"),  # ICD-9 198.5 only
     ("71a27b6b", "2154-03-01", "Collapsed vertebra"),  # ICD-10 M48.54XA, dotless, MIMIC's system
 ])
-def test_a_red_flag_under_a_local_icd_system_waives_and_leads(tmp_path, prefix, as_of, flag):
+def test_a_red_flag_under_a_local_icd_system_stops_the_injection_and_leads(tmp_path, prefix, as_of, flag):
     pid, resources = mimic_patient(prefix)
     card = only(evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), as_of))
-    assert card["indicator"] == "info" and card["summary"].startswith(f"Red flag on record ({flag}")
+    assert card["indicator"] == "critical" and card["summary"].startswith(f"Red flag on record ({flag}")
+    assert card["summary"].endswith("no lumbar ESI before urgent evaluation")
     assert "try physical therapy first" not in card["detail"]
 
 
@@ -282,7 +283,7 @@ def test_the_bulk_audit_reads_mimic_as_the_live_service_does(tmp_path):
     assert done["read"]["unplacedCodeSystems"] == {unmapped: len(local)}
     decisions = {(row["patient"], row["date"]): row["decision"]
                  for row in pq.read_table(out / "rows.parquet").to_pylist()}
-    assert decisions == {(fracture, "2141-07-25"): "not-met", (fracture, "2141-08-20"): "exempt",
+    assert decisions == {(fracture, "2141-07-25"): "not-met", (fracture, "2141-08-20"): "stopped",
                          (stenosis, "2117-05-01"): "not-met"}
 
 

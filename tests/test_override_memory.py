@@ -75,7 +75,7 @@ def test_a_new_finding_still_shows(service):
     [selected] = cards(service, ORDER_SELECT)
     answer(service, selected, "overridden")
     [red_flag] = cards(service, ORDER_SIGN, conditions=[condition(CAUDA_EQUINA)])
-    assert red_flag["source"]["topic"]["code"] == "red-flag"
+    assert red_flag["source"]["topic"]["code"] == "red-flag-injection"
     assert suppressions(service) == []
 
 

@@ -300,29 +300,73 @@ def test_condition_without_clinical_status_and_abatement_is_active(knowledge):
     assert codes_of(run(knowledge, record)) == []
 
 
-@pytest.mark.parametrize("code,system", [("G83.4", ICD10), ("192970008", SNOMED), ("M21.371", ICD10),
-                                         ("S32.010A", ICD10), ("C41.2", ICD10), ("M46.26", ICD10),
-                                         ("6077001", SNOMED)])
-def test_red_flags_waive_the_conservative_requirement(knowledge, code, system):
-    record = with_dx(conditions=(radicular(code, system, ref="Condition/flag"),))
+def flag(code: str, system: str = ICD10, onset_days: int = 20, ref: str = "Condition/flag",
+         status: str | None = "active") -> ConditionEntry:
+    return ConditionEntry(ref, (Code(system, code, "flag"),), None, status, None, ago(onset_days), False)
+
+
+RED_FLAGS = [("G83.4", ICD10), ("192970008", SNOMED), ("M21.371", ICD10), ("S32.010A", ICD10), ("C41.2", ICD10),
+             ("M46.26", ICD10), ("6077001", SNOMED), ("G06.1", ICD10)]
+
+
+@pytest.mark.parametrize("code,system", RED_FLAGS)
+def test_red_flags_waive_the_conservative_requirement_before_surgery(knowledge, code, system):
+    record = with_dx(conditions=(flag(code, system),))
     result = run(knowledge, record, order("22612"))
     assert result.decision is Decision.EXEMPT
     assert codes_of(result) == ["red-flag"] and result.findings[0].severity == "info"
 
 
+@pytest.mark.parametrize("code,system", RED_FLAGS)
+@pytest.mark.parametrize("draft", ["64483", "62321", "0627T"])
+def test_a_red_flag_stops_an_injection(knowledge, code, system, draft):
+    """Nothing tried, and a red flag: the injection is stopped (critical, first), never "try therapy first"."""
+    result = run(knowledge, with_dx(conditions=(flag(code, system),)), order(draft))
+    assert result.decision is Decision.STOPPED
+    assert result.lead.code == "red-flag-injection" and result.lead.severity == "critical"
+    assert not {"conservative-missing", "conservative-short", "red-flag"} & set(codes_of(result))
+
+
 @pytest.mark.parametrize("condition", [radicular("G83.4", status="resolved"), radicular("G83.4", verification="refuted"),
                                        radicular("G83.4", verification="entered-in-error"), radicular("S32.010S"),
-                                       radicular("R32")])
+                                       radicular("S32.010D"), radicular("R32")])
 def test_inactive_refuted_healed_or_nonspecific_findings_are_not_red_flags(knowledge, condition):
     assert run(knowledge, with_dx(conditions=(condition,))).decision is Decision.NOT_MET
 
 
-def test_red_flag_waives_only_the_conservative_requirement(knowledge):
-    record = with_dx(conditions=(radicular("G83.4", ref="Condition/ces"),),
-                     procedures=tuple(esi_done(d) for d in (300, 200, 100, 50)))
+@pytest.mark.parametrize("code,days,red", [("G82.20", 180, True), ("G82.20", 181, False), ("M21.371", 90, True),
+                                           ("M21.371", 91, False), ("S32.010A", 181, False), ("C41.2", 3000, True),
+                                           ("M46.26", 3000, True)])
+def test_a_red_flag_is_red_while_acute(knowledge, code, days, red):
+    """A paraplegia of many years or an old fracture is history; malignancy and infection stay red while active."""
+    result = run(knowledge, with_dx(conditions=(flag(code, onset_days=days),)))
+    assert (result.decision is Decision.STOPPED) is red
+
+
+def test_an_undated_red_flag_stays_red(knowledge):
+    undated = ConditionEntry("Condition/flag", (Code(ICD10, "G82.20", "flag"),), None, "active", None, None, False)
+    assert run(knowledge, with_dx(conditions=(undated,))).decision is Decision.STOPPED
+
+
+def test_a_red_flag_leads_whatever_else_is_found(knowledge):
+    """Cauda equina with an ESI 9 days ago and four in the year: the red flag leads, the rest is listed after it."""
+    record = with_dx(conditions=(flag("G83.4", onset_days=2),),
+                     procedures=tuple(esi_done(d) for d in (300, 200, 100, 9)))
     result = run(knowledge, record, order("62322"))
-    assert codes_of(result) == ["esi-limit-exceeded", "red-flag", "no-imaging-guidance"]
-    assert result.lead.severity == "warning"
+    assert codes_of(result) == ["red-flag-injection", "esi-limit-exceeded", "esi-too-soon", "no-imaging-guidance"]
+
+
+@pytest.mark.parametrize("code,system,days,stopped", [("A41.9", ICD10, 3, True), ("91302008", SNOMED, 30, True),
+                                                      ("R78.81", ICD10, 31, False), ("A41.9", ICD10, -2, False)])
+def test_a_recent_systemic_infection_contraindicates_an_injection(knowledge, code, system, days, stopped):
+    """Sepsis three days ago (resolved or not) stops an ESI even after enough therapy; it waives nothing before surgery."""
+    sepsis = ConditionEntry("Condition/sepsis", (Code(system, code, "Sepsis"),), None, "resolved", None, ago(days),
+                            True, ago(max(days - 2, 0)))
+    record = with_dx(conditions=(sepsis,), procedures=tuple(visit(d) for d in (60, 30)))
+    result = run(knowledge, record)
+    assert (codes_of(result) == ["injection-contraindicated"]) is stopped
+    assert (result.decision is Decision.STOPPED) is stopped
+    assert run(knowledge, record, order("63047")).decision is not Decision.STOPPED
 
 
 # --- injections -----------------------------------------------------------------------------------

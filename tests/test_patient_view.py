@@ -33,10 +33,13 @@ def test_a_fifth_esi_in_a_year_is_not_called_met_on_opening_the_chart(client):
 
 def test_cauda_equina_leads_as_a_warning_to_evaluate_urgently(client):
     view, order_card = both_cards(client, "p04-esi-cauda-equina")
-    assert "evaluate urgently" in order_card["summary"]
+    assert order_card["summary"] == "Red flag on record (Cauda equina syndrome): no lumbar ESI before urgent evaluation"
+    assert order_card["indicator"] == "critical"
     assert view["indicator"] == "warning" and "evaluate urgently" in view["summary"]
     assert "waived" not in view["summary"] and view["detail"].startswith("Red flag: Cauda equina syndrome")
-    assert "- ESI: no therapy needed first (red flag)" in view["detail"]
+    assert "- ESI: not before red-flag evaluation" in view["detail"]
+    assert "- Regenerative injection: not before red-flag evaluation" in view["detail"]
+    assert "- Surgery: no therapy needed first (red flag)" in view["detail"]
 
 
 def test_what_is_missing_is_said_in_days_of_therapy(client):

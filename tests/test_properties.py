@@ -94,7 +94,7 @@ def decisions(resources: list[dict], drafts: list[dict]) -> list[Decision]:
     return [a.decision for a in assessed(resources, drafts)]
 
 
-RANK = {Decision.NOT_MET: 0, Decision.MET: 1, Decision.EXEMPT: 1}
+RANK = {Decision.NOT_MET: 0, Decision.MET: 1, Decision.EXEMPT: 1, Decision.STOPPED: 1}
 
 
 @PROPERTY
@@ -107,10 +107,17 @@ def test_more_conservative_evidence_never_turns_met_into_not_met(record, visits,
 
 @PROPERTY
 @given(records, st.sampled_from(RED_FLAGS), orders())
-def test_an_active_red_flag_always_waives_the_requirement(record, flag, drafts):
+def test_an_active_red_flag_stops_every_injection_and_waives_every_surgery(record, flag, drafts):
+    """Whatever else the record holds: an injection's card leads with the red flag (critical), surgery waits for
+    nothing."""
     system, code = flag
     red_flag = condition(code, system=system, status="active", rid="red-flag", onsetDateTime=day(3))
-    assert set(decisions(record + [red_flag], drafts)) == {Decision.EXEMPT}
+    for assessment in assessed(record + [red_flag], drafts):
+        if assessment.order.category == "surgery":
+            assert assessment.decision is Decision.EXEMPT
+        else:
+            assert assessment.decision is Decision.STOPPED
+            assert (assessment.lead.code, assessment.lead.severity) == ("red-flag-injection", "critical")
 
 
 @PROPERTY

@@ -52,8 +52,8 @@ def test_report_by_month_clinician_order_kind_region_site_and_service(reported):
     last = by_month[months["last_month"].strftime("%Y-%m")]
     assert (last["orders"], last["adherenceRate"], components(last)["qualifying-diagnosis"]) == (1, 0.0, (1, 0, 1))
     this_month = by_month[months["this_month"].strftime("%Y-%m")]
-    assert (this_month["orders"], this_month["met"], this_month["exempt"], this_month["adherenceRate"]) == (
-        6, 4, 1, 0.2)
+    assert (this_month["orders"], this_month["met"], this_month["stopped"], this_month["adherenceRate"]) == (
+        6, 4, 1, 0.1667)
     by_clinician = {row["group"]: (row["label"], row["orders"]) for row in
                     get(client, "/audit/report", by="clinician")["rows"]}
     assert by_clinician == {"Practitioner/u1": (f"{CLINICIAN_NAME} (Practitioner/u1)", 6),
@@ -61,13 +61,14 @@ def test_report_by_month_clinician_order_kind_region_site_and_service(reported):
     by_kind = {row["group"]: row for row in get(client, "/audit/report", by="order-kind")["rows"]}
     assert {kind: (row["orders"], row["overridden"]) for kind, row in by_kind.items()} == {
         "esi": (6, 2), "surgery": (1, 0)}
-    assert components(by_kind["esi"]) == {"overall": (6, 1, 1), "conservative-therapy": (6, 1, 4),
+    assert components(by_kind["esi"]) == {"overall": (6, 0, 1), "conservative-therapy": (6, 1, 4),
                                           "esi-frequency-interval": (6, 0, 5), "imaging-guidance": (6, 0, 5),
-                                          "qualifying-diagnosis": (6, 0, 5), "regenerative-after-esi": (0, 0, 0),
+                                          "no-red-flag-at-injection": (6, 0, 5), "qualifying-diagnosis": (6, 0, 5), "regenerative-after-esi": (0, 0, 0),
                                           "esi-baseline-documented": (6, 0, 0),
                                           "esi-response-documented": (0, 0, 0)}
     assert components(by_kind["surgery"]) == {"overall": (1, 0, 0), "conservative-therapy": (1, 0, 0),
                                               "esi-frequency-interval": (0, 0, 0), "imaging-guidance": (0, 0, 0),
+                                              "no-red-flag-at-injection": (0, 0, 0),
                                               "qualifying-diagnosis": (1, 0, 1), "regenerative-after-esi": (0, 0, 0),
                                               "esi-baseline-documented": (0, 0, 0),
                                               "esi-response-documented": (0, 0, 0)}
@@ -87,7 +88,8 @@ def test_filters_drive_the_summary_and_the_report(reported):
     assert get(client, "/audit/summary", site=SITE)["orders"] == 1
     assert get(client, "/audit/summary", clinician="Practitioner/u2")["orders"] == 1
     assert get(client, "/audit/summary", overridden="true")["orders"] == 2
-    assert get(client, "/audit/summary", component="overall")["orders"] == 5
+    assert get(client, "/audit/summary", component="overall")["orders"] == 6
+    assert get(client, "/audit/summary", component="no-red-flag-at-injection")["orders"] == 1
     rows = get(client, "/audit/report", by="order-kind", decision="not-met")["rows"]
     assert {row["group"]: row["orders"] for row in rows} == {"esi": 1, "surgery": 1}
 
@@ -108,7 +110,7 @@ def test_override_reasons_and_comments(reported):
     assert reasons == [{"code": "done-elsewhere", "display": "Conservative therapy done outside this record",
                         "count": 1, "withComment": 1},
                        {"code": None, "display": "No reason given", "count": 1, "withComment": 0}]
-    assert get(client, "/audit/override-reasons", decision="exempt")["reasons"][0]["code"] is None
+    assert get(client, "/audit/override-reasons", decision="stopped")["reasons"][0]["code"] is None
     comments = get(client, "/audit/override-comments")
     assert comments["total"] == 2
     commented = [item for item in comments["items"] if item["comment"]]
@@ -137,7 +139,8 @@ def test_decisions_are_paginated_and_drill_down_to_evidence_and_feedback(reporte
     assert nothing_tried[0]["orders"][0]["evidence"] == []
     assert nothing_tried[0]["orders"][0]["components"] == {
         "overall": "not-met", "conservative-therapy": "not-met", "esi-frequency-interval": "met",
-        "imaging-guidance": "met", "qualifying-diagnosis": "met", "esi-baseline-documented": "not-met"}
+        "imaging-guidance": "met", "no-red-flag-at-injection": "met", "qualifying-diagnosis": "met",
+        "esi-baseline-documented": "not-met"}
     met = next(item for page in (first, second, third) for item in page["items"]
                if item["orders"] and item["orders"][0]["components"].get("overall") == "met")
     assert len(get(client, f"/audit/decisions/{met['id']}")["orders"][0]["evidence"]) == 7
@@ -163,7 +166,7 @@ def test_decisions_default_to_order_sign_calls_with_orders_and_filter_by_every_f
     for component in EXPECTED_COMPONENTS:
         assert ids(component=component) == [i["id"] for i in expected if any(
             o["components"].get(component) == "not-met" for o in i["orders"])], component
-    assert len(ids(component="imaging-guidance")) == 1 and len(ids(component="overall")) == 6
+    assert len(ids(component="imaging-guidance")) == 1 and len(ids(component="overall")) == 7
     assert ids(site=SITE) == [i["id"] for i in expected if i["site"] == SITE] and len(ids(site=SITE)) == 1
     named = [i for i in expected if i["clinicianName"]]
     assert [i["clinicianName"] for i in named] == [CLINICIAN_NAME]
@@ -192,7 +195,7 @@ def test_csv_export_has_the_same_numbers(reported):
     assert response.headers["content-type"].startswith("text/csv")
     rows = {row["group"]: row for row in csv.DictReader(io.StringIO(response.text))}
     esi = rows["esi"]
-    assert (esi["orders"], esi["excluded"], esi["adherent"], esi["adherenceRate"]) == ("6", "1", "1", "0.2")
+    assert (esi["orders"], esi["excluded"], esi["adherent"], esi["adherenceRate"]) == ("6", "0", "1", "0.1667")
     assert (esi["imaging-guidance denominator"], esi["imaging-guidance numerator"],
             esi["imaging-guidance rate"]) == ("6", "5", "0.8333")
     assert rows["surgery"]["imaging-guidance rate"] == ""
@@ -230,12 +233,12 @@ def test_measure_report_populations_components_and_strata(reported):
     strata = {s["code"][0]["coding"][0]["code"]: {st["value"]["text"]: st for st in s["stratum"]}
               for s in groups["overall"]["stratifier"]}
     assert set(strata) == {"order-kind", "region", "clinician", "site", "month"}
-    assert population_counts(strata["order-kind"]["esi"]["population"]) == (6, 6, 1, 1)
-    assert strata["order-kind"]["esi"]["measureScore"]["value"] == 0.2
+    assert population_counts(strata["order-kind"]["esi"]["population"]) == (6, 6, 0, 1)
+    assert strata["order-kind"]["esi"]["measureScore"]["value"] == 0.1667
     assert population_counts(strata["order-kind"]["surgery"]["population"]) == (1, 1, 0, 0)
     assert population_counts(strata["site"][SITE]["population"]) == (1, 1, 0, 0)
     assert population_counts(strata["clinician"][f"{CLINICIAN_NAME} (Practitioner/u1)"]["population"]) == (
-        6, 6, 1, 1)
+        6, 6, 0, 1)
     assert population_counts(strata["month"][months["last_month"].strftime("%Y-%m")]["population"]) == (1, 1, 0, 0)
     imaging = {st["value"]["text"]: st for st in groups["imaging-guidance"]["stratifier"][0]["stratum"]}
     assert population_counts(imaging["surgery"]["population"]) == (1, 0, 0, 0) and "measureScore" not in imaging[
@@ -301,8 +304,8 @@ def test_cli_report_gives_the_same_numbers(reported, database_url):
     table = run_cli("report", "--by", "order-kind", CDS_SPINE_DATABASE_URL=database_url)
     header, esi, surgery = table.stdout.splitlines()
     assert header.split()[:5] == ["Group", "Orders", "Excluded", "Adherent", "Adherence"]
-    assert esi.split()[:9] == ["esi", "6", "1", "1", "20.0%", "80.0%", "83.3%", "83.3%", "83.3%"]
-    assert surgery.split()[:9] == ["surgery", "1", "0", "0", "0.0%", "0.0%", "–", "–", "100.0%"]
+    assert esi.split()[:10] == ["esi", "6", "0", "1", "16.7%", "80.0%", "83.3%", "83.3%", "83.3%", "83.3%"]
+    assert surgery.split()[:10] == ["surgery", "1", "0", "0", "0.0%", "0.0%", "–", "–", "–", "100.0%"]
 
 
 @pytest.mark.slow  # runs the command line in a process of its own

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import SCENARIOS, call, day, scenario_build
+from support import SCENARIOS, call, day, meets_expectation, scenario_build
 
 SCENARIO_FILES = sorted(SCENARIOS.glob("p*.json"))
 SERVICE_FOR_HOOK = {"order-select": "spine-pathway-order-select", "order-sign": "spine-pathway-order-sign",
@@ -19,8 +19,8 @@ CARDS = {
     "p02-esi-after-pt": ([], []),
     "p03-esi-short-nsaid": (["Only 11 days of conservative therapy documented; 28 recommended before lumbar ESI"],
                             ["Longest continuous episode: 11 days"]),
-    "p04-esi-cauda-equina": (["Red flag on record (Cauda equina syndrome): conservative-therapy requirement waived; "
-                              "evaluate urgently"], ["Red flag: Cauda equina syndrome"]),
+    "p04-esi-cauda-equina": (["Red flag on record (Cauda equina syndrome): no lumbar ESI before urgent evaluation"],
+                             ["Red flag: Cauda equina syndrome"]),
     "p05-esi-fifth-in-a-year": (["This would be lumbar ESI number 5 in 12 months; at most 4 per region are "
                                  "recommended"], ["Prior lumbar ESI: 4 in 12 months"]),
     "p06-surgery-after-pt-and-esi": ([], []),
@@ -48,13 +48,6 @@ CARDS = {
 }
 
 
-def meets(expectation: str, indicators: list[str]) -> bool:
-    return {"warning": "warning" in indicators,
-            "info": "info" in indicators and "warning" not in indicators,
-            "none": not indicators,
-            "no-warning": "warning" not in indicators}[expectation]
-
-
 def test_there_are_scenarios():
     assert len(SCENARIO_FILES) >= 10
 
@@ -68,8 +61,7 @@ def test_scenario(client, path):
     expect = scenario["expect"]
     assert response.status_code == expect["status"]
     if response.status_code == 200:
-        indicators = [card["indicator"] for card in response.json()["cards"]]
-        assert meets(expect["cards"], indicators), (scenario["description"], response.json())
+        assert meets_expectation(expect["cards"], response.json()["cards"]), (scenario["description"], response.json())
         summaries, facts = CARDS[scenario["id"]]
         days = {f"day-{n}": day(-n) for n in (20, 30, 40, 60, 62)}  # the stories' dates are relative to today
         summaries, facts = [text.format(**days) for text in summaries], [text.format(**days) for text in facts]

@@ -20,7 +20,7 @@ SERVICE_FOR_HOOK = {"order-select": "spine-pathway-order-select", "order-sign": 
                     "patient-view": PATIENT_VIEW}
 # The topic each scenario's card leads with: its lead finding (or where the patient stands).
 EXPECTED = {"p01-esi-nothing-tried": ["conservative-missing"], "p02-esi-after-pt": [],
-            "p03-esi-short-nsaid": ["conservative-short"], "p04-esi-cauda-equina": ["red-flag"],
+            "p03-esi-short-nsaid": ["conservative-short"], "p04-esi-cauda-equina": ["red-flag-injection"],
             "p05-esi-fifth-in-a-year": ["esi-limit-exceeded"], "p06-surgery-after-pt-and-esi": [],
             "p07-fusion-nothing-tried": ["conservative-missing"], "p08-esi-without-guidance": ["no-imaging-guidance"],
             "p09-unrelated-order": [], "p10-esi-axial-only": ["no-qualifying-diagnosis"],

@@ -20,7 +20,7 @@ ORDER_SERVICES = (ORDER_SELECT, ORDER_SIGN)
 Grouping = Literal["month", "clinician", "order-kind", "region", "site", "service", "knowledge"]
 GROUPINGS: tuple[Grouping, ...] = get_args(Grouping)
 UNKNOWN = "(unknown)"
-Decision = Literal["met", "not-met", "exempt"]
+Decision = Literal["met", "not-met", "exempt", "stopped"]
 OrderKind = Literal["esi", "regenerative", "surgery"]
 
 

@@ -57,6 +57,7 @@ class Tally:
     met: int = 0
     not_met: int = 0
     exempt: int = 0
+    stopped: int = 0
     cards: int = 0
     accepted: int = 0
     overridden: int = 0
@@ -73,6 +74,7 @@ class Tally:
         self.met += row.decision == "met"
         self.not_met += row.decision == "not-met"
         self.exempt += row.decision == "exempt"
+        self.stopped += row.decision == "stopped"
         self.cards += row.card_uuid is not None
         self.accepted += row.outcome == "accepted"
         self.overridden += row.outcome == "overridden"
@@ -87,7 +89,7 @@ class Tally:
     def as_dict(self) -> dict[str, Any]:
         overall = self.components[self.measure.components[0].id]
         return {
-            "orders": self.orders, "met": self.met, "notMet": self.not_met, "exempt": self.exempt,
+            "orders": self.orders, "met": self.met, "notMet": self.not_met, "exempt": self.exempt, "stopped": self.stopped,
             "excluded": overall.excluded, "adherent": overall.numerator, "adherenceRate": overall.rate,
             "cards": self.cards, "accepted": self.accepted, "overridden": self.overridden,
             "overrideRate": round(self.overridden / self.cards, 4) if self.cards else None,

@@ -9,11 +9,13 @@ from typing import Any, Literal
 
 from ..app_context import AppContext, OrderCode
 from ..pathway import Assessment, Criteria, Decision, Knowledge, PatientSummary
-from ..pathway.assessment import DiagnosisOnRecord, shorten
-from ..pathway.config import PATIENT_SUMMARY, Detail, FindingCode
+from ..pathway.assessment import DiagnosisOnRecord
+from ..pathway.card_wording import Detail
+from ..pathway.config import PATIENT_SUMMARY, FindingCode
 from ..pathway.evidence import ConservativeHistory, Evidence
 from ..pathway.orders import ClassifiedOrder
 from ..pathway.phrases import finding_summary, standings
+from ..pathway.reasons import shorten
 from ..pathway.wording import WORDING
 from ..settings import EhrProfile
 from .models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
@@ -144,8 +146,11 @@ def _detail(assessment: Assessment, knowledge: Knowledge) -> str:
     if assessment.partly_read:
         context.append(WORDING.format(wording.partly_read, count=len(assessment.partly_read),
                                       references=", ".join(assessment.partly_read)))
+    lines = _unique(WORDING.format(wording.finding_line, title=line.title, line=line.text, source=line.source.label,
+                                   url=line.source.url)
+                    for f in assessment.findings if (line := config.findings[f.code].line))
     return _paragraphs(
-        _history_section(knowledge, assessment.history), missing, _headed(wording.also_heading, also),
+        _history_section(knowledge, assessment.history), missing, _headed(wording.also_heading, also), lines,
         _headed(wording.on_record_heading, context),
         [WORDING.format(wording.rule, rule=rule.rule, source=rule.source.label, url=rule.source.url)],
         [config.card.pathway],
@@ -168,9 +173,41 @@ def _referral(knowledge: Knowledge, options: CardOptions) -> dict[str, Any]:
     }
 
 
+def _suggested_orders(assessment: Assessment, knowledge: Knowledge, options: CardOptions, ids: Sequence[str]
+                      ) -> list[Suggestion] | None:
+    """The orders the lead finding suggests (an urgent MRI of the order's region instead of the injection, a spine
+    surgery consult). Not under the epic profile: Epic creates an order only from a site's preference-list item,
+    and the card's summary already says what to do."""
+    if options.profile == "epic":
+        return None
+    suggestions = []
+    for order_id in ids:
+        order = knowledge.config.card.suggestions.orders[order_id]
+        code = order.code_for(assessment.order.region)
+        if code is None:
+            continue
+        actions = []
+        if order.replaces_order and assessment.order.reference:
+            actions.append(Action(type="delete", resourceId=assessment.order.reference,
+                                  description=knowledge.config.card.suggestions.replace_delete_description.format(
+                                      order=assessment.order_label)))
+        actions.append(Action(type="create", description=order.description, resource={
+            "resourceType": "ServiceRequest", "status": "draft", "intent": "order", "priority": order.priority,
+            "subject": {"reference": f"Patient/{options.patient_id}"},
+            "code": {"coding": [{"system": order.system, "code": code.code, "display": code.display}],
+                     "text": order.text}}))
+        suggestions.append(Suggestion(label=order.label, uuid=uuid.uuid4(), actions=actions))
+    return suggestions or None
+
+
 def _suggestions(assessment: Assessment, knowledge: Knowledge, options: CardOptions) -> list[Suggestion] | None:
-    """Order the referral instead of the injection or surgery, or beside it. Under the epic profile (where
-    suggestions may not exclude each other) only beside it, and only with the site's preference-list item."""
+    """What the lead finding suggests when it names orders; else order the referral instead of the injection or
+    surgery, or beside it. Under the epic profile (where suggestions may not exclude each other) only beside it,
+    and only with the site's preference-list item."""
+    lead = assessment.lead
+    suggested = knowledge.config.findings[lead.code].suggest if lead else ()
+    if suggested:
+        return _suggested_orders(assessment, knowledge, options, suggested)
     if assessment.decision is not Decision.NOT_MET or assessment.pending_referrals:
         return None
     wording = knowledge.config.card.suggestions
@@ -187,13 +224,17 @@ def _suggestions(assessment: Assessment, knowledge: Knowledge, options: CardOpti
     return suggestions
 
 
-def _override_reasons(knowledge: Knowledge) -> list[OverrideReason]:
-    """The service's reasons, each with the CDS Hooks 3.0 ballot's standard code where one fits (an EHR may send
+def _override_reasons(knowledge: Knowledge, topic: FindingCode) -> list[OverrideReason]:
+    """The reasons that fit the card's lead finding (its own, where it names them; else every reason not kept for
+    a finding of its own), each with the CDS Hooks 3.0 ballot's standard code where one fits (an EHR may send
     either back)."""
     reasons = knowledge.config.card.override_reasons
+    own = knowledge.config.findings[topic].override_reasons
+    offered = [r for r in reasons.reasons if r.code in own] if own else [r for r in reasons.reasons
+                                                                         if not r.own_finding]
     return [OverrideReason(system=reasons.system, code=r.code, display=r.display, extension={
         STANDARD_REASON: Coding(system=reasons.standard_system, code=r.standard)} if r.standard else None)
-        for r in reasons.reasons]
+        for r in offered]
 
 
 def _links(source: Source, knowledge: Knowledge, options: CardOptions, order: ClassifiedOrder | None = None
@@ -237,7 +278,7 @@ def render_one(assessment: Assessment, knowledge: Knowledge, options: CardOption
         uuid=uuid.uuid4(), summary=summary, indicator=indicator, detail=_detail(assessment, knowledge),
         source=source, suggestions=suggestions,
         selectionBehavior=("any" if options.profile == "epic" else "at-most-one") if suggestions else None,
-        overrideReasons=_override_reasons(knowledge), links=_links(source, knowledge, options, assessment.order),
+        overrideReasons=_override_reasons(knowledge, topic), links=_links(source, knowledge, options, assessment.order),
     )
 
 

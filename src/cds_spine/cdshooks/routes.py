@@ -26,7 +26,7 @@ from ..errors import (
 from ..jsonio import JsonResponse
 from ..logs import fields, note_refusal
 from ..metrics import AUDIT_WRITE, AUTH_FAILURES, CARDS, DECISIONS
-from ..pathway.config import OverrideReasons
+from ..pathway.card_wording import OverrideReasons
 from ..security.jwt import AuthenticationFailed, Verifier
 from ..settings import EhrProfile
 from ..validation import validate

@@ -1,4 +1,4 @@
-"""The rules: one Assessment per ESI or spine-surgery order, and a summary for patient-view.
+"""The rules: one Assessment per ESI, regenerative-injection or spine-surgery order.
 
 Pure: no I/O, no clock of its own (`now` is passed in), nothing imported from outside pathway/.
 """
@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from enum import Enum
 
 from .evidence import ConservativeHistory, Scope, conservative_history
 from .findings import SEVERITY_RANK, Finding, finding
 from .injections import PriorInjection, prior_injections
-from .knowledge import CONDITION_DISPLAY_LIMIT, Knowledge
+from .knowledge import Knowledge
 from .observation_rules import ScoresOnRecord, esi_score_findings, readiness_findings
 from .orders import ClassifiedOrder
-from .reasons import Indication, describe
+from .reasons import Indication, describe, shorten
 from .record import DraftOrder, PatientRecord
 from .referrals import Referral, pending_referrals, session_referrals
+from .safety import INJECTIONS, anticoagulant_findings, is_red, recent_infections, stopping_findings
 from .scores import Reading
 from .timing import is_active
 
@@ -28,21 +29,9 @@ class Decision(str, Enum):
     MET = "met"
     NOT_MET = "not-met"
     EXEMPT = "exempt"
-
-
-class Criteria(str, Enum):
-    """For patient-view: where the patient stands for an ESI or for spine surgery today."""
-
-    MET = "met"
-    NOT_MET = "not-met"
-    EXEMPT = "exempt"
-    NOT_INDICATED = "not-indicated"
-    LIMIT_REACHED = "limit-reached"
-    """ESI: the most injections a region allows in the window are done."""
-    TOO_SOON = "too-soon"
-    """ESI: the last injection in a region was too recent."""
-    ESI_FIRST = "esi-first"
-    """Regenerative injection: the pathway places it after an ESI, and none is on record."""
+    """A surgery order with a red flag: waiting would be unsafe."""
+    STOPPED = "stopped"
+    """An injection order with a red flag or a recent systemic infection: not judged, it should not go ahead."""
 
 
 @dataclass(frozen=True)
@@ -87,77 +76,22 @@ class Assessment:
         return next((f for f in self.findings if f.leads_a_card), None)
 
 
-@dataclass(frozen=True)
-class RegionInjections:
-    """The completed ESIs of one region in the window, against the frequency and interval rules."""
-
-    region: str
-    injections: tuple[PriorInjection, ...]
-    limit: int
-    min_days_between: int
-    today: date
-
-    @property
-    def limit_reached(self) -> bool:
-        return len(self.injections) >= self.limit
-
-    @property
-    def days_since(self) -> int:
-        return (self.today - self.injections[-1].day).days
-
-    @property
-    def next_day(self) -> date:
-        """The first day another injection in this region keeps the interval rule."""
-        return self.injections[-1].day + timedelta(days=self.min_days_between)
-
-    @property
-    def too_soon(self) -> bool:
-        return self.days_since < self.min_days_between
-
-
-@dataclass(frozen=True)
-class PatientSummary:
-    """For patient-view: the conservative therapy on record and where ESI and surgery stand, by the
-    order-independent rules: red flags, indications, days of therapy, and ESIs per region."""
-
-    diagnoses: tuple[DiagnosisOnRecord, ...]
-    history: ConservativeHistory
-    surgery_days: int
-    esi: Criteria
-    surgery: Criteria
-    injections: tuple[RegionInjections, ...] = ()
-    """Regions with completed ESIs in the window, oldest injection first."""
-    blocking: RegionInjections | None = None
-    """The region whose injections set `esi` to LIMIT_REACHED or TOO_SOON."""
-    esi_required: int = 0
-    surgery_required: int = 0
-    regenerative: Criteria = Criteria.NOT_MET
-
-    @property
-    def red_flags(self) -> tuple[DiagnosisOnRecord, ...]:
-        return tuple(d for d in self.diagnoses if d.is_red_flag)
-
-
 def today_of(now: datetime) -> date:
     return now.astimezone(UTC).date() if now.tzinfo else now.date()
 
 
-def shorten(text: str, limit: int = CONDITION_DISPLAY_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def diagnoses_on_record(record: PatientRecord, knowledge: Knowledge, today: date) -> tuple[DiagnosisOnRecord, ...]:
-    """Active conditions in the qualifying, axial-pain or red-flag value sets."""
+    """Active conditions in the qualifying, axial-pain or red-flag value sets; red flags only while acute."""
     config = knowledge.config.diagnoses
-    groups = [(flag.id, flag.valueset) for flag in config.red_flags]
-    groups += [("qualifying", config.qualifying.valueset), ("axial", config.axial.valueset)]
+    groups = [(flag.id, flag.valueset, flag.acute_days) for flag in config.red_flags]
+    groups += [("qualifying", config.qualifying.valueset, None), ("axial", config.axial.valueset, None)]
     found = []
     for condition in record.conditions:
         if not is_active(condition, today):
             continue
-        for group, valueset in groups:
+        for group, valueset, acute_days in groups:
             membership = knowledge.find(condition.codes, valueset)
-            if membership:
+            if membership and (acute_days is None or is_red(condition, acute_days, today)):
                 found.append(DiagnosisOnRecord(condition.reference, describe(condition.codes, condition.text), group,
                                                knowledge.segments(membership), condition.onset is not None))
     return tuple(found)
@@ -208,6 +142,9 @@ def _injection_findings(knowledge: Knowledge, order: ClassifiedOrder, prior: Seq
                                      days_since=days_since, min_days=rule.min_days_between))
     if order.guidance not in knowledge.config.orders.esi.accepted_guidance:
         findings.append(finding(knowledge, "no-imaging-guidance"))
+    if order.approach == "transforaminal" and order.region in rule.non_particulate_regions:
+        findings.append(finding(knowledge, "esi-non-particulate", order=knowledge.config.order_label(
+            order.category, order.region, order.kind)))
     return findings
 
 
@@ -240,6 +177,7 @@ class _RecordFacts:
         self.today = today
         self.diagnoses = diagnoses_on_record(record, knowledge, today)
         self.red_flags = [d for d in self.diagnoses if d.is_red_flag]
+        self.infections = recent_infections(record, knowledge, today)
         self.session_referrals = session_referrals(session_orders, knowledge)
         self._histories: dict[Scope, ConservativeHistory] = {}
         self._referrals: dict[Scope, tuple[Referral, ...]] = {}
@@ -286,7 +224,13 @@ def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
     scope = Scope(segments, required,
                   count_prior_esi=order.category == "surgery" and config.rules.surgery.prior_esi_counts)
     history = facts.history(scope)
-    decision, findings = _conservative_findings(knowledge, history, required, label, facts.red_flags)
+    if order.category in INJECTIONS and (facts.red_flags or facts.infections):
+        decision, findings = Decision.STOPPED, stopping_findings(
+            knowledge, label, [(flag.reference, flag.description) for flag in facts.red_flags], facts.infections)
+    else:
+        decision, findings = _conservative_findings(knowledge, history, required, label, facts.red_flags)
+    if order.category in INJECTIONS:
+        findings += anticoagulant_findings(knowledge, facts.record, order, label, today)
     prior: tuple[PriorInjection, ...] = ()
     readings: list[Reading] = []
     if order.category == "esi":
@@ -324,56 +268,3 @@ def assess(orders: Sequence[ClassifiedOrder], record: PatientRecord, knowledge: 
     """One Assessment per classified order in scope; `session_orders` are all draft orders of the session."""
     facts = _RecordFacts(record, knowledge, today_of(now), session_orders)
     return [_assess_order(order, facts) for order in orders]
-
-
-def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime) -> PatientSummary | None:
-    """None when the patient has no active spine diagnosis (qualifying, axial pain or red flag). The order-
-    independent rules apply as on an order: no ESI without a qualifying diagnosis, no surgery without one
-    of its indications; a red flag waives the conservative requirement."""
-    today = today_of(now)
-    diagnoses = diagnoses_on_record(record, knowledge, today)
-    if not diagnoses:
-        return None
-    rules = knowledge.config.rules
-    exempt = any(d.is_red_flag for d in diagnoses)
-    history = conservative_history(record, knowledge, today, Scope(frozenset(), rules.esi.min_conservative_days,
-                                                                     count_prior_esi=False))
-    surgery_days = conservative_history(record, knowledge, today, Scope(
-        frozenset(), rules.surgery.min_conservative_days, count_prior_esi=rules.surgery.prior_esi_counts)).days
-    qualifying = [d for d in diagnoses if d.group == "qualifying"]
-    surgery_indicated = has_indication(record, knowledge, sorted({valueset for indication in
-                                       rules.surgery.indications.values() for valueset in indication.valuesets}),
-                                       frozenset(), today)
-    injections = injections_by_region(record, knowledge, today)
-    # A region at its limit, or injected too recently, blocks an ESI there: the first such region where a
-    # qualifying diagnosis is.
-    blocking = next((region for region in injections if (region.limit_reached or region.too_soon) and any(
-        d.fits(order_segments(knowledge, region.region)) for d in qualifying)), None)
-
-    def criteria(days: int, required: int, indicated: bool) -> Criteria:
-        if exempt:
-            return Criteria.EXEMPT
-        if not indicated:
-            return Criteria.NOT_INDICATED
-        return Criteria.MET if days >= required else Criteria.NOT_MET
-
-    esi = criteria(history.days, rules.esi.min_conservative_days, bool(qualifying))
-    if blocking and esi is not Criteria.NOT_INDICATED:
-        esi = Criteria.LIMIT_REACHED if blocking.limit_reached else Criteria.TOO_SOON
-    regenerative = criteria(history.days, rules.regenerative.min_conservative_days, True)
-    if regenerative is Criteria.MET and rules.regenerative.prior_esi_required and not injections:
-        regenerative = Criteria.ESI_FIRST
-    return PatientSummary(diagnoses, history, surgery_days, esi,
-                          criteria(surgery_days, rules.surgery.min_conservative_days, surgery_indicated),
-                          injections, blocking if esi in (Criteria.LIMIT_REACHED, Criteria.TOO_SOON) else None,
-                          rules.esi.min_conservative_days, rules.surgery.min_conservative_days, regenerative)
-
-
-def injections_by_region(record: PatientRecord, knowledge: Knowledge, today: date) -> tuple[RegionInjections, ...]:
-    """Completed ESIs in the session window, grouped by region, in the order each region was first injected."""
-    rule = knowledge.config.rules.esi
-    by_region: dict[str, list[PriorInjection]] = {}
-    for injection in prior_injections(record, knowledge, today, rule.session_window_days):
-        by_region.setdefault(injection.region, []).append(injection)
-    return tuple(RegionInjections(region, tuple(found), rule.max_sessions_per_region, rule.min_days_between, today)
-                 for region, found in by_region.items())

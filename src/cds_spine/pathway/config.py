@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import Field, HttpUrl, model_validator
+from pydantic import Field, model_validator
 
-from .rule_parameters import Observations, Rules, Strict
+from .card_wording import CardWording, PatientView, Timeline
+from .rule_parameters import Anticoagulation, Citation, Observations, Rules, Strict
 from .wording import PLACEHOLDER_WORST_CASE, SUMMARY_LIMIT, WORDING
 
 
@@ -80,17 +81,34 @@ class DiagnosisGroup(Strict):
     label: str
 
 
+class RedFlag(Group):
+    acute_days: int | None = Field(default=None, ge=1)
+    """A red flag whose onset is older than this is history, not a red flag (a paraplegia of many years); None:
+    red as long as it is active. A red flag whose record gives no date stays red (the safe reading)."""
+
+
+class RecentCondition(Strict):
+    """A condition that counts only while recent (a systemic infection before an injection)."""
+
+    label: str = Field(min_length=1)
+    valueset: str
+    within_days: int = Field(ge=1)
+
+
 class Diagnoses(Strict):
     qualifying: DiagnosisGroup
     axial: DiagnosisGroup
-    red_flags: tuple[Group, ...] = Field(min_length=1)
+    red_flags: tuple[RedFlag, ...] = Field(min_length=1)
+    systemic_infection: RecentCondition
+    """A contraindication to any injection (not a red flag: it waives nothing at a surgery order)."""
 
 
 FindingCode = Literal[
     "conservative-missing", "conservative-short", "esi-limit-exceeded", "esi-too-soon", "esi-poor-response",
-    "regenerative-before-esi", "red-flag", "regenerative-investigational", "no-imaging-guidance", "no-qualifying-diagnosis", "no-surgery-indication", "fusion-smoker",
-    "fusion-hba1c", "esi-response-documented", "esi-response-undocumented", "esi-baseline-undocumented",
-    "criteria-met",
+    "regenerative-before-esi", "red-flag-injection", "injection-contraindicated", "anticoagulant",
+    "anticoagulant-long-term", "red-flag", "regenerative-investigational", "no-imaging-guidance",
+    "esi-non-particulate", "no-qualifying-diagnosis", "no-surgery-indication", "fusion-smoker", "fusion-hba1c",
+    "esi-response-documented", "esi-response-undocumented", "esi-baseline-undocumented", "criteria-met",
 ]
 Severity = Literal["info", "warning", "critical", "note"]
 """A `note` never leads a card: it is a line of the card's detail when there is a card, and in the audit."""
@@ -98,143 +116,24 @@ PATIENT_SUMMARY = "patient-summary"
 """The patient-view card's topic; every finding code is the topic of the order cards it leads."""
 
 
+class FindingLine(Strict):
+    """A line of the card's detail whenever the card shows the finding, with its source."""
+
+    title: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    source: Citation
+
+
 class FindingWording(Strict):
     severity: Severity
     summary: str = Field(min_length=1)
-
-
-class Detail(Strict):
-    found_heading: str
-    nothing_found: str
-    procedure_line: str
-    medication_line: str
-    episode: str
-    missing: str
-    not_counted_heading: str
-    not_counted_line: str
-    not_counted_once: str
-    not_counted_more: str
-    not_counted_limit: int = Field(ge=1)
-    also_heading: str
-    on_record_heading: str
-    score_line: str
-    pending_referral: str
-    red_flag_line: str
-    prior_esi_line: str
-    diagnosis_line: str
-    unreadable: str
-    partly_read: str
-    undated: str
-    rule: str
-
-
-class Referral(Strict):
-    system: str
-    code: str
-    display: str
-    text: str
-
-
-class Suggestions(Strict):
-    replace_label: str
-    replace_delete_description: str
-    add_label: str
-    create_description: str
-    referral: Referral
-
-
-class OverrideReason(Strict):
-    code: str = Field(min_length=1)
-    display: str = Field(min_length=1)
-    standard: str | None = None
-    """The code of `standard_system` that means the same, where one fits."""
-    guideline_supported: bool
-    """The guideline itself makes this exception (the report cards' share of supported overrides)."""
-
-
-class OverrideReasons(Strict):
-    system: str = Field(min_length=1)
-    standard_system: str = Field(min_length=1)
-    """The CDS Hooks 3.0 ballot's override-reason code system (from AHRQ's CDS Innovation Collaborative)."""
-    reasons: tuple[OverrideReason, ...] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def one_reason_per_standard_code(self) -> OverrideReasons:
-        standard = [reason.standard for reason in self.reasons if reason.standard]
-        if len(standard) != len(set(standard)):
-            raise ValueError(f"two reasons share a standard code ({sorted(standard)}): feedback in the standard "
-                             f"system could not be read back as one reason")
-        return self
-
-    def canonical(self, system: str | None, code: str | None) -> tuple[str | None, str | None]:
-        """A feedback's reason as this service's coding, whichever of the two codings the EHR sent back."""
-        if system == self.standard_system:
-            for reason in self.reasons:
-                if reason.standard == code:
-                    return self.system, reason.code
-        return system, code
-
-
-class CardWording(Strict):
-    source_label: str = Field(min_length=1)
-    source_url: HttpUrl
-    smart_link_label: str = Field(min_length=1)
-    annotation_description: str = Field(min_length=1)
-    """The system action that records the assessment on the order (CDS_SPINE_ANNOTATE_ORDERS)."""
-    pathway: str
-    detail: Detail
-    suggestions: Suggestions
-    override_reasons: OverrideReasons
-
-
-class PatientView(Strict):
-    """The patient-view card: where ESI and surgery stand by the rules that need no order."""
-
-    summary: str
-    red_flag: str
-    red_flag_severity: Literal["warning", "critical"]
-    met: str
-    not_met: str
-    exempt: str
-    not_indicated: str
-    limit_reached: str
-    too_soon: str
-    esi_name: str
-    regenerative_name: str
-    surgery_name: str
-    esi_first: str
-    """Regenerative injection: the pathway places it after an ESI, and none is on record."""
-    standing_heading: str
-    standing_line: str
-    missing: str
-    injections_line: str
-
-    def criteria(self) -> tuple[str, ...]:
-        return (self.met, self.not_met, self.exempt, self.not_indicated, self.limit_reached, self.too_soon,
-                self.esi_first)
-
-
-class Timeline(Strict):
-    """The pathway timeline's headings and labels (the SMART app)."""
-
-    title: str
-    order_heading: str
-    standing_heading: str
-    diagnoses_heading: str
-    red_flag_label: str
-    no_region: str
-    therapy_heading: str
-    counted: str
-    not_counted: str
-    episode: str
-    no_episode: str
-    threshold: str
-    injections_heading: str
-    no_injections: str
-    scores_heading: str
-    no_scores: str
-    table_heading: str
-    no_spine_data: str
+    line: FindingLine | None = None
+    suggest: tuple[str, ...] = ()
+    """The orders (`card.suggestions.orders`) a card this finding leads suggests, instead of a referral to
+    conservative therapy; none: the referral where conservative therapy is not met."""
+    override_reasons: tuple[str, ...] = ()
+    """The override reasons (codes of `card.override_reasons.reasons`) a card this finding leads offers; none:
+    every reason not kept for a finding of its own."""
 
 
 class PathwayConfig(Strict):
@@ -250,6 +149,7 @@ class PathwayConfig(Strict):
     surgery_kinds: dict[str, str]
     conservative: Conservative
     diagnoses: Diagnoses
+    anticoagulation: Anticoagulation
     observations: Observations
     rules: Rules
     findings: dict[FindingCode, FindingWording]
@@ -262,6 +162,20 @@ class PathwayConfig(Strict):
         missing = set(get_args(FindingCode)) - set(self.findings)
         if missing:
             raise ValueError(f"findings: missing wording for {sorted(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def suggestions_and_reasons_exist(self) -> PathwayConfig:
+        orders = self.card.suggestions.orders
+        reasons = {reason.code for reason in self.card.override_reasons.reasons}
+        for code, wording in self.findings.items():
+            unknown = sorted(set(wording.suggest) - set(orders))
+            if unknown:
+                raise ValueError(f"findings.{code}.suggest: no order {unknown[0]!r} in card.suggestions.orders")
+            unknown = sorted(set(wording.override_reasons) - reasons)
+            if unknown:
+                raise ValueError(f"findings.{code}.override_reasons: no reason {unknown[0]!r} in "
+                                 f"card.override_reasons.reasons")
         return self
 
     @model_validator(mode="after")
@@ -283,12 +197,17 @@ class PathwayConfig(Strict):
         values = dict(PLACEHOLDER_WORST_CASE, order=self.longest_order_label(),
                       region=max(self.regions.values(), key=len),
                       indication=max((i.label for i in self.rules.surgery.indications.values()), key=len),
-                      measure=max((score.label for score in self.observations.scores), key=len))
+                      measure=max((score.label for score in self.observations.scores), key=len),
+                      drug=max((drug.label for drug in self.anticoagulation.drugs), key=len),
+                      hold=max((hold for drug in self.anticoagulation.drugs for hold in drug.hold.values()), key=len),
+                      risk=max(self.anticoagulation.risk_labels.values(), key=len))
         response = self.rules.esi.response
         values["shortfall"] = max((template.format(value=values["value"]) for template in
                                    (response.shortfall_percent, response.shortfall_points)), key=len)
         criteria = {f"patient_view.{name}": template for name, template in zip(
-            ("met", "not_met", "exempt", "not_indicated", "limit_reached", "too_soon", "esi_first"), view.criteria(),
+            ("met", "not_met", "exempt", "red_flag_stop", "infection_stop", "not_indicated", "limit_reached",
+             "too_soon", "esi_first"),
+            view.criteria(),
             strict=True)}
         longest = max((WORDING.format(template, **values) for template in criteria.values()
                        if not ({name for _, name, _, _ in WORDING.parse(template) if name} - set(values))), key=len)
@@ -329,6 +248,8 @@ class PathwayConfig(Strict):
                 "reasons.nonspecific_valueset": self.reasons.nonspecific_valueset,
                 "diagnoses.qualifying.valueset": self.diagnoses.qualifying.valueset,
                 "diagnoses.axial.valueset": self.diagnoses.axial.valueset,
+                "diagnoses.systemic_infection.valueset": self.diagnoses.systemic_infection.valueset,
+                "anticoagulation.long_term_use_valueset": self.anticoagulation.long_term_use_valueset,
                 **self.observations.valuesets()}
         for kind, indication in self.rules.surgery.indications.items():
             refs.update({f"rules.surgery.indications.{kind}.valuesets[{i}]": valueset

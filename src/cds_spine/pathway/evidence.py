@@ -25,11 +25,10 @@ from .record import (
     ProcedureEntry,
     ServiceRequestEntry,
 )
-from .timing import Window, medication_days, procedure_days, referral_days
+from .timing import MEDICATION_STATUSES_TAKEN, Window, medication_days, procedure_days, referral_days
 from .wording import WORDING
 
 PROCEDURE_STATUSES_DONE = frozenset({"completed", "in-progress"})
-MEDICATION_STATUSES_TAKEN = frozenset({"active", "completed", "stopped"})
 ESI_CATEGORY = "esi"
 
 

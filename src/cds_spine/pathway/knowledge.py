@@ -70,7 +70,12 @@ class Knowledge:
         owners = {name: group.id for group in config.conservative.medications for name in group.ingredients}
         self._medication_names = IngredientNames(owners)
         self._opioid_names = IngredientNames({name: OPIOID for name in config.conservative.opioids.ingredients})
-        self._any_names = IngredientNames({**owners, **{name: OPIOID for name in config.conservative.opioids.ingredients}})
+        self.anticoagulant_names = IngredientNames({name: drug.label for drug in config.anticoagulation.drugs
+                                                    for name in drug.ingredients})
+        """Anticoagulant and antiplatelet ingredients -> the drug's label."""
+        self._any_names = IngredientNames({**owners, **{name: OPIOID for name in config.conservative.opioids.ingredients},
+                                           **{name: drug.label for drug in config.anticoagulation.drugs
+                                              for name in drug.ingredients}})
         diagnoses = config.diagnoses
         self._diagnosis_valuesets = (diagnoses.qualifying.valueset, diagnoses.axial.valueset,
                                      *(flag.valueset for flag in diagnoses.red_flags))
@@ -145,8 +150,8 @@ class Knowledge:
         return self._opioid_names.owner(text) is not None
 
     def mentions_medication(self, text: str) -> bool:
-        """Does the text name any ingredient the pathway knows (counting or opioid)? Cached by text: a
-        record repeats the same few medication names."""
+        """Does the text name any ingredient the pathway knows (counting, opioid or anticoagulant)? Cached by
+        text: a record repeats the same few medication names."""
         found = self._mentions_cache.get(text)
         if found is None:
             if len(self._mentions_cache) > 100_000:

@@ -19,6 +19,7 @@ class ClassifiedOrder:
     code: Code
     region: str
     guidance: str | None = None  # ESI only
+    approach: str | None = None  # ESI only: interlaminar or transforaminal
     kind: str | None = None  # surgery only
 
     @property
@@ -59,7 +60,8 @@ def classify(order: DraftOrder, knowledge: Knowledge, record: PatientRecord | No
             attributes = membership.attributes
             if membership.valueset == orders.esi.valueset:
                 return ClassifiedOrder(order, "esi", code, attributes.get("region", UNSPECIFIED),
-                                       guidance=attributes.get("guidance", UNSPECIFIED))
+                                       guidance=attributes.get("guidance", UNSPECIFIED),
+                                       approach=attributes.get("approach"))
             if membership.valueset == orders.surgery.valueset:
                 return ClassifiedOrder(order, "surgery", code, attributes.get("region", UNSPECIFIED),
                                        kind=attributes.get("kind", UNSPECIFIED))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .assessment import Criteria, PatientSummary
 from .config import FindingCode
 from .knowledge import Knowledge
+from .standing import Criteria, PatientSummary
 from .wording import WORDING
 
 
@@ -18,6 +18,7 @@ def criteria_phrase(knowledge: Knowledge, summary: PatientSummary, criteria: Cri
     """Where ESI, a regenerative injection or surgery stands, in the words of `patient_view`."""
     wording = knowledge.config.patient_view
     template = {Criteria.MET: wording.met, Criteria.NOT_MET: wording.not_met, Criteria.EXEMPT: wording.exempt,
+                Criteria.RED_FLAG_STOP: wording.red_flag_stop, Criteria.INFECTION_STOP: wording.infection_stop,
                 Criteria.NOT_INDICATED: wording.not_indicated, Criteria.LIMIT_REACHED: wording.limit_reached,
                 Criteria.TOO_SOON: wording.too_soon, Criteria.ESI_FIRST: wording.esi_first}[criteria]
     blocking = summary.blocking

@@ -14,15 +14,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from .knowledge import Knowledge
+from .knowledge import CONDITION_DISPLAY_LIMIT, Knowledge
 from .record import Code, ConditionEntry, PatientRecord, Reason
-
-DISCARDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+from .timing import DISCARDED_VERIFICATION
 
 
 def describe(codes: Sequence[Code], text: str | None) -> str:
     return text or next((code.display for code in codes if code.display), None) or (
         codes[0].code if codes else "unnamed entry")
+
+
+def shorten(text: str, limit: int = CONDITION_DISPLAY_LIMIT) -> str:
+    """A name short enough for a card's summary."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)

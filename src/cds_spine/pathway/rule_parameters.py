@@ -37,6 +37,7 @@ class EsiRule(Strict):
     max_sessions_per_region: int = Field(ge=1)
     session_window_days: int = Field(ge=1)
     min_days_between: int = Field(ge=0)
+    non_particulate_regions: tuple[str, ...] = ()
     baseline_days: int = Field(ge=0)
     response: EsiResponse
     rule: str
@@ -157,3 +158,40 @@ class Observations(Strict):
         """The value sets of the Observation codes the rules read (not the answers)."""
         return (*(score.valueset for score in self.scores), self.hba1c.valueset, self.smoking.valueset,
                 self.smoking.cotinine, self.smoking.cotinine_level)
+
+
+BleedingRisk = Literal["intermediate", "high"]
+
+
+class Anticoagulant(Strict):
+    label: str = Field(min_length=1)
+    ingredients: tuple[str, ...] = Field(min_length=1)
+    """Matched as whole words in the medication's text and code displays."""
+    washout_days: int = Field(ge=0)
+    """Taken within this many days before the order still counts (the longest hold interval)."""
+    hold: dict[BleedingRisk, str]
+
+
+class Anticoagulation(Strict):
+    """Anticoagulants and antiplatelets before an injection: the hold interval by the procedure's bleeding risk."""
+
+    long_term_use_valueset: str
+    risk_by_approach: dict[str, BleedingRisk]
+    risk_by_region: dict[str, BleedingRisk]
+    default_risk: BleedingRisk
+    risk_labels: dict[BleedingRisk, str]
+    drugs: tuple[Anticoagulant, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def every_drug_has_every_risk(self) -> Anticoagulation:
+        for drug in self.drugs:
+            missing = sorted(set(self.risk_labels) - set(drug.hold))
+            if missing:
+                raise ValueError(f"anticoagulation.drugs ({drug.label}): no hold interval for {missing[0]}")
+        return self
+
+    def risk(self, approach: str | None, region: str) -> BleedingRisk:
+        """The higher of the approach's and the region's class."""
+        classes = [self.risk_by_approach.get(approach or "", self.default_risk),
+                   self.risk_by_region.get(region, self.default_risk)]
+        return "high" if "high" in classes else "intermediate"

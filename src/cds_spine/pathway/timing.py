@@ -16,6 +16,7 @@ from .record import (
 
 ACTIVE_CLINICAL_STATUSES = frozenset({"active", "recurrence", "relapse"})
 DISCARDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+MEDICATION_STATUSES_TAKEN = frozenset({"active", "completed", "stopped"})
 
 
 @dataclass(frozen=True)

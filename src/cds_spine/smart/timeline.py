@@ -9,12 +9,13 @@ from datetime import date, datetime, timedelta
 
 from ..app_context import AppContext
 from ..pathway import Assessment, Knowledge, PatientRecord, PatientSummary, assess
-from ..pathway.assessment import DiagnosisOnRecord, RegionInjections, order_segments, today_of
+from ..pathway.assessment import DiagnosisOnRecord, order_segments, today_of
 from ..pathway.evidence import ConservativeHistory
 from ..pathway.observation_rules import ScoresOnRecord
 from ..pathway.orders import classify
 from ..pathway.phrases import finding_summary, standings
 from ..pathway.record import Code, DraftOrder
+from ..pathway.standing import RegionInjections
 from ..pathway.wording import WORDING
 
 

@@ -79,11 +79,12 @@ function renderSummary(summary) {
   $("tile-cards").textContent = summary.cards;
   $("tile-override").textContent = percent(summary.overrideRate);
   $("tile-override-counts").textContent = summary.cards ? `${summary.overridden} of ${summary.cards} cards` : "";
-  const counts = [summary.met, summary.notMet, summary.exempt];
+  const counts = [summary.met, summary.notMet, summary.exempt, summary.stopped];
   chart("decision-chart", { type: "doughnut", data: {
-    labels: [`Met (${summary.met})`, `Not met (${summary.notMet})`, `Exempt, red flag (${summary.exempt})`],
+    labels: [`Met (${summary.met})`, `Not met (${summary.notMet})`, `Exempt, red flag (${summary.exempt})`,
+      `Injection stopped, red flag (${summary.stopped})`],
     datasets: [{ data: counts, countLabels: counts.map((n) => (n ? n : "")),
-      backgroundColor: [COLOURS.blue, COLOURS.orange, COLOURS.sky] }] },
+      backgroundColor: [COLOURS.blue, COLOURS.orange, COLOURS.sky, COLOURS.vermillion] }] },
     options: { plugins: { legend: { position: "bottom" } } } }, summary.orders === 0);
   const components = state.me.components;
   chart("component-chart", { type: "bar", data: {

@@ -1,0 +1,152 @@
+"""Where the patient stands, for patient-view and the timeline: the rules that need no order (red flags,
+indications, days of therapy, ESIs per region), in the same terms as the order cards.
+
+Pure: no I/O, no clock of its own (`now` is passed in), nothing imported from outside pathway/.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import Enum
+
+from .assessment import DiagnosisOnRecord, diagnoses_on_record, has_indication, order_segments, today_of
+from .evidence import ConservativeHistory, Scope, conservative_history
+from .injections import PriorInjection, prior_injections
+from .knowledge import Knowledge
+from .record import PatientRecord
+from .safety import ConditionOnRecord, recent_infections
+
+
+class Criteria(str, Enum):
+    """For patient-view: where the patient stands for an ESI or for spine surgery today."""
+
+    MET = "met"
+    NOT_MET = "not-met"
+    EXEMPT = "exempt"
+    RED_FLAG_STOP = "red-flag-stop"
+    """An injection: not before urgent evaluation of the red flag."""
+    INFECTION_STOP = "infection-stop"
+    """An injection: not while a recent systemic infection lasts."""
+    NOT_INDICATED = "not-indicated"
+    LIMIT_REACHED = "limit-reached"
+    """ESI: the most injections a region allows in the window are done."""
+    TOO_SOON = "too-soon"
+    """ESI: the last injection in a region was too recent."""
+    ESI_FIRST = "esi-first"
+    """Regenerative injection: the pathway places it after an ESI, and none is on record."""
+
+
+@dataclass(frozen=True)
+class RegionInjections:
+    """The completed ESIs of one region in the window, against the frequency and interval rules."""
+
+    region: str
+    injections: tuple[PriorInjection, ...]
+    limit: int
+    min_days_between: int
+    today: date
+
+    @property
+    def limit_reached(self) -> bool:
+        return len(self.injections) >= self.limit
+
+    @property
+    def days_since(self) -> int:
+        return (self.today - self.injections[-1].day).days
+
+    @property
+    def next_day(self) -> date:
+        """The first day another injection in this region keeps the interval rule."""
+        return self.injections[-1].day + timedelta(days=self.min_days_between)
+
+    @property
+    def too_soon(self) -> bool:
+        return self.days_since < self.min_days_between
+
+
+@dataclass(frozen=True)
+class PatientSummary:
+    """For patient-view: the conservative therapy on record and where ESI and surgery stand, by the
+    order-independent rules: red flags, indications, days of therapy, and ESIs per region."""
+
+    diagnoses: tuple[DiagnosisOnRecord, ...]
+    history: ConservativeHistory
+    surgery_days: int
+    esi: Criteria
+    surgery: Criteria
+    injections: tuple[RegionInjections, ...] = ()
+    """Regions with completed ESIs in the window, oldest injection first."""
+    blocking: RegionInjections | None = None
+    """The region whose injections set `esi` to LIMIT_REACHED or TOO_SOON."""
+    esi_required: int = 0
+    surgery_required: int = 0
+    regenerative: Criteria = Criteria.NOT_MET
+
+    @property
+    def red_flags(self) -> tuple[DiagnosisOnRecord, ...]:
+        return tuple(d for d in self.diagnoses if d.is_red_flag)
+
+
+def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime) -> PatientSummary | None:
+    """None when the patient has no active spine diagnosis (qualifying, axial pain or red flag). The order-
+    independent rules apply as on an order: no ESI without a qualifying diagnosis, no surgery without one
+    of its indications; a red flag waives the conservative requirement."""
+    today = today_of(now)
+    diagnoses = diagnoses_on_record(record, knowledge, today)
+    if not diagnoses:
+        return None
+    rules = knowledge.config.rules
+    exempt = any(d.is_red_flag for d in diagnoses)
+    infections = recent_infections(record, knowledge, today)
+    history = conservative_history(record, knowledge, today, Scope(frozenset(), rules.esi.min_conservative_days,
+                                                                     count_prior_esi=False))
+    surgery_days = conservative_history(record, knowledge, today, Scope(
+        frozenset(), rules.surgery.min_conservative_days, count_prior_esi=rules.surgery.prior_esi_counts)).days
+    qualifying = [d for d in diagnoses if d.group == "qualifying"]
+    surgery_indicated = has_indication(record, knowledge, sorted({valueset for indication in
+                                       rules.surgery.indications.values() for valueset in indication.valuesets}),
+                                       frozenset(), today)
+    injections = injections_by_region(record, knowledge, today)
+    # A region at its limit, or injected too recently, blocks an ESI there: the first such region where a
+    # qualifying diagnosis is.
+    blocking = next((region for region in injections if (region.limit_reached or region.too_soon) and any(
+        d.fits(order_segments(knowledge, region.region)) for d in qualifying)), None)
+
+    def criteria(days: int, required: int, indicated: bool) -> Criteria:
+        if exempt:
+            return Criteria.EXEMPT
+        if not indicated:
+            return Criteria.NOT_INDICATED
+        return Criteria.MET if days >= required else Criteria.NOT_MET
+
+    esi = criteria(history.days, rules.esi.min_conservative_days, bool(qualifying))
+    if blocking and esi is not Criteria.NOT_INDICATED:
+        esi = Criteria.LIMIT_REACHED if blocking.limit_reached else Criteria.TOO_SOON
+    regenerative = criteria(history.days, rules.regenerative.min_conservative_days, True)
+    if regenerative is Criteria.MET and rules.regenerative.prior_esi_required and not injections:
+        regenerative = Criteria.ESI_FIRST
+    stop = _injection_stop(exempt, infections)
+    if stop:
+        esi = regenerative = stop
+    return PatientSummary(diagnoses, history, surgery_days, esi,
+                          criteria(surgery_days, rules.surgery.min_conservative_days, surgery_indicated),
+                          injections, blocking if esi in (Criteria.LIMIT_REACHED, Criteria.TOO_SOON) else None,
+                          rules.esi.min_conservative_days, rules.surgery.min_conservative_days, regenerative)
+
+
+def _injection_stop(red_flag: bool, infections: Sequence[ConditionOnRecord]) -> Criteria | None:
+    """Where every injection stands when something stops the needle, as the order card says it."""
+    if red_flag:
+        return Criteria.RED_FLAG_STOP
+    return Criteria.INFECTION_STOP if infections else None
+
+
+def injections_by_region(record: PatientRecord, knowledge: Knowledge, today: date) -> tuple[RegionInjections, ...]:
+    """Completed ESIs in the session window, grouped by region, in the order each region was first injected."""
+    rule = knowledge.config.rules.esi
+    by_region: dict[str, list[PriorInjection]] = {}
+    for injection in prior_injections(record, knowledge, today, rule.session_window_days):
+        by_region.setdefault(injection.region, []).append(injection)
+    return tuple(RegionInjections(region, tuple(found), rule.max_sessions_per_region, rule.min_days_between, today)
+                 for region, found in by_region.items())
