@@ -49,13 +49,15 @@ SMOKER = [(SNOMED, "449868002", "Smokes tobacco daily (finding)")]
 HBA1C = [(LOINC, "4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood")]
 PROMIS_FUNCTION = [(LOINC, "91721-1", "PROMIS physical function - version 2.0 T-score")]
 COTININE = [(LOINC, "10366-3", "Cotinine [Mass/volume] in Urine")]
+CANCER_HISTORY = [(ICD10, "Z85.3", "Personal history of malignant neoplasm of breast")]
+ANTICOAGULANTS = [(RXNORM, "1364445", "apixaban 5 MG Oral Tablet"), (RXNORM, "309362", "clopidogrel 75 MG Oral Tablet")]
 VALUESETS = {"score-pain-severity": PAIN, "score-disability": DISABILITY, "tobacco-smoking-status": SMOKING,
              "current-tobacco-smoker": SMOKER, "hemoglobin-a1c": HBA1C,
              "score-promis-physical-function": PROMIS_FUNCTION, "cotinine-level": COTININE,
              "qualifying-diagnosis": RADICULOPATHY, "axial-pain": AXIAL,
              "modality-physical-therapy": THERAPY, "medication-nsaid": NSAIDS, "esi-order": GUIDED_ESI + UNGUIDED_ESI,
              "spine-surgery-order": SURGERY, "regenerative-injection-order": REGENERATIVE, "red-flag-cauda-equina-cord-compression": RED_FLAGS[:1],
-             "red-flag-spinal-fracture": RED_FLAGS[1:]}
+             "red-flag-spinal-fracture": RED_FLAGS[1:], "image-first-cancer": CANCER_HISTORY}
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class Shape:
     cotinine: float = 0.3
     hba1c: float = 0.6
     regenerative: float = 0.15
+    cancer_history: float = 0.08
+    anticoagulant: float = 0.08
 
 
 class _Patient:
@@ -168,6 +172,10 @@ def _spine_story(patient: _Patient, shape: Shape) -> None:
                  "display": "Smokes tobacco daily (finding)" if smokes else "Never smoked tobacco (finding)"}]})
         if rng.random() < shape.hba1c:
             patient.score(HBA1C[0], day - timedelta(days=rng.randrange(10, 150)), round(rng.uniform(6.0, 10.0), 1))
+    if rng.random() < shape.cancer_history:  # no spine imaging on record: image first
+        patient.add("Condition", CANCER_HISTORY[0], onset - timedelta(days=rng.randrange(100, 2000)))
+    if rng.random() < shape.anticoagulant:  # taken throughout the story
+        patient.medication(rng.choice(ANTICOAGULANTS), onset - timedelta(days=30), 4000, by_reference=False)
 
 
 def patient_resources(index: int, seed: int, today: date, shape: Shape = Shape()) -> dict[str, list[dict]]:

@@ -4,7 +4,7 @@ waives the waiting; patient-view says the same; real-shaped records get the same
 from __future__ import annotations
 
 import pytest
-from real_records import evaluate, mimic_patient, order, patient, request
+from real_records import evaluate, mimic_patient, order, patient, request, smart_patient
 from support import (
     ICD10,
     ORDER_SIGN,
@@ -16,6 +16,7 @@ from support import (
     day,
     esi_order,
     hook_request,
+    procedure,
     pt_visits,
     radiculopathy,
 )
@@ -185,3 +186,100 @@ def test_a_cervical_transforaminal_esi_asks_for_a_non_particulate_steroid(client
     said = " ".join(card["summary"] + card["detail"] for card in cards)
     assert ("non-particulate steroid (dexamethasone) only" in said) is line
     assert ("doi.org/10.1097/ALN.0000000000000614" in said) is line
+
+
+# --- image first: cancer history, weight loss, fever, immunosuppression, drug use ------------------------------
+
+def mri(code: str, days_ago: int) -> dict:
+    return procedure(code, day(-days_ago), rid=f"mri-{code}-{days_ago}")
+
+
+def test_cancer_history_without_spine_imaging_leads_with_imaging_not_therapy(client):
+    body = hook_request("order-sign", conditions=[radiculopathy(), condition("Z85.3", onsetDateTime=day(-900))])
+    card = only_card(call(client, ORDER_SIGN, body))
+    assert (card["indicator"], card["summary"]) == ("warning", "Z85.3 on record: MRI or CT of the spine first, before "
+                                                               "lumbar ESI")
+    assert suggestion_codes(card) == ["72148"]
+    assert [s["label"] for s in card["suggestions"]] == ["Order an MRI of the spine first"]
+    assert "No conservative therapy documented" in card["detail"].split("**Also:**")[1]
+    assert "**Image first:**" in card["detail"] and "nice.org.uk/guidance/ng59" in card["detail"]
+
+
+@pytest.mark.parametrize("imaging,draft,image_first", [
+    ([mri("72148", 100)], "64483", False),   # a lumbar MRI 100 days ago answers a lumbar ESI
+    ([mri("72141", 100)], "64483", True),    # a cervical MRI does not
+    ([mri("72131", 700)], "64483", False),   # a lumbar CT within 24 months, before an injection
+    ([mri("72148", 800)], "64483", True),    # ... not older
+    ([mri("72148", 150)], "63047", False),   # within 6 months before surgery
+    ([mri("72148", 200)], "63047", True),    # ... not older
+])
+def test_spine_imaging_of_the_region_in_the_window_answers_the_flag(client, imaging, draft, image_first):
+    body = hook_request("order-sign", orders=[esi_order(code=draft)], procedures=imaging + pt_visits(90, 48),
+                        conditions=[radiculopathy(), condition("C50.911", onsetDateTime=day(-400))])
+    said = " ".join(card["summary"] for card in call(client, ORDER_SIGN, body).json()["cards"])
+    assert ("MRI or CT of the spine first" in said) is image_first
+
+
+@pytest.mark.parametrize("flag,onset,flagged", [
+    (condition("R50.9", rid="fever", onsetDateTime=day(-10)), None, True),
+    (condition("R50.9", rid="fever", onsetDateTime=day(-40)), None, False),    # fever is recent or nothing
+    (condition("R63.4", rid="wl", onsetDateTime=day(-100)), None, True),
+    (condition("Z94.0", rid="tx", onsetDateTime=day(-3000)), None, True),     # kidney transplant status
+    (condition("F11.20", rid="oud", onsetDateTime=day(-300)), None, True),    # opioid dependence
+    (condition("C61", status="resolved", rid="ca", onsetDateTime=day(-3000)), None, True),  # cancer in the past
+])
+def test_each_image_first_flag(client, flag, onset, flagged):
+    body = hook_request("order-sign", conditions=[radiculopathy(), flag], procedures=pt_visits(90, 48))
+    said = " ".join(card["summary"] for card in call(client, ORDER_SIGN, body).json()["cards"])
+    assert ("MRI or CT of the spine first" in said) is flagged
+
+
+def test_a_transplant_drug_is_immunosuppression(client):
+    tacrolimus = {"resourceType": "MedicationRequest", "id": "tac", "status": "active", "intent": "order",
+                  "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "1664463",
+                                                            "display": "24 HR tacrolimus 1 MG Extended Release Oral Tablet"}]},
+                  "subject": {"reference": "Patient/p1"}, "authoredOn": day(-200)}
+    body = hook_request("order-sign", procedures=pt_visits(90, 48), medication_requests=[tacrolimus])
+    card = only_card(call(client, ORDER_SIGN, body))
+    assert card["summary"].startswith("24 HR tacrolimus 1 MG Extended Release") and "MRI or CT" in card["summary"]
+
+
+@pytest.mark.parametrize("display,flagged", [("Adenocarcinoma of pancreas", True),
+                                             ("Family history of malignant neoplasm of breast", False),
+                                             ("Carcinoma in situ of breast", False),
+                                             ("Benign neoplasm of colon", False)])
+def test_a_cancer_named_only_in_words_is_read_from_the_text(client, display, flagged):
+    words = condition("999999991", SNOMED, rid="words", onsetDateTime=day(-500))
+    words["code"] = {"coding": [{"system": SNOMED, "code": "999999991", "display": display}], "text": display}
+    body = hook_request("order-sign", conditions=[radiculopathy(), words], procedures=pt_visits(90, 48))
+    said = " ".join(card["summary"] for card in call(client, ORDER_SIGN, body).json()["cards"])
+    assert ("(read from its text) on record: MRI or CT" in said) is flagged
+
+
+def test_a_red_flag_named_only_in_words_stops_the_injection_and_says_it_read_the_text(client):
+    """A GP system's SNOMED 111633007 is in no value set: its words name the cauda equina."""
+    words = condition("111633007", SNOMED, rid="gp", onsetDateTime=day(-3))
+    display = "Open fracture of sacrum and/or coccyx with complete cauda equina lesion"
+    words["code"] = {"coding": [{"system": SNOMED, "code": "111633007", "display": display}], "text": display}
+    card = only_card(call(client, ORDER_SIGN, hook_request("order-sign", conditions=[radiculopathy(), words])))
+    assert card["indicator"] == "critical" and card["summary"].startswith("Red flag on record (Open fracture of sacrum")
+    assert "Red flag read from the diagnosis text (its codes are in no value set)" in card["detail"]
+
+
+@pytest.mark.parametrize("number,as_of,named", [
+    ("765583", "2012-02-15", "Overlapping malignant neoplasm of femal"),  # breast cancer the day before her backache
+    ("1272431", "2012-04-01", "Primary malignant neoplasm of prostate"),   # prostate and kidney cancer
+])
+def test_smart_patients_with_cancer_are_told_to_image_first(tmp_path, number, as_of, named):
+    pid, resources = smart_patient(number)
+    [card] = evaluate(tmp_path, request(pid, resources, draft=order("64483")), as_of)
+    assert card["summary"].startswith(named) and "MRI or CT of the spine first" in card["summary"]
+    assert not any("physical therapy" in s["label"].lower() for s in card.get("suggestions") or ())
+
+
+def test_a_synthea_patient_on_tacrolimus_is_told_to_image_first(tmp_path):
+    pid, resources = patient("4c40ad08")
+    [card] = evaluate(tmp_path, request(pid, resources, draft=order("64483")), "2025-06-01")
+    lines = [card["summary"], *card["detail"].splitlines()]
+    assert any("MRI or CT of the spine first" in line for line in lines)
+    assert not any("physical therapy" in s["label"].lower() for s in card.get("suggestions") or ())

@@ -66,7 +66,9 @@ def test_a_red_flag_under_a_local_icd_system_stops_the_injection_and_leads(tmp_p
 def test_an_icd9_stenosis_qualifies_for_an_esi(tmp_path):
     pid, resources = mimic_patient("7d61fb4e")  # 724.02 lumbar spinal stenosis, dotless, MIMIC's ICD-9 system
     card = only(evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2117-05-01"))
-    assert card["summary"].startswith("No conservative therapy documented")
+    # a personal history of cancer, no spine imaging: image first, then therapy
+    assert card["summary"].startswith("Personal history of other malignant neo") and "MRI or CT" in card["summary"]
+    assert "- No conservative therapy documented" in card["detail"]
     assert "Diagnosis: Spinal stenosis, lumbar region" in card["detail"]
     assert "No radicular or stenosis diagnosis" not in card["detail"]
 

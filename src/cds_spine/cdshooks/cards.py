@@ -130,8 +130,7 @@ def _detail(assessment: Assessment, knowledge: Knowledge) -> str:
     missing += [WORDING.format(wording.pending_referral, description=_md(referral.description),
                                reference=referral.reference) for referral in assessment.pending_referrals]
     also = [finding_summary(knowledge, f.code, dict(f.facts)) for f in assessment.findings if f is not assessment.lead]
-    context = _unique(WORDING.format(wording.red_flag_line, condition=_md(_dated(wording, flag)),
-                                     reference=flag.reference) for flag in _one_per_description(assessment.red_flags))
+    context = _red_flag_lines(wording, assessment.red_flags)
     if assessment.prior_injections:
         context.append(WORDING.format(
             wording.prior_esi_line, region=config.regions.get(assessment.order.region, ""),
@@ -304,6 +303,13 @@ def _standing(knowledge: Knowledge, summary: PatientSummary) -> list[str]:
     return lines
 
 
+def _red_flag_lines(wording: Detail, flags: Iterable[DiagnosisOnRecord]) -> list[str]:
+    """One line per red flag, saying so when it was read from the diagnosis's words."""
+    return _unique(WORDING.format(wording.red_flag_from_text if flag.from_text else wording.red_flag_line,
+                                  condition=_md(_dated(wording, flag)), reference=flag.reference)
+                   for flag in _one_per_description(flags))
+
+
 def render_patient_summary(summary: PatientSummary | None, knowledge: Knowledge, options: CardOptions) -> list[Card]:
     """One card: a red flag leads (to be evaluated urgently); else where ESI and surgery stand."""
     if summary is None:
@@ -313,8 +319,7 @@ def render_patient_summary(summary: PatientSummary | None, knowledge: Knowledge,
     detail = config.card.detail
     esi, _, surgery = standings(knowledge, summary)
     flags = _one_per_description(summary.red_flags)
-    red_flags = [WORDING.format(detail.red_flag_line, condition=_md(_dated(detail, flag)), reference=flag.reference)
-                 for flag in flags]
+    red_flags = _red_flag_lines(detail, flags)
     diagnoses = _unique(WORDING.format(detail.diagnosis_line, diagnosis=_md(_dated(detail, d)))
                         for d in summary.diagnoses if not d.is_red_flag)
     indicator: Literal["info", "warning", "critical"]

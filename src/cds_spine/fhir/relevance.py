@@ -21,7 +21,8 @@ ALWAYS_KEPT = frozenset({"Medication", "Encounter"})
 
 
 def _medication_names(concept: Any, reference: Any) -> Iterator[str]:
-    """The free text that may name a medication: the concept's text and displays, the reference's display."""
+    """The free text that may name a medication (or a diagnosis): the concept's text and displays, the
+    reference's display."""
     if concept.__class__ in OBJECTS:
         yield concept.get("text")
         coding = concept.get("coding")
@@ -41,6 +42,7 @@ def relevance_filter(knowledge: Knowledge, unplaced: Callable[[str], None] | Non
     systems_by_code = knowledge.systems_by_raw_code
     known_systems = knowledge.code_systems.known
     mentions_medication = knowledge.mentions_medication
+    mentions_diagnosis_words = knowledge.mentions_diagnosis_words
 
     def in_a_value_set(concept: Any) -> bool:
         if concept.__class__ not in OBJECTS:
@@ -90,6 +92,10 @@ def relevance_filter(knowledge: Knowledge, unplaced: Callable[[str], None] | Non
         if is_medication:
             for name in _medication_names(concept, resource.get("medicationReference")):
                 if name.__class__ is str and mentions_medication(name):
+                    return True
+        elif resource_type == "Condition":  # a red flag or cancer named only in words (the last resort)
+            for name in _medication_names(concept, None):
+                if name.__class__ is str and mentions_diagnosis_words(name):
                     return True
         return False
 

@@ -11,6 +11,7 @@ from enum import Enum
 
 from .evidence import ConservativeHistory, Scope, conservative_history
 from .findings import SEVERITY_RANK, Finding, finding
+from .imaging import image_first_findings, image_first_on_record, imaged
 from .injections import PriorInjection, prior_injections
 from .knowledge import Knowledge
 from .observation_rules import ScoresOnRecord, esi_score_findings, readiness_findings
@@ -41,6 +42,7 @@ class DiagnosisOnRecord:
     group: str  # "qualifying", "axial" or a red-flag id
     segments: frozenset[str] = frozenset()  # empty: no region
     dated: bool = True  # False: the record gives no date (no onset, recorded date or encounter)
+    from_text: bool = False  # True: a red flag read from the diagnosis's words (its codes are in no value set)
 
     def fits(self, segments: frozenset[str]) -> bool:
         return Indication(True, self.segments).fits(segments)
@@ -85,15 +87,23 @@ def diagnoses_on_record(record: PatientRecord, knowledge: Knowledge, today: date
     config = knowledge.config.diagnoses
     groups = [(flag.id, flag.valueset, flag.acute_days) for flag in config.red_flags]
     groups += [("qualifying", config.qualifying.valueset, None), ("axial", config.axial.valueset, None)]
+    acute = {flag.id: flag.acute_days for flag in config.red_flags}
     found = []
     for condition in record.conditions:
         if not is_active(condition, today):
             continue
+        description = describe(condition.codes, condition.text)
         for group, valueset, acute_days in groups:
             membership = knowledge.find(condition.codes, valueset)
             if membership and (acute_days is None or is_red(condition, acute_days, today)):
-                found.append(DiagnosisOnRecord(condition.reference, describe(condition.codes, condition.text), group,
+                found.append(DiagnosisOnRecord(condition.reference, description, group,
                                                knowledge.segments(membership), condition.onset is not None))
+        if not knowledge.knows_any(condition.codes):  # the last resort: a red flag named in words
+            words = " ".join(filter(None, [condition.text, *(code.display for code in condition.codes)]))
+            flag = knowledge.red_flag_words.owner(words) if words else None
+            if flag and is_red(condition, acute[flag], today):
+                found.append(DiagnosisOnRecord(condition.reference, description, flag, frozenset(),
+                                               condition.onset is not None, from_text=True))
     return tuple(found)
 
 
@@ -178,6 +188,7 @@ class _RecordFacts:
         self.diagnoses = diagnoses_on_record(record, knowledge, today)
         self.red_flags = [d for d in self.diagnoses if d.is_red_flag]
         self.infections = recent_infections(record, knowledge, today)
+        self.image_first = image_first_on_record(record, knowledge, today)
         self.session_referrals = session_referrals(session_orders, knowledge)
         self._histories: dict[Scope, ConservativeHistory] = {}
         self._referrals: dict[Scope, tuple[Referral, ...]] = {}
@@ -231,6 +242,9 @@ def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
         decision, findings = _conservative_findings(knowledge, history, required, label, facts.red_flags)
     if order.category in INJECTIONS:
         findings += anticoagulant_findings(knowledge, facts.record, order, label, today)
+    if facts.image_first and not facts.red_flags and not facts.infections and \
+            not imaged(facts.record, knowledge, order, segments, today):
+        findings += image_first_findings(knowledge, facts.image_first, label)
     prior: tuple[PriorInjection, ...] = ()
     readings: list[Reading] = []
     if order.category == "esi":

@@ -26,6 +26,7 @@ class Detail(Strict):
     score_line: str
     pending_referral: str
     red_flag_line: str
+    red_flag_from_text: str
     prior_esi_line: str
     diagnosis_line: str
     unreadable: str

@@ -7,7 +7,7 @@ from typing import Literal, get_args
 from pydantic import Field, model_validator
 
 from .card_wording import CardWording, PatientView, Timeline
-from .rule_parameters import Anticoagulation, Citation, Observations, Rules, Strict
+from .rule_parameters import Anticoagulation, Citation, ImageFirst, Observations, Rules, Strict
 from .wording import PLACEHOLDER_WORST_CASE, SUMMARY_LIMIT, WORDING
 
 
@@ -82,6 +82,8 @@ class DiagnosisGroup(Strict):
 
 
 class RedFlag(Group):
+    text: tuple[str, ...] = ()
+    """Words that mark the red flag in a diagnosis's text when no code of any value set does (the last resort)."""
     acute_days: int | None = Field(default=None, ge=1)
     """A red flag whose onset is older than this is history, not a red flag (a paraplegia of many years); None:
     red as long as it is active. A red flag whose record gives no date stays red (the safe reading)."""
@@ -106,7 +108,7 @@ class Diagnoses(Strict):
 FindingCode = Literal[
     "conservative-missing", "conservative-short", "esi-limit-exceeded", "esi-too-soon", "esi-poor-response",
     "regenerative-before-esi", "red-flag-injection", "injection-contraindicated", "anticoagulant",
-    "anticoagulant-long-term", "red-flag", "regenerative-investigational", "no-imaging-guidance",
+    "anticoagulant-long-term", "image-first", "red-flag", "regenerative-investigational", "no-imaging-guidance",
     "esi-non-particulate", "no-qualifying-diagnosis", "no-surgery-indication", "fusion-smoker", "fusion-hba1c",
     "esi-response-documented", "esi-response-undocumented", "esi-baseline-undocumented", "criteria-met",
 ]
@@ -150,6 +152,7 @@ class PathwayConfig(Strict):
     conservative: Conservative
     diagnoses: Diagnoses
     anticoagulation: Anticoagulation
+    image_first: ImageFirst
     observations: Observations
     rules: Rules
     findings: dict[FindingCode, FindingWording]
@@ -250,6 +253,7 @@ class PathwayConfig(Strict):
                 "diagnoses.axial.valueset": self.diagnoses.axial.valueset,
                 "diagnoses.systemic_infection.valueset": self.diagnoses.systemic_infection.valueset,
                 "anticoagulation.long_term_use_valueset": self.anticoagulation.long_term_use_valueset,
+                "image_first.imaging_valueset": self.image_first.imaging_valueset,
                 **self.observations.valuesets()}
         for kind, indication in self.rules.surgery.indications.items():
             refs.update({f"rules.surgery.indications.{kind}.valuesets[{i}]": valueset
@@ -259,4 +263,5 @@ class PathwayConfig(Strict):
                              ("conservative.not_counted", self.conservative.not_counted),
                              ("diagnoses.red_flags", self.diagnoses.red_flags)):
             refs.update({f"{path}[{i}].valueset": group.valueset for i, group in enumerate(groups)})
+        refs.update({f"image_first.flags[{i}].valueset": flag.valueset for i, flag in enumerate(self.image_first.flags)})
         return refs

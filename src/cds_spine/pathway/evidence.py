@@ -25,10 +25,16 @@ from .record import (
     ProcedureEntry,
     ServiceRequestEntry,
 )
-from .timing import MEDICATION_STATUSES_TAKEN, Window, medication_days, procedure_days, referral_days
+from .timing import (
+    MEDICATION_STATUSES_TAKEN,
+    PROCEDURE_STATUSES_DONE,
+    Window,
+    medication_days,
+    procedure_days,
+    referral_days,
+)
 from .wording import WORDING
 
-PROCEDURE_STATUSES_DONE = frozenset({"completed", "in-progress"})
 ESI_CATEGORY = "esi"
 
 

@@ -73,9 +73,20 @@ class Knowledge:
         self.anticoagulant_names = IngredientNames({name: drug.label for drug in config.anticoagulation.drugs
                                                     for name in drug.ingredients})
         """Anticoagulant and antiplatelet ingredients -> the drug's label."""
+        immunosuppressants = config.image_first.immunosuppressants
+        self.immunosuppressant_names = IngredientNames({name: immunosuppressants.label
+                                                        for name in immunosuppressants.ingredients})
         self._any_names = IngredientNames({**owners, **{name: OPIOID for name in config.conservative.opioids.ingredients},
                                            **{name: drug.label for drug in config.anticoagulation.drugs
-                                              for name in drug.ingredients}})
+                                              for name in drug.ingredients},
+                                           **{name: immunosuppressants.label for name in immunosuppressants.ingredients}})
+        self.red_flag_words = IngredientNames({word: flag.id for flag in config.diagnoses.red_flags
+                                               for word in flag.text})
+        """Words that mark a red flag in a diagnosis's text -> the red flag's id (the last resort)."""
+        self.image_first_words = IngredientNames({word: flag.id for flag in config.image_first.flags
+                                                  for word in flag.text})
+        self._not_a_flag_words = IngredientNames({word: "unless" for word in config.image_first.text_unless})
+        self._diagnosis_words_cache: dict[str, bool] = {}
         diagnoses = config.diagnoses
         self._diagnosis_valuesets = (diagnoses.qualifying.valueset, diagnoses.axial.valueset,
                                      *(flag.valueset for flag in diagnoses.red_flags))
@@ -148,6 +159,21 @@ class Knowledge:
 
     def mentions_opioid(self, text: str) -> bool:
         return self._opioid_names.owner(text) is not None
+
+    def image_first_by_text(self, text: str) -> str | None:
+        """The image-first flag a diagnosis's text names, unless the text says it is not one (benign, in situ)."""
+        flag = self.image_first_words.owner(text)
+        return flag if flag and self._not_a_flag_words.owner(text) is None else None
+
+    def mentions_diagnosis_words(self, text: str) -> bool:
+        """Does a diagnosis's text name a red flag or an image-first flag? (the one-pass filter keeps it)"""
+        found = self._diagnosis_words_cache.get(text)
+        if found is None:
+            if len(self._diagnosis_words_cache) > 100_000:
+                self._diagnosis_words_cache.clear()
+            found = self._diagnosis_words_cache[text] = bool(text) and (
+                self.red_flag_words.owner(text) is not None or self.image_first_by_text(text) is not None)
+        return found
 
     def mentions_medication(self, text: str) -> bool:
         """Does the text name any ingredient the pathway knows (counting, opioid or anticoagulant)? Cached by

@@ -195,3 +195,38 @@ class Anticoagulation(Strict):
         classes = [self.risk_by_approach.get(approach or "", self.default_risk),
                    self.risk_by_region.get(region, self.default_risk)]
         return "high" if "high" in classes else "intermediate"
+
+
+class ImageFirstFlag(Strict):
+    """A finding that calls for MRI or CT before an injection or surgery (cancer history, weight loss, fever...)."""
+
+    id: str = Field(min_length=1)
+    label: str = Field(min_length=1)
+    valueset: str
+    within_days: int | None = Field(default=None, ge=1)
+    """Counts when it began at most this many days ago, resolved or not; None: while active."""
+    any_status: bool = False
+    """True: counts whatever its clinical status (a cancer in remission is still a history of cancer)."""
+    text: tuple[str, ...] = ()
+    """Words that mark it in a diagnosis's text when no code of any value set does (the last resort)."""
+
+
+class Immunosuppressants(Strict):
+    label: str = Field(min_length=1)
+    ingredients: tuple[str, ...] = Field(min_length=1)
+    within_days: int = Field(ge=0)
+    """Taken this many days before the order at most (an active order with no end is taken today)."""
+
+
+class ImageFirst(Strict):
+    """NICE NG59, ACP 2017, NASS: these findings call for imaging before an injection or spine surgery."""
+
+    flags: tuple[ImageFirstFlag, ...] = Field(min_length=1)
+    immunosuppressants: Immunosuppressants
+    text_unless: tuple[str, ...] = ()
+    """A diagnosis text with one of these is not read as a flag (benign, in situ, family history, ruled out)."""
+    read_from_text: str = Field(min_length=1)
+    """How a flag read from a diagnosis's text is named on the card ({condition})."""
+    imaging_valueset: str
+    imaging_days: dict[Literal["esi", "regenerative", "surgery"], int]
+    """MRI or CT of the order's region at most this many days old counts (eviCore: 24 months before an ESI)."""

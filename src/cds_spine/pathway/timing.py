@@ -17,6 +17,7 @@ from .record import (
 ACTIVE_CLINICAL_STATUSES = frozenset({"active", "recurrence", "relapse"})
 DISCARDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 MEDICATION_STATUSES_TAKEN = frozenset({"active", "completed", "stopped"})
+PROCEDURE_STATUSES_DONE = frozenset({"completed", "in-progress"})
 
 
 @dataclass(frozen=True)
