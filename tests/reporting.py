@@ -58,7 +58,7 @@ def audit_settings() -> dict:
 
 
 def surgery_request() -> dict:
-    request = hook_request("order-sign", orders=[{**esi_order("surg-1"), "code": coded(CPT, "22612", "fusion")}])
+    request = hook_request("order-sign", orders=[{**esi_order("surg-1"), "code": coded(CPT, "63047", "laminectomy")}])
     request["context"]["userId"] = "Practitioner/u2"
     return request
 

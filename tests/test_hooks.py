@@ -81,7 +81,9 @@ def test_resigned_active_order_is_evaluated_like_a_draft(client):
 def test_spine_surgery_without_conservative_therapy_warns(client, code, system):
     response = call(client, ORDER_SIGN, hook_request("order-sign", orders=[surgery_order(code, system)]))
     assert indicators(response) == ["warning"]
-    assert "before" in response.json()["cards"][0]["summary"]
+    [card] = response.json()["cards"]
+    said = card["summary"] + card["detail"]  # a lumbar fusion for radiculopathy alone leads with its indication
+    assert "No conservative therapy documented in the last 12 months before" in said
 
 
 def test_broad_surgery_code_is_named_without_a_region(client):

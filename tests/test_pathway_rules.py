@@ -103,8 +103,42 @@ def test_esi_needs_28_days(knowledge, days, decision):
 
 @pytest.mark.parametrize("days,decision", [(41, Decision.NOT_MET), (42, Decision.MET)])
 def test_surgery_needs_42_days(knowledge, days, decision):
-    result = run(knowledge, with_dx(medications=(statement(90, 90 - days + 1),)), order("22612"))
+    result = run(knowledge, with_dx(medications=(statement(90, 90 - days + 1),)), order("63047"))
     assert result.decision is decision
+
+
+SPONDYLOLISTHESIS = radicular("M43.16", ref="Condition/spondy")
+
+
+@pytest.mark.parametrize("days,decision", [(89, Decision.NOT_MET), (90, Decision.MET)])
+def test_lumbar_fusion_for_spondylolisthesis_needs_three_months(knowledge, days, decision):
+    record = with_dx(conditions=(SPONDYLOLISTHESIS,), medications=(statement(120, 120 - days + 1),))
+    result = run(knowledge, record, order("22612"))
+    assert result.decision is decision and result.required_days == 90
+    assert "fusion-without-instability" not in codes_of(result)
+
+
+@pytest.mark.parametrize("code", ["M51.26", "M48.061", "M48.062", "M51.16", "724.71", "M96.1", "M53.2X8"])
+def test_lumbar_fusion_needs_instability_not_herniation_or_stenosis(knowledge, code):
+    """Disc displacement, stenosis without instability, post-laminectomy pain, coccyx hypermobility: not covered."""
+    system = "http://hl7.org/fhir/sid/icd-9-cm" if code == "724.71" else ICD10
+    record = PatientRecord(conditions=(radicular(code, system),), medications=(statement(200, 10),))
+    result = run(knowledge, record, order("22612"))
+    assert codes_of(result)[0] == "fusion-without-instability"
+    assert dict(result.findings[0].facts)["indication"] == "spondylolisthesis, instability or fracture"
+
+
+def test_a_cervical_fusion_treats_radiculopathy(knowledge):
+    record = PatientRecord(conditions=(radicular("M54.12"),), medications=(statement(120, 10),))
+    assert codes_of(run(knowledge, record, order("22551"))) == []
+
+
+@pytest.mark.parametrize("code,found", [("M51.36", []), ("M51.362", []),
+                                        ("M48.061", ["surgery-contraindicated", "no-surgery-indication"])])
+def test_lumbar_disc_arthroplasty_needs_disc_disease_and_no_stenosis(knowledge, code, found):
+    record = PatientRecord(conditions=(radicular(code),), medications=(statement(300, 10),))
+    result = run(knowledge, record, order("22857"))
+    assert codes_of(result) == found and result.required_days == 180
 
 
 def test_short_therapy_is_named_with_its_days(knowledge):

@@ -24,8 +24,10 @@ CARDS = {
     "p05-esi-fifth-in-a-year": (["This would be lumbar ESI number 5 in 12 months; at most 4 per region are "
                                  "recommended"], ["Prior lumbar ESI: 4 in 12 months"]),
     "p06-surgery-after-pt-and-esi": ([], []),
-    "p07-fusion-nothing-tried": (["No conservative therapy documented in the last 12 months before lumbar fusion; "
-                                  "try physical therapy first"], ["42 days of conservative therapy before lumbar fusion"]),
+    "p07-fusion-nothing-tried": (["No spondylolisthesis, instability or fracture on record: payers do not cover "
+                                  "fusion for herniation or stenosis alone"],
+                                 ["No conservative therapy documented in the last 12 months before lumbar fusion",
+                                  "**Missing:** 90 days of conservative therapy before lumbar fusion."]),
     "p08-esi-without-guidance": (["ESI ordered without fluoroscopic or CT guidance; order an image-guided ESI instead"],
                                  []),
     "p09-unrelated-order": ([], []),
@@ -45,6 +47,12 @@ CARDS = {
                                       ["Recorded: PROMIS physical function 35 on {day-62}"]),
     "p17-fusion-cotinine-level": (["Nicotine use on record ({day-20}): payers ask for nicotine-free status before "
                                    "elective fusion"], []),
+    "p18-fusion-without-instability": (["No spondylolisthesis, instability or fracture on record: payers do not cover "
+                                        "fusion for herniation or stenosis alone"], []),
+    "p19-esi-on-apixaban": (["Apixaban on record: hold it 3 days before lumbar ESI (intermediate bleeding risk)"],
+                            ["**Anticoagulation:** Stop it only with its prescriber's agreement"]),
+    "p20-esi-cancer-history-no-imaging": (["Personal history of malignant neoplasm… on record: MRI or CT of the "
+                                           "spine first, before lumbar ESI"], ["**Image first:**"]),
 }
 
 

@@ -188,8 +188,10 @@ def test_scores_entered_in_error_are_not_read(client):
 
 
 def fusion(*observations: dict, conditions: list[dict] | None = None) -> dict:
-    return hook_request("order-sign", orders=[esi_order("fusion-1", code=FUSION)], procedures=pt_visits(150, 60),
-                        conditions=conditions, observations=list(observations))
+    """A lumbar fusion for degenerative spondylolisthesis after 13 weeks of physical therapy."""
+    spondylolisthesis = condition("M43.16", rid="spondylolisthesis", onsetDateTime=day(-200))
+    return hook_request("order-sign", orders=[esi_order("fusion-1", code=FUSION)], procedures=pt_visits(160, 60),
+                        conditions=conditions or [radiculopathy(), spondylolisthesis], observations=list(observations))
 
 
 def test_a_current_smoker_or_a_high_hba1c_before_fusion_is_an_info_card(client):

@@ -163,13 +163,19 @@ def _ordered(knowledge: Knowledge, findings: list[Finding]) -> tuple[Finding, ..
     return tuple(sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], position[f.code])))
 
 
-def _surgery_indicationfinding(knowledge: Knowledge, order: ClassifiedOrder, record: PatientRecord,
-                                segments: frozenset[str], today: date) -> list[Finding]:
-    indications = knowledge.config.rules.surgery.indications
-    indication = indications.get(order.kind or "") or indications["unspecified"]
-    if has_indication(record, knowledge, indication.valuesets, segments, today):
-        return []
-    return [finding(knowledge, "no-surgery-indication", indication=indication.label)]
+def _surgery_indication_findings(knowledge: Knowledge, order: ClassifiedOrder, label: str, record: PatientRecord,
+                                 segments: frozenset[str], today: date) -> list[Finding]:
+    """What the kind of surgery needs in its region is on record, and nothing that contraindicates it."""
+    indication = knowledge.config.rules.surgery.indication(order.kind, order.region)
+    findings = []
+    if not has_indication(record, knowledge, indication.valuesets, segments, today):
+        findings.append(finding(knowledge, indication.missing_finding, indication=indication.label, order=label))
+    contraindication = next((condition for condition in record.conditions if is_active(condition, today) and any(
+        knowledge.find(condition.codes, valueset) for valueset in indication.contraindications)), None)
+    if contraindication:
+        findings.append(finding(knowledge, "surgery-contraindicated", [contraindication.reference], order=label,
+                                condition=shorten(describe(contraindication.codes, contraindication.text))))
+    return findings
 
 
 def order_segments(knowledge: Knowledge, region: str) -> frozenset[str]:
@@ -194,7 +200,7 @@ class _RecordFacts:
         self._referrals: dict[Scope, tuple[Referral, ...]] = {}
         self._prior: tuple[PriorInjection, ...] | None = None
         self._scores: ScoresOnRecord | None = None
-        self._indication_findings: dict[tuple[str | None, frozenset[str]], list[Finding]] = {}
+        self._indication_findings: dict[tuple[str | None, str, frozenset[str]], list[Finding]] = {}
 
     def history(self, scope: Scope) -> ConservativeHistory:
         if scope not in self._histories:
@@ -218,11 +224,12 @@ class _RecordFacts:
             self._scores = ScoresOnRecord(self.record, self.knowledge)
         return self._scores
 
-    def surgery_indication_findings(self, order: ClassifiedOrder, segments: frozenset[str]) -> list[Finding]:
-        key = (order.kind, segments)
+    def surgery_indication_findings(self, order: ClassifiedOrder, label: str, segments: frozenset[str]
+                                    ) -> list[Finding]:
+        key = (order.kind, order.region, segments)
         if key not in self._indication_findings:
-            self._indication_findings[key] = _surgery_indicationfinding(self.knowledge, order, self.record,
-                                                                         segments, self.today)
+            self._indication_findings[key] = _surgery_indication_findings(self.knowledge, order, label, self.record,
+                                                                          segments, self.today)
         return list(self._indication_findings[key])
 
 
@@ -230,6 +237,8 @@ def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
     knowledge, today = facts.knowledge, facts.today
     config = knowledge.config
     required = config.rules.of(order.category).min_conservative_days
+    if order.category == "surgery":
+        required = config.rules.surgery.indication(order.kind, order.region).min_conservative_days or required
     label = config.order_label(order.category, order.region, order.kind)
     segments = order_segments(knowledge, order.region)
     scope = Scope(segments, required,
@@ -264,7 +273,7 @@ def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
         if config.rules.regenerative.prior_esi_required and not prior:
             findings.append(finding(knowledge, "regenerative-before-esi", order=label))
     elif not facts.red_flags:
-        findings += facts.surgery_indication_findings(order, segments)
+        findings += facts.surgery_indication_findings(order, label, segments)
         if order.kind in config.rules.surgery.readiness.kinds:
             readiness, readings = readiness_findings(knowledge, facts.record, today)
             findings += readiness

@@ -108,9 +108,10 @@ class Diagnoses(Strict):
 FindingCode = Literal[
     "conservative-missing", "conservative-short", "esi-limit-exceeded", "esi-too-soon", "esi-poor-response",
     "regenerative-before-esi", "red-flag-injection", "injection-contraindicated", "anticoagulant",
-    "anticoagulant-long-term", "image-first", "red-flag", "regenerative-investigational", "no-imaging-guidance",
-    "esi-non-particulate", "no-qualifying-diagnosis", "no-surgery-indication", "fusion-smoker", "fusion-hba1c",
-    "esi-response-documented", "esi-response-undocumented", "esi-baseline-undocumented", "criteria-met",
+    "anticoagulant-long-term", "image-first", "surgery-contraindicated", "fusion-without-instability", "red-flag",
+    "regenerative-investigational", "no-imaging-guidance", "esi-non-particulate", "no-qualifying-diagnosis",
+    "no-surgery-indication", "fusion-smoker", "fusion-hba1c", "esi-response-documented", "esi-response-undocumented",
+    "esi-baseline-undocumented", "criteria-met",
 ]
 Severity = Literal["info", "warning", "critical", "note"]
 """A `note` never leads a card: it is a line of the card's detail when there is a card, and in the audit."""
@@ -199,7 +200,8 @@ class PathwayConfig(Strict):
         view = self.patient_view
         values = dict(PLACEHOLDER_WORST_CASE, order=self.longest_order_label(),
                       region=max(self.regions.values(), key=len),
-                      indication=max((i.label for i in self.rules.surgery.indications.values()), key=len),
+                      indication=max((i.label for found in self.rules.surgery.indications.values() for i in found),
+                                     key=len),
                       measure=max((score.label for score in self.observations.scores), key=len),
                       drug=max((drug.label for drug in self.anticoagulation.drugs), key=len),
                       hold=max((hold for drug in self.anticoagulation.drugs for hold in drug.hold.values()), key=len),
@@ -255,9 +257,10 @@ class PathwayConfig(Strict):
                 "anticoagulation.long_term_use_valueset": self.anticoagulation.long_term_use_valueset,
                 "image_first.imaging_valueset": self.image_first.imaging_valueset,
                 **self.observations.valuesets()}
-        for kind, indication in self.rules.surgery.indications.items():
-            refs.update({f"rules.surgery.indications.{kind}.valuesets[{i}]": valueset
-                         for i, valueset in enumerate(indication.valuesets)})
+        for kind, found in self.rules.surgery.indications.items():
+            for n, indication in enumerate(found):
+                refs.update({f"rules.surgery.indications.{kind}[{n}].valuesets[{i}]": valueset
+                             for i, valueset in enumerate(indication.valuesets + indication.contraindications)})
         for path, groups in (("conservative.modalities", self.conservative.modalities),
                              ("conservative.medications", self.conservative.medications),
                              ("conservative.not_counted", self.conservative.not_counted),

@@ -45,8 +45,22 @@ class EsiRule(Strict):
 
 
 class Indication(Strict):
+    """What a kind of surgery needs, in the regions it applies to (the first of a kind's list whose regions hold the
+    order's region)."""
+
+    regions: tuple[str, ...] = ()
+    """The order regions it applies to; empty: any."""
     label: str = Field(min_length=1)
     valuesets: tuple[str, ...] = Field(min_length=1)
+    min_conservative_days: int | None = Field(default=None, ge=0)
+    """The conservative care this indication needs (spondylolisthesis: 3 months); None: the surgery rule's."""
+    missing_finding: Literal["no-surgery-indication", "fusion-without-instability"] = "no-surgery-indication"
+    """The finding when no diagnosis of `valuesets` is on record."""
+    contraindications: tuple[str, ...] = ()
+    """Value sets of labelled contraindications (stenosis before a lumbar disc arthroplasty)."""
+
+    def applies(self, region: str) -> bool:
+        return not self.regions or region in self.regions
 
 
 class Readiness(Strict):
@@ -65,7 +79,12 @@ class SurgeryRule(Strict):
     min_conservative_days: int = Field(ge=0)
     prior_esi_counts: bool
     prior_esi_label: str = Field(min_length=1)
-    indications: dict[str, Indication]
+    indications: dict[str, tuple[Indication, ...]]
+
+    def indication(self, kind: str | None, region: str) -> Indication:
+        """The indication of the order's kind (unspecified when unknown) for its region."""
+        found = self.indications.get(kind or "") or self.indications["unspecified"]
+        return next((indication for indication in found if indication.applies(region)), found[-1])
     readiness: Readiness
     rule: str
     source: Citation

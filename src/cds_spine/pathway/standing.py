@@ -104,8 +104,8 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
     surgery_days = conservative_history(record, knowledge, today, Scope(
         frozenset(), rules.surgery.min_conservative_days, count_prior_esi=rules.surgery.prior_esi_counts)).days
     qualifying = [d for d in diagnoses if d.group == "qualifying"]
-    surgery_indicated = has_indication(record, knowledge, sorted({valueset for indication in
-                                       rules.surgery.indications.values() for valueset in indication.valuesets}),
+    surgery_indicated = has_indication(record, knowledge, sorted({valueset for found in
+                                       rules.surgery.indications.values() for valueset in found[-1].valuesets}),
                                        frozenset(), today)
     injections = injections_by_region(record, knowledge, today)
     # A region at its limit, or injected too recently, blocks an ESI there: the first such region where a
