@@ -27,7 +27,7 @@ EXPORT = REAL_DATA / "synthea-qicore"
 PREFETCH_KEYS = {"Condition": "conditions", "Procedure": "procedures", "MedicationRequest": "medicationRequests",
                  "MedicationStatement": "medicationStatements", "ServiceRequest": "serviceRequests",
                  "MedicationOrder": "medicationRequests", "ProcedureRequest": "serviceRequests",
-                 "Observation": "observations"}
+                 "Observation": "observations", "DiagnosticReport": "imagingReports"}
 CPT = "http://www.ama-assn.org/go/cpt"
 SNOMED = "http://snomed.info/sct"
 

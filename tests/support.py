@@ -106,7 +106,7 @@ def hook_request(hook: str = "order-select", orders: list[dict] | None = None, s
                  conditions: list[dict] | None = None, procedures: list[dict] | None = None,
                  medication_statements: list[dict] | None = None, medication_requests: list[dict] | None = None,
                  service_requests: list[dict] | None = None, observations: list[dict] | None = None,
-                 omit: tuple[str, ...] = (), **top: Any) -> dict:
+                 imaging_reports: list[dict] | None = None, omit: tuple[str, ...] = (), **top: Any) -> dict:
     """ESI-R4 of the checklist by default: order-select on a lumbar ESI, all prefetch keys present."""
     orders = [esi_order()] if orders is None else orders
     context: dict[str, Any] = {"userId": "Practitioner/u1", "patientId": "p1"}
@@ -118,7 +118,7 @@ def hook_request(hook: str = "order-select", orders: list[dict] | None = None, s
     records = {"conditions": [radiculopathy()] if conditions is None else conditions,
                "procedures": procedures or [], "medicationStatements": medication_statements or [],
                "medicationRequests": medication_requests or [], "serviceRequests": service_requests or [],
-               "observations": observations or []}
+               "observations": observations or [], "imagingReports": imaging_reports or []}
     prefetch = {"patient": {"resourceType": "Patient", "id": "p1"}}
     prefetch.update({key: bundle(*resources) for key, resources in records.items() if key not in omit})
     return {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch, **top}

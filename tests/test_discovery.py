@@ -43,12 +43,23 @@ def test_observations_are_asked_for_by_the_codes_of_their_value_sets(client, kno
         assert asked == set(knowledge.observation_codes())
 
 
+def test_spine_imaging_reports_are_asked_for_by_the_codes_of_their_value_set(client, knowledge):
+    for service in client.get("/cds-services").json()["services"]:
+        path, query = service["prefetch"]["imagingReports"].split("?")
+        assert path == "DiagnosticReport"
+        patient, codes = query.split("&")
+        assert patient == "patient={{context.patientId}}"
+        asked = {tuple(item.split("|")) for item in codes.removeprefix("code=").split(",")}
+        assert ("http://www.ama-assn.org/go/cpt", "72148") in asked and asked == set(knowledge.imaging_codes())
+
+
 def test_prefetch_templates_use_only_root_level_tokens(client):
     for service in client.get("/cds-services").json()["services"]:
         templates = service["prefetch"]
         assert templates["patient"] == "Patient/{{context.patientId}}"
         types = {template.split("?")[0] for key, template in templates.items() if key not in ("patient", "user")}
-        record = {"Condition", "Procedure", "MedicationStatement", "MedicationRequest", "ServiceRequest", "Observation"}
+        record = {"Condition", "Procedure", "MedicationStatement", "MedicationRequest", "ServiceRequest", "Observation",
+                  "DiagnosticReport"}
         if service["hook"] == "patient-view":
             assert types == record
         else:  # who orders and where, for the audit's clinician and site strata

@@ -3,6 +3,8 @@ that leads, urgent imaging and a surgical consult, never physical therapy first)
 waives the waiting; patient-view says the same; real-shaped records get the same answers."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from real_records import evaluate, mimic_patient, order, patient, request, smart_patient
 from support import (
@@ -283,3 +285,33 @@ def test_a_synthea_patient_on_tacrolimus_is_told_to_image_first(tmp_path):
     lines = [card["summary"], *card["detail"].splitlines()]
     assert any("MRI or CT of the spine first" in line for line in lines)
     assert not any("physical therapy" in s["label"].lower() for s in card.get("suggestions") or ())
+
+
+def imaging_report(code: str, days_ago: int, status: str = "final") -> dict:
+    return {"resourceType": "DiagnosticReport", "id": f"dr-{code}-{days_ago}", "status": status,
+            "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": code}], "text": f"MRI {code}"},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": day(-days_ago)}
+
+
+@pytest.mark.parametrize("report,image_first", [(imaging_report("72148", 60), False),
+                                                (imaging_report("72148", 60, status="cancelled"), True),
+                                                (imaging_report("72141", 60), True)])
+def test_an_imaging_report_of_the_region_answers_the_flag(client, report, image_first):
+    body = hook_request("order-sign", conditions=[radiculopathy(), condition("Z85.3", onsetDateTime=day(-900))],
+                        procedures=pt_visits(90, 48), imaging_reports=[report])
+    said = " ".join(card["summary"] for card in call(client, ORDER_SIGN, body).json()["cards"])
+    assert ("MRI or CT of the spine first" in said) is image_first
+
+
+def test_imaging_reports_missing_from_prefetch_are_fetched_and_a_failure_is_no_refusal(client, httpx_mock):
+    server = "https://ehr.example.org/fhir"
+    body = hook_request("order-sign", conditions=[radiculopathy(), condition("Z85.3", onsetDateTime=day(-900))],
+                        procedures=pt_visits(90, 48), omit=("imagingReports",))
+    body.update(fhirServer=server, fhirAuthorization={"access_token": "T", "token_type": "Bearer", "expires_in": 300,
+                                                       "scope": "user/*.read", "subject": "svc"})
+    httpx_mock.add_response(url=re.compile(r".*/DiagnosticReport\?patient=p1&code=.*72148.*"), json={
+        "resourceType": "Bundle", "type": "searchset", "entry": [{"resource": imaging_report("72148", 30)}]})
+    assert call(client, ORDER_SIGN, body).json()["cards"] == []
+    httpx_mock.add_response(url=re.compile(r".*/DiagnosticReport\?.*"), status_code=503)
+    failed = call(client, ORDER_SIGN, {**body, "hookInstance": "another"})
+    assert failed.status_code == 200 and "MRI or CT of the spine first" in failed.json()["cards"][0]["summary"]

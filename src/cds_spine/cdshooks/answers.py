@@ -15,12 +15,11 @@ from ..fhir.draft_orders import read_draft_orders
 from ..fhir.people import Orderer, find_orderer
 from ..fhir.prefetch import (
     CONDITION_KEYS,
-    OBSERVATIONS_KEY,
     RECORD_KEYS,
     FhirAccess,
     Obtained,
-    observations_query,
     obtain,
+    optional_queries,
 )
 from ..fhir.record import build_record
 from ..fhir.relevance import relevance_filter
@@ -80,7 +79,7 @@ class CallAnswerer:
         self.epic_referral_preference_item = epic_referral_preference_item
         self.annotate_orders = annotate_orders
         self.relevant = relevance_filter(knowledge, UnplacedCodeSystems())
-        self.optional = {OBSERVATIONS_KEY: observations_query(knowledge.observation_codes())}
+        self.optional = optional_queries(knowledge)
 
     async def _obtain(self, call: Call, keys: Sequence[str], with_optional: bool = True) -> Obtained:
         authorization = call.request.fhirAuthorization

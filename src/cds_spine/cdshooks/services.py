@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..fhir.people import ORDERER_QUERIES
-from ..fhir.prefetch import OBSERVATIONS_KEY, PATIENT_QUERY, RECORD_QUERIES, observations_query
+from ..fhir.prefetch import PATIENT_QUERY, RECORD_QUERIES, optional_queries
 from ..pathway import Knowledge
 from ..service_ids import ORDER_SELECT, ORDER_SIGN, PATIENT_VIEW
 from .models import Discovery, Service
@@ -47,9 +47,9 @@ SERVICES = {
 
 
 def discovery(knowledge: Knowledge) -> dict[str, Any]:
-    """What GET /cds-services answers: each service, its prefetch with the Observations query of the knowledge
-    (the codes of the value sets cards/ names)."""
-    observations = observations_query(knowledge.observation_codes())
-    services = [service.model_copy(update={"prefetch": {**(service.prefetch or {}), OBSERVATIONS_KEY: observations}})
+    """What GET /cds-services answers: each service, its prefetch with the Observations and imaging-report
+    queries of the knowledge (the codes of the value sets cards/ names)."""
+    optional = optional_queries(knowledge)
+    services = [service.model_copy(update={"prefetch": {**(service.prefetch or {}), **optional}})
                 for service in SERVICES.values()]
     return Discovery(services=services).model_dump(mode="json", exclude_none=True)

@@ -21,11 +21,13 @@ from ..pathway.record import (
     Period,
     ProcedureEntry,
     Reason,
+    ReportEntry,
     ServiceRequestEntry,
 )
 from .references import referenced_id
 from .resources import (
     Condition,
+    DiagnosticReport,
     Encounter,
     Medication,
     MedicationRequest,
@@ -226,7 +228,13 @@ def _observation(model: Observation, reference: str, _: Referents) -> Observatio
                             (_measurement(model), *(_measurement(part) for part in model.component)))
 
 
-Entry = ConditionEntry | ProcedureEntry | MedicationEntry | ServiceRequestEntry | ObservationEntry
+def _diagnostic_report(model: DiagnosticReport, reference: str, _: Referents) -> ReportEntry:
+    effective = _instant_or_period(model.effectiveDateTime, model.effectivePeriod)
+    day = (effective.start or effective.end) if effective else _day(model.issued)
+    return ReportEntry(reference, _codes(model.code), model.status, day)
+
+
+Entry = ConditionEntry | ProcedureEntry | MedicationEntry | ServiceRequestEntry | ObservationEntry | ReportEntry
 BUILDERS: dict[str, Callable[[Any, str, Referents], Entry]] = {
     "Condition": _condition,
     "Procedure": _procedure,
@@ -234,6 +242,7 @@ BUILDERS: dict[str, Callable[[Any, str, Referents], Entry]] = {
     "MedicationRequest": _medication_request,
     "ServiceRequest": _service_request,
     "Observation": _observation,
+    "DiagnosticReport": _diagnostic_report,
 }
 
 

@@ -103,8 +103,8 @@ def _service_request(resource: dict[str, Any]) -> None:
     _reasons(resource, "reasonCodeableConcept", "reasonReference")
 
 
-def _observation(resource: dict[str, Any]) -> None:
-    """Read as it comes: the elements the rules read have kept their names since DSTU2."""
+def _as_it_comes(resource: dict[str, Any]) -> None:
+    """Observation and DiagnosticReport: the elements the rules read have kept their names since DSTU2."""
 
 
 READERS: dict[str, Callable[[dict[str, Any]], None]] = {
@@ -113,7 +113,8 @@ READERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "MedicationStatement": _medication_statement,
     "MedicationRequest": _medication_request,
     "ServiceRequest": _service_request,
-    "Observation": _observation,
+    "Observation": _as_it_comes,
+    "DiagnosticReport": _as_it_comes,
 }
 
 

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from ..errors import DataUnavailableError
 from ..jsonio import ARRAYS, OBJECTS, materialize
+from ..pathway.knowledge import Knowledge
 from .bundles import Keep, kept_entries
 from .client import FhirClient, FhirError
 from .references import unresolved_encounters, unresolved_medications
@@ -42,17 +43,25 @@ RECORD_QUERIES = {
     "serviceRequests": f"ServiceRequest?patient={PATIENT_TOKEN}",
 }
 RESOURCE_TYPES_READ = tuple(sorted({query.split("?", 1)[0] for query in RECORD_QUERIES.values()}
-                                   | {"Observation", "Encounter", "Medication"}))
-"""Every resource type the service reads from a FHIR server: the record's queries, the Observations, the
-Encounters of undated diagnoses and the Medications drugs are named by (a SMART app asks for exactly these)."""
+                                   | {"Observation", "DiagnosticReport", "Encounter", "Medication"}))
+"""Every resource type the service reads from a FHIR server: the record's queries, the Observations and imaging
+reports, the Encounters of undated diagnoses and the Medications drugs are named by (a SMART app asks for exactly
+these)."""
 CONDITION_KEYS = ("conditions",)
 RECORD_KEYS = tuple(RECORD_QUERIES)
 OBSERVATIONS_KEY = "observations"
+IMAGING_KEY = "imagingReports"
 
 
-def observations_query(codes: Iterable[tuple[str, str]]) -> str:
-    """The Observations the rules read: those with a code of their value sets (cards/), not every vital sign."""
-    return f"Observation?patient={PATIENT_TOKEN}&code={','.join(f'{system}|{code}' for system, code in codes)}"
+def _coded_query(resource_type: str, codes: Iterable[tuple[str, str]]) -> str:
+    return f"{resource_type}?patient={PATIENT_TOKEN}&code={','.join(f'{system}|{code}' for system, code in codes)}"
+
+
+def optional_queries(knowledge: Knowledge) -> dict[str, str]:
+    """The keys a decision reads but never needs (read as none when they cannot be had): the Observations the
+    rules read (their value sets' codes, not every vital sign) and the reports of spine imaging."""
+    return {OBSERVATIONS_KEY: _coded_query("Observation", knowledge.observation_codes()),
+            IMAGING_KEY: _coded_query("DiagnosticReport", knowledge.imaging_codes())}
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,7 @@ def build_record(relevant: Iterable[dict[str, Any]], knowledge: Knowledge) -> Pa
         medications=tuple(entries["MedicationStatement"] + entries["MedicationRequest"]),
         service_requests=tuple(entries["ServiceRequest"]),
         observations=tuple(entries["Observation"]),
+        reports=tuple(entries["DiagnosticReport"]),
         unreadable=tuple(unreadable),
         partly_read=tuple(partly_read),
     )

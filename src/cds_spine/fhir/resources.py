@@ -180,9 +180,21 @@ class Observation(_Resource, _Valued):
     component: list[_Valued] = []
 
 
+class DiagnosticReport(_Resource):
+    """A report of imaging (MRI or CT of the spine): what was imaged and when."""
+
+    resourceType: Literal["DiagnosticReport"]
+    status: Code
+    code: CodeableConcept
+    effectiveDateTime: DateTime | None = None
+    effectivePeriod: Period | None = None
+    issued: DateTime | None = None
+
+
 MODELS: dict[str, type[_Resource]] = {
     get_args(model.model_fields["resourceType"].annotation)[0]: model
-    for model in (Condition, Procedure, MedicationStatement, MedicationRequest, ServiceRequest, Observation)
+    for model in (Condition, Procedure, MedicationStatement, MedicationRequest, ServiceRequest, Observation,
+                  DiagnosticReport)
 }
 
 class Encounter(_Element):

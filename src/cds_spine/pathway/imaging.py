@@ -23,6 +23,8 @@ from .timing import (
 )
 from .wording import WORDING
 
+REPORT_STATUSES_DONE = frozenset({"partial", "preliminary", "final", "amended", "corrected", "appended"})
+"""A report in one of these statuses is of a study that was done."""
 TEXT_NAME_LIMIT = 22
 """A diagnosis read from its text is named shorter, to leave room for saying so."""
 
@@ -79,15 +81,17 @@ def image_first_on_record(record: PatientRecord, knowledge: Knowledge, today: da
 
 def imaged(record: PatientRecord, knowledge: Knowledge, order: ClassifiedOrder, segments: frozenset[str],
            today: date) -> bool:
-    """MRI, CT or CT myelography of a region the order covers, done within the window for the order's kind."""
+    """MRI, CT or CT myelography of a region the order covers, done within the window for the order's kind: a
+    Procedure, or a DiagnosticReport of it."""
     config = knowledge.config.image_first
     window = config.imaging_days[order.category]
-    for procedure in record.procedures:
-        membership = knowledge.find(procedure.codes, config.imaging_valueset)
-        if membership is None or procedure.status not in PROCEDURE_STATUSES_DONE:
-            continue
-        days = procedure_days(procedure, today)
-        if days and 0 <= (today - days[0]).days <= window and \
+    studies = [(procedure.codes, days[0]) for procedure in record.procedures
+               if procedure.status in PROCEDURE_STATUSES_DONE and (days := procedure_days(procedure, today))]
+    studies += [(report.codes, report.day) for report in record.reports
+                if report.status in REPORT_STATUSES_DONE and report.day is not None]
+    for codes, day in studies:
+        membership = knowledge.find(codes, config.imaging_valueset)
+        if membership and 0 <= (today - day).days <= window and \
                 Indication(True, knowledge.segments(membership)).fits(segments):
             return True
     return False

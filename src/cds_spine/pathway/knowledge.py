@@ -96,6 +96,10 @@ class Knowledge:
         return sorted({(code.system, code.code) for valueset in self.config.observations.read()
                        for code in self.valueset_codes[valueset]})
 
+    def imaging_codes(self) -> list[tuple[str, str]]:
+        """(system, code) of every spine imaging study (cards/pathway.yaml `image_first.imaging_valueset`)."""
+        return sorted({(code.system, code.code) for code in self.valueset_codes[self.config.image_first.imaging_valueset]})
+
     def memberships(self, system: str | None, code: str | None) -> tuple[Membership, ...]:
         """Cached by (system, code) as written: a record repeats the same codes, and reading one (spelling,
         dots, misfiling) costs more than the lookup."""

@@ -115,12 +115,23 @@ class ObservationEntry:
 
 
 @dataclass(frozen=True)
+class ReportEntry:
+    """A DiagnosticReport (spine imaging): its codes, status and the day of the study (else of the report)."""
+
+    reference: str
+    codes: tuple[Code, ...]
+    status: str | None
+    day: date | None
+
+
+@dataclass(frozen=True)
 class PatientRecord:
     conditions: tuple[ConditionEntry, ...] = ()
     procedures: tuple[ProcedureEntry, ...] = ()
     medications: tuple[MedicationEntry, ...] = ()
     service_requests: tuple[ServiceRequestEntry, ...] = ()
     observations: tuple[ObservationEntry, ...] = ()
+    reports: tuple[ReportEntry, ...] = ()
     unreadable: tuple[str, ...] = field(default=())
     """References of relevant resources that failed FHIR validation and were left out."""
     partly_read: tuple[str, ...] = field(default=())
