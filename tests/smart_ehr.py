@@ -42,6 +42,8 @@ class OwnEhr:
     scopes: list[str] = field(default_factory=list)
     refuse_authorization: bool = False
     v1_only: bool = False
+    no_banner: bool = False
+    """The EHR shows the patient beside the app (need_patient_banner false)."""
     standalone_patient: str | None = None
     """The patient a user picks at the EHR in a standalone launch (no `launch` parameter)."""
 
@@ -120,6 +122,8 @@ def ehr_app(ehr: OwnEhr) -> FastAPI:
                 "patient": grant.patient}
         if grant.app_context is not None:
             body["appContext"] = grant.app_context
+        if ehr.no_banner:
+            body["need_patient_banner"] = False
         return JSONResponse(body)
 
     @app.get("/fhir/{resource_type}")

@@ -76,7 +76,7 @@ def scenario(name: str, setup: Setup, hook: str | None = None) -> tuple[dict, st
     story["hook"] = hook or story["hook"]
     today = datetime.now(UTC).date()
     resolved = scenario_build.expand_dates(story, today)
-    resources = [r for kind in resolved["record"].values() if isinstance(kind, list) for r in kind]
+    resources = [resolved["patient"], *(r for kind in resolved["record"].values() if isinstance(kind, list) for r in kind)]
     keys = scenario_build.keys_from_discovery(httpx.get(f"{setup.service}/cds-services").json(), story["hook"])
     return scenario_build.build_request(story, keys, today=today), resolved["patient"]["id"], resources
 
@@ -87,7 +87,7 @@ def texts(page: Page, selector: str) -> list[str]:
 
 def open_timeline(page: Page, url: str) -> None:
     page.goto(url)
-    page.wait_for_url(re.compile(r".*/app/timeline$"))
+    page.wait_for_url(re.compile(r".*/app/timeline\?launch=[\w-]+$"))
 
 
 def test_from_an_order_card_the_timeline_shows_the_cards_days_items_and_decision(
@@ -202,9 +202,9 @@ def test_every_problem_is_a_page_that_says_what_to_do(tmp_path, migrated_store, 
 
         with browsing() as browser:
             shown = browser.get(url)
-            assert shown.status_code == 200 and str(shown.url).endswith("/app/timeline")
+            assert shown.status_code == 200 and "/app/timeline?launch=" in str(shown.url)
             setup.ehr.revoke_tokens()  # the token expired or was revoked at the EHR
-            refused = browser.get(f"{setup.service}/app/timeline")
+            refused = browser.get(str(shown.url))
             assert refused.status_code == 401 and "The EHR refused the app&#39;s access" in refused.text
 
             setup.ehr.refuse_authorization = True
@@ -267,3 +267,29 @@ def test_a_launch_naming_no_usable_server_is_refused_with_a_page(tmp_path, migra
     with running(tmp_path, migrated_store, knowledge) as setup:
         response = get(f"{setup.service}/app/launch?iss={quote(iss)}&launch=x")
         assert response.status_code == 403 and "This FHIR server is not trusted" in response.text
+
+
+def test_a_page_opened_for_one_patient_never_shows_the_patient_of_a_later_launch(tmp_path, migrated_store, knowledge):
+    """Launch A, then B in the same browser, reload A's page: it says it belongs to an earlier launch, never shows B;
+    every page names its patient (the banner) unless the EHR says it shows the patient itself."""
+    with running(tmp_path, migrated_store, knowledge) as setup:
+        body_a, patient_a, resources_a = scenario("p03-esi-short-nsaid", setup)
+        body_b, patient_b, resources_b = scenario("p01-esi-nothing-tried", setup)
+        _, url_a = card_and_launch(setup, body_a, ORDER_SIGN, patient_a, resources_a)
+        _, url_b = card_and_launch(setup, body_b, ORDER_SIGN, patient_b, resources_b)
+        with browsing() as browser:
+            page_a = browser.get(url_a)
+            assert page_a.status_code == 200 and f"id {patient_a}" in page_a.text and patient_b not in page_a.text
+            assert f"born {resources_a[0]['birthDate']}" in page_a.text
+            page_b = browser.get(url_b)
+            assert page_b.status_code == 200 and f"id {patient_b}" in page_b.text
+            reloaded_a = browser.get(str(page_a.url))
+            assert reloaded_a.status_code == 409 and "This page belongs to an earlier launch" in reloaded_a.text
+            assert patient_b not in reloaded_a.text
+            assert browser.get(str(page_b.url)).status_code == 200
+            without = browser.get(f"{setup.service}/app/timeline")
+            assert without.status_code == 409
+            setup.ehr.no_banner = True
+            _, url_quiet = card_and_launch(setup, body_a, ORDER_SIGN, patient_a, resources_a)
+            quiet = browser.get(url_quiet)
+            assert quiet.status_code == 200 and 'id="patient"' not in quiet.text

@@ -62,6 +62,8 @@ class TokenResponse(BaseModel):
     expires_in: int | None = Field(default=None, ge=0)
     patient: str | None = Field(default=None, min_length=1, max_length=256)
     appContext: str | dict[str, Any] | None = None
+    need_patient_banner: bool = True
+    """SMART App Launch: False when the EHR shows the patient beside the app; absent, the app shows them."""
 
     @field_validator("token_type")
     @classmethod

@@ -25,6 +25,7 @@ from ..fhir.record import build_record
 from ..fhir.urls import UnsafeUrl, normalized
 from ..pathway import PatientRecord, summarize_patient
 from ..pathway.observation_rules import ScoresOnRecord
+from .banner import patient_banner
 from .oauth import LAUNCH_TTL_SECONDS, LaunchProblem, authorize_url, discover, exchange, pkce_pair
 from .sessions import LAUNCH_COOKIE, SESSION_COOKIE, Launch, Session
 from .state import Smart, SmartState
@@ -145,21 +146,27 @@ async def callback(request: Request, state: Smart, code: str | None = None, erro
         return _problem(request, problem)
     lifetime = min(token.expires_in or DEFAULT_TOKEN_SECONDS, SESSION_MAX_SECONDS)
     context = token.app_context()
+    launch_id = secrets.token_urlsafe(16)
     session = Session(iss=launched.iss, access_token=token.access_token, patient=token.patient,
-                      expires_at=time.time() + lifetime,
+                      expires_at=time.time() + lifetime, launch_id=launch_id, banner=token.need_patient_banner,
                       app_context=context.model_dump_json(exclude_none=True) if context else None)
-    response = RedirectResponse(f"{_root(request)}/app/timeline", status_code=303)
+    response = RedirectResponse(f"{_root(request)}/app/timeline?launch={launch_id}", status_code=303)
     _cookie(response, request, SESSION_COOKIE, state.sealer.seal(session), lifetime)
     response.delete_cookie(LAUNCH_COOKIE, path=f"{_root(request)}/app")
     return response
 
 
 @router.get("/timeline")
-async def timeline(request: Request, state: Smart) -> Response:
+async def timeline(request: Request, state: Smart, launch: str | None = None) -> Response:
     session: Session | None = state.sealer.open(request.cookies.get(SESSION_COOKIE), Session, SESSION_MAX_SECONDS)
     if session is None or session.expired:
         return _problem(request, LaunchProblem(401, "Your session with the EHR has ended",
                                                "Open the app again from the patient's chart or a card."))
+    if not launch or not secrets.compare_digest(launch.encode(), session.launch_id.encode()):
+        return _problem(request, LaunchProblem(409, "This page belongs to an earlier launch",
+                                               "The app was opened again in this browser, perhaps for another "
+                                               "patient, since this page was: open it again from this patient's "
+                                               "chart or card."))
     access = FhirAccess(session.iss, session.access_token, allow_unauthenticated=False)
     try:
         obtained = await obtain(RECORD_KEYS, None, session.patient, access, state.fhir, state.fhir_timeout_seconds,
@@ -174,12 +181,13 @@ async def timeline(request: Request, state: Smart) -> Response:
                                                "again, or ask the IT team."))
     now = state.clock()
     context = AppContext.model_validate_json(session.app_context) if session.app_context else None
+    banner = await patient_banner(state, session) if session.banner else None
     view = await run_in_threadpool(_evaluate, state, obtained.resources, context, now)
     log.info("pathway timeline shown for patient %s", state.patient_hash(session.patient))
     if view is None:
         return _page(request, "problem.html", title=state.knowledge.config.timeline.title,
                      message=state.knowledge.config.timeline.no_spine_data)
-    return _page(request, "timeline.html", view=view, wording=state.knowledge.config.timeline)
+    return _page(request, "timeline.html", view=view, wording=state.knowledge.config.timeline, banner=banner)
 
 
 def _evaluate(state: SmartState, resources: Any, context: AppContext | None, now: datetime) -> Timeline | None:

@@ -36,6 +36,11 @@ class Session(BaseModel):
     access_token: str
     patient: str
     expires_at: float
+    launch_id: str
+    """The launch this session belongs to: the timeline's URL names it, so that a tab opened for one patient never
+    shows the patient of a later launch in the same browser (the cookie holds the latest launch only)."""
+    banner: bool = True
+    """The EHR's need_patient_banner: False when the EHR already shows who the patient is."""
     app_context: str | None = None
     """The card's appContext as the cards wrote it (JSON), read again by the timeline."""
 
