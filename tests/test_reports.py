@@ -413,3 +413,16 @@ def test_every_order_is_stamped_with_the_knowledge_that_evaluated_it_and_reports
         assert [item["knowledgeVersion"] for item in get(client, "/audit/decisions", knowledge=old)["items"]] == [old] * 2
         bad = client.get("/audit/summary", params={"knowledge": "not-a-version"}, headers=AUTH)
         assert bad.status_code == 400 and "knowledge" in bad.text
+
+
+def test_no_audit_answer_may_be_cached(reported):
+    """JSON, CSV, the FHIR MeasureReport, the PDF report cards and a refusal: all carry patient data or say who read it."""
+    client, _ = reported
+    for path, params in (("/audit/summary", {}), ("/audit/report", {"by": "clinician", "format": "csv"}),
+                         ("/audit/measure-report", {"start": "2000-01-01", "end": "2100-01-01"}),
+                         ("/audit/report-cards", {"format": "pdf"}), ("/audit/decisions", {})):
+        response = client.get(path, params=params, headers=AUTH)
+        assert response.status_code == 200, (path, response.text[:200])
+        assert response.headers["cache-control"] == "no-store", path
+    refused = client.get("/audit/summary")
+    assert refused.status_code == 401 and refused.headers["cache-control"] == "no-store"

@@ -83,6 +83,27 @@ class InternalErrorGuard:
                 await response(scope, receive, send)
 
 
+class NoStoreForTheAudit:
+    """Every /audit answer (JSON, CSV, PDF, errors alike) carries patient data or who read it: no cache, in the
+    browser or on the way, may keep it (`Cache-Control: no-store`, as the pages already say)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/audit"):
+            await self.app(scope, receive, send)
+            return
+
+        async def no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(name, value) for name, value in message.get("headers", []) if name.lower() != b"cache-control"]
+                message = {**message, "headers": [*headers, (b"cache-control", b"no-store")]}
+            await send(message)
+
+        await self.app(scope, receive, no_store)
+
+
 class RootPath:
     """Every request as served under the prefix a proxy serves the service at (CDS_SPINE_ROOT_PATH): the ASGI
     root_path, which links and redirects start with, whichever server runs the app."""
@@ -279,6 +300,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
         return response
 
     app.add_middleware(InternalErrorGuard)
+    app.add_middleware(NoStoreForTheAudit)
     app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                        allow_methods=["GET", "POST", "OPTIONS"],
                        allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
