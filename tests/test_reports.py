@@ -426,3 +426,15 @@ def test_no_audit_answer_may_be_cached(reported):
         assert response.headers["cache-control"] == "no-store", path
     refused = client.get("/audit/summary")
     assert refused.status_code == 401 and refused.headers["cache-control"] == "no-store"
+
+
+def test_a_name_a_spreadsheet_would_run_is_written_as_text(make_client):
+    """The EHR's Practitioner name is data: a cell beginning with =, +, - or @ is written with an apostrophe."""
+    client = make_client(**audit_settings())
+    request = hook_request("order-sign")
+    request["prefetch"]["user"] = {"resourceType": "Practitioner", "id": "u1",
+                                   "name": [{"text": "=HYPERLINK(\"https://evil.example\",\"x\")"}]}
+    assert call(client, ORDER_SIGN, request).status_code == 200
+    response = client.get("/audit/report", params={"by": "clinician", "format": "csv"}, headers=AUTH)
+    [row] = list(csv.DictReader(io.StringIO(response.text)))
+    assert row["label"].startswith("'=HYPERLINK(") and row["orders"] == "1"

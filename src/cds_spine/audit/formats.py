@@ -5,6 +5,15 @@ import csv
 import io
 from typing import Any
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A text a spreadsheet would run as a formula (=, +, -, @, a tab or a carriage return first: names and
+    displays come from the EHR's data) is written with a leading apostrophe, as OWASP advises against CSV
+    injection; numbers stay numbers."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
 
 def flat(row: dict[str, Any]) -> dict[str, Any]:
     flat = {key: value for key, value in row.items() if key != "components"}
@@ -20,6 +29,6 @@ def rows_as_csv(rows: list[dict[str, Any]]) -> str:
     if flat_rows:
         writer = csv.DictWriter(buffer, fieldnames=list(flat_rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(flat_rows)
+        writer.writerows({key: spreadsheet_cell(value) for key, value in row.items()} for row in flat_rows)
     return buffer.getvalue()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..audit.bulk_rows import BulkRow
+from ..audit.formats import spreadsheet_cell
 from ..pathway import Knowledge
 from ..pathway.findings import SEVERITY_RANK
 
@@ -89,11 +90,12 @@ def compare(baseline: Side, candidate: Side, out: Path) -> dict[str, Any]:
             moves[f"{base.decision if base else '(none)'} -> {cand.decision if cand else '(none)'}"] += 1
             either = cand or base
             assert either is not None
-            writer.writerow([either.patient, either.procedure, either.date, either.kind, either.region, either.code,
-                             base.decision if base else "", cand.decision if cand else "",
-                             " ".join(base.findings) if base else "", " ".join(cand.findings) if cand else "",
-                             " ".join(sorted(after - before)), " ".join(sorted(before - after)),
-                             card_of(base, baseline.knowledge), card_of(cand, candidate.knowledge)])
+            writer.writerow([spreadsheet_cell(value) for value in (
+                either.patient, either.procedure, either.date, either.kind, either.region, either.code,
+                base.decision if base else "", cand.decision if cand else "",
+                " ".join(base.findings) if base else "", " ".join(cand.findings) if cand else "",
+                " ".join(sorted(after - before)), " ".join(sorted(before - after)),
+                card_of(base, baseline.knowledge), card_of(cand, candidate.knowledge))])
     summary = {
         "baseline": baseline.totals(), "candidate": candidate.totals(),
         "procedures": len(keys), "changed": changed,

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..audit.bulk_rows import BulkRow
+from ..audit.formats import spreadsheet_cell
 from ..audit.measure import MeasureDefinition
 from ..audit.measure_report import scored
 from ..audit.scoring import Scoring
@@ -73,7 +74,7 @@ class RunWriter:
         self.rows += 1
         columns = row.columns(self.components)
         self.scoring.add(row.order(self.rows))
-        self._csv.writerow(" ".join(value) if name == "findings" else ("" if value is None else value)
+        self._csv.writerow(" ".join(value) if name == "findings" else ("" if value is None else spreadsheet_cell(value))
                            for name, value in ((name, columns[name]) for name in self._schema.names))
         if self._parquet is not None:
             self._batch.append(columns)
