@@ -24,7 +24,7 @@ from .appstate import provide
 from .audit import api as audit_api
 from .audit import pages as audit_pages
 from .audit.access import audit_access
-from .audit.db import StoreProblem, migrate, open_engine, schema_problem
+from .audit.db import StoreProblem, migrate, open_engine, public_problem, schema_problem
 from .audit.measure import load_measure
 from .audit.state import AuditState
 from .audit.store import SqlAuditStore, SqlReplayCache
@@ -271,7 +271,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
                 "knowledgeVersion": knowledge.version}
         if problem:
             log.warning("not ready: %s", problem)
-            body["reason"] = problem
+            body["reason"] = public_problem(problem)
         return JsonResponse(body, status_code=503 if problem else 200)
 
     @app.exception_handler(ApiError)

@@ -32,10 +32,16 @@ def normalized_url(url: str) -> str:
     return url
 
 
+SECRET_QUERY_PARAMETERS = ("password", "sslpassword")
+
+
 def shown_url(url: str) -> str:
-    """The store's URL with its password hidden, for messages and logs."""
+    """The store's URL with its password hidden (in the user part and as a query parameter), for messages and
+    logs an operator reads; never for an unauthenticated answer (public_problem)."""
     try:
-        return make_url(normalized_url(url)).render_as_string(hide_password=True)
+        parsed = make_url(normalized_url(url))
+        hidden = {name: "***" for name in parsed.query if name.lower() in SECRET_QUERY_PARAMETERS}
+        return parsed.update_query_dict(hidden).render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
     except Exception:  # noqa: BLE001 - an unparsable URL is shown as nothing rather than leaked
         return "(an invalid database URL)"
 
@@ -95,9 +101,19 @@ def migrate(engine: Engine) -> None:
         raise StoreProblem(_unreachable(engine, exc)) from None
 
 
+UNUSABLE = "cannot be used"
+
+
 def _unreachable(engine: Engine, exc: Exception) -> str:
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-    return f"the audit store {shown_url(str(engine.url))} cannot be used ({type(exc).__name__}: {reason})"
+    return (f"the audit store {shown_url(str(engine.url))} {UNUSABLE} "
+            f"({type(exc).__name__}: {reason})")
+
+
+def public_problem(problem: str) -> str:
+    """What an unauthenticated answer (/readyz) may say of a store problem: never its URL, host, user or the
+    driver's message (those go to the log)."""
+    return f"the audit store {UNUSABLE} (the service log names the cause)" if UNUSABLE in problem else problem
 
 
 def sqlite_file_missing(engine: Engine) -> bool:
