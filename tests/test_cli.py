@@ -48,7 +48,7 @@ def test_check_config_reports_the_packed_knowledge_and_a_current_store(postgres_
     assert result.returncode == 0, result.stderr
     assert "password=***" in result.stdout and "s3cret" not in result.stdout + result.stderr
     assert "site-packages/cds_spine/cards" in result.stdout and f"{VALUESET_COUNT} value sets" in result.stdout
-    assert "reachable, schema at 0004" in result.stdout
+    assert "reachable, schema at 0005" in result.stdout
     assert "code systems: ICD-10-CM, ICD-9-CM, SNOMED CT, RxNorm, CPT, LOINC, AHRQ CDS Connect Pain Management Summary; 2 local systems mapped" in result.stdout
     assert "cds_spine_unplaced_code_systems_total" in result.stdout and "CDS_SPINE_LOCAL_CODE_SYSTEMS" in result.stdout
 
@@ -181,8 +181,8 @@ def test_check_config_says_whom_it_trusts_and_what_it_serves_with(postgres_schem
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "authentication: required (a JWT from a trusted client, aud = https://cds.example.org + path)" in lines
-    assert f"trusted issuer: https://ehr.example.org (pinned keys in {tmp_path / 'ehr-jwks.json'}; algorithms ES384)" \
-        in lines
+    assert f"trusted issuer: https://ehr.example.org (pinned keys in {tmp_path / 'ehr-jwks.json'}; algorithms ES384; " \
+           f"no FHIR server (fhir_servers): its calls are answered from prefetch alone)" in lines
     assert any(line.startswith("trusted issuer: https://other.example.org (keys from https://other.example.org/jwks"
                                ".json; algorithms ES256, ES384") for line in lines)
     assert "public base URL: https://cds.example.org" in lines

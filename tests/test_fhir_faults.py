@@ -119,10 +119,13 @@ async def chunked_forever(_: Exchange, writer: asyncio.StreamWriter) -> None:
     (respond(200, b" " * 200_000), "larger than 100000 bytes"),
     (chunked_forever, "larger than 100000 bytes"),
 ])
-def test_a_faulty_fhir_server_gives_a_412_naming_the_fault(make_client, handler, reason):
-    with raw_server(handler) as server:
+def test_a_faulty_fhir_server_gives_one_412_text_and_the_log_names_the_fault(make_client, handler, reason, caplog):
+    """Issue 32, M1: the EHR is told one text whatever the fault (an answer never tells a closed port from an
+    open one, or a filtered one); the operator's log names it."""
+    with raw_server(handler) as server, caplog.at_level("WARNING", logger="cds_spine"):
         response, client = fetch(make_client, server, fhir_max_response_bytes=100_000)
-        assert_412(response, reason)
+        assert_412(response, "the FHIR server did not provide it (the service's log names the cause)")
+        assert reason not in response.text and reason in caplog.text
         assert server.received and all(e.headers["authorization"] == f"Bearer {TOKEN}" for e in server.received)
         assert_clean(client, server)
 
@@ -137,22 +140,24 @@ def test_fhir_requests_are_counted_by_outcome_and_timed(make_client):
         assert_clean(client, server)
 
 
-def test_endless_next_links_stop_at_the_page_cap(make_client):
+def test_endless_next_links_stop_at_the_page_cap(make_client, caplog):
     async def endless(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
         page = len(server.received)
         writer.write(response_bytes(200, searchset(next_url=f"{server.base}/fhir/Procedure?_page={page + 1}")))
 
     with raw_server(endless) as server:
         response, client = fetch(make_client, server, fhir_page_cap=5)
-        assert_412(response, "more than 5 pages")
+        assert_412(response, "did not provide it")
+        assert "more than 5 pages" in caplog.text
         assert len(server.received) == 5
         assert_clean(client, server)
 
 
-def test_too_many_entries_in_one_search_is_412(make_client):
+def test_too_many_entries_in_one_search_is_412(make_client, caplog):
     with raw_server(respond(200, searchset(*pt_visits(300, 0, every=1)))) as server:
         response, client = fetch(make_client, server, fhir_max_entries=100)
-        assert_412(response, "more than 100 entries")
+        assert_412(response, "did not provide it")
+        assert "more than 100 entries" in caplog.text
         assert_clean(client, server)
 
 
@@ -163,13 +168,14 @@ def test_too_many_entries_in_one_search_is_412(make_client):
     "/fhir/./../outside/Procedure?_page=2",
     "/fhirX/Procedure?_page=2",
 ])
-def test_a_next_link_out_of_fhirserver_by_dot_segments_is_never_requested(make_client, next_path):
+def test_a_next_link_out_of_fhirserver_by_dot_segments_is_never_requested(make_client, next_path, caplog):
     async def first_page(exchange: Exchange, writer: asyncio.StreamWriter) -> None:
         writer.write(response_bytes(200, searchset(*pt_visits(120, 10), next_url=f"{server.base}{next_path}")))
 
     with raw_server(first_page) as server:
         response, client = fetch(make_client, server)
-        assert_412(response, "outside fhirServer")
+        assert_412(response, "did not provide it")
+        assert "outside fhirServer" in caplog.text
         assert [e.target.split("?")[0] for e in server.received] == ["/fhir/Procedure"]
         assert_clean(client, server)
 

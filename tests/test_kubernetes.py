@@ -118,3 +118,9 @@ def test_the_examples_route_tls_to_the_service_and_fence_its_pods():
     assert policy["podSelector"]["matchLabels"].items() <= by_kind("Deployment")["spec"]["template"]["metadata"][
         "labels"].items()
     assert [port["port"] for rule in policy["ingress"] for port in rule["ports"]] == [Settings().port]
+    # Issue 32: every egress rule names its destinations (no pod may reach any host on 443, which would widen
+    # an SSRF), and the timeline every card links to (/app) is routed.
+    assert all(rule.get("to") for rule in policy["egress"])
+    assert all(peer.get("ipBlock", {}).get("cidr") != "0.0.0.0/0" for rule in policy["egress"] for peer in rule["to"])
+    assert {"/cds-services", "/app", "/audit", "/dashboard"} <= {
+        path["path"] for rule in ingress["rules"] for path in rule["http"]["paths"]}

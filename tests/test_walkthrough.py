@@ -33,11 +33,13 @@ def walkthrough(tmp_path_factory):
     issuer = folder / ".cds-spine-test-issuer"
     made = run_cli("test-token", "http://localhost:8080/cds-services", "--folder", str(issuer))  # step 2
     assert made.returncode == 0 and "CDS_SPINE_TRUSTED_CLIENTS=" in made.stderr
+    trusted = issuer / "trusted-clients.yaml"  # the example FHIR server is on a free port, not 8081
+    trusted.write_text(trusted.read_text().replace("http://localhost:8081/fhir", fhir_base))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = {"CDS_SPINE_AUTH": "required", "CDS_SPINE_SANDBOX": "true",  # step 3
                 "CDS_SPINE_TRUSTED_CLIENTS": str(issuer / "trusted-clients.yaml"), "CDS_SPINE_PUBLIC_BASE_URL": base,
-                "CDS_SPINE_ALLOW_UNAUTHENTICATED_FHIR": "true",
+                "CDS_SPINE_ALLOW_UNAUTHENTICATED_FHIR": "true", "CDS_SPINE_SANDBOX_FHIR_SERVERS": fhir_base,
                 "CDS_SPINE_CORS_ORIGINS": f"https://sandbox.cds-hooks.org,{SELF_HOSTED_SANDBOX}",
                 "CDS_SPINE_DATABASE_URL": f"sqlite:///{folder / 'cds-spine.db'}"}
     try:

@@ -33,7 +33,7 @@ from .cdshooks.routes import HookState, RequestLimits, router
 from .cdshooks.services import discovery
 from .errors import ApiError, Issue, error_response, outcome_response
 from .fhir.client import FhirClient, SearchLimits
-from .fhir.urls import normalized
+from .fhir.urls import base_key
 from .jsonio import JsonResponse
 from .logs import RequestLog, ensure_logging
 from .metrics import exposition
@@ -182,7 +182,7 @@ def smart_state(settings: Settings, knowledge: Knowledge, answerer: CallAnswerer
     call reads it."""
     servers = [*settings.smart_fhir_servers, *(server for issuer in issuers or () for server in issuer.client.fhir_servers)]
     return SmartState(settings.smart_client_id, (settings.public_base_url or "").rstrip("/"),
-                      tuple(normalized(server).rstrip("/") for server in servers), Sealer(store.stored_key(STORE_KEY)),
+                      tuple(base_key(server) for server in servers), Sealer(store.stored_key(STORE_KEY)),
                       http, answerer.fhir, knowledge, answerer.relevant, answerer.optional,
                       settings.fhir_timeout_seconds, clock, store.patient_hasher)
 

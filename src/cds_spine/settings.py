@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     smart_fhir_servers: Annotated[HttpsUrls, NoDecode] = ()
     """Comma-separated FHIR base URLs the app may be launched from (`iss`), besides the trusted clients'
     `fhir_servers`: https (http only on a loopback host)."""
+    sandbox_fhir_servers: Annotated[HttpsUrls, NoDecode] = ("https://launch.smarthealthit.org/v/r2/fhir",
+                                                             "https://launch.smarthealthit.org/v/r4/fhir")
+    """Comma-separated FHIR base URLs a sandbox call's fhirServer may name (CDS_SPINE_SANDBOX): the public
+    sandbox's, or the FHIR server you point a sandbox at."""
     annotate_orders: bool = False
     """Also answer a system action that records the pathway's assessment on each draft ESI or surgery
     ServiceRequest (an extension, cards/structuredefinition-pathway-assessment.json)."""
@@ -166,7 +170,7 @@ class Settings(BaseSettings):
     spark_master: str = "local[*]"
     """`cds-spine audit-bulk --engine spark`: the Spark master (local[*], spark://host:7077, yarn, k8s://...)."""
 
-    @field_validator("cors_origins", "smart_fhir_servers", mode="before")
+    @field_validator("cors_origins", "smart_fhir_servers", "sandbox_fhir_servers", mode="before")
     @classmethod
     def split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -29,15 +29,16 @@ class RememberedOverride:
         return (order.code.system, order.code.code) in self.order_codes
 
 
-def recent_overrides(engine: Engine, patient: str, since: datetime) -> list[RememberedOverride]:
-    """The patient's cards (as the store keeps the patient: hashed or plain) shown since `since` whose latest
-    feedback is an override received since then, newest first."""
+def recent_overrides(engine: Engine, origin: str, patient: str, since: datetime) -> list[RememberedOverride]:
+    """The patient's cards (as the store keeps the patient: hashed or plain), in calls from the same EHR
+    (`origin`: the same id at another hospital is another patient), shown since `since` whose latest feedback
+    is an override received since then, newest first."""
     c, a, k, f = tables.calls, tables.assessments, tables.cards, tables.feedback
     later = aliased(f)
     query = (select(k.c.uuid, k.c.topic, a.c.order_reference, a.c.codes, f.c.received_at)
              .select_from(k.join(c, k.c.call_id == c.c.id).join(a, k.c.assessment_id == a.c.id)
                           .join(f, f.c.card_uuid == k.c.uuid))
-             .where(c.c.patient == patient, c.c.received_at >= since, k.c.topic.is_not(None),
+             .where(c.c.patient == patient, c.c.origin == origin, c.c.received_at >= since, k.c.topic.is_not(None),
                     f.c.outcome == "overridden",
                     f.c.received_at >= since,
                     not_(select(later.c.id).where(later.c.card_uuid == f.c.card_uuid,

@@ -74,6 +74,8 @@ class CallRecord:
     """The ordering user's name, when the EHR's data gave it."""
     site: str | None = None
     """The organization the order was placed at, when the EHR's data gave it."""
+    origin: str | None = None
+    """The calling EHR (issuer, tenant and FHIR server, hashed): whose patient the patient id names."""
 
     @property
     def data_source(self) -> str:
@@ -172,7 +174,7 @@ class SqlAuditStore:
                 "status": record.status, "problem": record.problem, "knowledge_version": record.knowledge_version,
                 "latency_ms": record.latency_ms, "data_source": record.data_source,
                 "fetched_keys": list(record.fetched_keys), "user_display": record.user_display,
-                "site": record.site})
+                "site": record.site, "origin": record.origin})
             for index, (assessment, card) in enumerate(record.assessed):
                 inserted = connection.execute(INSERT_ASSESSMENT, _assessment_row(call_id, assessment)).inserted_primary_key
                 assert inserted is not None

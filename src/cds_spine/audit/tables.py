@@ -37,6 +37,7 @@ calls = Table(
     Column("fetched_keys", JSON, nullable=False),
     Column("user_display", String(256)),
     Column("site", String(256)),
+    Column("origin", String(64)),  # the calling EHR: issuer, tenant and FHIR server, hashed (Caller.origin)
     Index("ix_calls_patient_received_at", "patient", "received_at"),  # override memory: a patient's recent calls
 )
 

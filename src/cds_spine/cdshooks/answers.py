@@ -37,7 +37,7 @@ from ..pathway import (
 from ..pathway.orders import awaits_its_reason
 from ..settings import EhrProfile
 from .annotations import order_annotations
-from .calls import Call
+from .calls import Call, Caller
 from .cards import CardOptions, render_one, render_patient_summary
 from .models import Action, Card, OrderSelectContext
 
@@ -81,10 +81,11 @@ class CallAnswerer:
         self.relevant = relevance_filter(knowledge, UnplacedCodeSystems())
         self.optional = optional_queries(knowledge)
 
-    async def _obtain(self, call: Call, keys: Sequence[str], with_optional: bool = True) -> Obtained:
+    async def _obtain(self, call: Call, caller: Caller, keys: Sequence[str], with_optional: bool = True) -> Obtained:
         authorization = call.request.fhirAuthorization
-        access = FhirAccess(call.request.fhirServer, authorization.access_token if authorization else None,
-                            self.allow_unauthenticated_fhir)
+        server = call.request.fhirServer
+        access = FhirAccess(server, authorization.access_token if authorization else None,
+                            self.allow_unauthenticated_fhir, trusted=server is None or caller.trusts(server))
         try:
             return await obtain(keys, call.request.prefetch, call.context.patientId, access, self.fhir,
                                 self.fhir_timeout_seconds, self.relevant, self.optional if with_optional else None)
@@ -92,19 +93,19 @@ class CallAnswerer:
             DATA_UNAVAILABLE.labels(error.kind).inc()
             raise
 
-    async def answer(self, call: Call, now: datetime, profile: EhrProfile = "generic") -> Answer:
+    async def answer(self, call: Call, now: datetime, caller: Caller) -> Answer:
         """The CPU-bound steps (reading the record, the pathway, the cards) run in a worker thread, so a
         large call never holds the event loop (and with it every other call and /healthz)."""
-        options = self._options(call, profile)
+        options = self._options(call, caller.profile)
         if call.service.hook == "patient-view":
-            return await self._patient_view(call, now, options)
+            return await self._patient_view(call, caller, now, options)
         orders, in_scope = self._orders_in_scope(call)  # cheap: at most CDS_SPINE_MAX_DRAFT_ORDERS
         classified = classify_all(in_scope, self.knowledge)
         if not classified and not any(awaits_its_reason(order, self.knowledge) for order in in_scope):
             return Answer()
         orderer = find_orderer(call.context.userId, call.context.encounterId, call.request.prefetch)
         try:
-            obtained = await self._obtain(call, RECORD_KEYS)
+            obtained = await self._obtain(call, caller, RECORD_KEYS)
         except DataUnavailableError as error:
             return Answer(orders=classified, unavailable=error, orderer=orderer)
         classified, assessed = await run_in_threadpool(self._assess, in_scope, orders, obtained.resources, now, options)
@@ -137,12 +138,12 @@ class CallAnswerer:
     def _summary(self, resources: Sequence[dict[str, Any]], now: datetime) -> PatientSummary | None:
         return summarize_patient(build_record(resources, self.knowledge), self.knowledge, now)
 
-    async def _patient_view(self, call: Call, now: datetime, options: CardOptions) -> Answer:
+    async def _patient_view(self, call: Call, caller: Caller, now: datetime, options: CardOptions) -> Answer:
         try:
-            conditions = await self._obtain(call, CONDITION_KEYS, with_optional=False)
+            conditions = await self._obtain(call, caller, CONDITION_KEYS, with_optional=False)
             if await run_in_threadpool(self._summary, conditions.resources, now) is None:
                 return Answer(data_read=True, fetched_keys=conditions.fetched_keys)
-            rest = await self._obtain(call, [key for key in RECORD_KEYS if key not in CONDITION_KEYS])
+            rest = await self._obtain(call, caller, [key for key in RECORD_KEYS if key not in CONDITION_KEYS])
         except DataUnavailableError as error:
             return Answer(unavailable=error)
         summary = await run_in_threadpool(self._summary, conditions.resources + rest.resources, now)

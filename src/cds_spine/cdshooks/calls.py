@@ -2,11 +2,14 @@
 field for anything of the wrong kind)."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from .. import jsonio
 from ..errors import InvalidRequest, Issue
+from ..fhir.urls import base_key
+from ..settings import EhrProfile
 from ..validation import validate
 from .models import CONTEXTS, HookRequest, PatientViewContext, Service
 
@@ -36,6 +39,27 @@ def decode_json(body: bytes, max_containers: int) -> dict[str, Any]:
         data["prefetch"] = ({key: prefetch[key] for key in prefetch.keys()} if prefetch.__class__ in jsonio.OBJECTS
                             else jsonio.materialize(prefetch))
     return data
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who called, as its JWT says (nothing more with authentication disabled): how its cards are shaped, the
+    FHIR servers a call's fhirServer may name, and whose override memory a call reads."""
+
+    profile: EhrProfile = "generic"
+    issuer: str | None = None
+    tenant: str | None = None
+    fhir_servers: tuple[str, ...] | None = None
+    """None: any (authentication disabled, which only a loopback address allows: the caller is on this machine)."""
+
+    def trusts(self, fhir_server: str) -> bool:
+        return self.fhir_servers is None or base_key(fhir_server) in {base_key(s) for s in self.fhir_servers}
+
+    def origin(self, fhir_server: str | None) -> str:
+        """The EHR a call comes from, in 64 characters: issuer, tenant and FHIR server, which together say whose
+        patient a patient id is (the same id at two hospitals is two patients)."""
+        named = "\n".join((self.issuer or "", self.tenant or "", base_key(fhir_server) if fhir_server else ""))
+        return hashlib.sha256(named.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from ..security.jwt import AuthenticationFailed, Verifier
 from ..settings import EhrProfile
 from ..validation import validate
 from .answers import Answer, CallAnswerer
-from .calls import Call, decode_json, parse_call
+from .calls import Call, Caller, decode_json, parse_call
 from .models import Card, CdsResponse, FeedbackRequest, Service
 from .repeats import without_repeats
 from .services import SERVICES
@@ -76,12 +76,12 @@ class HookState:
 Hooks = Annotated[HookState, Depends(injected(HookState))]
 
 
-async def authenticate(request: Request, state: Hooks) -> EhrProfile:
-    """Every discovery, service and feedback call carries a JWT from a trusted client (unless disabled); the
-    profile its cards are shaped with is that client's."""
+async def authenticate(request: Request, state: Hooks) -> Caller:
+    """Every discovery, service and feedback call carries a JWT from a trusted client (unless disabled): the
+    caller is that client (its profile shapes the cards, its FHIR servers are the only ones read)."""
     verifier = state.verifier
     if verifier is None:
-        return state.default_profile
+        return Caller(state.default_profile)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     try:
         if scheme.lower() != "bearer" or not token.strip():
@@ -99,10 +99,10 @@ async def authenticate(request: Request, state: Hooks) -> EhrProfile:
     except SQLAlchemyError as exc:  # the JWT replay cache lives in the audit store
         log.error("audit store failed to check a JWT for replay (%s)", type(exc).__name__)
         raise StoreUnavailable() from None
-    return client.profile or state.default_profile
+    return Caller(client.profile or state.default_profile, client.iss, client.tenant, client.fhir_servers)
 
 
-CallerProfile = Annotated[EhrProfile, Depends(authenticate)]
+Authenticated = Annotated[Caller, Depends(authenticate)]
 router = APIRouter(dependencies=[Depends(authenticate)])
 
 
@@ -139,20 +139,21 @@ def _card_record(card: Card) -> CardRecord:
                       card.source.topic.code if card.source.topic else None)
 
 
-async def _remembered(state: HookState, patient_id: str, answer: Answer, now: datetime) -> list[RememberedOverride]:
-    """The patient's recent overrides, when a card could repeat one (override memory on)."""
+async def _remembered(state: HookState, origin: str, patient_id: str, answer: Answer,
+                      now: datetime) -> list[RememberedOverride]:
+    """The patient's recent overrides at the calling EHR, when a card could repeat one (override memory on)."""
     if not state.override_memory_hours or not any(card for _, card in answer.assessed):
         return []
     since = now - timedelta(hours=state.override_memory_hours)
     try:
-        return await run_in_threadpool(recent_overrides, state.store.engine, state.store.stored_patient(patient_id),
+        return await run_in_threadpool(recent_overrides, state.store.engine, origin, state.store.stored_patient(patient_id),
                                        since)
     except SQLAlchemyError as exc:  # the cards are shown; recording the call will say whether the store is down
         log.error("audit store failed to read the override memory (%s)", type(exc).__name__)
         return []
 
 
-def _call_record(state: HookState, call: Call, answer: Answer, received_at: datetime, status: int,
+def _call_record(state: HookState, call: Call, origin: str, answer: Answer, received_at: datetime, status: int,
                  latency_ms: float) -> CallRecord:
     return CallRecord(
         received_at=received_at, service_id=call.service.id, hook=call.service.hook,
@@ -164,7 +165,7 @@ def _call_record(state: HookState, call: Call, answer: Answer, received_at: date
         unassessed=tuple(answer.orders) if answer.unavailable else (),
         other_cards=tuple(_card_record(card) for card in answer.other_cards),
         problem=answer.unavailable.issues[0].diagnostics if answer.unavailable else None,
-        user_display=answer.orderer.name, site=answer.orderer.site,
+        user_display=answer.orderer.name, site=answer.orderer.site, origin=origin,
     )
 
 
@@ -174,7 +175,7 @@ async def discovery(state: Hooks) -> JsonResponse:
 
 
 @router.post("/cds-services/{service_id}")
-async def call_service(service_id: str, request: Request, state: Hooks, profile: CallerProfile) -> JsonResponse:
+async def call_service(service_id: str, request: Request, state: Hooks, caller: Authenticated) -> JsonResponse:
     started = time.perf_counter()
     received_at = state.clock()
     service = _service(service_id)
@@ -183,8 +184,10 @@ async def call_service(service_id: str, request: Request, state: Hooks, profile:
     call = await run_in_threadpool(
         lambda: parse_call(service, decode_json(body, limits.max_json_containers), limits.max_draft_orders))
     patient = state.store.patient_hasher(call.context.patientId)
-    answer = await state.answerer.answer(call, received_at, profile)
-    answer, suppressed = without_repeats(answer, await _remembered(state, call.context.patientId, answer, received_at))
+    answer = await state.answerer.answer(call, received_at, caller)
+    origin = caller.origin(call.request.fhirServer)
+    answer, suppressed = without_repeats(answer, await _remembered(state, origin, call.context.patientId, answer,
+                                                                   received_at))
     status = answer.unavailable.status if answer.unavailable else 200
     latency_ms = (time.perf_counter() - started) * 1000
     log.info("service=%s hookInstance=%s patient=%s status=%d orders=%d cards=%d fetched=%s ms=%.1f",
@@ -194,7 +197,7 @@ async def call_service(service_id: str, request: Request, state: Hooks, profile:
                  status=status, orders=len(answer.orders), cards=len(answer.cards),
                  indicators=[card.indicator for card in answer.cards], fetched=list(answer.fetched_keys),
                  ms=round(latency_ms, 1)))
-    record = replace(_call_record(state, call, answer, received_at, status, latency_ms), suppressed=suppressed)
+    record = replace(_call_record(state, call, origin, answer, received_at, status, latency_ms), suppressed=suppressed)
     await _recorded(state, lambda: state.store.record_call(record), "call")
     for assessment, _ in answer.assessed:
         DECISIONS.labels(assessment.decision.value).inc()

@@ -13,7 +13,7 @@ import httpx
 import typer
 
 from ..audit.db import HEAD, StoreProblem, migrate, open_engine, shown_url
-from ..cdshooks.calls import decode_json, parse_call
+from ..cdshooks.calls import Caller, decode_json, parse_call
 from ..cdshooks.models import CdsResponse
 from ..cdshooks.services import SERVICES
 from ..errors import ApiError, operation_outcome
@@ -109,7 +109,8 @@ def evaluate(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks requ
         service = next((s for s in SERVICES.values() if s.hook == hook), next(iter(SERVICES.values())))
         call = parse_call(service, body, settings.max_draft_orders)
         async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds) as http:
-            answer = await call_answerer(settings, knowledge, http).answer(call, now)
+            # The file's own fhirServer is read: whoever runs the command already has this machine's network.
+            answer = await call_answerer(settings, knowledge, http).answer(call, now, Caller(settings.ehr_profile))
             if answer.unavailable:
                 raise answer.unavailable
             return CdsResponse(cards=answer.cards)

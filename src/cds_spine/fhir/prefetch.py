@@ -71,11 +71,16 @@ class FhirAccess:
     server: str | None
     token: str | None
     allow_unauthenticated: bool
+    trusted: bool = True
+    """Whether the server is among those trusted for the caller (no request, and no token, goes anywhere else)."""
 
     def why_not(self) -> str | None:
         """Why the FHIR server cannot be queried, or None when it can."""
         if not self.server:
             return "the request has no fhirServer"
+        if not self.trusted:
+            return ("the request's fhirServer is not among the FHIR servers trusted for the calling EHR (fhir_servers in its "
+                    "CDS_SPINE_TRUSTED_CLIENTS entry; CDS_SPINE_SANDBOX_FHIR_SERVERS for the sandbox)")
         if not self.token and not self.allow_unauthenticated:
             return ("the request has no fhirAuthorization "
                     "(unauthenticated FHIR access is off: CDS_SPINE_ALLOW_UNAUTHENTICATED_FHIR)")
@@ -140,7 +145,17 @@ async def _obtain_key(key: str, value: PrefetchValue, patient_id: str, access: F
         return await client.search(access.server, resolve_query(RECORD_QUERIES[key], patient_id), access.token,
                                    keep)
     except FhirError as exc:
-        raise DataUnavailableError(key, exc.kind, str(exc)) from None
+        raise _not_provided(key, exc) from None
+
+
+SERVER_FAULT = "the FHIR server did not provide it (the service's log names the cause)"
+
+
+def _not_provided(key: str, exc: FhirError) -> DataUnavailableError:
+    """One text for every fault of the FHIR server, so that an answer never tells a closed port from an open
+    one; the cause goes to the log."""
+    log.warning("FHIR server did not provide %s (%s): %s", key, exc.kind, exc)
+    return DataUnavailableError(key, exc.kind, SERVER_FAULT)
 
 
 @dataclass(frozen=True)
@@ -167,7 +182,7 @@ async def _medications(found: Mapping[str, list[dict[str, Any]]], access: FhirAc
         return await client.search(access.server, f"Medication?_id={quote(','.join(missing), safe=',')}",
                                    access.token, keep)
     except FhirError as exc:
-        raise DataUnavailableError(key, exc.kind, f"Medication resources named by reference: {exc}") from None
+        raise _not_provided(key, exc) from None
 
 
 async def _encounters(resources: Sequence[dict[str, Any]], access: FhirAccess, client: FhirClient, keep: Keep,
@@ -225,8 +240,8 @@ async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patien
         for task in extras.values():
             task.cancel()
         if isinstance(exc, TimeoutError):
-            raise DataUnavailableError(",".join(fetched), "timeout",
-                                       f"the FHIR server did not answer within {budget_seconds:g} s") from None
+            raise _not_provided(",".join(fetched), FhirError(
+                "timeout", f"the FHIR server did not answer within {budget_seconds:g} s")) from None
         raise
     if medications:
         fetched += ("Medication",)

@@ -57,7 +57,12 @@ def normalized(url: str) -> str:
     return urlunsplit((scheme, netloc, quote(path, safe=PATH_SAFE), parts.query, ""))
 
 
+def base_key(url: str) -> str:
+    """A FHIR base URL as two that name the same server compare equal (normalised, no trailing slash)."""
+    return normalized(url).split("?", 1)[0].rstrip("/")
+
+
 def is_under(base: str, url: str) -> bool:
     """Whether `url` (normalised) is inside the FHIR base URL `base` (normalised)."""
-    root = normalized(base).split("?", 1)[0].rstrip("/") + "/"
+    root = base_key(base) + "/"
     return normalized(url).startswith(root)

@@ -39,6 +39,8 @@ class VerifiedClient:
     jti: str
     tenant: str | None
     profile: EhrProfile | None
+    fhir_servers: tuple[str, ...]
+    """The FHIR servers trusted for this client: the only ones a call's fhirServer may name."""
 
 
 def _normalized(url: str) -> str:
@@ -124,4 +126,4 @@ class Verifier:
         tenant_must_be_allowed(claims, client)
         if not await to_thread.run_sync(self.replay.first_use, client.iss, str(jti), claims["exp"] + self.leeway):
             raise AuthenticationFailed("jti already used (replay)")
-        return VerifiedClient(client.iss, str(jti), claims.get("tenant"), client.profile)
+        return VerifiedClient(client.iss, str(jti), claims.get("tenant"), client.profile, client.fhir_servers)

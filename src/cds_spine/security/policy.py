@@ -30,7 +30,10 @@ def trust_summary(settings: Settings, issuers: list[TrustedIssuer] | None) -> li
         client = issuer.client
         keys = f"keys from {', '.join(client.jwks_urls)}" if client.jwks_urls else f"pinned keys in {client.jwks_file}"
         tenants = f"; tenants {', '.join(client.tenants)}" if client.tenants else ""
-        lines.append(f"trusted issuer: {client.iss} ({keys}; algorithms {', '.join(client.algorithms)}{tenants})")
+        servers = (f"FHIR servers {', '.join(client.fhir_servers)}" if client.fhir_servers else
+                   "no FHIR server (fhir_servers): its calls are answered from prefetch alone")
+        lines.append(f"trusted issuer: {client.iss} ({keys}; algorithms {', '.join(client.algorithms)}{tenants}; "
+                     f"{servers})")
     return lines
 
 
@@ -52,7 +55,7 @@ def trusted_issuers(settings: Settings) -> list[TrustedIssuer] | None:
         if settings.sandbox:
             log.warning("SANDBOX PROFILE ON: tokens from https://sandbox.cds-hooks.org are trusted, and the "
                         "sandbox's private key is PUBLIC, so anyone can mint them. Testing only.")
-            clients.append(sandbox_client())
+            clients.append(sandbox_client(settings.sandbox_fhir_servers))
         for client in clients:
             source = f"CDS_SPINE_TRUSTED_CLIENTS={settings.trusted_clients}, entry {client.iss}"
             issuers.append(trusted_issuer(client))

@@ -19,6 +19,7 @@ ALGORITHM = "ES384"
 KEY_FILE = "test-issuer-key.pem"
 JWKS_FILE = "test-issuer-jwks.json"
 TRUSTED_CLIENTS_FILE = "trusted-clients.yaml"
+EXAMPLE_FHIR_SERVERS = ("http://localhost:8081/fhir", "http://127.0.0.1:8081/fhir")
 
 
 def ensure_issuer(folder: Path) -> bool:
@@ -36,7 +37,9 @@ def ensure_issuer(folder: Path) -> bool:
                                                indent=1))
     (folder / TRUSTED_CLIENTS_FILE).write_text(
         "# A local test issuer (cds-spine test-token): for trying the service, never for real patients.\n"
-        f"- iss: {ISSUER}\n  jwks_file: {JWKS_FILE}\n  algorithms: [{ALGORITHM}]\n")
+        "# fhir_servers: the example FHIR server (make example-fhir); list yours if it is elsewhere.\n"
+        f"- iss: {ISSUER}\n  jwks_file: {JWKS_FILE}\n  algorithms: [{ALGORITHM}]\n"
+        f"  fhir_servers: [{', '.join(EXAMPLE_FHIR_SERVERS)}]\n")
     return True
 
 

@@ -42,7 +42,8 @@ class TrustedClient(BaseModel):
     profile: EhrProfile | None = None
     """How this EHR's cards are shaped; None: CDS_SPINE_EHR_PROFILE."""
     fhir_servers: HttpsUrls = ()
-    """The EHR's FHIR base URLs the pathway timeline (a SMART app) may be launched from."""
+    """The EHR's FHIR base URLs: the only ones its calls' fhirServer may name (the service sends the access
+    token nowhere else), and those the pathway timeline (a SMART app) may be launched from."""
 
     @field_validator("jwks_url")
     @classmethod
@@ -114,7 +115,8 @@ def load_trusted_clients(path: Path) -> list[TrustedClient]:
             for client in clients]
 
 
-def sandbox_client() -> TrustedClient:
-    """The public CDS Hooks sandbox, with its published JWKS pinned (shipped in this package)."""
+def sandbox_client(fhir_servers: tuple[str, ...]) -> TrustedClient:
+    """The public CDS Hooks sandbox, with its published JWKS pinned (shipped in this package), and the FHIR
+    servers its calls may name (CDS_SPINE_SANDBOX_FHIR_SERVERS)."""
     path = Path(str(resources.files("cds_spine.security") / "sandbox-jwks.json"))
-    return TrustedClient(iss=SANDBOX_ISSUER, jwks_file=path, algorithms=("ES384",))
+    return TrustedClient(iss=SANDBOX_ISSUER, jwks_file=path, algorithms=("ES384",), fhir_servers=fhir_servers)

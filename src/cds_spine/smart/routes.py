@@ -22,7 +22,7 @@ from ..app_context import AppContext
 from ..errors import DataUnavailableError
 from ..fhir.prefetch import RECORD_KEYS, FhirAccess, obtain
 from ..fhir.record import build_record
-from ..fhir.urls import UnsafeUrl, normalized
+from ..fhir.urls import UnsafeUrl, base_key
 from ..pathway import PatientRecord, summarize_patient
 from ..pathway.observation_rules import ScoresOnRecord
 from .banner import patient_banner
@@ -77,7 +77,7 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
 def _trusted(state: SmartState, iss: str) -> str:
     """The launch's FHIR server, normalised, when the service trusts it; LaunchProblem otherwise."""
     try:
-        server = normalized(iss).rstrip("/")
+        server = base_key(iss)
     except UnsafeUrl:  # not even a URL the service could compare: certainly not a trusted server
         server = iss[:200]
     if server not in state.fhir_servers:
