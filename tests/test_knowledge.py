@@ -66,7 +66,9 @@ def edit(cards, old: str, new: str) -> None:
      "of the pathway", "findings.criteria-met.summary"),
     ("Only {days} {days:day|days}", "Only {dayz} days", "findings.conservative-short.summary"),
     ("standard: does-not-align-preferences", "standard: action-completed", "share a standard code"),
-    ("       better: higher, min_points: 3.5}", "       better: higher}", "set min_points"),
+    ("       better: higher, min_points: 3.5, scale: [0, 100]}", "       better: higher, scale: [0, 100]}",
+     "set min_points"),
+    ("unit: /10, scale: [0, 10]}", "unit: /10, scale: [10, 0]}", "observations.scores.0.scale"),
     ("PROMIS physical function, kind: function", "PROMIS physical function, kind: effort", "observations.scores.3.kind"),
 ])
 def test_bad_pathway_file_names_file_and_field(cards, old, new, field):

@@ -275,6 +275,12 @@ def test_subject_list_names_the_decisions_behind_each_count(reported):
     ("/audit/summary", {"colour": "red"}, "colour"),
     ("/audit/summary", {"since": "2026-02-01", "until": "2026-01-01"}, "since"),
     ("/audit/decisions", {"pageSize": "0"}, "pageSize"),
+    # issue 32, L8: the last day there is (its next day does not exist), and a year 1 start
+    ("/audit/summary", {"until": "9999-12-31"}, "until"),
+    ("/audit/report", {"until": "9999-12-31"}, "until"),
+    ("/audit/decisions", {"since": "0001-01-01"}, "since"),
+    ("/audit/access-log", {"until": "9999-12-31"}, "until"),
+    ("/audit/measure-report", {"start": "2026-01-01", "end": "9999-12-31"}, "end"),
 ])
 def test_bad_parameters_are_400_naming_them(reported, path, params, field):
     client, _ = reported

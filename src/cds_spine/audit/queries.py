@@ -6,15 +6,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ..pathway import Knowledge
 from ..service_ids import ORDER_SIGN, SERVICE_IDS
 from .filters import Filters
 from .measure import MeasureDefinition
-from .orders import Decision, Grouping, OrderKind, ReportPeriod
+from .orders import Decision, Grouping, OrderKind, ReportPeriod, reportable
 
 Flag = Literal["true", "false"]
+Day = Annotated[date, AfterValidator(reportable)]
 PageNumber = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
@@ -41,8 +42,8 @@ class Query(BaseModel):
 
 class PeriodQuery(Query):
     # `until` is declared first so that `since`'s check can read it (fields are validated in order).
-    until: date | None = None
-    since: date | None = None
+    until: Day | None = None
+    since: Day | None = None
 
     @field_validator("since")
     @classmethod
@@ -110,8 +111,8 @@ class DecisionsQuery(OrderQuery):
 
 
 class MeasureReportQuery(Query):
-    end: date  # before start, whose check reads it
-    start: date
+    end: Day  # before start, whose check reads it
+    start: Day
     type: Literal["summary", "subject-list"] = "summary"
 
     @field_validator("start")

@@ -16,7 +16,7 @@ from ..pathway.evidence import ConservativeHistory, Evidence
 from ..pathway.orders import ClassifiedOrder
 from ..pathway.phrases import finding_summary, standings
 from ..pathway.reasons import shorten
-from ..pathway.wording import WORDING
+from ..pathway.wording import WORDING, fitted
 from ..settings import EhrProfile
 from .models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
 
@@ -274,7 +274,7 @@ def render_one(assessment: Assessment, knowledge: Knowledge, options: CardOption
     source = Source(label=rule.source.label, url=str(rule.source.url), topic=_topic(knowledge, topic))
     suggestions = _suggestions(assessment, knowledge, options)
     return Card(
-        uuid=uuid.uuid4(), summary=summary, indicator=indicator, detail=_detail(assessment, knowledge),
+        uuid=uuid.uuid4(), summary=fitted(summary), indicator=indicator, detail=_detail(assessment, knowledge),
         source=source, suggestions=suggestions,
         selectionBehavior=("any" if options.profile == "epic" else "at-most-one") if suggestions else None,
         overrideReasons=_override_reasons(knowledge, topic), links=_links(source, knowledge, options, assessment.order),
@@ -332,7 +332,7 @@ def render_patient_summary(summary: PatientSummary | None, knowledge: Knowledge,
     source = Source(label=config.card.source_label, url=str(config.card.source_url),
                     topic=_topic(knowledge, "red-flag" if flags else PATIENT_SUMMARY))
     return [Card(
-        uuid=uuid.uuid4(), summary=text, indicator=indicator, source=source,
+        uuid=uuid.uuid4(), summary=fitted(text), indicator=indicator, source=source,
         detail=_paragraphs(red_flags, _headed(wording.standing_heading, _standing(knowledge, summary)),
                            _history_section(knowledge, summary.history),
                            _headed(detail.on_record_heading, diagnoses), [config.card.pathway]),

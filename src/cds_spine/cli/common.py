@@ -10,7 +10,7 @@ from pydantic_settings import SettingsError
 
 from ..audit.db import StoreProblem
 from ..audit.measure import MeasureDefinition, load_measure
-from ..audit.orders import ReportPeriod
+from ..audit.orders import ReportPeriod, reportable
 from ..pathway import Knowledge, KnowledgeError, load_knowledge
 from ..settings import Settings
 
@@ -96,7 +96,13 @@ def read_period(since: str | None, until: str | None) -> ReportPeriod:
 
 
 def parse_day(value: str | None, option: str) -> date | None:
+    if not value:
+        return None
     try:
-        return date.fromisoformat(value) if value else None
+        day = date.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
+    try:
+        return reportable(day)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r}: {exc}", param_hint=option) from None

@@ -26,6 +26,7 @@ from ..pathway.record import (
 )
 from .references import referenced_id
 from .resources import (
+    READABLE_YEARS,
     Condition,
     DiagnosticReport,
     Encounter,
@@ -197,6 +198,8 @@ def _medication_request(model: MedicationRequest, reference: str, referents: Ref
     days = _supply_days(model)
     if stated_end is None and days and start:
         stated_end = start + timedelta(days=max(1, math.ceil(days)) - 1)
+        if stated_end.year not in READABLE_YEARS:
+            raise ValueError("a supply that lasts past the years a record can be read in")
     validity = model.dispenseRequest.validityPeriod if model.dispenseRequest else None
     if stated_end is None and validity is not None and validity.end:
         stated_end = _day(validity.end, end=True)

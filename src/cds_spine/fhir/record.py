@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -12,8 +13,11 @@ from pydantic import ValidationError
 
 from ..pathway.knowledge import Knowledge
 from ..pathway.record import (
+    ObservationEntry,
     PatientRecord,
 )
+from ..pathway.scores import number
+from ..pathway.wording import WORDING
 from .entries import BUILDERS, EncounterDays, Referents
 from .generations import as_r4
 from .relevance import RECORD_TYPES
@@ -91,20 +95,41 @@ def build_record(relevant: Iterable[dict[str, Any]], knowledge: Knowledge) -> Pa
             model, left_out = _validate(read)
             entry = BUILDERS[resource_type](model, reference, referents)
             entries[resource_type].append(entry)
-        except (ValidationError, ValueError):  # ValueError: a valid-looking date that does not exist
+        except (ValidationError, ValueError, OverflowError):  # a valid-looking date that does not exist, or a
+            # course of days (a supply of 1e6 years, a quantity over a tiny dose) that no calendar holds
             unreadable.append(reference)
             log.warning("left out a %s that failed FHIR validation", written_as)
             continue
         if left_out:
             partly_read.append(f"{reference} ({', '.join(left_out)})")
             log.warning("read a %s without elements that failed FHIR validation: %s", written_as, ", ".join(left_out))
+    observations = [_within_scales(observation, knowledge, partly_read) for observation in entries["Observation"]]
     return PatientRecord(
         conditions=tuple(entries["Condition"]),
         procedures=tuple(entries["Procedure"]),
         medications=tuple(entries["MedicationStatement"] + entries["MedicationRequest"]),
         service_requests=tuple(entries["ServiceRequest"]),
-        observations=tuple(entries["Observation"]),
+        observations=tuple(observations),
         reports=tuple(entries["DiagnosticReport"]),
         unreadable=tuple(unreadable),
         partly_read=tuple(partly_read),
     )
+
+
+def _within_scales(observation: ObservationEntry, knowledge: Knowledge, partly_read: list[str]) -> ObservationEntry:
+    """The Observation without a score's value outside its scale (pain -1 or 11/10, a PROMIS score of 1e70): a
+    typo or a unit mistake read as a value would make a response to an ESI out of nothing. Each is named in
+    `partly_read`."""
+    config = knowledge.config.observations
+    kept = []
+    for measurement in observation.measurements:
+        score = next((s for s in (*config.scores, config.hba1c) if knowledge.find(measurement.codes, s.valueset)),
+                     None) if measurement.value is not None else None
+        if score is not None and measurement.value is not None and not score.holds(measurement.value):
+            partly_read.append(WORDING.format(knowledge.config.card.detail.out_of_scale, reference=observation.reference,
+                                              label=score.label, value=f"{measurement.value:g}",
+                                              low=number(score.scale[0]), high=number(score.scale[1])))
+            log.warning("read an Observation without a %s value outside its scale", score.label)
+            continue
+        kept.append(measurement)
+    return observation if len(kept) == len(observation.measurements) else replace(observation, measurements=tuple(kept))

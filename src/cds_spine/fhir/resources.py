@@ -11,13 +11,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, NonNegativeInt, StringConstraints
 
-# R4 primitive syntax (http://hl7.org/fhir/R4/datatypes.html).
+READABLE_YEARS = range(1800, 2200)
+"""The years a date in a patient's record can be read in. A date outside (0001-01-01, 9999-12-31: a placeholder
+or a typo) is an element that cannot be read, named on the card, never a reason to fail the call (date
+arithmetic near year 1 or 9999 overflows)."""
+
+
+def _readable_year(value: str) -> str:
+    if int(value[:4]) not in READABLE_YEARS:
+        raise ValueError(f"a year outside {READABLE_YEARS.start}-{READABLE_YEARS.stop - 1}")
+    return value
+
+
+# R4 primitive syntax (http://hl7.org/fhir/R4/datatypes.html), in the years a record can be read in.
 DateTime = Annotated[str, StringConstraints(
     pattern=r"^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])"
             r"(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]"
-            r"|14:00)))?)?)?$")]
+            r"|14:00)))?)?)?$"), AfterValidator(_readable_year)]
 Code = Annotated[str, StringConstraints(pattern=r"^[^\s]+( [^\s]+)*$")]
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
 

@@ -31,6 +31,7 @@ class Detail(Strict):
     diagnosis_line: str
     unreadable: str
     partly_read: str
+    out_of_scale: str
     undated: str
     rule: str
     finding_line: str

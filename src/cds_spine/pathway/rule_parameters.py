@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -114,6 +114,18 @@ class Score(Strict):
     label: str = Field(min_length=1)
     valueset: str
     unit: str
+    scale: tuple[float, float]
+    """The lowest and highest value the score can take: a value outside is not read, and the card names it."""
+
+    @field_validator("scale")
+    @classmethod
+    def lowest_first(cls, scale: tuple[float, float]) -> tuple[float, float]:
+        if scale[0] >= scale[1]:
+            raise ValueError(f"the lowest value ({scale[0]:g}) must come first, below the highest ({scale[1]:g})")
+        return scale
+
+    def holds(self, value: float) -> bool:
+        return self.scale[0] <= value <= self.scale[1]
 
 
 class PatientScore(Score):

@@ -26,3 +26,9 @@ class Wording(string.Formatter):
 
 
 WORDING = Wording()
+
+
+def fitted(summary: str) -> str:
+    """The summary as a card can carry it (under SUMMARY_LIMIT characters): shortened, with an ellipsis, when a
+    value was longer than its worst case (a record's own text or number); never an invalid card."""
+    return summary if len(summary) < SUMMARY_LIMIT else summary[:SUMMARY_LIMIT - 2].rstrip() + "…"
