@@ -3,13 +3,19 @@ viewers never see plain patient ids; wrong credentials logged and rate-limited."
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from cli import run_cli, serving
 from reporting import AUDIT_USERS_ENV, KEY, VIEWER_KEY, audit_settings, populate
+from sqlalchemy import select, update
 from support import ORDER_SIGN, audit_store, call, hook_request
 from tokens import SigningKey, claims, jwks, mint
+
+from cds_spine.audit import tables
+from cds_spine.audit.access import key_hash
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 VIEWER = {"Authorization": f"Bearer {VIEWER_KEY}"}
@@ -71,9 +77,57 @@ def test_a_session_ends_when_its_user_is_removed(make_client, tmp_path):
     second = make_client(database_url=database, audit_users=analyst_only)
     second.cookies.set("cds_spine_audit_session", cookie)
     assert second.get("/audit/me").status_code == 401
-    third = make_client(database_url=database, **audit_settings())  # the same store: the same session key
+    third = make_client(database_url=database, **audit_settings())  # the same store: the same sessions
     third.cookies.set("cds_spine_audit_session", cookie)
     assert third.get("/audit/me").json() == {**third.get("/audit/me").json(), "name": "vic.viewer", "role": "viewer"}
+
+
+def signed_in(client, key: str = VIEWER_KEY) -> str:
+    assert client.post("/dashboard/sign-in", data={"key": key}, follow_redirects=False).status_code == 303
+    return client.cookies.get("cds_spine_audit_session")
+
+
+def test_signing_out_ends_the_session_for_every_copy_of_its_cookie(make_client):
+    """Issue 32, M6: a copy of the cookie taken before sign-out no longer opens the audit."""
+    client = make_client(**audit_settings())
+    cookie = signed_in(client)
+    client.post("/dashboard/sign-out")
+    client.cookies.set("cds_spine_audit_session", cookie)
+    assert client.get("/audit/me").status_code == 401
+
+
+def test_rotating_a_users_key_ends_the_sessions_opened_with_the_old_one(make_client, tmp_path):
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = make_client(database_url=database, **audit_settings())
+    cookie = signed_in(first)
+    rotated = [{**user, "key_sha256": key_hash("a-new-key-for-vic-0123456789")} if user["name"] == "vic.viewer"
+               else user for user in audit_settings()["audit_users"]]
+    second = make_client(database_url=database, audit_users=rotated)
+    second.cookies.set("cds_spine_audit_session", cookie)
+    assert second.get("/audit/me").status_code == 401
+
+
+def test_a_session_ends_after_eight_hours_whatever_its_row_says(make_client):
+    client = make_client(**audit_settings())
+    cookie = signed_in(client)
+    with audit_store(client).engine.begin() as connection:  # a row tampered with: expiry in year 5138
+        connection.execute(update(tables.dashboard_sessions).values(
+            created_at=time.time() - 8 * 3600 - 1, expires_at=datetime(5138, 1, 1, tzinfo=UTC).timestamp()))
+    client.cookies.set("cds_spine_audit_session", cookie)
+    assert client.get("/audit/me").status_code == 401
+
+
+def test_the_database_holds_nothing_to_make_a_session_or_open_a_timeline_cookie(make_client):
+    """Who can read the audit database finds no signing or sealing key, and the sessions only as hashes."""
+    client = make_client(**audit_settings())
+    cookie = signed_in(client)
+    with audit_store(client).engine.connect() as connection:
+        keys = [row.name for row in connection.execute(select(tables.store_keys))]
+        [stored] = connection.execute(select(tables.dashboard_sessions)).all()
+    assert set(keys) <= {"patient-hash-key"}  # CDS_SPINE_AUDIT_HASH_KEY unset: the store keeps that one only
+    assert stored.token_sha256 != cookie and cookie not in str(tuple(stored))
+    client.cookies.set("cds_spine_audit_session", stored.token_sha256)
+    assert client.get("/audit/me").status_code == 401
 
 
 def test_every_read_is_recorded_with_its_user(make_client):

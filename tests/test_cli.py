@@ -48,7 +48,7 @@ def test_check_config_reports_the_packed_knowledge_and_a_current_store(postgres_
     assert result.returncode == 0, result.stderr
     assert "password=***" in result.stdout and "s3cret" not in result.stdout + result.stderr
     assert "site-packages/cds_spine/cards" in result.stdout and f"{VALUESET_COUNT} value sets" in result.stdout
-    assert "reachable, schema at 0005" in result.stdout
+    assert "reachable, schema at 0006" in result.stdout
     assert "code systems: ICD-10-CM, ICD-9-CM, SNOMED CT, RxNorm, CPT, LOINC, AHRQ CDS Connect Pain Management Summary; 2 local systems mapped" in result.stdout
     assert "cds_spine_unplaced_code_systems_total" in result.stdout and "CDS_SPINE_LOCAL_CODE_SYSTEMS" in result.stdout
 
@@ -177,7 +177,8 @@ def test_check_config_says_whom_it_trusts_and_what_it_serves_with(postgres_schem
     result = run_cli("check-config", CDS_SPINE_DATABASE_URL=postgres_schema, CDS_SPINE_AUTH="required",
                      CDS_SPINE_TRUSTED_CLIENTS=str(trusted), CDS_SPINE_PUBLIC_BASE_URL="https://cds.example.org",
                      CDS_SPINE_CORS_ORIGINS="https://sandbox.hospital.example", CDS_SPINE_FORWARDED_ALLOW_IPS="10.0.0.0/8",
-                     CDS_SPINE_SMART_CLIENT_ID="spine-timeline", CDS_SPINE_SMART_FHIR_SERVERS="https://ehr.example.org/fhir")
+                     CDS_SPINE_SMART_CLIENT_ID="spine-timeline", CDS_SPINE_SMART_FHIR_SERVERS="https://ehr.example.org/fhir",
+                     CDS_SPINE_SECRET_KEYS="0123456789abcdef" * 4)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "authentication: required (a JWT from a trusted client, aud = https://cds.example.org + path)" in lines

@@ -44,7 +44,8 @@ def live_service(tmp_path_factory, knowledge):
     (folder / "trusted.yaml").write_text(yaml.safe_dump([{"iss": ISSUER, "jwks_file": "jwks.json"}]))
     sock_settings = dict(database_url=f"sqlite:///{folder / 'audit.db'}", auth="required",
                          trusted_clients=folder / "trusted.yaml", audit_users=AUDIT_USERS, annotate_orders=True,
-                         smart_client_id="fuzz-timeline")  # the pathway timeline on: its pages are fuzzed too
+                         # the pathway timeline on: its pages are fuzzed too
+                         smart_client_id="fuzz-timeline", secret_keys="f" * 32)
     # The JWT audience is the public base URL plus the path: the socket is bound first, so its port is known.
     sock = free_socket()
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"

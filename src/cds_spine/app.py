@@ -26,6 +26,7 @@ from .audit import pages as audit_pages
 from .audit.access import audit_access
 from .audit.db import StoreProblem, migrate, open_engine, public_problem, schema_problem
 from .audit.measure import load_measure
+from .audit.sessions import SqlSessions
 from .audit.state import AuditState
 from .audit.store import SqlAuditStore, SqlReplayCache
 from .cdshooks.answers import CallAnswerer
@@ -45,7 +46,7 @@ from .security.policy import trust_summary, trusted_issuers
 from .security.trusted_clients import TrustedIssuer
 from .settings import Settings
 from .smart import routes as smart_routes
-from .smart.sessions import STORE_KEY, Sealer
+from .smart.sessions import Sealer
 from .smart.state import SmartState
 
 log = logging.getLogger("cds_spine")
@@ -182,7 +183,7 @@ def smart_state(settings: Settings, knowledge: Knowledge, answerer: CallAnswerer
     call reads it."""
     servers = [*settings.smart_fhir_servers, *(server for issuer in issuers or () for server in issuer.client.fhir_servers)]
     return SmartState(settings.smart_client_id, (settings.public_base_url or "").rstrip("/"),
-                      tuple(base_key(server) for server in servers), Sealer(store.stored_key(STORE_KEY)),
+                      tuple(base_key(server) for server in servers), Sealer([key.get_secret_value().encode() for key in settings.secret_keys]),
                       http, answerer.fhir, knowledge, answerer.relevant, answerer.optional,
                       settings.fhir_timeout_seconds, clock, store.patient_hasher)
 
@@ -236,7 +237,7 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
                                    settings.public_base_url or "", limits, settings.audit_required,
                                    settings.ehr_profile, settings.override_memory_hours,
                                    knowledge.config.card.override_reasons, discovery(knowledge)),
-                    AuditState(audit_access(settings, store, http), store, knowledge, measure,
+                    AuditState(audit_access(settings, SqlSessions(engine), http), store, knowledge, measure,
                                settings.bulk_runs_dir, settings.adherence_target, settings.body_timeout_seconds),
                     smart_state(settings, knowledge, answerer, issuers, store, http, clock))
             writer = asyncio.create_task(write_refusals_every_few_seconds())

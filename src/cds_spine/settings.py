@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     schema_managed: bool = False
     """The audit schema is migrated by `cds-spine migrate` (a Kubernetes Job, a deploy step): serving does not
     migrate, and refuses to start while the schema is behind."""
+    secret_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    """Comma-separated secrets, each at least 32 characters, the pathway timeline's cookies are sealed with:
+    the first seals, every one opens (rotation: put a new one first, drop the old one 12 hours later). Required
+    with the timeline on and authentication required; unset on a loopback address, a random one per process."""
     audit_hash_key: SecretStr | None = None
     """Key of the keyed hash that stands for patient ids in the audit and the logs; unset: a random key
     created once and kept in the store."""
@@ -170,7 +174,14 @@ class Settings(BaseSettings):
     spark_master: str = "local[*]"
     """`cds-spine audit-bulk --engine spark`: the Spark master (local[*], spark://host:7077, yarn, k8s://...)."""
 
-    @field_validator("cors_origins", "smart_fhir_servers", "sandbox_fhir_servers", mode="before")
+    @field_validator("secret_keys")
+    @classmethod
+    def long_secrets(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any(len(key.get_secret_value()) < 32 for key in value):
+            raise ValueError("each secret must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("cors_origins", "smart_fhir_servers", "sandbox_fhir_servers", "secret_keys", mode="before")
     @classmethod
     def split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -233,6 +244,10 @@ class Settings(BaseSettings):
         if self.smart_client_id and not self.public_base_url:
             raise ValueError("CDS_SPINE_SMART_CLIENT_ID needs CDS_SPINE_PUBLIC_BASE_URL (the app's redirect URI "
                              "and the cards' launch URL start with it)")
+        if self.smart_client_id and not self.secret_keys and (self.auth_required() or self.workers > 1):
+            raise ValueError("CDS_SPINE_SMART_CLIENT_ID with authentication required (or several workers) needs "
+                             "CDS_SPINE_SECRET_KEYS: the secret every worker and replica seals the timeline's "
+                             "cookies with (docs/deploy.md, Security)")
         names = [user.name for user in self.audit_users]
         if len(set(names)) != len(names):
             raise ValueError("CDS_SPINE_AUDIT_USERS lists a user name twice")

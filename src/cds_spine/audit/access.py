@@ -5,13 +5,13 @@
 - `CDS_SPINE_AUDIT_AUTH=oidc`: access tokens (JWTs) of an OpenID Connect provider, checked against its
   keys, issuer and audience; the user is a claim (preferred_username by default), the role is the
   `cds-spine-analyst` or `cds-spine-viewer` value of the roles claim.
-The dashboard's sign-in page takes either and keeps a session cookie signed with a key kept in the store.
-Wrong credentials are logged (never the credential) and limited per client address.
+The dashboard's sign-in page takes either and opens a session the store keeps (audit/sessions.py): the cookie
+is a random token, ended by signing out, by the user's key being rotated or removed, and after at most
+SESSION_SECONDS (or the OIDC token's expiry). Wrong credentials are logged (never the credential) and limited
+per client address.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import logging
@@ -20,7 +20,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import httpx
 import jwt
@@ -29,24 +28,20 @@ from jwt.exceptions import InvalidTokenError, PyJWKError
 from ..security.keys import KeySource
 from ..security.trusted_clients import ASYMMETRIC_ALGORITHMS, TrustedClient, trusted_issuer
 from ..settings import AuditUser, Role, Settings
+from .sessions import SqlSessions, StoredSession
 
 log = logging.getLogger(__name__)
 ROLE_VALUES = {"cds-spine-analyst": "analyst", "cds-spine-viewer": "viewer"}
-SESSION_KEY = "dashboard-session-key"
 SESSION_SECONDS = 8 * 3600
 FAILURE_WINDOW_SECONDS = 60.0
-
-
-class SessionKeys(Protocol):
-    """Where the dashboard's session key is kept (the audit store, shared by every replica)."""
-
-    def stored_key(self, name: str) -> bytes: ...
 
 
 @dataclass(frozen=True)
 class Principal:
     name: str
     role: Role
+    key_sha256: str | None = None
+    """api-keys: the key the user signed in with (a session ends when the user's key changes)."""
 
     @property
     def sees_plain_ids(self) -> bool:
@@ -109,24 +104,19 @@ class OidcProvider:
 
 
 class AuditAccess:
-    """Authenticates audit readers. `session_key` is fetched once from the store (shared by every replica)."""
+    """Authenticates audit readers, and keeps the dashboard's sessions (in the store, shared by every replica)."""
 
-    def __init__(self, users: tuple[AuditUser, ...], oidc: OidcProvider | None, session_key: Callable[[], bytes],
-                 limiter: FailureLimiter) -> None:
+    def __init__(self, users: tuple[AuditUser, ...], oidc: OidcProvider | None, sessions: SqlSessions,
+                 limiter: FailureLimiter, clock: Callable[[], float] = time.time) -> None:
         self.users = users
         self.oidc = oidc
-        self._session_key_source = session_key
-        self._session_key: bytes | None = None
+        self.sessions = sessions
         self.limiter = limiter
+        self.clock = clock
 
     @property
     def enabled(self) -> bool:
         return bool(self.users) or self.oidc is not None
-
-    def _key(self) -> bytes:
-        if self._session_key is None:
-            self._session_key = self._session_key_source()
-        return self._session_key
 
     async def bearer(self, token: str) -> tuple[Principal, float]:
         """The principal a key or token stands for, and until when (epoch seconds). Raises Refused or
@@ -140,7 +130,7 @@ class AuditAccess:
                 found = user
         if found is None:
             raise Refused("unknown API key")
-        return Principal(found.name, found.role), time.time() + SESSION_SECONDS
+        return Principal(found.name, found.role, found.key_sha256), self.clock() + SESSION_SECONDS
 
     async def _oidc(self, token: str) -> tuple[Principal, float]:
         provider = self.oidc
@@ -168,39 +158,38 @@ class AuditAccess:
             raise Forbidden(f"no user or no cds-spine role in the token ({provider.roles_claim})")
         return Principal(name[:128], "analyst" if "analyst" in granted else "viewer"), float(claims["exp"])
 
-    def session_cookie(self, principal: Principal, until: float) -> str:
-        expires = int(min(until, time.time() + SESSION_SECONDS))
-        name = base64.urlsafe_b64encode(principal.name.encode()).decode().rstrip("=")
-        payload = f"{expires}.{name}.{principal.role}"
-        return f"{payload}.{self._signature(payload)}"
+    def open_session(self, principal: Principal, until: float) -> str:
+        """A new session for the principal until `until` (at most SESSION_SECONDS): the cookie's token."""
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        self.sessions.open(token, StoredSession(principal.name, principal.role, principal.key_sha256, now,
+                                                min(until, now + SESSION_SECONDS)))
+        return token
 
-    def _signature(self, payload: str) -> str:
-        return hmac.new(self._key(), f"session:{payload}".encode(), hashlib.sha256).hexdigest()
-
-    def session(self, cookie: str) -> Principal:
-        """The principal of a valid, unexpired session cookie; in api-keys mode the user must still be
-        configured, with the role they have now. Raises Refused."""
-        payload, _, signature = cookie.rpartition(".")
-        expires, _, rest = payload.partition(".")
-        name_part, _, role = rest.partition(".")
-        if not (expires.isdigit() and hmac.compare_digest(signature.encode(), self._signature(payload).encode())):
-            raise Refused("session cookie not signed by this service")
-        if int(expires) <= time.time():
+    def session(self, token: str) -> Principal:
+        """The principal of an open session, checked again on every request: not ended, not past its expiry nor
+        SESSION_SECONDS after it began; in api-keys mode the user still configured with the same key, and the
+        role they have now. Raises Refused."""
+        found = self.sessions.find(token)
+        if found is None:
+            raise Refused("no such session (signed out, expired or never opened)")
+        if self.clock() >= min(found.expires_at, found.created_at + SESSION_SECONDS):
             raise Refused("session expired")
-        try:
-            name = base64.urlsafe_b64decode(name_part + "=" * (-len(name_part) % 4)).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise Refused("session cookie not readable") from None
         if self.oidc is not None:
-            return Principal(name, "analyst" if role == "analyst" else "viewer")
-        user = next((user for user in self.users if user.name == name), None)
+            return Principal(found.user_name, "analyst" if found.role == "analyst" else "viewer")
+        user = next((user for user in self.users if user.name == found.user_name), None)
         if user is None:
             raise Refused("session of a user no longer configured")
-        return Principal(user.name, user.role)
+        if found.key_sha256 is None or not hmac.compare_digest(found.key_sha256, user.key_sha256):
+            raise Refused("session opened with a key the user no longer has")
+        return Principal(user.name, user.role, user.key_sha256)
+
+    def end_session(self, token: str) -> None:
+        self.sessions.end(token)
 
 
-def audit_access(settings: Settings, store: SessionKeys, http: httpx.AsyncClient) -> AuditAccess:
-    """Audit access as the settings configure it (`store` keeps the dashboard's session key)."""
+def audit_access(settings: Settings, sessions: SqlSessions, http: httpx.AsyncClient) -> AuditAccess:
+    """Audit access as the settings configure it (`sessions`: the dashboard's, in the audit store)."""
     oidc = None
     if settings.audit_auth == "oidc":
         assert settings.audit_oidc_issuer and settings.audit_oidc_audience  # Settings requires them for oidc
@@ -210,5 +199,4 @@ def audit_access(settings: Settings, store: SessionKeys, http: httpx.AsyncClient
                             settings.audit_oidc_roles_claim,
                             KeySource(trusted_issuer(client), http, settings.jwks_cache_seconds))
     users = settings.audit_users if settings.audit_auth == "api-keys" else ()
-    return AuditAccess(users, oidc, lambda: store.stored_key(SESSION_KEY),
-                       FailureLimiter(settings.audit_max_failures_per_minute))
+    return AuditAccess(users, oidc, sessions, FailureLimiter(settings.audit_max_failures_per_minute))

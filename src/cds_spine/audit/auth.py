@@ -74,7 +74,7 @@ async def authenticate(request: Request, state: AuditState) -> Principal | None:
         if scheme.lower() == "bearer" and token.strip():
             return (await access.bearer(token.strip()))[0]
         if cookie:
-            return access.session(cookie)
+            return await run_in_threadpool(access.session, cookie)
     except Refused as exc:
         refused(request, access, str(exc))
         raise AuditUnauthorized() from None

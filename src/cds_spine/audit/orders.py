@@ -24,12 +24,12 @@ Decision = Literal["met", "not-met", "exempt", "stopped"]
 OrderKind = Literal["esi", "regenerative", "surgery"]
 
 
-FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2399, 12, 31)
 
 
 def reportable(day: date) -> date:
     """A day a report may start or end on; ValueError naming the range otherwise (the day after 9999-12-31 does
-    not exist, and no call was received before 1900 or after 2199)."""
+    not exist; MIMIC-IV shifts its dates into the 2100s and 2200s)."""
     if not FIRST_DAY <= day <= LAST_DAY:
         raise ValueError(f"must be a day from {FIRST_DAY} to {LAST_DAY}")
     return day

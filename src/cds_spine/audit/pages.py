@@ -1,4 +1,4 @@
-"""The dashboard's pages: sign-in (a key or token typed once, kept as a signed session cookie), the dashboard
+"""The dashboard's pages: sign-in (a key or token typed once, then a session the store keeps), the dashboard
 itself and its static files, all from this service (no script or font from another host)."""
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from ..bodies import media_type, read_body
 from ..errors import InvalidRequest, Issue, ServiceNotFound, UnsupportedMediaType
-from .access import Forbidden, Refused
+from .access import SESSION_SECONDS, Forbidden, Refused
 from .auth import SESSION_COOKIE, TooManyAttempts, address, authenticate, enabled_access, record_read, refused
 from .state import Audit
 
@@ -74,14 +75,19 @@ async def sign_in(request: Request, state: Audit) -> Response:
         return _redirect(request, "/dashboard/sign-in?failed=1")
     await record_read(request, state, principal)
     response = _redirect(request, "/dashboard")
-    response.set_cookie(SESSION_COOKIE, access.session_cookie(principal, until), max_age=max(1, int(until - time.time())),
+    token = await run_in_threadpool(access.open_session, principal, until)
+    response.set_cookie(SESSION_COOKIE, token, max_age=max(1, int(min(until - time.time(), SESSION_SECONDS))),
                         httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/")
     return response
 
 
 @router.post("/sign-out")
 async def sign_out(request: Request, state: Audit) -> Response:
-    enabled_access(state)
+    """Ends the session in the store (a copy of the cookie no longer works), then forgets the cookie."""
+    access = enabled_access(state)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await run_in_threadpool(access.end_session, token)
     response = _redirect(request, "/dashboard/sign-in")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

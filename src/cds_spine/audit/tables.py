@@ -124,6 +124,16 @@ store_keys = Table(
     Column("value", String(128), nullable=False),
 )
 
+dashboard_sessions = Table(
+    "dashboard_sessions", metadata,
+    Column("token_sha256", String(64), primary_key=True),  # the cookie is the token; only its hash is kept
+    Column("user_name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("key_sha256", String(64)),  # api-keys: the user's key at sign-in (a rotated key ends the session)
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+)
+
 jwt_replay = Table(
     "jwt_replay", metadata,
     Column("iss", String(512), primary_key=True),

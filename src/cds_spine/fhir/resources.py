@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, NonNegativeInt, StringConstraints
 
-READABLE_YEARS = range(1800, 2200)
+READABLE_YEARS = range(1800, 2400)
 """The years a date in a patient's record can be read in. A date outside (0001-01-01, 9999-12-31: a placeholder
 or a typo) is an element that cannot be read, named on the card, never a reason to fail the call (date
-arithmetic near year 1 or 9999 overflows)."""
+arithmetic near year 1 or 9999 overflows). MIMIC-IV shifts its real dates into the 2100s and 2200s."""
 
 
 def _readable_year(value: str) -> str:

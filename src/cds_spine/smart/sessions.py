@@ -1,5 +1,6 @@
-"""The app's two cookies, sealed (encrypted and authenticated, Fernet) with a key kept in the audit store, so
-that every worker and replica opens what another sealed and the browser can neither read nor change them:
+"""The app's two cookies, sealed (encrypted and authenticated, Fernet) with the deployment's secret
+(CDS_SPINE_SECRET_KEYS, never in the audit store: who can read the database cannot open them), so that every
+worker and replica opens what another sealed and the browser can neither read nor change them:
 the launch (state, PKCE verifier, the EHR's endpoints) between the launch and the callback, and the session
 (the FHIR server, the access token, the patient, the card's context) after it. The token lives only there and
 in memory while a page is built: never in a log, the audit or a URL."""
@@ -7,17 +8,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 LAUNCH_COOKIE = "cds_spine_smart_launch"
 SESSION_COOKIE = "cds_spine_smart_session"
-STORE_KEY = "smart-session-key"
-"""The name of the key in the audit store's keys."""
 
 
 class Launch(BaseModel):
@@ -50,9 +51,13 @@ class Session(BaseModel):
 
 
 class Sealer:
-    def __init__(self, key: bytes) -> None:
-        derived = hashlib.sha256(b"cds-spine smart cookies\x00" + key).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+    """Seals with the first secret and opens with any (a rotation: the new secret first, the old one kept until
+    the cookies it sealed have expired). No secret: a random one, for this process only."""
+
+    def __init__(self, secrets_given: Sequence[bytes]) -> None:
+        keys = secrets_given or [secrets.token_bytes(32)]
+        self._fernet = MultiFernet([Fernet(base64.urlsafe_b64encode(
+            hashlib.sha256(b"cds-spine smart cookies\x00" + key).digest())) for key in keys])
 
     def seal(self, value: BaseModel) -> str:
         return self._fernet.encrypt(orjson.dumps(value.model_dump())).decode("ascii")
