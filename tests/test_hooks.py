@@ -137,14 +137,14 @@ def test_info_card_when_met_is_a_setting(make_client):
     assert card["indicator"] == "info" and "criteria for lumbar ESI are met" in card["summary"]
 
 
-def test_the_pathway_timeline_link_names_the_hook_and_the_order_and_a_setting_turns_it_off(make_client):
+def test_the_pathway_timeline_link_names_the_hook_the_patient_and_the_order_and_a_setting_turns_it_off(make_client):
     client = make_client(smart_client_id="spine-timeline", public_base_url="https://cds.example.org")
     links = call(client, ORDER_SELECT, hook_request()).json()["cards"][0]["links"]
     assert links[0]["type"] == "absolute" and links[0]["url"].startswith("https://")
     assert {key: links[1][key] for key in ("url", "type")} == {"url": "https://cds.example.org/app/launch",
                                                                "type": "smart"}
     assert json.loads(links[1]["appContext"]) == {
-        "hook": "order-select", "draftOrder": "ServiceRequest/esi-1",
+        "hook": "order-select", "patient": "p1", "draftOrder": "ServiceRequest/esi-1",
         "code": {"system": "http://www.ama-assn.org/go/cpt", "code": "64483"}}
     off = make_client(smart_client_id="spine-timeline", public_base_url="https://cds.example.org", smart_link=False)
     assert [link["type"] for link in call(off, ORDER_SELECT, hook_request()).json()["cards"][0]["links"]] == ["absolute"]

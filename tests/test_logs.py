@@ -86,3 +86,22 @@ def test_feedback_and_refusals_carry_their_facts_as_json_fields(tmp_path):
         ORDER_SELECT, 1, ["overridden"], [card["overrideReasons"][0]["code"]])
     [refused] = [line for line in lines if line.get("event") == "audit-credentials-refused"]
     assert refused["address"] == "127.0.0.1" and refused["reason"] and "wrong-key" not in json.dumps(refused)
+
+
+def test_a_callers_text_cannot_write_a_line_of_its_own_in_the_text_log(tmp_path):
+    """Issue 32, L7: a hookInstance with CR and LF (and a right-to-left override) is one escaped line."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([CDS_SPINE, "serve", "--port", str(port)], cwd=ROOT, stderr=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, text=True,
+                               env=clean_env(CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}"))
+    forged = "2026-12-07 10:00:00,000 WARNING cds_spine.security audit store wiped by admin"
+    try:
+        wait_until_answering(f"{base}/healthz")
+        request = hook_request(hookInstance=f"abc\r\n{forged}\u202e")
+        assert httpx.post(f"{base}/cds-services/{ORDER_SELECT}", json=request, timeout=30).status_code == 200
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert not any(line.startswith(forged) for line in stderr.splitlines())
+    assert f"hookInstance=abc\\x0d\\x0a{forged}\\u202e" in stderr

@@ -126,3 +126,20 @@ def test_report_cards_of_a_bulk_run(tmp_path):
     assert f"({rows['procedures']:,} orders)" in result.stdout
     pages = pdf_pages((out / "report-cards.pdf").read_bytes())
     assert pages == len(re.findall(r'href="[a-z0-9-]+\.html"', (out / "index.html").read_text())) >= 1
+
+
+def test_a_clinician_named_index_never_takes_the_index_place(make_client, tmp_path):
+    """Issue 32, L9: a clinician whose reference reads "index" gets index-2.html; index.html still lists every
+    card."""
+    from support import ORDER_SIGN, call, hook_request
+    database = f"sqlite:///{tmp_path / 'audit.db'}"
+    client = make_client(database_url=database, **audit_settings())
+    populate(client)
+    request = hook_request("order-sign")
+    request["context"]["userId"] = "Index"
+    assert call(client, ORDER_SIGN, request).status_code == 200
+    cards = get(client, "/audit/report-cards", format="json").json()["cards"]
+    out = tmp_path / "cards"
+    assert run_cli("report-cards", "--out", str(out), CDS_SPINE_DATABASE_URL=database).returncode == 0
+    links = re.findall(r'href="([a-z0-9-]+\.html)"', (out / "index.html").read_text())
+    assert "index-2.html" in links and len(links) == len(cards)

@@ -444,3 +444,18 @@ def test_a_name_a_spreadsheet_would_run_is_written_as_text(make_client):
     response = client.get("/audit/report", params={"by": "clinician", "format": "csv"}, headers=AUTH)
     [row] = list(csv.DictReader(io.StringIO(response.text)))
     assert row["label"].startswith("'=HYPERLINK(") and row["orders"] == "1"
+
+
+@pytest.mark.slow  # runs the command line in a process of its own
+def test_a_clinicians_name_cannot_drive_the_terminal_of_whoever_reads_the_report(make_client, tmp_path):
+    """Issue 32, L7: BEL, CR and a right-to-left override in a Practitioner's name are escaped in the table."""
+    database = f"sqlite:///{tmp_path / 'audit.db'}"
+    client = make_client(database_url=database)
+    request = hook_request("order-sign")
+    request["prefetch"]["user"] = {"resourceType": "Practitioner", "id": "u1",
+                                   "name": [{"given": ["Ana\u0007\r"], "family": "\u202eZepol"}]}
+    assert call(client, ORDER_SIGN, request).status_code == 200
+    table = run_cli("report", "--by", "clinician", CDS_SPINE_DATABASE_URL=database)
+    assert table.returncode == 0, table.stderr
+    assert "Ana\\x07\\x0d \\u202eZepol" in table.stdout
+    assert not {"\u0007", "\r", "\u202e"} & set(table.stdout)

@@ -223,6 +223,35 @@ def test_every_problem_is_a_page_that_says_what_to_do(tmp_path, migrated_store, 
         assert off.status_code == 404 and "CDS_SPINE_SMART_CLIENT_ID" in off.text
 
 
+def test_a_card_link_opened_in_another_patients_chart_is_refused(tmp_path, migrated_store, knowledge):
+    """Issue 32, L6: the card's appContext names its patient; a token for another patient with that appContext
+    (the link copied into another chart) shows nothing of what the card said on the wrong record."""
+    with running(tmp_path, migrated_store, knowledge) as setup:
+        body, patient_id, resources = scenario("p03-esi-short-nsaid", setup)
+        _, other, other_resources = scenario("p01-esi-nothing-tried", setup)
+        response = httpx.post(f"{setup.service}{ORDER_SIGN}", json=body, timeout=30)
+        [link] = [link for link in response.json()["cards"][0]["links"] if link["type"] == "smart"]
+        assert json.loads(link["appContext"])["patient"] == patient_id
+        launch = setup.ehr.launch(other, other_resources, link["appContext"])
+        with browsing() as browser:
+            page = browser.get(f"{link['url']}?iss={quote(setup.ehr.fhir_base, safe='')}&launch={launch}")
+        assert page.status_code == 403 and "This link was made for another patient" in page.text
+        assert other not in page.text and patient_id not in page.text
+
+
+def test_no_ones_text_is_shown_on_the_services_pages(tmp_path, migrated_store, knowledge):
+    """Issue 32, L3: the callback's `error` and a launch's `iss` never put a stranger's words on a page."""
+    with running(tmp_path, migrated_store, knowledge) as setup:
+        words = "Call the help desk at 555-0100 and give your password"
+        refused = get(f"{setup.service}/app/callback?error={quote(words)}")
+        assert refused.status_code == 403 and "555-0100" not in refused.text
+        assert "answered with an error" in refused.text
+        named = get(f"{setup.service}/app/callback?error=access_denied")
+        assert "answered access_denied" in named.text
+        odd = get(f"{setup.service}/app/launch?iss={quote(words)}&launch=x")
+        assert odd.status_code == 403 and "555-0100" not in odd.text
+
+
 def test_a_server_with_only_v1_scopes_is_asked_for_read_scopes(tmp_path, migrated_store, knowledge):
     with running(tmp_path, migrated_store, knowledge) as setup:
         body, patient_id, resources = scenario("p03-esi-short-nsaid", setup)

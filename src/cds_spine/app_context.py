@@ -17,6 +17,9 @@ class AppContext(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     hook: str = Field(min_length=1, max_length=64)
+    patient: str | None = Field(default=None, max_length=64)
+    """The patient the card was shown for: the app refuses a launch whose token names another (a link copied
+    from one patient's card into another's chart)."""
     draftOrder: str | None = Field(default=None, max_length=256)
     """The draft order the card was about (`ServiceRequest/id`); none on a patient-view card."""
     code: OrderCode | None = None

@@ -16,6 +16,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import LATENCY, REQUESTS, endpoint_of
+from .printable import printable
 from .refusals import RefusalTally
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] [%(request_id)s] %(message)s"
@@ -71,10 +72,21 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT, one line per record: the message's control and reordering characters escaped (printable), so
+    that a caller's text with CR and LF cannot write a line of its own."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return printable(super().formatMessage(record))
+
+
 def logging_config(level: str, log_format: str = "text") -> dict[str, Any]:
     """A dictConfig: every logger (cds_spine, uvicorn, the rest) writes one format to stderr, with the
     request id. uvicorn applies it in each worker it starts."""
-    formatter = {"()": JsonFormatter} if log_format == "json" else {"format": TEXT_FORMAT}
+    formatter = {"()": JsonFormatter if log_format == "json" else TextFormatter}
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -82,6 +82,11 @@ class ReportCards:
     """The site's own rates (every clinician's orders together), with the clinicians' median."""
 
 
+RESERVED_SLUGS = frozenset({"index", "report-cards"})
+"""The file names the report cards' folder keeps for itself (index.html, report-cards.pdf): a clinician named so
+gets `index-2.html`, never the index's place."""
+
+
 def slug_of(label: str, used: set[str]) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:60] or "clinician"
     slug, n = base, 1
@@ -133,7 +138,7 @@ def report_cards(orders: Orders, period: ReportPeriod, measure: MeasureDefinitio
     medians = {c.id: _median([t.components[c.id].rate for t in tallies.values()]) for c in measure.components}
     overall = measure.components[0].id
     cards: list[ReportCard] = []
-    used: set[str] = set()
+    used: set[str] = set(RESERVED_SLUGS)
     for clinician in sorted(by_clinician, key=lambda key: labels.of(key).lower()):
         rows = by_clinician[clinician]
         months: dict[str, Tally] = {}

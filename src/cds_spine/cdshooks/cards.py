@@ -240,11 +240,12 @@ def _links(source: Source, knowledge: Knowledge, options: CardOptions, order: Cl
            ) -> list[Link] | None:
     """The source's page and the pathway timeline. Oracle Health strips links its site has not allow-listed:
     there, only the timeline's (which the site registers); the source stays named in the card's source. The
-    timeline's appContext names the hook and the draft order, so that the app shows that order's assessment."""
+    timeline's appContext names the hook, the patient and the draft order, so that the app shows that order's
+    assessment, and only for that patient."""
     links = [Link(label=source.label, url=source.url, type="absolute")] \
         if source.url and options.profile != "oracle-health" else []
     if options.smart_launch_url:
-        context = AppContext(hook=options.hook, draftOrder=order.reference if order else None,
+        context = AppContext(hook=options.hook, patient=options.patient_id, draftOrder=order.reference if order else None,
                              code=OrderCode(system=order.code.system, code=order.code.code) if order else None)
         links.append(Link(label=knowledge.config.card.smart_link_label, url=options.smart_launch_url, type="smart",
                           appContext=context.model_dump_json(exclude_none=True)))

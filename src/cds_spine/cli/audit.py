@@ -17,6 +17,7 @@ from ..audit import formats, orders, scoring
 from ..audit.access import key_hash, new_key
 from ..audit.db import StoreProblem, open_engine, schema_problem, shown_url, sqlite_file_missing
 from ..audit.orders import Grouping
+from ..printable import printable
 from ..service_ids import ORDER_SIGN
 from ..settings import AuditUser, Settings
 from .common import (
@@ -53,7 +54,7 @@ PROGRESS_THRESHOLD = 5000
 def _cell(key: str, value: Any) -> str:
     if key.endswith("Rate") or key.endswith(" rate"):
         return "–" if value is None else f"{value * 100:.1f}%"
-    return str(value)
+    return printable(str(value))
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

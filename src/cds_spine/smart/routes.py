@@ -74,12 +74,17 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
         response.raw_headers[-1] = (header, written + b"; Partitioned")
 
 
+OAUTH_ERRORS = frozenset({"invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type",
+                          "invalid_scope", "server_error", "temporarily_unavailable"})
+"""RFC 6749 §4.1.2.1: the only `error` values the callback names on its page (no one's text is shown there)."""
+
+
 def _trusted(state: SmartState, iss: str) -> str:
     """The launch's FHIR server, normalised, when the service trusts it; LaunchProblem otherwise."""
     try:
         server = base_key(iss)
-    except UnsafeUrl:  # not even a URL the service could compare: certainly not a trusted server
-        server = iss[:200]
+    except UnsafeUrl:  # not even a URL the service could compare: certainly not a trusted server (not echoed)
+        server = "This address"
     if server not in state.fhir_servers:
         raise LaunchProblem(403, "This FHIR server is not trusted",
                             f"{server} is not among the FHIR servers this service may read "
@@ -126,9 +131,11 @@ async def callback(request: Request, state: Smart, code: str | None = None, erro
     try:
         client_id = _enabled(state)
         if error:
+            said = f"Its authorization server answered {error}" if error in OAUTH_ERRORS else \
+                "Its authorization server answered with an error"
             raise LaunchProblem(403, "The EHR refused access",
-                                f"Its authorization server said {error[:100]!r}: open the app again from the "
-                                "patient's chart, or ask the IT team to check the app's registration.")
+                                f"{said}: open the app again from the patient's chart, or ask the IT team to check "
+                                "the app's registration.")
         if sealed is None:  # no launch of this browser is waiting for an answer
             raise LaunchProblem(403, "This launch has expired",
                                 "Open the app again from the patient's chart (a launch lasts "
@@ -142,10 +149,14 @@ async def callback(request: Request, state: Smart, code: str | None = None, erro
         if not token.patient:
             raise LaunchProblem(400, "The EHR did not say which patient",
                                 "Open the app from a patient's chart or from a card.")
+        context = token.app_context()
+        if context and context.patient and context.patient != token.patient:
+            raise LaunchProblem(403, "This link was made for another patient",
+                                "The card's link names another patient than the chart the EHR opened: open the "
+                                "app again from this patient's card or chart.")
     except LaunchProblem as problem:
         return _problem(request, problem)
     lifetime = min(token.expires_in or DEFAULT_TOKEN_SECONDS, SESSION_MAX_SECONDS)
-    context = token.app_context()
     launch_id = secrets.token_urlsafe(16)
     session = Session(iss=launched.iss, access_token=token.access_token, patient=token.patient,
                       expires_at=time.time() + lifetime, launch_id=launch_id, banner=token.need_patient_banner,
