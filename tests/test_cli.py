@@ -63,6 +63,14 @@ def test_check_config_reports_and_checks_the_sites_local_code_systems(postgres_s
     site.write_text("local:\n  urn:oid:1.2.3: icd10\nextra: 1\n")
     result = run_cli("check-config", CDS_SPINE_DATABASE_URL=postgres_schema, CDS_SPINE_LOCAL_CODE_SYSTEMS=str(site))
     assert result.returncode == 2 and str(site) in result.stderr and "extra" in result.stderr
+    # Issue 32, L5: a standard code added to a value set (M54.16 among the red flags would waive the conservative
+    # requirement for every radiculopathy), directly or through a local system mapped to ICD-10-CM, is refused.
+    for system in ("http://hl7.org/fhir/sid/icd-10-cm", "urn:oid:1.2.840.114350.1.13.999.2.7.2.728286"):
+        site.write_text("local:\n  urn:oid:1.2.840.114350.1.13.999.2.7.2.728286: http://hl7.org/fhir/sid/icd-10-cm\n"
+                        f"codes:\n  red-flag-cauda-equina-cord-compression:\n    - {{system: '{system}', code: M54.16}}\n")
+        result = run_cli("check-config", CDS_SPINE_DATABASE_URL=postgres_schema, CDS_SPINE_LOCAL_CODE_SYSTEMS=str(site))
+        assert result.returncode == 2 and f"red-flag-cauda-equina-cord-compression: {system}|M54.16: a standard " \
+                                          f"code" in result.stderr
 
 
 @pytest.mark.parametrize("settings, code, message", [
@@ -227,3 +235,17 @@ def test_serve_logs_whom_it_trusts_at_start_up(tmp_path):
     assert "authentication: required (a JWT from a trusted client, aud = https://cds.example.org + path)" in stderr
     assert "trusted issuer: https://ehr.example.org (pinned keys in" in stderr
     assert "trusted issuer: https://other.example.org (keys from https://other.example.org/jwks.json" in stderr
+
+
+def test_check_config_warns_of_trust_meant_for_a_test_machine(tmp_path):
+    """Issue 32, L4: the local test issuer, and the public sandbox on an address others can reach."""
+    folder = tmp_path / "issuer"
+    assert run_cli("test-token", "https://cds.example.org/cds-services", "--folder", str(folder)).returncode == 0
+    result = run_cli("check-config", CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}", CDS_SPINE_AUTH="required",
+                     CDS_SPINE_HOST="0.0.0.0", CDS_SPINE_SANDBOX="true",
+                     CDS_SPINE_TRUSTED_CLIENTS=str(folder / "trusted-clients.yaml"),
+                     CDS_SPINE_PUBLIC_BASE_URL="https://cds.example.org")
+    assert result.returncode == 1, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert any("the local test issuer" in line and "never with real patients" in line for line in warnings)
+    assert any("CDS_SPINE_SANDBOX=true on 0.0.0.0" in line for line in warnings)

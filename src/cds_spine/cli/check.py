@@ -12,6 +12,7 @@ from ..audit.db import HEAD, open_engine, schema_problem, shown_url, sqlite_file
 from ..audit.measure import load_measure
 from ..pathway import KnowledgeError, load_knowledge
 from ..security.policy import ConfigurationError, trust_summary, trusted_issuers
+from ..security.test_issuer import ISSUER as TEST_ISSUER
 from ..security.trusted_clients import TrustedIssuer
 from ..settings import PLACEHOLDER, Settings
 from .common import (
@@ -94,6 +95,19 @@ def _profile_warnings(settings: Settings, issuers: list[TrustedIssuer] | None) -
             f"cannot suggest the physical-therapy referral (set it to the site's preference-list item)"]
 
 
+def _testing_trust(settings: Settings, issuers: list[TrustedIssuer] | None) -> list[str]:
+    """Trust meant for a test machine: the local test issuer (its key sits in a folder on disk) or the public
+    sandbox (its private key is published) on an address others can reach."""
+    warnings = []
+    if any(issuer.client.iss == TEST_ISSUER for issuer in issuers or ()):
+        warnings.append(f"the local test issuer ({TEST_ISSUER}, `cds-spine test-token`) is trusted: anyone with its "
+                        f"key folder can call as an EHR; never with real patients")
+    if settings.sandbox and not settings.binds_loopback():
+        warnings.append(f"CDS_SPINE_SANDBOX=true on {settings.host}: the sandbox's private key is public, so anyone "
+                        f"who can reach this address can call as the sandbox; use it on a loopback address only")
+    return warnings
+
+
 def _timeline(settings: Settings, issuers: list[TrustedIssuer] | None) -> tuple[str, list[str]]:
     """What the pathway timeline (the SMART app) runs with, and a warning when it is on but nothing may launch it."""
     launch_url = settings.smart_launch_url()
@@ -127,7 +141,7 @@ def check_config() -> None:
     errors += knowledge_errors + _origin_problems(settings)
     store_errors, warnings, store = _store_findings(settings)
     errors += store_errors
-    warnings += _profile_warnings(settings, issuers)
+    warnings += _profile_warnings(settings, issuers) + _testing_trust(settings, issuers)
     timeline, timeline_warnings = _timeline(settings, issuers)
     warnings += timeline_warnings
     if settings.audit_hash_key is not None and len(settings.audit_hash_key.get_secret_value()) < MIN_AUDIT_HASH_KEY:

@@ -161,6 +161,18 @@ def _problems(exc: ValidationError) -> str:
                      for error in exc.errors())
 
 
+def _only_local_codes(site: SiteCodeSystems, config: CodeSystemsFile) -> None:
+    """A site adds its own codes for what no standard code names; a standard code (or a local system's code that
+    reads as one) in a value set would change the pathway for every patient who has it (M54.16 among the red
+    flags waives the conservative requirement for every radiculopathy): refused, named."""
+    local = {**config.local, **site.local}
+    standard = [f"{valueset}: {code.system}|{code.code}" for valueset, codes in site.codes.items() for code in codes
+                if code.system in config.systems or local.get(code.system) in config.systems]
+    if standard:
+        raise ValueError(f"codes: {'; '.join(standard)}: a standard code; value sets take standard codes from their "
+                         f"sources (cards/valuesets); a site adds only codes of its own local systems")
+
+
 def load_code_systems(path: Path, site_path: Path | None = None) -> CodeSystems:
     """cards/code-systems.yaml and, when given, the site's file of local systems."""
     try:
@@ -172,6 +184,7 @@ def load_code_systems(path: Path, site_path: Path | None = None) -> CodeSystems:
         try:
             site = SiteCodeSystems.model_validate(_read_yaml(site_path, CodeSystemError) or {})
             _check_targets(site.local, config.systems)
+            _only_local_codes(site, config)
         except ValidationError as exc:
             raise CodeSystemError(f"{site_path}: {_problems(exc)}") from None
         except ValueError as exc:
