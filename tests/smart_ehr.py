@@ -44,6 +44,8 @@ class OwnEhr:
     v1_only: bool = False
     no_banner: bool = False
     """The EHR shows the patient beside the app (need_patient_banner false)."""
+    token_seconds: int = 3600
+    """The tokens' expires_in."""
     standalone_patient: str | None = None
     """The patient a user picks at the EHR in a standalone launch (no `launch` parameter)."""
 
@@ -118,7 +120,7 @@ def ehr_app(ehr: OwnEhr) -> FastAPI:
         ehr.pkce_verified += 1
         access_token = secrets.token_urlsafe(24)
         ehr.tokens[access_token] = grant.patient
-        body = {"access_token": access_token, "token_type": "Bearer", "expires_in": 3600, "scope": grant.scope,
+        body = {"access_token": access_token, "token_type": "Bearer", "expires_in": ehr.token_seconds, "scope": grant.scope,
                 "patient": grant.patient}
         if grant.app_context is not None:
             body["appContext"] = grant.app_context

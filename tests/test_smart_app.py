@@ -4,6 +4,7 @@ Playwright). The page shows what the card said, from the same assessment; the PK
 token goes to the FHIR server only, and every problem is a page that says what to do."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -26,6 +27,7 @@ from smart_ehr import CLIENT_ID, OwnEhr, ehr_app
 
 from cds_spine.app import create_app
 from cds_spine.settings import Settings
+from cds_spine.smart.oauth import LaunchProblem, discover
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 OUTPUT = ROOT / "test-output"
@@ -250,6 +252,38 @@ def test_no_ones_text_is_shown_on_the_services_pages(tmp_path, migrated_store, k
         assert "answered access_denied" in named.text
         odd = get(f"{setup.service}/app/launch?iss={quote(words)}&launch=x")
         assert odd.status_code == 403 and "555-0100" not in odd.text
+
+
+def test_an_expired_token_opens_nothing_and_the_configuration_is_asked_once(tmp_path, migrated_store, knowledge):
+    """Issue 32, L2 and L11: expires_in 0 is no one-hour session; launches reuse the SMART configuration."""
+    with running(tmp_path, migrated_store, knowledge) as setup:
+        body, patient_id, resources = scenario("p03-esi-short-nsaid", setup)
+        _, url = card_and_launch(setup, body, ORDER_SIGN, patient_id, resources)
+        with browsing() as browser:
+            assert browser.get(url).status_code == 200
+            setup.ehr.token_seconds = 0
+            _, again = card_and_launch(setup, body, ORDER_SIGN, patient_id, resources)
+            expired = browser.get(again)
+        assert expired.status_code == 403 and "already expired" in expired.text
+        asked = [path for _, path, _ in setup.ehr.received if path.endswith("/.well-known/smart-configuration")]
+        assert len(asked) == 1
+
+
+@pytest.mark.parametrize("configuration, problem", [
+    ({"code_challenge_methods_supported": []}, "must list S256"),
+    ({"code_challenge_methods_supported": ["S256"], "token_endpoint": "http://127.0.0.1:9/internal"}, "only over https"),
+])
+def test_a_configuration_that_weakens_the_launch_is_refused(configuration, problem):
+    """Issue 32, L2: no PKCE method listed, or an https server sending the code to a plain-http endpoint."""
+    answer = {"authorization_endpoint": "https://ehr.example.org/authorize",
+              "token_endpoint": "https://ehr.example.org/token", **configuration}
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+
+    async def launch() -> None:
+        async with httpx.AsyncClient(transport=transport) as http:
+            await discover(http, "https://ehr.example.org/fhir")
+    with pytest.raises(LaunchProblem, match=problem):
+        asyncio.run(launch())
 
 
 def test_a_server_with_only_v1_scopes_is_asked_for_read_scopes(tmp_path, migrated_store, knowledge):

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import secrets
+import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -17,6 +19,7 @@ from ..app_context import AppContext
 from ..fhir.prefetch import RESOURCE_TYPES_READ
 from ..settings import https_url
 
+log = logging.getLogger(__name__)
 LAUNCH_TTL_SECONDS = 600
 """How long a launch may take, from the EHR's launch to the callback (the user may have to sign in)."""
 
@@ -126,10 +129,33 @@ async def discover(http: httpx.AsyncClient, iss: str) -> SmartConfiguration:
         raise LaunchProblem(502, "The EHR's SMART configuration cannot be read",
                             f"{url} is not a SMART configuration with https authorization and token endpoints."
                             ) from None
-    if configuration.code_challenge_methods_supported and "S256" not in configuration.code_challenge_methods_supported:
+    if "S256" not in configuration.code_challenge_methods_supported:
         raise LaunchProblem(502, "The EHR does not offer PKCE with S256",
-                            "SMART App Launch 2.0 requires it; the app does not launch without it.")
+                            "Its SMART configuration must list S256 in code_challenge_methods_supported (SMART App "
+                            "Launch 2.0 requires it); the app does not launch without it.")
+    if urlsplit(iss).scheme == "https" and "http" in {urlsplit(configuration.authorization_endpoint).scheme,
+                                                      urlsplit(configuration.token_endpoint).scheme}:
+        raise LaunchProblem(502, "The EHR's SMART configuration cannot be used",
+                            "An https FHIR server named an http authorization or token endpoint: the app sends the "
+                            "authorization code only over https.")
     return configuration
+
+
+class DiscoveryCache:
+    """Each FHIR server's SMART configuration, kept for `seconds` (every launch asked again before)."""
+
+    def __init__(self, seconds: float = 300) -> None:
+        self.seconds = seconds
+        self._found: dict[str, tuple[float, SmartConfiguration]] = {}
+
+    async def configuration(self, http: httpx.AsyncClient, iss: str) -> SmartConfiguration:
+        now = time.monotonic()
+        kept = self._found.get(iss)
+        if kept and kept[0] > now:
+            return kept[1]
+        configuration = await discover(http, iss)
+        self._found[iss] = (now + self.seconds, configuration)
+        return configuration
 
 
 async def exchange(http: httpx.AsyncClient, token_endpoint: str, code: str, verifier: str, client_id: str,
@@ -137,15 +163,17 @@ async def exchange(http: httpx.AsyncClient, token_endpoint: str, code: str, veri
     """The authorization code for an access token, as a public client: the PKCE verifier instead of a secret."""
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "client_id": client_id,
             "code_verifier": verifier}
+    refused = LaunchProblem(403, "The EHR did not give the app access",
+                            "Its authorization server did not answer the token request with a token: open the app "
+                            "again from the patient's chart (the service's log names the cause for the IT team).")
     try:
         response = await http.post(token_endpoint, data=form, headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:
-        raise LaunchProblem(502, "The EHR could not be reached",
-                            f"The access token did not come ({type(exc).__name__}).") from None
+        log.warning("the token request failed (%s)", type(exc).__name__)
+        raise refused from None
     if response.status_code != 200:
-        raise LaunchProblem(403, "The EHR refused access",
-                            f"Its authorization server answered HTTP {response.status_code} to the token request: "
-                            "open the app again from the patient's chart.")
+        log.warning("the token request was answered HTTP %d", response.status_code)
+        raise refused
     try:
         return TokenResponse.model_validate_json(response.content)
     except ValidationError:

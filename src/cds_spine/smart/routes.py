@@ -26,7 +26,7 @@ from ..fhir.urls import UnsafeUrl, base_key
 from ..pathway import PatientRecord, summarize_patient
 from ..pathway.observation_rules import ScoresOnRecord
 from .banner import patient_banner
-from .oauth import LAUNCH_TTL_SECONDS, LaunchProblem, authorize_url, discover, exchange, pkce_pair
+from .oauth import LAUNCH_TTL_SECONDS, LaunchProblem, authorize_url, exchange, pkce_pair
 from .sessions import LAUNCH_COOKIE, SESSION_COOKIE, Launch, Session
 from .state import Smart, SmartState
 from .timeline import Timeline, build, order_assessment
@@ -110,7 +110,7 @@ async def launch(request: Request, state: Smart, iss: str | None = None, launch:
                                 "The app starts from a card's link or the patient's chart: the EHR tells it which "
                                 "FHIR server to read (iss).")
         server = _trusted(state, iss)
-        configuration = await discover(state.http, server)
+        configuration = await state.discovery.configuration(state.http, server)
     except LaunchProblem as problem:
         return _problem(request, problem)
     verifier, challenge = pkce_pair()
@@ -149,6 +149,9 @@ async def callback(request: Request, state: Smart, code: str | None = None, erro
         if not token.patient:
             raise LaunchProblem(400, "The EHR did not say which patient",
                                 "Open the app from a patient's chart or from a card.")
+        if token.expires_in == 0:
+            raise LaunchProblem(403, "The EHR gave an access token that has already expired",
+                                "Open the app again from the patient's chart.")
         context = token.app_context()
         if context and context.patient and context.patient != token.patient:
             raise LaunchProblem(403, "This link was made for another patient",
@@ -156,7 +159,7 @@ async def callback(request: Request, state: Smart, code: str | None = None, erro
                                 "app again from this patient's card or chart.")
     except LaunchProblem as problem:
         return _problem(request, problem)
-    lifetime = min(token.expires_in or DEFAULT_TOKEN_SECONDS, SESSION_MAX_SECONDS)
+    lifetime = min(DEFAULT_TOKEN_SECONDS if token.expires_in is None else token.expires_in, SESSION_MAX_SECONDS)
     launch_id = secrets.token_urlsafe(16)
     session = Session(iss=launched.iss, access_token=token.access_token, patient=token.patient,
                       expires_at=time.time() + lifetime, launch_id=launch_id, banner=token.need_patient_banner,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
 
@@ -13,6 +13,7 @@ from ..appstate import injected
 from ..fhir.bundles import Keep
 from ..fhir.client import FhirClient
 from ..pathway import Knowledge
+from .oauth import DiscoveryCache
 from .sessions import Sealer
 
 
@@ -35,6 +36,8 @@ class SmartState:
     clock: Callable[[], datetime]
     patient_hash: Callable[[str], str]
     """The keyed hash patient ids are logged as."""
+    discovery: DiscoveryCache = field(default_factory=DiscoveryCache)
+    """The FHIR servers' SMART configurations, fetched once every few minutes rather than at every launch."""
 
     @property
     def redirect_uri(self) -> str:
