@@ -204,7 +204,8 @@ def _medication_request(model: MedicationRequest, reference: str, referents: Ref
     if stated_end is None and validity is not None and validity.end:
         stated_end = _day(validity.end, end=True)
     return MedicationEntry(reference, codes, text, model.status, start=start, stated_end=stated_end,
-                           course_type=_status(model.courseOfTherapyType), reasons=_reasons(model))
+                           course_type=_status(model.courseOfTherapyType), reasons=_reasons(model),
+                           intent=model.intent)
 
 
 def _service_request(model: ServiceRequest, reference: str, _: Referents) -> ServiceRequestEntry:

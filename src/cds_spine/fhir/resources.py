@@ -154,7 +154,7 @@ class MedicationStatement(_MedicationUse):
 
 class MedicationRequest(_MedicationUse):
     resourceType: Literal["MedicationRequest"]
-    intent: Code | None = None  # required by R4, absent before it (MedicationOrder), read by no rule
+    intent: Code | None = None  # required by R4, absent before it (MedicationOrder); a `plan` is not a supply
     authoredOn: DateTime | None = None
     courseOfTherapyType: CodeableConcept | None = None
     dosageInstruction: list[Dosage] = []

@@ -143,7 +143,7 @@ def _injection_findings(knowledge: Knowledge, order: ClassifiedOrder, prior: Seq
     same_region = [injection for injection in prior if injection.region == order.region]
     findings = []
     if len(same_region) >= rule.max_sessions_per_region:
-        findings.append(finding(knowledge, "esi-limit-exceeded", [i.reference for i in same_region],
+        findings.append(finding(knowledge, "esi-limit-exceeded", [r for i in same_region for r in i.references],
                                  region=region, session=len(same_region) + 1, limit=rule.max_sessions_per_region))
     if same_region:
         days_since = (today - same_region[-1].day).days

@@ -60,6 +60,11 @@ class Conservative(Strict):
 class MedicationCourses(Strict):
     active_without_end_is_ongoing: bool
     renewal_gap_days: int = Field(ge=0)
+    refill_gap_days: int = Field(ge=0)
+    not_taken_intents: tuple[str, ...]
+    """MedicationRequest intents that are permission or a proposal to prescribe, not a drug supplied."""
+    """After a prescription whose record states how long it lasts: a later one continues its course only when it
+    starts within this many days of its end (renewal_gap_days is for prescriptions with no stated end)."""
     other_condition_long_term_counts: bool
 
 

@@ -26,6 +26,8 @@ class MedicationUse:
     end: date
     indication: Indication
     systemic: bool
+    stated_end: bool
+    """The record states how long it lasts (a supply, dosage bounds, a validity or an end), not only when it began."""
 
 
 @dataclass
@@ -39,6 +41,12 @@ class Course:
     @property
     def end(self) -> date:
         return max(use.end for use in self.uses)
+
+    def renewed_by(self, use: MedicationUse, renewal_gap_days: int, refill_gap_days: int) -> bool:
+        """Whether `use` continues the course: it starts while the course runs, or within the gap after its end
+        (the refill gap when the record states how long the last prescription lasted, else the renewal gap)."""
+        last = max(self.uses, key=lambda u: u.end)
+        return (use.start - self.end).days <= (refill_gap_days if last.stated_end else renewal_gap_days)
 
     @property
     def references(self) -> tuple[str, ...]:
@@ -59,12 +67,11 @@ class Course:
         return unstated[0] if unstated else self.uses[0].indication
 
 
-def courses(uses: Iterable[MedicationUse], renewal_gap_days: int) -> list[Course]:
-    """Join uses (of one ingredient) into courses: a use that starts while the course runs, or within the
-    renewal gap after its end, renews it."""
+def courses(uses: Iterable[MedicationUse], renewal_gap_days: int, refill_gap_days: int) -> list[Course]:
+    """Join uses (of one ingredient) into courses (Course.renewed_by)."""
     found: list[Course] = []
     for use in sorted(uses, key=lambda u: (u.start, u.end)):
-        if found and (use.start - found[-1].end).days <= renewal_gap_days:
+        if found and found[-1].renewed_by(use, renewal_gap_days, refill_gap_days):
             found[-1].uses.append(use)
         else:
             found.append(Course([use]))

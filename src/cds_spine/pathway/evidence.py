@@ -209,7 +209,7 @@ class _Reader:
             self.recognised_only(entry.reference, entry.codes, description, days, indication)
 
     def medication(self, entry: MedicationEntry) -> None:
-        if entry.status not in MEDICATION_STATUSES_TAKEN:
+        if entry.status not in MEDICATION_STATUSES_TAKEN or entry.intent in self.config.medication_courses.not_taken_intents:
             return
         knowledge = self.knowledge
         conservative = self.config.conservative
@@ -231,15 +231,16 @@ class _Reader:
         description = describe(entry.codes, entry.text)
         names = knowledge.ingredients(texts) if group else frozenset()
         ingredient = (group.id if group else OPIOID, names or description)
-        self.uses.append(MedicationUse(entry, group, ingredient, description, *days, indication, systemic))
+        self.uses.append(MedicationUse(entry, group, ingredient, description, *days, indication, systemic,
+                                       stated_end=entry.stated_end is not None))
 
     def medication_courses(self) -> None:
         by_ingredient: dict[tuple[Any, ...], list[MedicationUse]] = {}
         for use in self.uses:
             by_ingredient.setdefault(use.ingredient, []).append(use)
-        gap = self.config.medication_courses.renewal_gap_days
+        gaps = self.config.medication_courses
         for uses in by_ingredient.values():
-            for course in courses(uses, gap):
+            for course in courses(uses, gaps.renewal_gap_days, gaps.refill_gap_days):
                 self.course(course)
 
     def course(self, course: Course) -> None:

@@ -77,6 +77,8 @@ class MedicationEntry:
     stated_end: date | None = None
     course_type: str | None = None  # MedicationRequest.courseOfTherapyType: acute, continuous, seasonal
     reasons: tuple[Reason, ...] = ()
+    intent: str | None = None
+    """MedicationRequest.intent: a `plan` is a GP system's authorisation to prescribe, its `order`s the issues."""
 
 
 @dataclass(frozen=True)

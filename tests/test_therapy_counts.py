@@ -1,0 +1,136 @@
+"""Issue 33: therapy counted as a spine clinician counts it, over HTTP. Days nobody was treated are not therapy
+(two 7-day prescriptions eleven months apart are two weeks), a GP system's repeat authorisation is permission to
+prescribe and only its issues are drugs supplied, and ESIs are counted by session (a day and a region), their
+add-on and bilateral lines included."""
+from __future__ import annotations
+
+import gzip
+import json
+
+from real_records import REAL_DATA
+from support import (
+    ORDER_SIGN,
+    PATIENT_VIEW,
+    RXNORM,
+    call,
+    coded,
+    day,
+    hook_request,
+    procedure,
+    pt_visits,
+    radiculopathy,
+)
+
+IBUPROFEN = ("197806", "Ibuprofen 600 MG Oral Tablet")
+
+
+def prescription(rid: str, days_ago: int, supply_days: int | None = 7, status: str = "completed",
+                 intent: str = "order", validity_end: str | None = None) -> dict:
+    dispense: dict = {}
+    if supply_days is not None:
+        dispense["expectedSupplyDuration"] = {"value": supply_days, "unit": "days", "code": "d",
+                                              "system": "http://unitsofmeasure.org"}
+    if validity_end is not None:
+        dispense["validityPeriod"] = {"start": day(-days_ago), "end": validity_end}
+    return {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": intent,
+            "authoredOn": day(-days_ago), "medicationCodeableConcept": coded(RXNORM, *IBUPROFEN),
+            "subject": {"reference": "Patient/p1"}, "dispenseRequest": dispense}
+
+
+def cards(client, **prefetch) -> list[dict]:
+    response = call(client, ORDER_SIGN, hook_request("order-sign", **prefetch))
+    assert response.status_code == 200, response.text
+    return response.json()["cards"]
+
+
+def summary(client, **prefetch) -> str:
+    request = hook_request("patient-view", **prefetch)
+    request["context"] = {"userId": "Practitioner/1", "patientId": "p1"}
+    response = call(client, PATIENT_VIEW, request)
+    assert response.status_code == 200, response.text
+    return response.json()["cards"][0]["summary"]
+
+
+def test_two_short_prescriptions_months_apart_are_two_short_courses(make_client):
+    """Point 1: each 7-day supply is a week of treatment; the eleven months between them are not therapy."""
+    client = make_client(info_card_when_met=True)
+    two = {"medication_requests": [prescription("first", 340), prescription("second", 16)]}
+    [card] = cards(client, **two)
+    assert card["indicator"] == "warning"
+    assert card["summary"] == "Only 7 days of conservative therapy documented; 28 recommended before lumbar ESI"
+    assert summary(client, **two).startswith("Spine pathway: 7 days of conservative therapy; ESI needs 21 more days")
+
+
+def test_refills_within_a_month_of_the_last_supply_are_one_course(make_client):
+    client = make_client(info_card_when_met=True)
+    refilled = {"medication_requests": [prescription(f"rx-{n}", 16 + 30 * n, supply_days=28) for n in range(3)]}
+    [card] = cards(client, **refilled)
+    assert card["summary"].startswith("77 days of conservative therapy documented; criteria for lumbar ESI are met")
+
+
+def test_prescriptions_with_no_stated_length_keep_the_yearly_renewal_reading(make_client):
+    """Where the record gives no end, a chronic drug renewed at yearly visits is still one course."""
+    client = make_client(info_card_when_met=True)
+    renewed = {"medication_requests": [prescription("a", 340, supply_days=None, status="stopped"),
+                                       prescription("b", 16, supply_days=None, status="active")]}
+    [card] = cards(client, **renewed)
+    assert card["summary"].startswith("341 days of conservative therapy documented; criteria for lumbar ESI are met")
+
+
+def test_a_gp_authorisation_is_permission_to_prescribe_and_its_issues_are_the_supply(make_client):
+    """Point 1 and "Records from general practice": a stopped repeat authorisation valid for years (intent plan)
+    reads as no drug (it read as 366 days); its one 28-day issue (intent order) reads as 28 days."""
+    client = make_client(info_card_when_met=True)
+    authorisation = prescription("authorisation", 300, supply_days=None, status="stopped", intent="plan",
+                                 validity_end=day(400))
+    issue = prescription("issue", 40, supply_days=28)
+    [card] = cards(client, medication_requests=[authorisation, issue])
+    assert card["summary"].startswith("28 days of conservative therapy documented; criteria for lumbar ESI are met")
+    [alone] = cards(client, medication_requests=[authorisation])
+    assert alone["summary"].startswith("No conservative therapy documented")
+
+
+def test_the_gp_systems_own_export_counts_issues_not_authorisations():
+    """The English GP export: every authorisation (intent plan) has its issues; none is read as a drug taken."""
+    from cds_spine.fhir.record import build_record
+    from cds_spine.pathway import load_knowledge
+    from cds_spine.pathway.evidence import Scope, conservative_history
+    from cds_spine.settings import Settings
+    knowledge = load_knowledge(Settings().knowledge_dir())
+    folder = REAL_DATA / "gp-connect-emis"
+    plans = 0
+    for path in sorted(folder.glob("*.json.gz")):
+        resources = [entry["resource"] for entry in json.loads(gzip.decompress(path.read_bytes()))["entry"]]
+        plans += sum(r.get("resourceType") == "MedicationRequest" and r.get("intent") == "plan" for r in resources)
+        record = build_record(resources, knowledge)
+        taken = {m.reference for m in record.medications if m.intent == "plan"}
+        for today in {m.start for m in record.medications if m.start}:
+            history = conservative_history(record, knowledge, today, Scope(frozenset(), 28, False))
+            assert not taken & {r for item in history.evidence for r in item.references}
+    assert plans  # the export has authorisations to leave out
+
+
+def two_line_session(days_ago: int) -> list[dict]:
+    """One lumbar transforaminal session at two levels: 64483 and its add-on 64484, the same day."""
+    return [procedure("64483", day(-days_ago), rid=f"tf-{days_ago}"),
+            procedure("64484", day(-days_ago), rid=f"tf-addon-{days_ago}")]
+
+
+def test_esis_are_counted_by_session_not_by_line(make_client):
+    """Point 4: three two-level sessions in a year are three ESIs (the fourth is allowed), not six."""
+    client = make_client(info_card_when_met=True)
+    sessions = [line for days_ago in (300, 200, 100) for line in two_line_session(days_ago)]
+    [card] = cards(client, conditions=[radiculopathy()], procedures=pt_visits(330, 240) + sessions)
+    assert "ESI number" not in card["summary"]
+    assert "Prior lumbar ESI: 3 in 12 months" in card["detail"]
+    fourth = [line for days_ago in (330, 300, 200, 100) for line in two_line_session(days_ago)]
+    [limit] = cards(client, conditions=[radiculopathy()], procedures=pt_visits(360, 300) + fourth)
+    assert limit["summary"] == "This would be lumbar ESI number 5 in 12 months; at most 4 per region are recommended"
+
+
+def test_sessions_in_two_regions_on_one_day_are_one_in_each(make_client):
+    """A lumbar and a cervical transforaminal ESI (64479) the same day: one lumbar session."""
+    client = make_client(info_card_when_met=True)
+    same_day = [procedure("64483", day(-100), rid="lumbar"), procedure("64479", day(-100), rid="cervical")]
+    [card] = cards(client, conditions=[radiculopathy()], procedures=pt_visits(200, 120) + same_day)
+    assert "Prior lumbar ESI: 1 in 12 months" in card["detail"]
