@@ -95,7 +95,7 @@ def esi_order(order_id: str = "esi-1", code: str = "64483", resource_type: str =
 
 
 def radiculopathy() -> dict:
-    return condition("M54.16", onsetDateTime=day(-120))
+    return condition("M54.16", onsetDateTime=day(-400))
 
 
 def ct_yes() -> list[dict]:

@@ -32,7 +32,7 @@ def order(code: str = "64483", system: str = CPT, reference: str = "ServiceReque
 
 def radicular(code: str = "M54.16", system: str = ICD10, status: str | None = "active",
               verification: str | None = None, abated: bool = False, ref: str = "Condition/dx") -> ConditionEntry:
-    return ConditionEntry(ref, (Code(system, code, "dx"),), None, status, verification, ago(100), abated)
+    return ConditionEntry(ref, (Code(system, code, "dx"),), None, status, verification, ago(400), abated)
 
 
 def visit(days_ago: int, code: str = "97110", system: str = CPT, status: str = "completed",

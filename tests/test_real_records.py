@@ -130,6 +130,8 @@ def test_therapy_after_whiplash_is_for_the_neck_not_the_low_back(tmp_path):
     assert "Physical therapy, 2024-01-25 (for the cervical spine)" in lumbar["detail"]
     [cervical] = evaluate(tmp_path, request(pid, resources, ESI_CERVICAL), "2024-02-10")
     assert cervical["summary"].startswith("Only 2 days of conservative therapy")
+    # Issue 33: seventeen days after the whiplash, before the four weeks of symptoms LCD L39240 asks for
+    assert "Whiplash injury to neck (disorder) first recorded 17 days ago: an ESI needs 28 days" in cervical["detail"]
     assert "Physical therapy: 1 visit, 2024-01-25" in cervical["detail"]
 
 

@@ -14,6 +14,7 @@ from support import (
     RXNORM,
     call,
     coded,
+    condition,
     day,
     hook_request,
     procedure,
@@ -134,3 +135,29 @@ def test_sessions_in_two_regions_on_one_day_are_one_in_each(make_client):
     same_day = [procedure("64483", day(-100), rid="lumbar"), procedure("64479", day(-100), rid="cervical")]
     [card] = cards(client, conditions=[radiculopathy()], procedures=pt_visits(200, 120) + same_day)
     assert "Prior lumbar ESI: 1 in 12 months" in card["detail"]
+
+
+def test_therapy_long_before_the_problem_began_treated_something_else(make_client):
+    """Point 3: physical therapy that ended months before the radiculopathy was first recorded does not count,
+    and the card says why; therapy from a month before it does."""
+    client = make_client(info_card_when_met=True)
+    late_radiculopathy = condition("M54.16", onsetDateTime=day(-60), rid="radic")
+    [card] = cards(client, conditions=[late_radiculopathy], procedures=pt_visits(300, 220))
+    assert card["summary"].startswith("No conservative therapy documented")
+    assert f"before the spine problem was first recorded ({day(-60)})" in card["detail"]
+    # weekly visits from 120 days ago: those from 90 days ago (a month before the problem) count, 85 to 36
+    [counted] = cards(client, conditions=[late_radiculopathy], procedures=pt_visits(120, 36))
+    assert counted["summary"].startswith("50 days of conservative therapy documented; criteria for lumbar ESI are met")
+
+
+def test_an_esi_needs_four_weeks_of_symptoms(make_client):
+    """Point 3: a radiculopathy first recorded ten days ago, with a month of naproxen before it, is not yet an ESI
+    (it was "criteria met"); patient-view says when it will be."""
+    client = make_client(info_card_when_met=True)
+    recent = {"conditions": [condition("M54.16", onsetDateTime=day(-10), rid="radic")],
+              "medication_requests": [prescription("nsaid", 38, supply_days=60, status="active")]}
+    [card] = cards(client, **recent)
+    assert card["indicator"] == "warning"
+    assert card["summary"] == ("M54.16 first recorded 10 days ago: an ESI needs 28 days of symptoms (LCD L39240)")
+    assert summary(client, **recent).startswith(f"Spine pathway: 39 days of conservative therapy; ESI not before "
+                                                f"{day(18)} (4 weeks of symptoms)")

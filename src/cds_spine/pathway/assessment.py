@@ -41,11 +41,15 @@ class DiagnosisOnRecord:
     description: str
     group: str  # "qualifying", "axial" or a red-flag id
     segments: frozenset[str] = frozenset()  # empty: no region
-    dated: bool = True  # False: the record gives no date (no onset, recorded date or encounter)
+    onset: date | None = None  # its onset, else the day it was recorded or its encounter's; None: no date
     from_text: bool = False  # True: a red flag read from the diagnosis's words (its codes are in no value set)
 
     def fits(self, segments: frozenset[str]) -> bool:
         return Indication(True, self.segments).fits(segments)
+
+    @property
+    def dated(self) -> bool:
+        return self.onset is not None
 
     @property
     def is_red_flag(self) -> bool:
@@ -97,14 +101,21 @@ def diagnoses_on_record(record: PatientRecord, knowledge: Knowledge, today: date
             membership = knowledge.find(condition.codes, valueset)
             if membership and (acute_days is None or is_red(condition, acute_days, today)):
                 found.append(DiagnosisOnRecord(condition.reference, description, group,
-                                               knowledge.segments(membership), condition.onset is not None))
+                                               knowledge.segments(membership), condition.onset))
         if not knowledge.knows_any(condition.codes):  # the last resort: a red flag named in words
             words = " ".join(filter(None, [condition.text, *(code.display for code in condition.codes)]))
             flag = knowledge.red_flag_words.owner(words) if words else None
             if flag and is_red(condition, acute[flag], today):
                 found.append(DiagnosisOnRecord(condition.reference, description, flag, frozenset(),
-                                               condition.onset is not None, from_text=True))
+                                               condition.onset, from_text=True))
     return tuple(found)
+
+
+def problem_onset(diagnoses: Sequence[DiagnosisOnRecord], segments: frozenset[str]) -> DiagnosisOnRecord | None:
+    """The region's spine problem as the record first gives it: its earliest dated radicular, stenosis or axial
+    diagnosis that fits the segments (None when none is dated)."""
+    dated = [d for d in diagnoses if not d.is_red_flag and d.onset is not None and d.fits(segments)]
+    return min(dated, key=lambda d: (d.onset, d.reference)) if dated else None
 
 
 def has_indication(record: PatientRecord, knowledge: Knowledge, valuesets: Sequence[str],
@@ -156,6 +167,15 @@ def _injection_findings(knowledge: Knowledge, order: ClassifiedOrder, prior: Seq
         findings.append(finding(knowledge, "esi-non-particulate", order=knowledge.config.order_label(
             order.category, order.region, order.kind)))
     return findings
+
+
+def _symptom_findings(knowledge: Knowledge, onset: DiagnosisOnRecord | None, today: date) -> list[Finding]:
+    """An ESI before the region's symptoms have lasted the weeks LCD L39240 asks for (by its first record)."""
+    minimum = knowledge.config.diagnoses.min_symptom_days
+    if onset is None or onset.onset is None or (today - onset.onset).days >= minimum:
+        return []
+    return [finding(knowledge, "esi-symptoms-recent", [onset.reference], condition=shorten(onset.description),
+                    days=(today - onset.onset).days, min_days=minimum)]
 
 
 def _ordered(knowledge: Knowledge, findings: list[Finding]) -> tuple[Finding, ...]:
@@ -241,8 +261,10 @@ def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
         required = config.rules.surgery.indication(order.kind, order.region).min_conservative_days or required
     label = config.order_label(order.category, order.region, order.kind)
     segments = order_segments(knowledge, order.region)
+    onset = problem_onset(facts.diagnoses, segments)
     scope = Scope(segments, required,
-                  count_prior_esi=order.category == "surgery" and config.rules.surgery.prior_esi_counts)
+                  count_prior_esi=order.category == "surgery" and config.rules.surgery.prior_esi_counts,
+                  problem_onset=onset.onset if onset else None)
     history = facts.history(scope)
     if order.category in INJECTIONS and (facts.red_flags or facts.infections):
         decision, findings = Decision.STOPPED, stopping_findings(
@@ -257,6 +279,7 @@ def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
     prior: tuple[PriorInjection, ...] = ()
     readings: list[Reading] = []
     if order.category == "esi":
+        findings += _symptom_findings(knowledge, onset, today)
         prior = facts.prior_injections()
         findings += _injection_findings(knowledge, order, prior, today)
         if not any(d.group == "qualifying" and d.fits(segments) for d in facts.diagnoses):

@@ -137,6 +137,8 @@ class PatientView(Strict):
     not_indicated: str
     limit_reached: str
     too_soon: str
+    symptoms_recent: str
+    """ESI: before the spine problem has lasted the weeks of symptoms an ESI needs ({next}: the first day)."""
     esi_name: str
     regenerative_name: str
     surgery_name: str

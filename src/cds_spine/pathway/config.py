@@ -77,6 +77,7 @@ class Reasons(Strict):
     unnamed_condition: str
     for_other_region: str
     not_for_spine: str
+    before_problem: str
     counted_for_other_condition: str
     counted_for_other_region: str
 
@@ -105,6 +106,8 @@ class RecentCondition(Strict):
 class Diagnoses(Strict):
     qualifying: DiagnosisGroup
     axial: DiagnosisGroup
+    therapy_before_onset_days: int = Field(ge=0)
+    min_symptom_days: int = Field(ge=0)
     red_flags: tuple[RedFlag, ...] = Field(min_length=1)
     systemic_infection: RecentCondition
     """A contraindication to any injection (not a red flag: it waives nothing at a surgery order)."""
@@ -116,7 +119,7 @@ FindingCode = Literal[
     "anticoagulant-long-term", "image-first", "surgery-contraindicated", "fusion-without-instability", "red-flag",
     "regenerative-investigational", "no-imaging-guidance", "esi-non-particulate", "no-qualifying-diagnosis",
     "no-surgery-indication", "fusion-smoker", "fusion-hba1c", "esi-response-documented", "esi-response-undocumented",
-    "esi-baseline-undocumented", "criteria-met",
+    "esi-baseline-undocumented", "criteria-met", "esi-symptoms-recent",
 ]
 Severity = Literal["info", "warning", "critical", "note"]
 """A `note` never leads a card: it is a line of the card's detail when there is a card, and in the audit."""

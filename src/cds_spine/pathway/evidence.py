@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from .config import Group, Modality
@@ -95,6 +95,8 @@ class Scope:
     segments: frozenset[str]
     required_days: int
     count_prior_esi: bool
+    problem_onset: date | None = None
+    """When the spine problem was first recorded: therapy counts from `therapy_before_onset_days` before it."""
 
 
 class _NotCountedList:
@@ -126,6 +128,8 @@ class _Reader:
         self.today = today
         self.scope = scope
         self.indications = Indications(record, knowledge)
+        onset = scope.problem_onset
+        self.since = onset - timedelta(days=self.config.diagnoses.therapy_before_onset_days) if onset else None
         self.evidence: list[Evidence] = []
         self.not_counted = _NotCountedList()
         self.uses: list[MedicationUse] = []
@@ -146,9 +150,24 @@ class _Reader:
             return reasons.not_for_spine
         return None
 
+    def counted_days(self, references: Sequence[str], description: str, start: date, end: date
+                     ) -> tuple[date, date] | None:
+        """The days of an item within the lookback window and from shortly before the problem began; an item of
+        the window wholly before that is listed as not counted, saying why."""
+        clipped = self.window.clip(start, end)
+        if not clipped or self.since is None or clipped[0] >= self.since:
+            return clipped
+        if clipped[1] < self.since:
+            onset = self.scope.problem_onset
+            assert onset is not None  # self.since is set from it
+            self.not_counted.add(references, description, WORDING.format(
+                self.config.reasons.before_problem, date=onset.isoformat()), *clipped)
+            return None
+        return self.since, clipped[1]
+
     def visit(self, group: Group, needs_spine_reason: bool, reference: str, description: str,
               days: tuple[date, date], indication: Indication) -> None:
-        clipped = self.window.clip(*days)
+        clipped = self.counted_days((reference,), group.label, *days)
         if not clipped:
             return
         why_not = self.why_not(indication, needs_spine_reason)
@@ -187,7 +206,7 @@ class _Reader:
         if group:
             self.visit(group, group.needs_spine_reason, entry.reference, description, days, indication)
         elif esi and self.scope.count_prior_esi and entry.status == "completed":
-            clipped = self.window.clip(*days)
+            clipped = self.counted_days((entry.reference,), description, *days)
             if clipped and Indication(True, self.knowledge.segments(esi)).fits(self.scope.segments):
                 self.evidence.append(Evidence(ESI_CATEGORY, self.config.rules.surgery.prior_esi_label,
                                               (entry.reference,), description, *clipped))
@@ -244,7 +263,7 @@ class _Reader:
                 self.course(course)
 
     def course(self, course: Course) -> None:
-        clipped = self.window.clip(course.start, course.end)
+        clipped = self.counted_days(course.references, course.description, course.start, course.end)
         if not clipped:
             return
         indication = course.indication()

@@ -20,12 +20,14 @@ def criteria_phrase(knowledge: Knowledge, summary: PatientSummary, criteria: Cri
     template = {Criteria.MET: wording.met, Criteria.NOT_MET: wording.not_met, Criteria.EXEMPT: wording.exempt,
                 Criteria.RED_FLAG_STOP: wording.red_flag_stop, Criteria.INFECTION_STOP: wording.infection_stop,
                 Criteria.NOT_INDICATED: wording.not_indicated, Criteria.LIMIT_REACHED: wording.limit_reached,
-                Criteria.TOO_SOON: wording.too_soon, Criteria.ESI_FIRST: wording.esi_first}[criteria]
+                Criteria.TOO_SOON: wording.too_soon, Criteria.ESI_FIRST: wording.esi_first,
+                Criteria.SYMPTOMS_RECENT: wording.symptoms_recent}[criteria]
     blocking = summary.blocking
+    after = blocking.next_day if blocking else summary.esi_from
     return WORDING.format(template, missing=max(0, required - days),
                           region=knowledge.config.regions.get(blocking.region, "") if blocking else "",
                           count=len(blocking.injections) if blocking else 0,
-                          next=blocking.next_day.isoformat() if blocking else "")
+                          next=after.isoformat() if after else "")
 
 
 def standings(knowledge: Knowledge, summary: PatientSummary) -> tuple[str, str, str]:

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import Enum
 
-from .assessment import DiagnosisOnRecord, diagnoses_on_record, has_indication, order_segments, today_of
+from .assessment import (
+    DiagnosisOnRecord,
+    diagnoses_on_record,
+    has_indication,
+    order_segments,
+    problem_onset,
+    today_of,
+)
 from .evidence import ConservativeHistory, Scope, conservative_history
 from .injections import PriorInjection, prior_injections
 from .knowledge import Knowledge
@@ -35,6 +42,8 @@ class Criteria(str, Enum):
     """ESI: the last injection in a region was too recent."""
     ESI_FIRST = "esi-first"
     """Regenerative injection: the pathway places it after an ESI, and none is on record."""
+    SYMPTOMS_RECENT = "symptoms-recent"
+    """ESI: the spine problem was first recorded less than the weeks of symptoms an ESI needs ago."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,8 @@ class PatientSummary:
     esi_required: int = 0
     surgery_required: int = 0
     regenerative: Criteria = Criteria.NOT_MET
+    esi_from: date | None = None
+    """With SYMPTOMS_RECENT: the first day the symptoms have lasted the weeks an ESI needs."""
 
     @property
     def red_flags(self) -> tuple[DiagnosisOnRecord, ...]:
@@ -99,10 +110,13 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
     rules = knowledge.config.rules
     exempt = any(d.is_red_flag for d in diagnoses)
     infections = recent_infections(record, knowledge, today)
+    first = problem_onset(diagnoses, frozenset())
+    onset = first.onset if first else None
     history = conservative_history(record, knowledge, today, Scope(frozenset(), rules.esi.min_conservative_days,
-                                                                     count_prior_esi=False))
+                                                                     count_prior_esi=False, problem_onset=onset))
     surgery_days = conservative_history(record, knowledge, today, Scope(
-        frozenset(), rules.surgery.min_conservative_days, count_prior_esi=rules.surgery.prior_esi_counts)).days
+        frozenset(), rules.surgery.min_conservative_days, count_prior_esi=rules.surgery.prior_esi_counts,
+        problem_onset=onset)).days
     qualifying = [d for d in diagnoses if d.group == "qualifying"]
     surgery_indicated = has_indication(record, knowledge, sorted({valueset for found in
                                        rules.surgery.indications.values() for valueset in found[-1].valuesets}),
@@ -123,6 +137,10 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
     esi = criteria(history.days, rules.esi.min_conservative_days, bool(qualifying))
     if blocking and esi is not Criteria.NOT_INDICATED:
         esi = Criteria.LIMIT_REACHED if blocking.limit_reached else Criteria.TOO_SOON
+    esi_from = onset + timedelta(days=knowledge.config.diagnoses.min_symptom_days) if onset else None
+    therapy_done = today + timedelta(days=max(0, rules.esi.min_conservative_days - history.days))
+    if esi in (Criteria.MET, Criteria.NOT_MET) and esi_from and esi_from > today and esi_from > therapy_done:
+        esi = Criteria.SYMPTOMS_RECENT  # the later of the two says when: the symptoms' weeks here
     regenerative = criteria(history.days, rules.regenerative.min_conservative_days, True)
     if regenerative is Criteria.MET and rules.regenerative.prior_esi_required and not injections:
         regenerative = Criteria.ESI_FIRST
@@ -132,7 +150,8 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
     return PatientSummary(diagnoses, history, surgery_days, esi,
                           criteria(surgery_days, rules.surgery.min_conservative_days, surgery_indicated),
                           injections, blocking if esi in (Criteria.LIMIT_REACHED, Criteria.TOO_SOON) else None,
-                          rules.esi.min_conservative_days, rules.surgery.min_conservative_days, regenerative)
+                          rules.esi.min_conservative_days, rules.surgery.min_conservative_days, regenerative,
+                          esi_from if esi is Criteria.SYMPTOMS_RECENT else None)
 
 
 def _injection_stop(red_flag: bool, infections: Sequence[ConditionOnRecord]) -> Criteria | None:
