@@ -72,7 +72,7 @@ def test_a_pain_score_below_its_scale_does_not_make_a_response(client):
     body = call(client, ORDER_SIGN, repeat_esi(observation(PAIN, 62, 7), observation(PAIN, 40, 6),
                                                observation(PAIN, 30, -1, rid="pain-typo"))).json()
     [card] = body["cards"]
-    assert card["summary"] == f"Last lumbar ESI on {day(-60)}: pain 7/10 before, 6/10 after: under 50 % relief"
+    assert card["summary"] == f"Last lumbar ESI: pain 7/10 on {day(-62)}, 6/10 on {day(-40)}: 14 % relief; 50 % required"
     assert "Observation/pain-typo (pain -1: outside 0-10)" in card["detail"]
 
 
@@ -81,7 +81,8 @@ def test_a_score_above_its_scale_is_never_shown(client):
                                                observation(ODI, 62, 60), observation(ODI, 30, 55))).json()
     [card] = body["cards"]
     assert "11/10" not in card["summary"] + card["detail"]
-    assert card["summary"] == f"Last lumbar ESI on {day(-60)}: disability index 60 % before, 55 % after: under 50 % relief"
+    assert card["summary"] == (f"Last lumbar ESI: disability index 60 % on {day(-62)}, 55 % on {day(-30)}: 8 % relief; "
+                               f"50 % required")
     assert "Observation/eleven (pain 11: outside 0-10)" in card["detail"]
 
 

@@ -33,7 +33,8 @@ CARDS = {
     "p09-unrelated-order": ([], []),
     "p10-esi-axial-only": (["No radicular or stenosis diagnosis on record; ESI is not recommended for axial pain "
                             "alone"], []),
-    "p11-esi-repeat-poor-response": (["Last lumbar ESI on {day-60}: pain 7/10 before, 6/10 after: under 50 % relief"],
+    "p11-esi-repeat-poor-response": (["Last lumbar ESI: pain 7/10 on {day-62}, 6/10 on {day-30}: 14 % relief; 50 % "
+                                      "required"],
                                      ["Recorded: pain 7/10 on {day-62}", "Recorded: pain 6/10 on {day-30}"]),
     "p12-esi-repeat-relieved": ([], []),
     "p13-fusion-current-smoker": (["Nicotine use on record ({day-40}): payers ask for nicotine-free status before "
@@ -42,8 +43,8 @@ CARDS = {
                             "regenerative injections after ESI"],
                            ["PRP and cell-based spine injections are investigational"]),
     "p15-prp-knee": ([], []),
-    "p16-esi-repeat-promis-no-gain": (["Last lumbar ESI on {day-60}: PROMIS physical function 35 before, 36.5 after: "
-                                       "under 3.5 points better"],
+    "p16-esi-repeat-promis-no-gain": (["Last lumbar ESI: PROMIS physical function 35 on {day-62}, 36.5 on {day-30}: "
+                                       "1.5 points better; 3.5 required"],
                                       ["Recorded: PROMIS physical function 35 on {day-62}"]),
     "p17-fusion-cotinine-level": (["Nicotine use on record ({day-20}): payers ask for nicotine-free status before "
                                    "elective fusion"], []),

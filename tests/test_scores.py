@@ -66,7 +66,7 @@ def test_too_little_relief_after_the_last_esi_is_a_warning(client):
     body = call(client, ORDER_SIGN, repeat_esi(observation(PAIN, 62, 7), observation(PAIN, 30, 6))).json()
     [card] = body["cards"]
     assert card["indicator"] == "warning"
-    assert card["summary"] == f"Last lumbar ESI on {day(-60)}: pain 7/10 before, 6/10 after: under 50 % relief"
+    assert card["summary"] == f"Last lumbar ESI: pain 7/10 on {day(-62)}, 6/10 on {day(-30)}: 14 % relief; 50 % required"
     assert f"Recorded: pain 7/10 on {day(-62)}" in card["detail"] and f"Recorded: pain 6/10 on {day(-30)}" in card["detail"]
     assert card["source"]["topic"]["code"] == "esi-poor-response"
     assert "esi-poor-response" in recorded_findings(client)
@@ -78,13 +78,13 @@ def test_half_the_pain_or_a_better_function_is_a_response(make_client):
                                                    observation(ODI, 3, 30))).json()
     [card] = relieved["cards"]
     assert card["indicator"] == "info" and "esi-poor-response" not in card["source"]["topic"]["code"]
-    assert f"Response to the last lumbar ESI ({day(-60)}): pain 8/10 before, 4/10 after" in card["detail"]
+    assert f"Response to the last lumbar ESI ({day(-60)}): pain 8/10 on {day(-62)}, 4/10 on {day(-30)}" in card["detail"]
     by_function = call(client, ORDER_SIGN, repeat_esi(
         observation(PAIN, 61, 6), observation(PAIN, 20, 6), observation(ODI, 61, 50), observation(ODI, 20, 20),
         observation(PAIN, 2, 6))).json()
     [card] = by_function["cards"]
     assert card["indicator"] == "info"
-    assert "disability index 50 % before, 20 % after" in card["detail"]
+    assert f"disability index 50 % on {day(-61)}, 20 % on {day(-20)}" in card["detail"]
 
 
 def test_no_scores_around_the_last_esi_is_a_line_not_a_card(make_client):
@@ -135,7 +135,7 @@ def test_scores_are_read_in_every_shape(client, shape):
     if "component" in shape:
         before["code"] = coded(LOINC, "91148-7")  # the PEG panel: the pain score is a component
     body = call(client, ORDER_SIGN, repeat_esi({**before, **shape}, observation(PAIN, 30, 6))).json()
-    assert body["cards"][0]["summary"].startswith(f"Last lumbar ESI on {day(-60)}: pain 7/10 before, 6/10 after")
+    assert body["cards"][0]["summary"].startswith(f"Last lumbar ESI: pain 7/10 on {day(-62)}, 6/10 on {day(-30)}")
 
 
 def test_promis_t_scores_are_judged_in_points_in_their_better_direction(make_client):
@@ -144,16 +144,18 @@ def test_promis_t_scores_are_judged_in_points_in_their_better_direction(make_cli
     little = call(client, ORDER_SIGN, repeat_esi(observation(PROMIS_PF, 62, 35), observation(PROMIS_PF, 30, 36.5),
                                                  observation(PAIN, 2, 6))).json()
     [card] = little["cards"]
-    assert card["summary"] == (f"Last lumbar ESI on {day(-60)}: PROMIS physical function 35 before, 36.5 after: "
-                               "under 3.5 points better")
+    assert card["summary"] == (f"Last lumbar ESI: PROMIS physical function 35 on {day(-62)}, 36.5 on {day(-30)}: "
+                               "1.5 points better; 3.5 required")
     assert "No baseline" not in card["detail"]  # PROMIS physical function is a function score
     better = call(client, ORDER_SIGN, repeat_esi(observation(PROMIS_PF, 62, 35), observation(PROMIS_PF, 30, 41),
                                                  observation(PAIN, 2, 6))).json()
     [card] = better["cards"]
     assert card["indicator"] == "info"
-    assert f"Response to the last lumbar ESI ({day(-60)}): PROMIS physical function 35 before, 41 after" in card["detail"]
+    assert f"Response to the last lumbar ESI ({day(-60)}): PROMIS physical function 35 on {day(-62)}, 41 on " \
+           f"{day(-30)}" in card["detail"]
     worse = call(client, ORDER_SIGN, repeat_esi(observation(PROMIS_PI, 62, 60), observation(PROMIS_PI, 30, 66))).json()
-    assert worse["cards"][0]["summary"].endswith("PROMIS pain interference 60 before, 66 after: under 3.5 points better")
+    assert worse["cards"][0]["summary"].endswith(f"PROMIS pain interference 60 on {day(-62)}, 66 on {day(-30)}: -6 "
+                                                 f"points better; 3.5 required")
     relieved = call(client, ORDER_SIGN, repeat_esi(observation(PROMIS_PI, 62, 66), observation(PROMIS_PI, 30, 61))).json()
     assert relieved["cards"][0]["indicator"] == "info"
     assert "No baseline function score" in relieved["cards"][0]["detail"]  # pain interference is a pain score
@@ -174,7 +176,7 @@ def test_a_site_adds_its_own_code_for_the_neck_disability_index(knowledge, tmp_p
     store.write_bytes(migrated_store.read_bytes())
     with TestClient(create_app(Settings(database_url=f"sqlite:///{store}"), local)) as client:
         [card] = call(client, ORDER_SIGN, repeat_esi(before, after)).json()["cards"]
-    assert card["summary"].endswith("disability index 40 % before, 36 % after: under 50 % relief")
+    assert card["summary"].endswith(f"disability index 40 % on {day(-62)}, 36 % on {day(-30)}: 10 % relief; 50 % required")
     assert card["source"]["topic"]["code"] == "esi-poor-response"
     site.write_text("codes:\n  no-such-valueset:\n    - {system: 'urn:oid:1.2.3', code: '1'}\n")
     with pytest.raises(KnowledgeError, match=f"{site}: codes: no value set 'no-such-valueset'"):
@@ -298,3 +300,24 @@ def test_the_measure_reports_baseline_and_response_documentation(knowledge):
     assert outcome("esi-poor-response")["esi-response-documented"] == "met"  # documented, and a warning
     assert outcome("esi-response-documented")["esi-response-documented"] == "met"
     assert "esi-response-documented" not in measure.outcomes("surgery", "met", ["esi-response-undocumented"])
+
+
+def test_the_lcds_pain_scale_is_judged_before_a_t_score(client):
+    """Issue 33, point 6: pain 8/10 before and after the last ESI, PROMIS pain interference 4 points better: the
+    0-10 scale decides (it gave no card, quoting only the T-score)."""
+    body = call(client, ORDER_SIGN, repeat_esi(observation(PAIN, 62, 8), observation(PAIN, 30, 8),
+                                               observation(PROMIS_PI, 62, 66), observation(PROMIS_PI, 30, 62))).json()
+    [card] = body["cards"]
+    assert card["summary"] == f"Last lumbar ESI: pain 8/10 on {day(-62)}, 8/10 on {day(-30)}: 0 % relief; 50 % required"
+
+
+def test_relief_that_lasted_is_a_response_though_the_pain_came_back(make_client):
+    """Issue 33: 7/10 before, 3/10 at weeks 3 and 8, 7/10 again at week 12: a good response (the pain coming back
+    is why the repeat is ordered); it read "under 50 % relief"."""
+    client = make_client(info_card_when_met=True)
+    body = call(client, ORDER_SIGN, repeat_esi(observation(PAIN, 102, 7), observation(PAIN, 79, 3),
+                                               observation(PAIN, 44, 3), observation(PAIN, 16, 7),
+                                               observation(ODI, 16, 40), last_esi_days_ago=100)).json()
+    [card] = body["cards"]
+    assert card["indicator"] == "info" and "% relief" not in card["summary"]
+    assert f"Response to the last lumbar ESI ({day(-100)}): pain 7/10 on {day(-102)}, 3/10 on {day(-44)}" in card["detail"]

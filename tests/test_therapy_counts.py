@@ -159,5 +159,5 @@ def test_an_esi_needs_four_weeks_of_symptoms(make_client):
     [card] = cards(client, **recent)
     assert card["indicator"] == "warning"
     assert card["summary"] == ("M54.16 first recorded 10 days ago: an ESI needs 28 days of symptoms (LCD L39240)")
-    assert summary(client, **recent).startswith(f"Spine pathway: 39 days of conservative therapy; ESI not before "
+    assert summary(client, **recent).startswith(f"Spine pathway: 39 days of conservative therapy; ESI from "
                                                 f"{day(18)} (4 weeks of symptoms)")

@@ -151,7 +151,7 @@ class PatientView(Strict):
 
     def criteria(self) -> tuple[str, ...]:
         return (self.met, self.not_met, self.exempt, self.red_flag_stop, self.infection_stop, self.not_indicated,
-                self.limit_reached, self.too_soon, self.esi_first)
+                self.limit_reached, self.too_soon, self.esi_first, self.symptoms_recent)
 
 
 class Timeline(Strict):

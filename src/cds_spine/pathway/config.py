@@ -215,11 +215,11 @@ class PathwayConfig(Strict):
                       hold=max((hold for drug in self.anticoagulation.drugs for hold in drug.hold.values()), key=len),
                       risk=max(self.anticoagulation.risk_labels.values(), key=len))
         response = self.rules.esi.response
-        values["shortfall"] = max((template.format(value=values["value"]) for template in
+        values["shortfall"] = max((template.format(value=values["value"], relief=values["relief"]) for template in
                                    (response.shortfall_percent, response.shortfall_points)), key=len)
         criteria = {f"patient_view.{name}": template for name, template in zip(
             ("met", "not_met", "exempt", "red_flag_stop", "infection_stop", "not_indicated", "limit_reached",
-             "too_soon", "esi_first"),
+             "too_soon", "esi_first", "symptoms_recent"),
             view.criteria(),
             strict=True)}
         longest = max((WORDING.format(template, **values) for template in criteria.values()

@@ -54,16 +54,19 @@ def _response_finding(knowledge: Knowledge, found: Sequence[Response], last: Pri
         return finding(knowledge, "esi-response-undocumented", [last.reference], region=region,
                        date=last.day.isoformat())
     rule = knowledge.config.rules.esi.response
-    evidence = [last.reference, *(r.reference for response in found for r in (response.before, response.after))]
-    responded = [response for response in found if response.responded(rule.min_percent)]
-    shown = (responded or found)[0]  # pain first, when it is documented
+    judged = [response for response in found if response.rated] or list(found)  # the LCD's scales first
+    evidence = [last.reference, *(r.reference for response in judged for r in (response.before, response.after))]
+    responded = [response for response in judged if response.responded(rule.min_percent)]
+    shown = (responded or judged)[0]  # pain first, when it is documented
     facts = {"region": region, "date": last.day.isoformat(), "measure": shown.before.label,
-             "before": shown.before.shown, "after": shown.after.shown}
+             "before": shown.before.shown, "after": shown.after.shown,
+             "before_date": shown.before.day.isoformat(), "after_date": shown.after.day.isoformat()}
     if responded:
         return finding(knowledge, "esi-response-documented", evidence, **facts)
     points = shown.score.min_points
-    shortfall = (rule.shortfall_points.format(value=number(points)) if points is not None
-                 else rule.shortfall_percent.format(value=number(rule.min_percent)))
+    shortfall = (rule.shortfall_points.format(value=number(points), relief=number(round(shown.improvement, 1)))
+                 if points is not None else rule.shortfall_percent.format(
+                     value=number(rule.min_percent), relief=number(round(shown.percent))))
     return finding(knowledge, "esi-poor-response", evidence, **facts, shortfall=shortfall)
 
 

@@ -27,9 +27,11 @@ class EsiResponse(Strict):
     after_max_days: int = Field(ge=1)
     min_percent: float = Field(gt=0, le=100)
     shortfall_percent: str = Field(min_length=1)
-    """How a poor response on a percent scale ends the warning ({value}: `min_percent`)."""
+    """How a poor response on a percent scale ends the warning ({relief}: the relief in percent; {value}:
+    `min_percent`)."""
     shortfall_points: str = Field(min_length=1)
-    """How a poor response on a T-score ends the warning ({value}: the score's `min_points`)."""
+    """How a poor response on a T-score ends the warning ({relief}: the points better; {value}: the score's
+    `min_points`)."""
 
 
 class EsiRule(Strict):

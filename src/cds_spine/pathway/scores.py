@@ -60,6 +60,13 @@ def latest(found: Sequence[Reading], first: date, last: date) -> Reading | None:
     return within[-1] if within else None
 
 
+def best(found: Sequence[Reading], first: date, last: date, better: str) -> Reading | None:
+    """The best reading from `first` to `last`, inclusive (the latest of equals: how long the relief lasted)."""
+    within = [reading for reading in found if first <= reading.day <= last]
+    sign = -1 if better == "lower" else 1
+    return max(within, key=lambda reading: (sign * reading.value, reading.day)) if within else None
+
+
 @dataclass(frozen=True)
 class Response:
     """A score before the last ESI in a region and after it."""
@@ -78,6 +85,11 @@ class Response:
     def percent(self) -> float:
         """How much better in percent of the score before (scales where lower is better)."""
         return self.improvement / self.before.value * 100 if self.before.value > 0 else 0.0
+
+    @property
+    def rated(self) -> bool:
+        """A 0-10 scale or a disability index, on which the LCD's percent is judged (not a T-score)."""
+        return self.score.min_points is None
 
     def responded(self, min_percent: float) -> bool:
         """At least the score's `min_points` better, or `min_percent` better when it has none."""
@@ -98,7 +110,7 @@ def responses(knowledge: Knowledge, scores: Sequence[tuple[PatientScore, Sequenc
     found = []
     for score, readings_of_score in scores:
         before = latest(readings_of_score, injected - timedelta(days=rule.before_days), injected)
-        after = latest(readings_of_score, after_first, after_last)
+        after = best(readings_of_score, after_first, after_last, score.better)
         if before and after:
             found.append(Response(score, before, after))
     return found
