@@ -60,5 +60,7 @@ def test_a_red_flag_in_a_hospital_record_leads_the_chart(tmp_path):
 def test_a_hospital_stenosis_patient_is_told_what_is_missing(tmp_path):
     pid, resources = mimic_patient("7d61fb4e")  # ICD-9 724.02, nothing of conservative therapy on record
     [card] = evaluate(tmp_path, request(pid, resources, hook="patient-view"), "2117-05-01")
-    assert card["summary"] == ("Spine pathway: 0 days of conservative therapy; ESI needs 28 more days; "
+    # Issue 33: a history of cancer and no spine imaging: the lumbar ESI card leads with "MRI or CT first", and
+    # patient-view says the same
+    assert card["summary"] == ("Spine pathway: 0 days of conservative therapy; ESI after MRI or CT of the spine; "
                                "surgery needs 42 more days")

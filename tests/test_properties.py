@@ -16,7 +16,9 @@ from cds_spine.cdshooks.models import CdsResponse
 from cds_spine.fhir.draft_orders import read_draft_orders
 from cds_spine.fhir.record import build_record
 from cds_spine.fhir.relevance import relevance_filter
-from cds_spine.pathway import Decision, assess, classify_all, load_knowledge
+from cds_spine.pathway import Decision, assess, classify_all, load_knowledge, summarize_patient
+from cds_spine.pathway.record import Code
+from cds_spine.pathway.standing import Criteria
 from cds_spine.settings import Settings
 
 KNOWLEDGE = load_knowledge(Settings().knowledge_dir())
@@ -150,3 +152,49 @@ def test_every_card_keeps_the_cds_hooks_rules(record, drafts):
     assert problems_in_response(response, request) == []
     for card in response["cards"]:
         assert len(card["summary"]) < 140
+
+
+ESI_SESSIONS = codes("esi-order")
+
+
+@st.composite
+def prior_esis(draw) -> dict:
+    _, code = draw(st.sampled_from(ESI_SESSIONS))
+    return procedure(code, day(draw(st.integers(1, 400))), rid=f"e-{draw(st.integers(0, 10**9))}")
+
+
+@st.composite
+def pain_scores(draw) -> dict:
+    return {"resourceType": "Observation", "id": f"o-{draw(st.integers(0, 10**9))}", "status": "final",
+            "code": coded("http://loinc.org", "72514-3"), "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": f"{day(draw(st.integers(0, 300)))}T10:00:00Z",
+            "valueQuantity": {"value": draw(st.integers(0, 10))}}
+
+
+def guided_esi_orders() -> list[dict]:
+    """One draft of every image-guided ESI code of the value set."""
+    guided = [(system, code) for system, code in ESI_SESSIONS if (found := KNOWLEDGE.find(
+        [Code(system, code)], "esi-order")) and found.attributes.get("guidance") == "imaging"]
+    return [{"resourceType": "ServiceRequest", "id": f"esi-{code}", "status": "draft", "intent": "order",
+             "code": coded(system, code), "subject": {"reference": "Patient/p1"}} for system, code in guided]
+
+
+GUIDED_ESIS = guided_esi_orders()
+
+
+@PROPERTY
+@given(records, st.lists(prior_esis(), max_size=5), st.lists(pain_scores(), max_size=6))
+def test_patient_view_never_says_criteria_met_where_the_esi_card_would_warn(record, esis, scores):
+    """Issue 33: for any record, an ESI patient-view calls "criteria met" gets no warning or critical card in any
+    region of a radicular or stenosis diagnosis (the anticoagulant hold, a line of advice, is not a criterion)."""
+    resources = record + esis + scores
+    built = build_record([r for r in resources if KEEP(r)], KNOWLEDGE)
+    summary = summarize_patient(built, KNOWLEDGE, NOW)
+    if summary is None or summary.esi is not Criteria.MET:
+        return
+    for assessment in assessed(resources, GUIDED_ESIS):
+        if any(f.code == "no-qualifying-diagnosis" for f in assessment.findings):
+            continue
+        warned = [f.code for f in assessment.findings if f.severity in ("warning", "critical")
+                  and not f.code.startswith("anticoagulant")]
+        assert not warned, (assessment.order.code.code, warned)

@@ -161,3 +161,22 @@ def test_an_esi_needs_four_weeks_of_symptoms(make_client):
     assert card["summary"] == ("M54.16 first recorded 10 days ago: an ESI needs 28 days of symptoms (LCD L39240)")
     assert summary(client, **recent).startswith(f"Spine pathway: 39 days of conservative therapy; ESI from "
                                                 f"{day(18)} (4 weeks of symptoms)")
+
+
+def test_patient_view_says_what_the_lumbar_esi_card_says(make_client):
+    """Point 5: cervical physical therapy and a lumbar radiculopathy: the lumbar ESI card says no therapy, and
+    patient-view no longer says "ESI: criteria met"; after a poor response to the last ESI it says so too."""
+    client = make_client(info_card_when_met=True)
+    neck_pt = [{**visit, "bodySite": [coded("http://snomed.info/sct", "122494005", "Cervical spine structure")]}
+               for visit in pt_visits(90, 20)]
+    elsewhere = {"conditions": [radiculopathy()], "procedures": neck_pt}
+    [card] = cards(client, **elsewhere)
+    assert card["summary"].startswith("No conservative therapy documented")
+    assert summary(client, **elsewhere).startswith("Spine pathway: 0 days of conservative therapy; ESI needs 28 "
+                                                   "more days")
+    from test_scores import PAIN, observation
+    poor = {"conditions": [radiculopathy()], "procedures": pt_visits(150, 80) + [procedure("64483", day(-60), rid="last")],
+            "observations": [observation(PAIN, 62, 7), observation(PAIN, 30, 6)]}
+    [warned] = cards(client, **poor)
+    assert warned["summary"].startswith("Last lumbar ESI: pain 7/10")
+    assert "ESI to review: too little relief last time" in summary(client, **poor)

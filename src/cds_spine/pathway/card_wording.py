@@ -139,6 +139,10 @@ class PatientView(Strict):
     too_soon: str
     symptoms_recent: str
     """ESI: before the spine problem has lasted the weeks of symptoms an ESI needs ({next}: the first day)."""
+    poor_response: str
+    """ESI: the last one in the region gave too little relief."""
+    image_first: str
+    """ESI: MRI or CT of the region first (a flag for imaging first, none on record)."""
     esi_name: str
     regenerative_name: str
     surgery_name: str
@@ -151,7 +155,8 @@ class PatientView(Strict):
 
     def criteria(self) -> tuple[str, ...]:
         return (self.met, self.not_met, self.exempt, self.red_flag_stop, self.infection_stop, self.not_indicated,
-                self.limit_reached, self.too_soon, self.esi_first, self.symptoms_recent)
+                self.limit_reached, self.too_soon, self.esi_first, self.symptoms_recent, self.poor_response,
+                self.image_first)
 
 
 class Timeline(Strict):

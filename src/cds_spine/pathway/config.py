@@ -219,7 +219,7 @@ class PathwayConfig(Strict):
                                    (response.shortfall_percent, response.shortfall_points)), key=len)
         criteria = {f"patient_view.{name}": template for name, template in zip(
             ("met", "not_met", "exempt", "red_flag_stop", "infection_stop", "not_indicated", "limit_reached",
-             "too_soon", "esi_first", "symptoms_recent"),
+             "too_soon", "esi_first", "symptoms_recent", "poor_response", "image_first"),
             view.criteria(),
             strict=True)}
         longest = max((WORDING.format(template, **values) for template in criteria.values()

@@ -21,11 +21,13 @@ def criteria_phrase(knowledge: Knowledge, summary: PatientSummary, criteria: Cri
                 Criteria.RED_FLAG_STOP: wording.red_flag_stop, Criteria.INFECTION_STOP: wording.infection_stop,
                 Criteria.NOT_INDICATED: wording.not_indicated, Criteria.LIMIT_REACHED: wording.limit_reached,
                 Criteria.TOO_SOON: wording.too_soon, Criteria.ESI_FIRST: wording.esi_first,
-                Criteria.SYMPTOMS_RECENT: wording.symptoms_recent}[criteria]
+                Criteria.SYMPTOMS_RECENT: wording.symptoms_recent, Criteria.POOR_RESPONSE: wording.poor_response,
+                Criteria.IMAGE_FIRST: wording.image_first}[criteria]
     blocking = summary.blocking
     after = blocking.next_day if blocking else summary.esi_from
+    region = blocking.region if blocking else summary.esi_region
     return WORDING.format(template, missing=max(0, required - days),
-                          region=knowledge.config.regions.get(blocking.region, "") if blocking else "",
+                          region=knowledge.config.regions.get(region, "") if region else "",
                           count=len(blocking.injections) if blocking else 0,
                           next=after.isoformat() if after else "")
 

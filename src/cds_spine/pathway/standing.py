@@ -11,7 +11,10 @@ from datetime import date, datetime, timedelta
 from enum import Enum
 
 from .assessment import (
+    Assessment,
+    Decision,
     DiagnosisOnRecord,
+    assess,
     diagnoses_on_record,
     has_indication,
     order_segments,
@@ -21,7 +24,8 @@ from .assessment import (
 from .evidence import ConservativeHistory, Scope, conservative_history
 from .injections import PriorInjection, prior_injections
 from .knowledge import Knowledge
-from .record import PatientRecord
+from .orders import ClassifiedOrder
+from .record import DraftOrder, PatientRecord
 from .safety import ConditionOnRecord, recent_infections
 
 
@@ -44,6 +48,15 @@ class Criteria(str, Enum):
     """Regenerative injection: the pathway places it after an ESI, and none is on record."""
     SYMPTOMS_RECENT = "symptoms-recent"
     """ESI: the spine problem was first recorded less than the weeks of symptoms an ESI needs ago."""
+    POOR_RESPONSE = "poor-response"
+    """ESI: the last one in the region gave too little relief."""
+    IMAGE_FIRST = "image-first"
+    """ESI: a flag for imaging first, and no MRI or CT of the region on record."""
+
+
+ESI_FINDING_CRITERIA = {"esi-limit-exceeded": Criteria.LIMIT_REACHED, "esi-too-soon": Criteria.TOO_SOON,
+                        "image-first": Criteria.IMAGE_FIRST, "esi-poor-response": Criteria.POOR_RESPONSE}
+"""The order card's findings that keep an ESI from "criteria met", worst first (the stops come before them)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,8 @@ class PatientSummary:
     regenerative: Criteria = Criteria.NOT_MET
     esi_from: date | None = None
     """With SYMPTOMS_RECENT: the first day the symptoms have lasted the weeks an ESI needs."""
+    esi_region: str | None = None
+    """The region an ESI order card would speak of (the one whose standing `esi` is)."""
 
     @property
     def red_flags(self) -> tuple[DiagnosisOnRecord, ...]:
@@ -134,13 +149,18 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
             return Criteria.NOT_INDICATED
         return Criteria.MET if days >= required else Criteria.NOT_MET
 
-    esi = criteria(history.days, rules.esi.min_conservative_days, bool(qualifying))
-    if blocking and esi is not Criteria.NOT_INDICATED:
-        esi = Criteria.LIMIT_REACHED if blocking.limit_reached else Criteria.TOO_SOON
-    esi_from = onset + timedelta(days=knowledge.config.diagnoses.min_symptom_days) if onset else None
-    therapy_done = today + timedelta(days=max(0, rules.esi.min_conservative_days - history.days))
-    if esi in (Criteria.MET, Criteria.NOT_MET) and esi_from and esi_from > today and esi_from > therapy_done:
-        esi = Criteria.SYMPTOMS_RECENT  # the later of the two says when: the symptoms' weeks here
+    esi, esi_region, esi_from = criteria(history.days, rules.esi.min_conservative_days, bool(qualifying)), None, None
+    if esi is Criteria.MET or esi is Criteria.NOT_MET:
+        # As the order card of an ESI in each region of a radicular or stenosis diagnosis would say it: the
+        # region that stands worst is the one patient-view speaks of, with its own days of therapy.
+        standing = max((_esi_standing(assessment, today, knowledge) for assessment in assess(
+            [order for region, order in representative_esis(knowledge).items()
+             if any(d.fits(order_segments(knowledge, region)) for d in qualifying)], record, knowledge, now)),
+            key=lambda found: ESI_RANK.index(found[0]), default=None)
+        if standing:
+            esi, assessment, esi_from = standing
+            history, esi_region = assessment.history, assessment.order.region
+            blocking = next((region for region in injections if region.region == esi_region), None)
     regenerative = criteria(history.days, rules.regenerative.min_conservative_days, True)
     if regenerative is Criteria.MET and rules.regenerative.prior_esi_required and not injections:
         regenerative = Criteria.ESI_FIRST
@@ -151,7 +171,42 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
                           criteria(surgery_days, rules.surgery.min_conservative_days, surgery_indicated),
                           injections, blocking if esi in (Criteria.LIMIT_REACHED, Criteria.TOO_SOON) else None,
                           rules.esi.min_conservative_days, rules.surgery.min_conservative_days, regenerative,
-                          esi_from if esi is Criteria.SYMPTOMS_RECENT else None)
+                          esi_from if esi is Criteria.SYMPTOMS_RECENT else None, esi_region)
+
+
+ESI_RANK = (Criteria.MET, Criteria.NOT_MET, Criteria.SYMPTOMS_RECENT, Criteria.POOR_RESPONSE, Criteria.IMAGE_FIRST,
+            Criteria.TOO_SOON, Criteria.LIMIT_REACHED)
+"""Where an ESI can stand in a region, from best to worst."""
+
+
+def representative_esis(knowledge: Knowledge) -> dict[str, ClassifiedOrder]:
+    """One image-guided ESI order per region of the ESI value set: the order patient-view assesses for it."""
+    esi = knowledge.config.orders.esi
+    found: dict[str, ClassifiedOrder] = {}
+    for code in knowledge.valueset_codes[esi.valueset]:
+        membership = knowledge.find([code], esi.valueset)
+        region = membership.attributes.get("region") if membership else None
+        if membership and region and region not in found and membership.attributes.get("guidance") in esi.accepted_guidance:
+            found[region] = ClassifiedOrder(DraftOrder(None, (code,), None, "draft"), "esi", code, region,
+                                            membership.attributes.get("guidance"), membership.attributes.get("approach"))
+    return found
+
+
+def _esi_standing(assessment: Assessment, today: date, knowledge: Knowledge
+                  ) -> tuple[Criteria, Assessment, date | None]:
+    """Where an ESI stands by its order card: the worst finding that keeps it from "criteria met", else the
+    therapy, else the weeks of symptoms (with the day they are reached)."""
+    codes = {found.code for found in assessment.findings}
+    worst = next((ESI_FINDING_CRITERIA[code] for code in ESI_FINDING_CRITERIA if code in codes), None)
+    symptoms = next((found for found in assessment.findings if found.code == "esi-symptoms-recent"), None)
+    symptoms_from = today + timedelta(days=knowledge.config.diagnoses.min_symptom_days - int(
+        dict(symptoms.facts)["days"])) if symptoms else None
+    if worst is not None:
+        return worst, assessment, None
+    therapy_done = today + timedelta(days=max(0, assessment.required_days - assessment.history.days))
+    if symptoms_from and symptoms_from > therapy_done:  # the later of the two says when
+        return Criteria.SYMPTOMS_RECENT, assessment, symptoms_from
+    return (Criteria.NOT_MET if assessment.decision is Decision.NOT_MET else Criteria.MET), assessment, None
 
 
 def _injection_stop(red_flag: bool, infections: Sequence[ConditionOnRecord]) -> Criteria | None:
