@@ -2,6 +2,8 @@
 tables as a user sees them."""
 from __future__ import annotations
 
+from cli import PATIENCE
+
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -35,4 +37,4 @@ def apply(page, **filters) -> None:
         else:
             page.select_option(f"#{name}", value)
     page.click("#filters button[type=submit]")
-    page.wait_for_selector("body[data-loaded=true]", timeout=15000)
+    page.wait_for_selector("body[data-loaded=true]", timeout=PATIENCE * 1000)

@@ -18,6 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 VALUESET_COUNT = len(list((ROOT / "cards" / "valuesets").glob("*.json")))
 
 
+PATIENCE = 900
+"""Seconds a test waits for a condition (a command to finish, a server to answer) before calling it failed: a
+guard against a hang, far beyond what a busy machine needs, so that load never fails a test (CI stops at 90
+minutes). A test waits for the condition, never for a time."""
+
+
 def clean_env(**settings: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("CDS_SPINE_")}
     env.update(settings)
@@ -25,7 +31,7 @@ def clean_env(**settings: str) -> dict[str, str]:
 
 
 def run_cli(*args: str, **settings: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CDS_SPINE, *args], capture_output=True, text=True, timeout=120, env=clean_env(**settings),
+    return subprocess.run([CDS_SPINE, *args], capture_output=True, text=True, timeout=PATIENCE, env=clean_env(**settings),
                           cwd=ROOT)
 
 
@@ -35,7 +41,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_answering(url: str, what: str = "the service", seconds: float = 30) -> None:
+def wait_until_answering(url: str, what: str = "the service", seconds: float = PATIENCE) -> None:
     """Wait until `url` answers at all (any status), or fail the test saying which server did not start."""
     deadline = time.monotonic() + seconds
     while True:
@@ -55,7 +61,7 @@ def serving(cwd: Path = ROOT, port: int | None = None, **settings: str) -> Itera
     process = subprocess.Popen([CDS_SPINE, "serve", "--port", str(port)], env=clean_env(**settings), cwd=cwd,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + PATIENCE
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/healthz").status_code == 200:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from browser import CHROMIUM_FLAGS, apply, chart_data
-from cli import ROOT, run_cli, serving
+from cli import PATIENCE, ROOT, run_cli, serving
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect, sync_playwright
 from real_records import EXPORT, export, order, read_export, request
@@ -314,7 +314,7 @@ def test_the_dashboard_opens_a_bulk_run(chromium, runs, local_run, tmp_path):
         page.goto(f"{base}/dashboard")
         page.fill("#key", KEY)
         page.click("button[type=submit]")
-        page.wait_for_selector("body[data-loaded=true]", timeout=15000)
+        page.wait_for_selector("body[data-loaded=true]", timeout=PATIENCE * 1000)
         assert page.text_content("#tile-orders") == "0"
         apply(page, run="past-2023")
         assert page.text_content("#tile-orders") == str(done["orders"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli import CDS_SPINE, ROOT, VALUESET_COUNT, clean_env, free_port, run_cli, serving, wait_until_answering
+from cli import CDS_SPINE, PATIENCE, ROOT, VALUESET_COUNT, clean_env, free_port, run_cli, serving, wait_until_answering
 from tokens import SigningKey, jwks
 
 from cds_spine.cli.check import in_container
@@ -154,7 +154,7 @@ def test_make_run_binds_cds_spine_port_and_installs_only_the_service(tmp_path):
                                              CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}"),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + PATIENCE
         while time.monotonic() < deadline:
             try:
                 assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200

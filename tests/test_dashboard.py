@@ -8,7 +8,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 from browser import CHROMIUM_FLAGS, apply, chart_data, painted_pixels, rows
-from cli import ROOT, serving
+from cli import PATIENCE, ROOT, serving
 from playwright.sync_api import expect, sync_playwright
 from reporting import AUDIT_USERS_ENV, CLINICIAN_NAME, KEY, SITE, audit_settings, populate
 
@@ -42,7 +42,7 @@ def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chr
         page.fill("#key", KEY)
         page.click("button[type=submit]")
         page.wait_for_url("**/dashboard")
-        page.wait_for_selector("body[data-loaded=true]", timeout=15000)
+        page.wait_for_selector("body[data-loaded=true]", timeout=PATIENCE * 1000)
 
         assert page.text_content("#who") == "ana.analyst (analyst)"
         assert [page.text_content(f"#tile-{t}") for t in ("orders", "adherence", "cards", "override")] == [
@@ -180,7 +180,7 @@ def test_the_dashboard_fits_800_pixels_and_prints_every_panel_whole(chromium, da
         page.goto(f"{base}/dashboard/sign-in")
         page.fill("#key", KEY)
         page.click("button[type=submit]")
-        page.wait_for_selector("body[data-loaded=true]", timeout=15000)
+        page.wait_for_selector("body[data-loaded=true]", timeout=PATIENCE * 1000)
         fits = page.evaluate(FITS)
         assert fits["page"] <= fits["view"] and fits["outside"] == [], fits  # nothing scrolls sideways
         assert rows(page, "traffic-refusals") == [["spine-pathway-order-sign", "415", "not-supported", "1"]]

@@ -10,6 +10,7 @@ import struct
 import time
 
 import pytest
+from cli import PATIENCE
 from live import Exchange, raw_server, response_bytes
 from metrics_text import value
 from support import (
@@ -62,7 +63,7 @@ def assert_clean(client, *servers) -> None:
     """After the service stops: the token went only under /fhir/, and no connection stayed open."""
     client.__exit__(None, None, None)
     for server in servers:
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + PATIENCE
         while server.open_connections and time.monotonic() < deadline:
             time.sleep(0.02)
         assert server.open_connections == 0

@@ -11,6 +11,7 @@ import time
 
 import httpx
 import pytest
+from cli import PATIENCE
 from live import served
 from sqlalchemy import func, select
 from support import (
@@ -165,7 +166,7 @@ def test_a_client_that_goes_away_mid_body_is_one_info_line(live, caplog):
     caplog.set_level(logging.INFO)
     body = json.dumps(hook_request("order-sign")).encode()
     raw_post_start(live, len(body), body[:100]).close()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + PATIENCE
     while "disconnected" not in caplog.text and time.monotonic() < deadline:
         time.sleep(0.05)
     [line] = [r for r in caplog.records if "disconnected" in r.getMessage()]

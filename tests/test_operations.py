@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-from cli import CDS_SPINE, ROOT, clean_env, run_cli
+from cli import CDS_SPINE, PATIENCE, ROOT, clean_env, run_cli
 from sqlalchemy import text
 from support import audit_store
 
@@ -72,7 +72,7 @@ def test_readiness_says_when_the_schema_is_behind(client):
 
 def migrate_at_once(url: str, count: int) -> list[subprocess.CompletedProcess]:
     def one(_):
-        return subprocess.run([CDS_SPINE, "migrate"], capture_output=True, text=True, timeout=120, cwd=ROOT,
+        return subprocess.run([CDS_SPINE, "migrate"], capture_output=True, text=True, timeout=PATIENCE, cwd=ROOT,
                               env=clean_env(CDS_SPINE_DATABASE_URL=url))
     with ThreadPoolExecutor(count) as pool:
         return list(pool.map(one, range(count)))
@@ -90,7 +90,7 @@ def test_migrate_run_by_several_replicas_at_once_on_a_fresh_store(database_url):
 
 @pytest.mark.parametrize("command", [["serve", "--port", "1"], ["migrate"], ["report"]])
 def test_an_unreachable_store_is_one_line_naming_it_without_the_password(command):
-    result = subprocess.run([CDS_SPINE, *command], capture_output=True, text=True, timeout=60, cwd=ROOT,
+    result = subprocess.run([CDS_SPINE, *command], capture_output=True, text=True, timeout=PATIENCE, cwd=ROOT,
                             env=clean_env(CDS_SPINE_DATABASE_URL="postgresql://svc:s3cret@127.0.0.1:1/audit"))
     assert result.returncode == 3
     [line] = [line for line in result.stderr.splitlines() if line.startswith("cds-spine:")]

@@ -16,7 +16,7 @@ import httpx
 import pyarrow.parquet as pq
 import pyspark
 import pytest
-from cli import ROOT, run_cli
+from cli import PATIENCE, ROOT, run_cli
 from live import free_socket
 
 sys.path.insert(0, str(ROOT))
@@ -51,7 +51,7 @@ def cluster(tmp_path_factory) -> Iterator[tuple[str, str]]:
                 [str(SPARK_CLASS), "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1", "--cores",
                  "1", "--memory", "1g", "--webui-port", str(_port()), "--work-dir", str(work / f"worker-{n}")],
                 env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + PATIENCE
         while True:
             try:
                 alive = [w for w in httpx.get(f"{web}/json/", timeout=2).json().get("workers", []) if w["state"] == "ALIVE"]
