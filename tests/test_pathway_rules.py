@@ -15,6 +15,7 @@ from cds_spine.pathway.record import (
     PatientRecord,
     Period,
     ProcedureEntry,
+    Reason,
     ServiceRequestEntry,
 )
 
@@ -275,9 +276,41 @@ def test_passive_or_ambiguous_measures_never_count_and_are_named(knowledge, code
 
 
 @pytest.mark.parametrize("code,system", [("97110", CPT), ("98940", CPT), ("97810", CPT), ("97124", CPT),
-                                         ("229064008", SNOMED), ("229070002", SNOMED), ("228557008", SNOMED)])
+                                         ("229064008", SNOMED), ("229070002", SNOMED)])
 def test_active_modalities_count(knowledge, code, system):
     assert run(knowledge, with_dx(procedures=(visit(40, code=code, system=system),))).history.evidence
+
+
+PAIN_REASON = Reason((Code(ICD10, "G89.29"),))
+DEPRESSION = Reason((Code(ICD10, "F32.9"),), "Major depressive disorder")
+DIABETIC_NEUROPATHY = Reason((Code(ICD10, "E11.40"),), "Type 2 diabetes with diabetic neuropathy")
+
+
+def drug(code: str, reasons: tuple[Reason, ...] = (), days: int = 200) -> MedicationEntry:
+    return MedicationEntry(f"MedicationRequest/{code}-{len(reasons)}", (Code(RXNORM, code),), None, "active",
+                           start=ago(days), reasons=reasons)
+
+
+@pytest.mark.parametrize("reasons,counts", [((), False), ((PAIN_REASON,), True), ((DEPRESSION,), False)])
+def test_psychotherapy_is_therapy_for_the_spine_only_with_a_pain_reason(knowledge, reasons, counts):
+    """Issue 33, point 2: any psychotherapy read as CBT for the spine; now it needs a spine or pain reason (or
+    to have followed the spine problem)."""
+    cbt = ProcedureEntry("Procedure/cbt", (Code(SNOMED, "228557008"),), None, "completed", Period(ago(40), ago(40)),
+                         reasons=reasons)
+    assert bool(run(knowledge, with_dx(procedures=(cbt,))).history.evidence) is counts
+
+
+@pytest.mark.parametrize("code,reasons,counts", [
+    ("596926", (DEPRESSION,), False),  # duloxetine 30 MG for depression, taken long-term
+    ("310431", (DIABETIC_NEUROPATHY,), False),  # gabapentin 100 MG for diabetic neuropathy, long-term
+    ("596926", (PAIN_REASON,), True),
+    ("596926", (), False),  # no reason, and it did not follow the spine problem
+    ("197806", (Reason((Code(ICD10, "M17.11"),), "Primary osteoarthritis, right knee"),), True),  # an analgesic
+])
+def test_antidepressants_and_gabapentinoids_count_only_for_pain(knowledge, code, reasons, counts):
+    """Issue 33, point 2: duloxetine for depression and gabapentin for diabetic neuropathy gave "criteria met";
+    a systemic analgesic taken long-term for another condition still counts (the class has been tried)."""
+    assert bool(run(knowledge, with_dx(medications=(drug(code, reasons),))).history.evidence) is counts
 
 
 @pytest.mark.parametrize("code,text", [

@@ -27,15 +27,21 @@ class Group(Strict):
     id: str
     label: str
     valueset: str
+    needs_spine_reason: bool = False
+    """Counts only when its reason is a spine condition (occupational therapy is mostly for other things)."""
+    needs_pain_reason: bool = False
+    """Counts only when its reason is a spine condition or pain (an antidepressant, a gabapentinoid or
+    psychotherapy is often for something else: depression, diabetic neuropathy)."""
 
 
 class Modality(Group):
-    # True: counts only when its reason is a spine condition (occupational therapy is mostly for other things).
-    needs_spine_reason: bool = False
+    """A therapy recorded as a visit (a Procedure or a completed referral)."""
 
 
 class MedicationGroup(Group):
     ingredients: tuple[str, ...] = Field(min_length=1)
+    counts_for_any_condition: bool = False
+    """A systemic analgesic taken long-term counts whatever it was taken for: the class has been tried."""
 
 
 class Opioids(Strict):
@@ -77,6 +83,7 @@ class Reasons(Strict):
     unnamed_condition: str
     for_other_region: str
     not_for_spine: str
+    not_for_pain: str
     before_problem: str
     counted_for_other_condition: str
     counted_for_other_region: str

@@ -139,15 +139,17 @@ class _Reader:
                        if frozenset(covered) == segments), "")
         return self.config.regions.get(region, "/".join(sorted(segments)))
 
-    def why_not(self, indication: Indication, needs_spine_reason: bool = False) -> str | None:
-        """Why an entry with this indication does not count toward the order; None when it does."""
+    def why_not(self, indication: Indication, group: Group | None = None) -> str | None:
+        """Why an entry of this group with this indication does not count toward the order; None when it does."""
         reasons = self.config.reasons
         if indication.spine is False:
             return WORDING.format(reasons.for_other_condition, condition=indication.condition)
         if not indication.fits(self.scope.segments):
             return WORDING.format(reasons.for_other_region, region=self._region_label(indication.segments))
-        if needs_spine_reason and not indication.spine:
+        if group and group.needs_spine_reason and not indication.spine:
             return reasons.not_for_spine
+        if group and group.needs_pain_reason and not (indication.spine or indication.pain):
+            return reasons.not_for_pain
         return None
 
     def counted_days(self, references: Sequence[str], description: str, start: date, end: date
@@ -165,12 +167,12 @@ class _Reader:
             return None
         return self.since, clipped[1]
 
-    def visit(self, group: Group, needs_spine_reason: bool, reference: str, description: str,
-              days: tuple[date, date], indication: Indication) -> None:
+    def visit(self, group: Group, reference: str, description: str, days: tuple[date, date],
+              indication: Indication) -> None:
         clipped = self.counted_days((reference,), group.label, *days)
         if not clipped:
             return
-        why_not = self.why_not(indication, needs_spine_reason)
+        why_not = self.why_not(indication, group)
         if why_not:
             self.not_counted.add((reference,), group.label, why_not, *clipped)
         else:
@@ -204,7 +206,7 @@ class _Reader:
         group = self._modality(entry.codes)
         esi = self.knowledge.find(entry.codes, self.config.orders.esi.valueset)
         if group:
-            self.visit(group, group.needs_spine_reason, entry.reference, description, days, indication)
+            self.visit(group, entry.reference, description, days, indication)
         elif esi and self.scope.count_prior_esi and entry.status == "completed":
             clipped = self.counted_days((entry.reference,), description, *days)
             if clipped and Indication(True, self.knowledge.segments(esi)).fits(self.scope.segments):
@@ -223,7 +225,7 @@ class _Reader:
         indication = self.indications.of(entry.reasons, entry.body_sites, days[0])
         group = self._modality(entry.codes)
         if group:
-            self.visit(group, group.needs_spine_reason, entry.reference, description, days, indication)
+            self.visit(group, entry.reference, description, days, indication)
         else:
             self.recognised_only(entry.reference, entry.codes, description, days, indication)
 
@@ -273,9 +275,9 @@ class _Reader:
                 self.not_counted.add(course.references, course.description, self.config.conservative.opioids.label,
                                      *clipped)
             return
-        why_not = self.why_not(indication)
+        why_not = self.why_not(indication, group)
         description = course.description
-        if why_not and self._long_term_systemic(course, clipped):
+        if why_not and group.counts_for_any_condition and self._long_term_systemic(course, clipped):
             why_not = None
             reasons = self.config.reasons
             description = WORDING.format(reasons.counted_for_other_condition, description=description,

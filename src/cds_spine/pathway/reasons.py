@@ -39,6 +39,8 @@ class Indication:
     """The name of the condition it is for, when the record names one."""
     explicit: bool = False
     """Read from the entry's own reason or body site, not from what it followed."""
+    pain: bool = False
+    """Its reason is pain that names no site ("Chronic pain"): not known to be the spine, but pain."""
 
     def fits(self, segments: frozenset[str]) -> bool:
         """Does it count toward an order for these segments? Not when both have a region and they differ."""
@@ -67,18 +69,21 @@ class Indications:
         explicit = self.stated(reasons, body_sites)
         if explicit.spine is not None or start is None:
             return explicit
-        return self.followed(start)
+        followed = self.followed(start)
+        return explicit if explicit.pain and not followed.spine else followed  # pain stated: pain, unless the spine
 
     def stated(self, reasons: Iterable[Reason], body_sites: Iterable[Code]) -> Indication:
         """From the entry's own reasons and body sites."""
         spine: list[frozenset[str]] = []
         spine_condition = None
         other = None
+        pain = False
         nonspecific = self.knowledge.config.reasons.nonspecific_valueset
         for reason in reasons:
             condition = self.record.condition(reason.condition_id)
             codes = reason.codes or (condition.codes if condition else ())
             if self.knowledge.find(codes, nonspecific):
+                pain = True
                 continue
             found = self.knowledge.spine_diagnosis(codes)
             if found:
@@ -95,7 +100,9 @@ class Indications:
                   if (found := self.knowledge.find((site,), site_valueset))]
         if spine:
             return Indication(True, union_segments(spine), condition=spine_condition, explicit=True)
-        return Indication(False, condition=other, explicit=True) if other else NOT_KNOWN
+        if other:
+            return Indication(False, condition=other, explicit=True)
+        return Indication(None, pain=True, explicit=True) if pain else NOT_KNOWN
 
     def followed(self, start: date) -> Indication:
         """From the spine diagnoses, injuries and illnesses that began shortly before `start`."""
