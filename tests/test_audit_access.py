@@ -27,7 +27,9 @@ PROTECTED = ["/audit/me", "/audit/measure", "/audit/summary", "/audit/report", "
 @pytest.mark.parametrize("path", PROTECTED + ["/dashboard", "/dashboard/sign-in", "/dashboard/static/dashboard.js"])
 def test_without_configured_users_everything_audit_is_404(make_client, path):
     client = make_client()
-    assert client.get(path, headers=AUTH).status_code == 404
+    response = client.get(path, headers=AUTH)
+    assert response.status_code == 404
+    assert "CDS_SPINE_AUDIT_USERS" in response.text  # issue 34: a newcomer is told how to turn it on
 
 
 @pytest.mark.parametrize("path", PROTECTED)

@@ -249,3 +249,16 @@ def test_check_config_warns_of_trust_meant_for_a_test_machine(tmp_path):
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     assert any("the local test issuer" in line and "never with real patients" in line for line in warnings)
     assert any("CDS_SPINE_SANDBOX=true on 0.0.0.0" in line for line in warnings)
+
+
+def test_a_port_in_use_is_named_with_the_setting_that_moves_it(tmp_path):
+    """Issue 34, point 3: not "[Errno 98] address already in use" and a make error."""
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}")
+    assert result.returncode == 2
+    assert f"cds-spine: port {port} on 127.0.0.1 is in use" in result.stderr and "CDS_SPINE_PORT" in result.stderr
+    assert "Traceback" not in result.stderr

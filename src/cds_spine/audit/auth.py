@@ -47,7 +47,9 @@ def enabled_access(state: AuditState) -> AuditAccess:
     """The audit's access, or 404 when no audit users are configured."""
     access = state.access
     if not access.enabled:
-        raise ServiceNotFound(Issue("not-found", "not found"))
+        raise ServiceNotFound(Issue("not-found", "not found: the audit has no readers on this service (the IT team "
+                                                 "adds them: cds-spine audit-key NAME ROLE, then CDS_SPINE_AUDIT_USERS; "
+                                                 "docs/deploy.md)"))
     return access
 
 

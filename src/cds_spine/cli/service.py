@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +50,10 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to bind (CDS_SP
         raise typer.Exit(2) from None
     except StoreProblem as exc:
         raise store_exit(exc) from None
+    if not _can_bind(settings.host, settings.port):
+        typer.echo(f"cds-spine: port {settings.port} on {settings.host} is in use: stop what uses it, or choose "
+                   f"another with CDS_SPINE_PORT (or --port)", err=True)
+        raise typer.Exit(2)
     server: dict[str, Any] = dict(host=settings.host, port=settings.port, log_config=logging_config(settings.log_level,
                   settings.log_format), log_level=settings.log_level.lower(), access_log=False, server_header=False,
                   proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
@@ -63,6 +68,18 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to bind (CDS_SP
     os.environ.update(CDS_SPINE_HOST=settings.host, CDS_SPINE_PORT=str(settings.port),
                       CDS_SPINE_WORKERS=str(settings.workers))
     uvicorn.run("cds_spine.app:serving_app", factory=True, workers=settings.workers, **server)
+
+
+def _can_bind(host: str, port: int) -> bool:
+    """Whether the server could listen there now (as uvicorn binds: SO_REUSEADDR)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def migrate_store() -> None:
