@@ -17,7 +17,7 @@ CARDS = {
     "p01-esi-nothing-tried": (["No conservative therapy documented in the last 12 months before lumbar ESI; try "
                                "physical therapy first"], ["**Missing:** 28 days of conservative therapy before lumbar ESI."]),
     "p02-esi-after-pt": ([], []),
-    "p03-esi-short-nsaid": (["Only 11 days of conservative therapy documented; 28 recommended before lumbar ESI"],
+    "p03-esi-short-nsaid": (["Only 11 days of conservative therapy documented; 28 days recommended before lumbar ESI"],
                             ["Longest continuous episode: 11 days"]),
     "p04-esi-cauda-equina": (["Red flag on record (Cauda equina syndrome): no lumbar ESI before urgent evaluation"],
                              ["Red flag: Cauda equina syndrome"]),

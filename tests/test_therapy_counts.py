@@ -58,7 +58,7 @@ def test_two_short_prescriptions_months_apart_are_two_short_courses(make_client)
     two = {"medication_requests": [prescription("first", 340), prescription("second", 16)]}
     [card] = cards(client, **two)
     assert card["indicator"] == "warning"
-    assert card["summary"] == "Only 7 days of conservative therapy documented; 28 recommended before lumbar ESI"
+    assert card["summary"] == "Only 7 days of conservative therapy documented; 28 days recommended before lumbar ESI"
     assert summary(client, **two).startswith("Spine pathway: 7 days of conservative therapy; ESI needs 21 more days")
 
 

@@ -65,7 +65,7 @@ def test_step_4_send_gets_the_order_card_with_a_fresh_hook_instance_each_time(wa
         result = run_cli("send", str(example), url, "--test-issuer", str(walkthrough["issuer"]))
         assert result.returncode == 0, result.stderr
         [card] = json.loads(result.stdout)["cards"]
-        assert card["summary"] == "Only 11 days of conservative therapy documented; 28 recommended before lumbar ESI"
+        assert card["summary"] == "Only 11 days of conservative therapy documented; 28 days recommended before lumbar ESI"
     with sqlite3.connect(walkthrough["database"]) as connection:
         sent = connection.execute("select hook_instance from calls where service_id = ?",
                                   ("spine-pathway-order-sign",)).fetchall()
@@ -82,7 +82,7 @@ def test_step_4_curl_with_a_test_token_gets_the_order_card(walkthrough):
     assert answer.status_code == 200, answer.text
     [card] = answer.json()["cards"]
     assert (card["indicator"], card["summary"]) == (
-        "warning", "Only 11 days of conservative therapy documented; 28 recommended before lumbar ESI")
+        "warning", "Only 11 days of conservative therapy documented; 28 days recommended before lumbar ESI")
     assert card["suggestions"][0]["label"] == "Refer to physical therapy instead"
     assert httpx.post(url, content=body, headers={"Content-Type": "application/json"}).status_code == 401
 
