@@ -137,10 +137,7 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
                                        rules.surgery.indications.values() for valueset in found[-1].valuesets}),
                                        frozenset(), today)
     injections = injections_by_region(record, knowledge, today)
-    # A region at its limit, or injected too recently, blocks an ESI there: the first such region where a
-    # qualifying diagnosis is.
-    blocking = next((region for region in injections if (region.limit_reached or region.too_soon) and any(
-        d.fits(order_segments(knowledge, region.region)) for d in qualifying)), None)
+    blocking = None  # the region whose injections keep the ESI waiting (its limit or interval), if that is it
 
     def criteria(days: int, required: int, indicated: bool) -> Criteria:
         if exempt:
@@ -160,7 +157,8 @@ def summarize_patient(record: PatientRecord, knowledge: Knowledge, now: datetime
         if standing:
             esi, assessment, esi_from = standing
             history, esi_region = assessment.history, assessment.order.region
-            blocking = next((region for region in injections if region.region == esi_region), None)
+            if esi in (Criteria.LIMIT_REACHED, Criteria.TOO_SOON):
+                blocking = next((region for region in injections if region.region == esi_region), None)
     regenerative = criteria(history.days, rules.regenerative.min_conservative_days, True)
     if regenerative is Criteria.MET and rules.regenerative.prior_esi_required and not injections:
         regenerative = Criteria.ESI_FIRST
