@@ -9,6 +9,7 @@ Over HTTP, with real keys and signed JWTs."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 
 import pytest
@@ -102,3 +103,18 @@ def test_an_override_at_one_hospital_never_hides_the_card_at_another(service):
     assert shown["source"]["topic"]["code"] == card["source"]["topic"]["code"]
     [other_server] = cards(service, ORDER_SIGN, "hospital-a", server=None)  # nor another FHIR server's
     assert other_server["summary"] == card["summary"]
+
+
+def test_feedback_from_another_hospital_never_overrides_a_card_it_was_not_shown(service, tmp_path):
+    """Issue 32: a card's uuid sent by another EHR (another tenant here) is kept as feedback on an unknown card:
+    it is not linked to hospital A's card, counted as A's override, nor remembered for A's patient."""
+    [card] = cards(service, ORDER_SELECT, "hospital-a")
+    override(service, card, "hospital-b")
+    [still] = cards(service, ORDER_SIGN, "hospital-a")
+    assert still["summary"] == card["summary"]
+    with sqlite3.connect(tmp_path / "audit-0.db") as database:
+        stored = database.execute("SELECT call_id, unknown_card FROM feedback WHERE card_uuid = ?",
+                                  (card["uuid"],)).fetchall()
+    assert stored == [(None, 1)]
+    override(service, card, "hospital-a")  # the hospital that was shown it
+    assert cards(service, ORDER_SIGN, "hospital-a") == []

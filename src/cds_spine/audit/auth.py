@@ -1,5 +1,5 @@
 """Who is reading the audit: the credentials of an /audit request or a dashboard page (audit/access.py checks
-them), wrong ones logged and limited per address, and every read recorded (who, when, what) before it is
+them), wrong ones logged and limited per address (never a valid one), and every read recorded (who, when, what) before it is
 answered; a read that cannot be recorded is not answered (503). No users configured: 404."""
 from __future__ import annotations
 
@@ -58,18 +58,21 @@ def address(request: Request) -> str:
 
 
 def refused(request: Request, access: AuditAccess, why: str) -> None:
+    """Counts and logs wrong credentials; past the address's limit, 429 instead of the caller's answer."""
+    retry_after = access.limiter.retry_after(address(request))
     access.limiter.failed(address(request))
     log.warning("audit credentials refused from %s: %s", address(request), why,
                 extra=fields(event="audit-credentials-refused", address=address(request), reason=why))
+    if retry_after is not None:
+        raise TooManyAttempts(retry_after)
 
 
 async def authenticate(request: Request, state: AuditState) -> Principal | None:
     """The signed-in user, or None when no credentials came. Wrong credentials: 401 (logged, counted per
-    address; past the limit, 429 whatever comes); valid ones without a role: 403."""
+    address; past the limit, 429); valid ones without a role: 403. A valid key, token or session is admitted even
+    from an address past its limit: colleagues behind the same hospital NAT keep working while a guesser there is
+    throttled (a 256-bit key is not found by guessing; the limit keeps the noise down and the log names it)."""
     access = enabled_access(state)
-    retry_after = access.limiter.retry_after(address(request))
-    if retry_after is not None:
-        raise TooManyAttempts(retry_after)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     cookie = request.cookies.get(SESSION_COOKIE)
     try:

@@ -37,7 +37,7 @@ def _latest_outcomes(connection: Connection, card_uuids: list[str]) -> dict[str,
     f = tables.feedback
     latest: dict[str, str] = {}
     for card_uuid, outcome in connection.execute(select(f.c.card_uuid, f.c.outcome).where(
-            f.c.card_uuid.in_(card_uuids)).order_by(f.c.outcome_timestamp)):
+            f.c.card_uuid.in_(card_uuids), f.c.call_id.is_not(None)).order_by(f.c.outcome_timestamp)):
         latest[str(card_uuid)] = str(outcome)
     return latest
 
@@ -73,7 +73,7 @@ def decision(engine: Engine, measure: MeasureDefinition, call_id: str) -> dict[s
             return None
         orders = connection.execute(select(a).where(a.c.call_id == call_id).order_by(a.c.id)).all()
         cards = connection.execute(select(k).where(k.c.call_id == call_id)).all()
-        feedback = connection.execute(select(f).where(f.c.card_uuid.in_([card.uuid for card in cards]))
+        feedback = connection.execute(select(f).where(f.c.call_id == call_id)
                                       .order_by(f.c.outcome_timestamp)).all()
     card_items = [{"uuid": card.uuid, "indicator": card.indicator, "summary": card.summary,
                    "suggestions": card.suggestion_uuids, "feedback": [

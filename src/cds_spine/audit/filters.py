@@ -84,8 +84,9 @@ def _overridden() -> ColumnElement[bool]:
     """SQL: the call has a card whose latest feedback is an override."""
     c, k, f = tables.calls, tables.cards, tables.feedback
     later = aliased(f)
-    return exists().where(k.c.call_id == c.c.id, f.c.card_uuid == k.c.uuid, f.c.outcome == "overridden",
-                          not_(exists().where(later.c.card_uuid == f.c.card_uuid,
+    return exists().where(k.c.call_id == c.c.id, f.c.card_uuid == k.c.uuid, f.c.call_id == c.c.id,
+                          f.c.outcome == "overridden",
+                          not_(exists().where(later.c.card_uuid == f.c.card_uuid, later.c.call_id == c.c.id,
                                               later.c.outcome_timestamp > f.c.outcome_timestamp)))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, not_, select
+from sqlalchemy import Engine, and_, not_, select
 from sqlalchemy.orm import aliased
 
 from ..pathway import ClassifiedOrder
@@ -37,11 +37,11 @@ def recent_overrides(engine: Engine, origin: str, patient: str, since: datetime)
     later = aliased(f)
     query = (select(k.c.uuid, k.c.topic, a.c.order_reference, a.c.codes, f.c.received_at)
              .select_from(k.join(c, k.c.call_id == c.c.id).join(a, k.c.assessment_id == a.c.id)
-                          .join(f, f.c.card_uuid == k.c.uuid))
+                          .join(f, and_(f.c.card_uuid == k.c.uuid, f.c.call_id == k.c.call_id)))
              .where(c.c.patient == patient, c.c.origin == origin, c.c.received_at >= since, k.c.topic.is_not(None),
                     f.c.outcome == "overridden",
                     f.c.received_at >= since,
-                    not_(select(later.c.id).where(later.c.card_uuid == f.c.card_uuid,
+                    not_(select(later.c.id).where(later.c.card_uuid == f.c.card_uuid, later.c.call_id == f.c.call_id,
                                                   later.c.received_at > f.c.received_at).exists()))
              .order_by(f.c.received_at.desc()))
     with engine.connect() as connection:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, Protocol, get_args
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, select
 
 from ..service_ids import ORDER_SELECT, ORDER_SIGN
 from . import tables
@@ -137,7 +137,7 @@ def order_rows(engine: Engine, period: ReportPeriod, measure: MeasureDefinition,
                     c.c.id.label("call_id"), c.c.service_id, c.c.hook_instance, c.c.received_at, c.c.user_id,
                     c.c.user_display, c.c.site, c.c.knowledge_version, c.c.patient, k.c.uuid, f.c.outcome, f.c.override_code, f.c.override_comment,
                     f.c.outcome_timestamp)
-             .select_from(a.join(c).outerjoin(k, k.c.assessment_id == a.c.id).outerjoin(f, f.c.card_uuid == k.c.uuid))
+             .select_from(a.join(c).outerjoin(k, k.c.assessment_id == a.c.id).outerjoin(f, and_(f.c.card_uuid == k.c.uuid, f.c.call_id == c.c.id)))
              .where(c.c.status == 200, a.c.decision.is_not(None), c.c.service_id.in_(services), *period.conditions())
              .order_by(c.c.received_at, a.c.id, f.c.outcome_timestamp))
     merged: dict[tuple[Any, ...], OrderRow] = {}

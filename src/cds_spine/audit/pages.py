@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from ..bodies import media_type, read_body
 from ..errors import InvalidRequest, Issue, ServiceNotFound, UnsupportedMediaType
 from .access import SESSION_SECONDS, Forbidden, Refused
-from .auth import SESSION_COOKIE, TooManyAttempts, address, authenticate, enabled_access, record_read, refused
+from .auth import SESSION_COOKIE, authenticate, enabled_access, record_read, refused
 from .state import Audit
 
 DASHBOARD = Path(__file__).parent / "dashboard"
@@ -59,9 +59,6 @@ async def sign_in_page(request: Request, state: Audit) -> Response:
 @router.post("/sign-in")
 async def sign_in(request: Request, state: Audit) -> Response:
     access = enabled_access(state)
-    retry_after = access.limiter.retry_after(address(request))
-    if retry_after is not None:
-        raise TooManyAttempts(retry_after)
     if media_type(request) != FORM:
         raise UnsupportedMediaType(Issue("not-supported", f"send the sign-in form as {FORM}"))
     body = await read_body(request, SIGN_IN_MAX_BYTES, "the sign-in form's limit", state.body_timeout_seconds)

@@ -196,11 +196,17 @@ class SqlAuditStore:
             connection.execute(INSERT_READ, {"at": read.at, "user_name": read.user, "role": read.role,
                                              "method": read.method, "path": read.path[:512], "query": read.query})
 
-    def record_feedback(self, events: Sequence[FeedbackEvent]) -> None:
-        """Linked to its card's call; kept and flagged when the card is unknown; the same feedback once."""
+    def record_feedback(self, events: Sequence[FeedbackEvent], origins: frozenset[str] | None) -> None:
+        """Linked to its card's call when that call came from one of `origins` (the EHR giving the feedback;
+        None: any); kept and flagged as an unknown card otherwise, so that no EHR can override another's card
+        (nor silence it in the override memory); the same feedback once."""
+        calls, cards = tables.calls, tables.cards
         with self.engine.begin() as connection:
             for event in events:
-                call_id = connection.scalar(select(tables.cards.c.call_id).where(tables.cards.c.uuid == event.card))
+                query = select(cards.c.call_id).where(cards.c.uuid == event.card)
+                if origins is not None:
+                    query = query.join(calls, calls.c.id == cards.c.call_id).where(calls.c.origin.in_(origins))
+                call_id = connection.scalar(query)
                 row = {"card_uuid": event.card, "call_id": call_id, "service_id": event.service_id,
                        "outcome": event.outcome, "accepted_suggestions": list(event.accepted_suggestions),
                        "override_system": event.override_system, "override_code": event.override_code,

@@ -61,6 +61,13 @@ class Caller:
         named = "\n".join((self.issuer or "", self.tenant or "", base_key(fhir_server) if fhir_server else ""))
         return hashlib.sha256(named.encode()).hexdigest()
 
+    def origins(self) -> frozenset[str] | None:
+        """Every origin this caller's calls can have (one per FHIR server it may name, and none): the cards whose
+        feedback it may give. None: any (authentication disabled)."""
+        if self.fhir_servers is None:
+            return None
+        return frozenset({self.origin(None), *(self.origin(server) for server in self.fhir_servers)})
+
 
 @dataclass(frozen=True)
 class Call:

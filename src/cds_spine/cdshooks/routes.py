@@ -209,7 +209,7 @@ async def call_service(service_id: str, request: Request, state: Hooks, caller: 
 
 
 @router.post("/cds-services/{service_id}/feedback")
-async def feedback(service_id: str, request: Request, state: Hooks) -> JsonResponse:
+async def feedback(service_id: str, request: Request, state: Hooks, caller: Authenticated) -> JsonResponse:
     service = _service(service_id)
     body = await json_body(request, state.limits)
     parsed = await run_in_threadpool(
@@ -225,7 +225,7 @@ async def feedback(service_id: str, request: Request, state: Hooks) -> JsonRespo
             override_system=system, override_code=code,
             override_comment=item.overrideReason.userComment if item.overrideReason else None,
             outcome_timestamp=item.outcomeTimestamp, received_at=received_at))
-    await _recorded(state, lambda: state.store.record_feedback(events), "feedback")
+    await _recorded(state, lambda: state.store.record_feedback(events, caller.origins()), "feedback")
     log.info("service=%s feedback=%d outcomes=%s", service.id, len(events), ",".join(e.outcome for e in events),
              extra=fields(event="feedback", service=service.id, feedback=len(events),
                           outcomes=[e.outcome for e in events],
