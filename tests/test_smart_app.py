@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -356,3 +356,37 @@ def test_a_page_opened_for_one_patient_never_shows_the_patient_of_a_later_launch
             _, url_quiet = card_and_launch(setup, body_a, ORDER_SIGN, patient_a, resources_a)
             quiet = browser.get(url_quiet)
             assert quiet.status_code == 200 and 'id="patient"' not in quiet.text
+
+
+def test_a_session_ends_when_the_clinician_ends_it_or_leaves_it_idle_and_a_copied_cookie_then_opens_nothing(
+        tmp_path, migrated_store, knowledge):
+    """Issue 32, L10: the sealed cookie alone was a 12-hour pass from any browser it was copied to. The page's
+    End session ends it in the store (a copy made before opens nothing); a session unused past
+    CDS_SPINE_SMART_IDLE_MINUTES ends too."""
+    now = [datetime.now(UTC)]
+    with running(tmp_path, migrated_store, knowledge, clock=lambda: now[0], smart_idle_minutes=15) as setup:
+        body, patient_id, resources = scenario("p03-esi-short-nsaid", setup)
+        with browsing() as browser:
+            _, url = card_and_launch(setup, body, ORDER_SIGN, patient_id, resources)
+            shown = browser.get(url)
+            assert shown.status_code == 200 and "End session" in shown.text
+            for _ in range(3):  # used every 14 minutes, it stays open
+                now[0] += timedelta(minutes=14)
+                assert browser.get(str(shown.url)).status_code == 200
+            now[0] += timedelta(minutes=15, seconds=1)
+            idle = browser.get(str(shown.url))
+            assert idle.status_code == 401 and "left unused for 15 minutes" in idle.text
+    with running(tmp_path / "ending", migrated_store, knowledge) as setup:
+        body, patient_id, resources = scenario("p03-esi-short-nsaid", setup)
+        with browsing() as browser:
+            _, url = card_and_launch(setup, body, ORDER_SIGN, patient_id, resources)
+            shown = browser.get(url)
+            copied = httpx.Cookies(browser.cookies)
+            launch = str(shown.url).split("launch=")[1]
+            assert get(str(shown.url), copied).status_code == 200  # a copy works while the session is open
+            assert browser.post(f"{setup.service}/app/end?launch=x").status_code == 409  # not this page's launch
+            ended = browser.post(f"{setup.service}/app/end?launch={launch}")
+            assert ended.status_code == 200 and "Session ended" in ended.text
+            assert "cds_spine_smart_session" not in browser.cookies
+            after = get(str(shown.url), copied)
+            assert after.status_code == 401 and "Your session has ended" in after.text and patient_id not in after.text

@@ -26,7 +26,7 @@ from .audit import pages as audit_pages
 from .audit.access import audit_access
 from .audit.db import StoreProblem, migrate, open_engine, public_problem, schema_problem
 from .audit.measure import load_measure
-from .audit.sessions import SqlSessions
+from .audit.sessions import SqlSessions, TimelineSessions
 from .audit.state import AuditState
 from .audit.store import SqlAuditStore, SqlReplayCache
 from .cdshooks.answers import CallAnswerer
@@ -179,12 +179,13 @@ def call_answerer(settings: Settings, knowledge: Knowledge, http: httpx.AsyncCli
 def smart_state(settings: Settings, knowledge: Knowledge, answerer: CallAnswerer, issuers: list[TrustedIssuer] | None,
                 store: SqlAuditStore, http: httpx.AsyncClient, clock: Callable[[], datetime]) -> SmartState:
     """The pathway timeline's: the FHIR servers it may be launched from (the trusted clients' and
-    CDS_SPINE_SMART_FHIR_SERVERS), its cookies sealed with a key kept in the store, the record read as a
-    call reads it."""
+    CDS_SPINE_SMART_FHIR_SERVERS), its cookies sealed with the deployment's secret and its sessions kept in the
+    store, the record read as a call reads it."""
     servers = [*settings.smart_fhir_servers, *(server for issuer in issuers or () for server in issuer.client.fhir_servers)]
     return SmartState(settings.smart_client_id, (settings.public_base_url or "").rstrip("/"),
-                      tuple(base_key(server) for server in servers), Sealer([key.get_secret_value().encode() for key in settings.secret_keys]),
-                      http, answerer.fhir, knowledge, answerer.relevant, answerer.optional,
+                      tuple(base_key(server) for server in servers),
+                      Sealer([key.get_secret_value().encode() for key in settings.secret_keys]),
+                      TimelineSessions(store.engine), settings.smart_idle_minutes * 60, http, answerer.fhir, knowledge, answerer.relevant, answerer.optional,
                       settings.fhir_timeout_seconds, clock, store.patient_hasher)
 
 

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     smart_link: bool = True
     """Cards link to the pathway timeline (a `smart` link) when the app is on; false for an EHR that has not
     allow-listed the link."""
+    smart_idle_minutes: float = Field(15, gt=0, le=720)
+    """A pathway-timeline session not used for this long ends (a shared workstation left open); its page's
+    "End session" ends it at once."""
     smart_fhir_servers: Annotated[HttpsUrls, NoDecode] = ()
     """Comma-separated FHIR base URLs the app may be launched from (`iss`), besides the trusted clients'
     `fhir_servers`: https (http only on a loopback host)."""

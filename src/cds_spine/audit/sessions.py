@@ -1,13 +1,18 @@
-"""Dashboard sessions, kept in the audit store so that every worker and replica shares them: the browser holds a
-random token, the store only its SHA-256 (who reads the database cannot make a session), with the user, the
-role, the user's API key at sign-in and the expiry. Signing out deletes the session; expired ones are purged
-as new ones open."""
+"""Sessions kept in the audit store so that every worker and replica shares them, each under the SHA-256 of what
+identifies it (who reads the database cannot make one); ended ones are deleted, expired ones purged as new ones
+open.
+
+- The dashboard's: the browser holds a random token; the store keeps the user, the role, the user's API key at
+  sign-in and the expiry. Signing out ends it.
+- The pathway timeline's: the sealed cookie holds the EHR's token and names its launch; the store keeps the
+  launch's expiry and the end of its idle time. The page's "End session", an idle spell or the expiry ends it,
+  and a copy of the cookie then opens nothing."""
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, insert, select, update
 
 from . import tables
 
@@ -48,3 +53,32 @@ class SqlSessions:
         with self.engine.begin() as connection:
             connection.execute(delete(tables.dashboard_sessions).where(
                 tables.dashboard_sessions.c.token_sha256 == token_hash(token)))
+
+
+class TimelineSessions:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def open(self, launch_id: str, now: float, expires_at: float, idle_seconds: float) -> None:
+        table = tables.timeline_sessions
+        with self.engine.begin() as connection:
+            connection.execute(delete(table).where(table.c.expires_at < now))
+            connection.execute(insert(table).values(launch_sha256=token_hash(launch_id), expires_at=expires_at,
+                                                    idle_until=min(expires_at, now + idle_seconds)))
+
+    def resume(self, launch_id: str, now: float, idle_seconds: float) -> bool:
+        """Whether the launch's session is open (not ended, idle or expired); if it is, its idle time starts
+        again; if it lapsed, it is ended."""
+        table = tables.timeline_sessions
+        key = table.c.launch_sha256 == token_hash(launch_id)
+        with self.engine.begin() as connection:
+            resumed = connection.execute(update(table).where(key, table.c.idle_until > now, table.c.expires_at > now)
+                                         .values(idle_until=now + idle_seconds)).rowcount
+            if not resumed:
+                connection.execute(delete(table).where(key))
+        return bool(resumed)
+
+    def end(self, launch_id: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(delete(tables.timeline_sessions).where(
+                tables.timeline_sessions.c.launch_sha256 == token_hash(launch_id)))

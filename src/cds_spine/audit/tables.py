@@ -134,6 +134,13 @@ dashboard_sessions = Table(
     Column("expires_at", Float, nullable=False, index=True),
 )
 
+timeline_sessions = Table(
+    "timeline_sessions", metadata,
+    Column("launch_sha256", String(64), primary_key=True),  # the launch id is in the page's URL: only its hash
+    Column("expires_at", Float, nullable=False, index=True),
+    Column("idle_until", Float, nullable=False),
+)
+
 jwt_replay = Table(
     "jwt_replay", metadata,
     Column("iss", String(512), primary_key=True),

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
@@ -40,9 +41,10 @@ SESSION_MAX_SECONDS = 12 * 3600
 """The longest a session cookie is opened, whatever the token's lifetime says."""
 DEFAULT_TOKEN_SECONDS = 3600
 PAGE_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
-POLICY = "default-src 'none'; style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
+POLICY = "default-src 'none'; style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; base-uri 'none'; form-action 'self'"
 """No script at all, nothing from another host; the page's one style element (where the timeline's bars sit)
-carries a nonce. No frame-ancestors: EHRs show the app in a frame."""
+carries a nonce; its one form (End session) posts to the service. No frame-ancestors: EHRs show the app in a
+frame."""
 
 router = APIRouter(prefix="/app")
 
@@ -164,23 +166,50 @@ async def callback(request: Request, state: Smart, code: str | None = None, erro
     session = Session(iss=launched.iss, access_token=token.access_token, patient=token.patient,
                       expires_at=time.time() + lifetime, launch_id=launch_id, banner=token.need_patient_banner,
                       app_context=context.model_dump_json(exclude_none=True) if context else None)
+    try:
+        await run_in_threadpool(state.sessions.open, launch_id, state.clock().timestamp(),
+                                state.clock().timestamp() + lifetime, state.idle_seconds)
+    except SQLAlchemyError as exc:
+        return _problem(request, _store_problem(exc))
     response = RedirectResponse(f"{_root(request)}/app/timeline?launch={launch_id}", status_code=303)
     _cookie(response, request, SESSION_COOKIE, state.sealer.seal(session), lifetime)
     response.delete_cookie(LAUNCH_COOKIE, path=f"{_root(request)}/app")
     return response
 
 
-@router.get("/timeline")
-async def timeline(request: Request, state: Smart, launch: str | None = None) -> Response:
+def _store_problem(exc: SQLAlchemyError) -> LaunchProblem:
+    log.error("the audit store could not keep a pathway-timeline session (%s)", type(exc).__name__)
+    return LaunchProblem(503, "The app cannot open a session now",
+                         "The service's store is not answering: try again in a minute, or ask the IT team.")
+
+
+def _launch_session(state: SmartState, request: Request, launch: str | None) -> Session:
+    """The session of this page's launch from the browser's cookie; LaunchProblem when there is none, it has
+    expired, or the cookie is of a later launch."""
     session: Session | None = state.sealer.open(request.cookies.get(SESSION_COOKIE), Session, SESSION_MAX_SECONDS)
     if session is None or session.expired:
-        return _problem(request, LaunchProblem(401, "Your session with the EHR has ended",
-                                               "Open the app again from the patient's chart or a card."))
+        raise LaunchProblem(401, "Your session with the EHR has ended",
+                            "Open the app again from the patient's chart or a card.")
     if not launch or not secrets.compare_digest(launch.encode(), session.launch_id.encode()):
-        return _problem(request, LaunchProblem(409, "This page belongs to an earlier launch",
-                                               "The app was opened again in this browser, perhaps for another "
-                                               "patient, since this page was: open it again from this patient's "
-                                               "chart or card."))
+        raise LaunchProblem(409, "This page belongs to an earlier launch",
+                            "The app was opened again in this browser, perhaps for another patient, since this page "
+                            "was: open it again from this patient's chart or card.")
+    return session
+
+
+@router.get("/timeline")
+async def timeline(request: Request, state: Smart, launch: str | None = None) -> Response:
+    try:
+        session = _launch_session(state, request, launch)
+        if not await run_in_threadpool(state.sessions.resume, session.launch_id, state.clock().timestamp(),
+                                       state.idle_seconds):
+            raise LaunchProblem(401, "Your session has ended",
+                                f"It was ended, or left unused for {state.idle_seconds / 60:g} minutes: open the app "
+                                "again from the patient's chart or a card.")
+    except LaunchProblem as problem:
+        return _problem(request, problem)
+    except SQLAlchemyError as exc:
+        return _problem(request, _store_problem(exc))
     access = FhirAccess(session.iss, session.access_token, allow_unauthenticated=False)
     try:
         obtained = await obtain(RECORD_KEYS, None, session.patient, access, state.fhir, state.fhir_timeout_seconds,
@@ -201,7 +230,26 @@ async def timeline(request: Request, state: Smart, launch: str | None = None) ->
     if view is None:
         return _page(request, "problem.html", title=state.knowledge.config.timeline.title,
                      message=state.knowledge.config.timeline.no_spine_data)
-    return _page(request, "timeline.html", view=view, wording=state.knowledge.config.timeline, banner=banner)
+    return _page(request, "timeline.html", view=view, wording=state.knowledge.config.timeline, banner=banner,
+                 end_url=f"{_root(request)}/app/end?launch={session.launch_id}")
+
+
+@router.post("/end")
+async def end(request: Request, state: Smart, launch: str | None = None) -> Response:
+    """The page's "End session": the session is ended in the store (a copy of the cookie opens nothing more) and
+    the browser forgets the cookie. The launch id in the URL is the page's own: another site cannot end it."""
+    try:
+        session = _launch_session(state, request, launch)
+        await run_in_threadpool(state.sessions.end, session.launch_id)
+    except LaunchProblem as problem:
+        return _problem(request, problem)
+    except SQLAlchemyError as exc:
+        return _problem(request, _store_problem(exc))
+    response = _page(request, "problem.html", title="Session ended",
+                     message="The pathway timeline no longer shows this patient in this browser. Open it again from "
+                             "the patient's chart or a card.")
+    response.delete_cookie(SESSION_COOKIE, path=f"{_root(request)}/app")
+    return response
 
 
 def _evaluate(state: SmartState, resources: Any, context: AppContext | None, now: datetime) -> Timeline | None:

@@ -10,6 +10,7 @@ import httpx
 from fastapi import Depends
 
 from ..appstate import injected
+from ..audit.sessions import TimelineSessions
 from ..fhir.bundles import Keep
 from ..fhir.client import FhirClient
 from ..pathway import Knowledge
@@ -26,6 +27,9 @@ class SmartState:
     fhir_servers: tuple[str, ...]
     """The FHIR base URLs the app may be launched from (normalised)."""
     sealer: Sealer
+    sessions: TimelineSessions
+    """The sessions the service keeps (in the audit store): a cookie opens a page only while its session is."""
+    idle_seconds: float
     http: httpx.AsyncClient
     fhir: FhirClient
     knowledge: Knowledge
