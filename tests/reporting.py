@@ -38,8 +38,8 @@ CLINICIAN_NAME = "Dr Ana Lopez"
 # no-red-flag-at-injection and the overall measure; excluded from the conservative-therapy component only); among
 # the 6 ESIs one is too soon after the last and one has no imaging guidance; one ESI has no qualifying diagnosis.
 EXPECTED_SUMMARY = {"calls": 11, "callsByStatus": {"200": 10, "412": 1}, "orders": 7, "met": 4, "notMet": 2,
-                    "exempt": 0, "stopped": 1, "excluded": 0, "adherent": 1, "adherenceRate": 0.1429, "cards": 6,
-                    "accepted": 1, "overridden": 2, "overrideRate": 0.3333}
+                    "exempt": 0, "stopped": 1, "excluded": 0, "adherent": 1, "adherenceRate": 0.1429, "cards": 7,
+                    "accepted": 1, "overridden": 2, "overrideRate": 0.2857}
 EXPECTED_COMPONENTS = {
     "overall": {"denominator": 7, "excluded": 0, "numerator": 1, "rate": 0.1429},
     "conservative-therapy": {"denominator": 7, "excluded": 1, "numerator": 4, "rate": 0.6667},
@@ -82,7 +82,8 @@ def populate(client) -> dict:
     nothing_tried = hook_request("order-sign")
     esi_card = call(client, ORDER_SIGN, nothing_tried).json()["cards"][0]
     assert call(client, ORDER_SIGN, nothing_tried).status_code == 200  # the same hookInstance again
-    assert call(client, ORDER_SIGN, hook_request("order-sign", procedures=ct_yes())).json() == {"cards": []}
+    [baseline] = call(client, ORDER_SIGN, hook_request("order-sign", procedures=ct_yes())).json()["cards"]
+    assert baseline["indicator"] == "info" and "No baseline" in baseline["summary"]  # met, but undocumented
     red_flag = hook_request("order-sign", conditions=[radiculopathy(), condition("G83.4")])
     red_flag_card = call(client, ORDER_SIGN, red_flag).json()["cards"][0]
     surgery = surgery_request()

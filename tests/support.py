@@ -80,6 +80,15 @@ def pt_visits(first: int, last: int, every: int = 7, code: str = "97110") -> lis
     return [procedure(code, day(-offset)) for offset in range(first, last - 1, -every)]
 
 
+def baseline_scores(days_ago: int = 10) -> list[dict]:
+    """A pain score and an Oswestry index `days_ago` days ago: the baseline an ESI asks for (without one, an
+    ESI whose criteria are met still gets an info card asking for it)."""
+    return [{"resourceType": "Observation", "id": f"baseline-{code}", "status": "final",
+             "code": coded("http://loinc.org", code), "subject": {"reference": "Patient/p1"},
+             "effectiveDateTime": f"{day(-days_ago)}T10:00:00Z", "valueQuantity": {"value": value, "unit": "{score}"}}
+            for code, value in (("72514-3", 6), ("97909-6", 40))]
+
+
 def medication_statement(code: str | None, start: str, end: str | None, status: str = "completed",
                          text: str | None = None, rid: str | None = None) -> dict:
     concept = coded(RXNORM, code, text) if code else {"text": text}

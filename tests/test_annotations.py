@@ -47,10 +47,11 @@ def test_the_assessment_is_recorded_on_the_draft_order(make_client):
 def test_a_met_order_is_annotated_too_and_an_earlier_annotation_is_replaced(make_client):
     client = make_client(annotate_orders=True)
     first = call(client, ORDER_SIGN, hook_request("order-sign", procedures=pt_visits(60, 10))).json()
-    assert first["cards"] == []
+    [card] = first["cards"]  # criteria met, no baseline score: an info card asks for one
+    assert card["indicator"] == "info" and card["source"]["topic"]["code"] == BASELINE_NOTE["code"]
     [action] = first["systemActions"]
     assert annotation(action)["decision"] == [("valueCode", "met")]
-    assert annotation(action)["finding"] == [("valueCoding", BASELINE_NOTE)]  # a note leads no card
+    assert annotation(action)["finding"] == [("valueCoding", BASELINE_NOTE)]
     again = call(client, ORDER_SIGN, hook_request("order-sign", orders=[action["resource"]])).json()
     [updated] = again["systemActions"]
     assert [e["url"] for e in updated["resource"]["extension"]].count(URL) == 1

@@ -46,7 +46,7 @@ def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chr
 
         assert page.text_content("#who") == "ana.analyst (analyst)"
         assert [page.text_content(f"#tile-{t}") for t in ("orders", "adherence", "cards", "override")] == [
-            "7", "14.3%", "6", "33.3%"]
+            "7", "14.3%", "7", "28.6%"]
         assert page.text_content("#tile-adherence-counts") == "1 of 7 (0 excluded, red flag); target 80.0%"
         donut = chart_data(page, "decision-chart")
         assert donut["data"] == [[4, 2, 0, 1]] and donut["labels"][0] == "Met (4)"
@@ -65,7 +65,7 @@ def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chr
         assert reasons["data"] == [[1, 1]] and reasons["counts"] == [[1, 1]]
         for canvas in ("adherence-chart", "component-chart", "decision-chart", "reasons-chart"):
             assert painted_pixels(page, canvas) > 500, canvas
-        assert rows(page, "by-clinician") == [[f"{CLINICIAN_NAME} (Practitioner/u1)", "6", "16.7%", "40.0%"],
+        assert rows(page, "by-clinician") == [[f"{CLINICIAN_NAME} (Practitioner/u1)", "6", "16.7%", "33.3%"],
                                               ["Practitioner/u2", "1", "0.0%", "0.0%"]]
         assert [r[:2] for r in rows(page, "by-kind")] == [["esi", "6"], ["surgery", "1"]]
         assert [r[:2] for r in rows(page, "by-site")] == [["(unknown)", "6"], [SITE, "1"]]

@@ -10,6 +10,7 @@ from support import (
     ORDER_SIGN,
     PATIENT_VIEW,
     SNOMED,
+    baseline_scores,
     call,
     coded,
     condition,
@@ -130,7 +131,7 @@ def test_patient_view_needs_only_conditions_when_there_is_no_spine_diagnosis(cli
 
 
 def test_info_card_when_met_is_a_setting(make_client):
-    request = hook_request(procedures=ct_yes())
+    request = hook_request(procedures=ct_yes(), observations=baseline_scores())
     assert call(make_client(), ORDER_SELECT, request).json() == {"cards": []}
     response = call(make_client(info_card_when_met=True), ORDER_SELECT, request)
     [card] = response.json()["cards"]

@@ -13,6 +13,7 @@ from support import (
     PATIENT_VIEW,
     RXNORM,
     SNOMED,
+    baseline_scores,
     call,
     condition,
     day,
@@ -98,7 +99,7 @@ def test_patient_view_says_no_injection_before_evaluation(client):
 
 def test_an_old_paraplegia_is_history_not_a_red_flag(client):
     body = hook_request("order-sign", conditions=[radiculopathy(), red_flag("G82.20", onset=3000)],
-                        procedures=pt_visits(90, 48))
+                        procedures=pt_visits(90, 48), observations=baseline_scores())
     assert call(client, ORDER_SIGN, body).json()["cards"] == []
 
 
@@ -148,7 +149,8 @@ def test_an_anticoagulant_leads_before_therapy_and_follows_a_red_flag(client):
 def test_a_drug_stopped_before_its_washout_or_a_surgery_order_gets_no_anticoagulant_line(client):
     stopped = {**medication_request("warfarin sodium 5 MG Oral Tablet", "855332", authored=60, status="completed"),
                "dispenseRequest": {"validityPeriod": {"start": day(-60), "end": day(-10)}}}
-    body = hook_request("order-sign", procedures=pt_visits(90, 48), medication_requests=[stopped])
+    body = hook_request("order-sign", procedures=pt_visits(90, 48), medication_requests=[stopped],
+                        observations=baseline_scores())
     assert call(client, ORDER_SIGN, body).json()["cards"] == []
     apixaban = medication_request("apixaban 5 MG Oral Tablet", "1364445", authored=30)
     surgery = hook_request("order-sign", orders=[esi_order(code="63047")], procedures=pt_visits(90, 48),
@@ -306,7 +308,7 @@ def test_an_imaging_report_of_the_region_answers_the_flag(client, report, image_
 def test_imaging_reports_missing_from_prefetch_are_fetched_and_a_failure_is_no_refusal(client, httpx_mock):
     server = "https://ehr.example.org/fhir"
     body = hook_request("order-sign", conditions=[radiculopathy(), condition("Z85.3", onsetDateTime=day(-900))],
-                        procedures=pt_visits(90, 48), omit=("imagingReports",))
+                        procedures=pt_visits(90, 48), observations=baseline_scores(), omit=("imagingReports",))
     body.update(fhirServer=server, fhirAuthorization={"access_token": "T", "token_type": "Bearer", "expires_in": 300,
                                                        "scope": "user/*.read", "subject": "svc"})
     httpx_mock.add_response(url=re.compile(r".*/DiagnosticReport\?patient=p1&code=.*72148.*"), json={

@@ -60,9 +60,13 @@ def run(knowledge, record: PatientRecord, draft: DraftOrder | None = None, sessi
     return assessment
 
 
+DOCUMENTATION = {"esi-baseline-undocumented", "esi-response-undocumented"}
+"""The findings of the scores the LCD asks to be documented: tested in test_scores.py (these records hold none)."""
+
+
 def codes_of(assessment) -> list[str]:
-    """The findings a card can lead with (notes, the lines of the detail, are tested in test_scores.py)."""
-    return [finding.code for finding in assessment.findings if finding.leads_a_card]
+    """The findings a card can lead with, but those of documentation (test_scores.py)."""
+    return [f.code for f in assessment.findings if f.leads_a_card and f.code not in DOCUMENTATION]
 
 
 def with_dx(**parts) -> PatientRecord:

@@ -98,7 +98,7 @@ def test_period_filters(reported):
     client, months = reported
     this_month_start = months["this_month"].date().replace(day=1).isoformat()
     summary = get(client, "/audit/summary", since=this_month_start)
-    assert (summary["orders"], summary["cards"]) == (6, 5)
+    assert (summary["orders"], summary["cards"]) == (6, 6)
     before = get(client, "/audit/summary", until=(months["last_month"].date() - timedelta(days=40)).isoformat())
     assert (before["orders"], before["adherenceRate"], before["overrideRate"]) == (0, None, None)
     assert {c["rate"] for c in before["components"].values()} == {None}

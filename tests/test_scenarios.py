@@ -16,7 +16,8 @@ SERVICE_FOR_HOOK = {"order-select": "spine-pathway-order-select", "order-sign": 
 CARDS = {
     "p01-esi-nothing-tried": (["No conservative therapy documented in the last 12 months before lumbar ESI; try "
                                "physical therapy first"], ["**Missing:** 28 days of conservative therapy before lumbar ESI."]),
-    "p02-esi-after-pt": ([], []),
+    "p02-esi-after-pt": (["No baseline pain and function score in the last 90 days; record pain and function before "
+                          "an ESI"], ["Longest continuous episode"]),
     "p03-esi-short-nsaid": (["Only 11 days of conservative therapy documented; 28 days recommended before lumbar ESI"],
                             ["Longest continuous episode: 11 days"]),
     "p04-esi-cauda-equina": (["Red flag on record (Cauda equina syndrome): no lumbar ESI before urgent evaluation"],
@@ -36,7 +37,8 @@ CARDS = {
     "p11-esi-repeat-poor-response": (["Last lumbar ESI: pain 7/10 on {day-62}, 6/10 on {day-30}: 14 % relief; 50 % "
                                       "required"],
                                      ["Recorded: pain 7/10 on {day-62}", "Recorded: pain 6/10 on {day-30}"]),
-    "p12-esi-repeat-relieved": ([], []),
+    "p12-esi-repeat-relieved": (["No baseline function score in the last 90 days; record pain and function before an "
+                                 "ESI"], ["Response to the last lumbar ESI"]),
     "p13-fusion-current-smoker": (["Nicotine use on record ({day-40}): payers ask for nicotine-free status before "
                                    "elective fusion"], ["Aetna CPB 0743"]),
     "p14-prp-before-esi": (["No ESI on record before this lumbar regenerative injection: the pathway places "

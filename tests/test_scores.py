@@ -87,10 +87,22 @@ def test_half_the_pain_or_a_better_function_is_a_response(make_client):
     assert f"disability index 50 % on {day(-61)}, 20 % on {day(-20)}" in card["detail"]
 
 
-def test_no_scores_around_the_last_esi_is_a_line_not_a_card(make_client):
+def test_no_scores_around_the_last_esi_is_an_info_card_even_when_the_criteria_are_met(make_client):
+    """Issue 33: documentation the LCD makes a condition of coverage is said when nothing else is wrong (as notes,
+    it showed only beside another finding's card, never to the clinician who most needed it)."""
     quiet = make_client()
-    assert call(quiet, ORDER_SIGN, repeat_esi()).json()["cards"] == []  # criteria met: a note alone shows nothing
+    [card] = call(quiet, ORDER_SIGN, repeat_esi()).json()["cards"]
+    assert card["indicator"] == "info" and card["source"]["topic"]["code"] == "esi-response-undocumented"
+    assert card["summary"] == f"Response to the last lumbar ESI ({day(-60)}) not documented: record pain or function scores"
+    assert "No baseline pain and function score in the last 90 days" in card["detail"]
     assert {"esi-response-undocumented", "esi-baseline-undocumented"} <= set(recorded_findings(quiet))
+    first = call(quiet, ORDER_SIGN, hook_request("order-sign", procedures=pt_visits(90, 48))).json()
+    assert [c["summary"] for c in first["cards"]] == [
+        "No baseline pain and function score in the last 90 days; record pain and function before an ESI"]
+    panel = observation("97908-8", 5, 38)  # the Oswestry panel carrying the total, with a pain score
+    documented = call(quiet, ORDER_SIGN, hook_request("order-sign", procedures=pt_visits(90, 48),
+                                                      observations=[panel, observation(PAIN, 5, 6)])).json()
+    assert documented["cards"] == []
     unguided = call(quiet, ORDER_SIGN, repeat_esi(order="62322")).json()
     [card] = unguided["cards"]
     assert card["summary"].startswith("ESI ordered without fluoroscopic or CT guidance")
@@ -158,7 +170,7 @@ def test_promis_t_scores_are_judged_in_points_in_their_better_direction(make_cli
                                                  f"points better; 3.5 required")
     relieved = call(client, ORDER_SIGN, repeat_esi(observation(PROMIS_PI, 62, 66), observation(PROMIS_PI, 30, 61))).json()
     assert relieved["cards"][0]["indicator"] == "info"
-    assert "No baseline function score" in relieved["cards"][0]["detail"]  # pain interference is a pain score
+    assert relieved["cards"][0]["summary"].startswith("No baseline function score")  # pain interference: a pain score
 
 
 def test_a_site_adds_its_own_code_for_the_neck_disability_index(knowledge, tmp_path, migrated_store):
@@ -265,7 +277,8 @@ def test_observations_missing_from_prefetch_are_fetched_and_a_failure_is_no_refu
     assert httpx_mock.get_request().headers["Authorization"] == "Bearer T"
     httpx_mock.add_response(url=re.compile(r".*/Observation\?.*"), status_code=503)
     refused = call(client, ORDER_SIGN, {**request, "hookInstance": "another"})
-    assert refused.status_code == 200 and refused.json()["cards"] == []
+    assert refused.status_code == 200  # read as none: the card asks for the scores it could not read
+    assert [card["source"]["topic"]["code"] for card in refused.json()["cards"]] == ["esi-response-undocumented"]
 
 
 def test_without_a_fhir_server_observations_are_read_as_none(client):
@@ -277,7 +290,8 @@ def test_without_a_fhir_server_observations_are_read_as_none(client):
 def test_a_non_spine_code_is_not_read_as_a_score(client):
     """A heart rate is not a pain score, whatever its value."""
     body = call(client, ORDER_SIGN, repeat_esi(observation("8867-4", 62, 70), observation("8867-4", 30, 68))).json()
-    assert body["cards"] == []
+    [card] = body["cards"]
+    assert card["summary"].startswith(f"Response to the last lumbar ESI ({day(-60)}) not documented")
 
 
 def test_the_order_code_of_a_surgery_is_what_makes_it_a_fusion(knowledge):

@@ -12,6 +12,7 @@ from support import (
     ORDER_SIGN,
     PATIENT_VIEW,
     RXNORM,
+    baseline_scores,
     call,
     coded,
     condition,
@@ -39,6 +40,8 @@ def prescription(rid: str, days_ago: int, supply_days: int | None = 7, status: s
 
 
 def cards(client, **prefetch) -> list[dict]:
+    """The order card of a lumbar ESI, on a record with its baseline scores (what is counted here is therapy)."""
+    prefetch.setdefault("observations", baseline_scores())
     response = call(client, ORDER_SIGN, hook_request("order-sign", **prefetch))
     assert response.status_code == 200, response.text
     return response.json()["cards"]

@@ -19,12 +19,12 @@ SYSTEM = "https://cds-spine.org/fhir/CodeSystem/card-topic"
 SERVICE_FOR_HOOK = {"order-select": "spine-pathway-order-select", "order-sign": "spine-pathway-order-sign",
                     "patient-view": PATIENT_VIEW}
 # The topic each scenario's card leads with: its lead finding (or where the patient stands).
-EXPECTED = {"p01-esi-nothing-tried": ["conservative-missing"], "p02-esi-after-pt": [],
+EXPECTED = {"p01-esi-nothing-tried": ["conservative-missing"], "p02-esi-after-pt": ["esi-baseline-undocumented"],
             "p03-esi-short-nsaid": ["conservative-short"], "p04-esi-cauda-equina": ["red-flag-injection"],
             "p05-esi-fifth-in-a-year": ["esi-limit-exceeded"], "p06-surgery-after-pt-and-esi": [],
             "p07-fusion-nothing-tried": ["fusion-without-instability"], "p08-esi-without-guidance": ["no-imaging-guidance"],
             "p09-unrelated-order": [], "p10-esi-axial-only": ["no-qualifying-diagnosis"],
-            "p11-esi-repeat-poor-response": ["esi-poor-response"], "p12-esi-repeat-relieved": [],
+            "p11-esi-repeat-poor-response": ["esi-poor-response"], "p12-esi-repeat-relieved": ["esi-baseline-undocumented"],
             "p13-fusion-current-smoker": ["fusion-smoker"], "p14-prp-before-esi": ["regenerative-before-esi"],
             "p15-prp-knee": [], "p16-esi-repeat-promis-no-gain": ["esi-poor-response"],
             "p17-fusion-cotinine-level": ["fusion-smoker"], "p18-fusion-without-instability": ["fusion-without-instability"],
