@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import CPT, bundle, coded, condition, medication_statement, problems_in_response, procedure
 
-from cds_spine.cdshooks.cards import CardOptions, render_one
+from cds_spine.cdshooks.cards import CardOptions, render_orders
 from cds_spine.cdshooks.models import CdsResponse
 from cds_spine.fhir.draft_orders import read_draft_orders
 from cds_spine.fhir.record import build_record
@@ -146,7 +146,7 @@ def test_the_order_of_resources_never_changes_the_decision(record, drafts, rng: 
 @given(records, orders())
 def test_every_card_keeps_the_cds_hooks_rules(record, drafts):
     options = CardOptions("p1", True, None)
-    cards = [card for a in assessed(record, drafts) if (card := render_one(a, KNOWLEDGE, options))]
+    cards = [card for card in render_orders(assessed(record, drafts), KNOWLEDGE, options) if card]
     response = CdsResponse(cards=cards).wire()
     request = {"context": {"draftOrders": bundle(*drafts, bundle_type="collection")}}
     assert problems_in_response(response, request) == []

@@ -12,16 +12,20 @@ from support import (
     ORDER_SIGN,
     PATIENT_VIEW,
     RXNORM,
+    audit_store,
     baseline_scores,
     call,
     coded,
     condition,
     day,
+    esi_order,
     hook_request,
     procedure,
     pt_visits,
     radiculopathy,
 )
+
+from cds_spine.audit import tables
 
 IBUPROFEN = ("197806", "Ibuprofen 600 MG Oral Tablet")
 
@@ -183,3 +187,22 @@ def test_patient_view_says_what_the_lumbar_esi_card_says(make_client):
     [warned] = cards(client, **poor)
     assert warned["summary"].startswith("Last lumbar ESI: pain 7/10")
     assert "ESI to review: too little relief last time" in summary(client, **poor)
+
+
+def test_the_lines_of_one_order_and_orders_sharing_a_finding_get_one_card(client):
+    """Issue 33, point 4: an ESI and its add-on level, or a decompression with its fusion, are one decision for the
+    clinician: one card that names every order and offers to replace them all; the audit keeps each order."""
+    esi_lines = [esi_order("esi-1", code="64483"), esi_order("esi-2", code="64484")]
+    [card] = cards(client, orders=esi_lines, procedures=pt_visits(20, 6))
+    assert card["summary"] == ("Only 15 days of conservative therapy documented; 28 days recommended before lumbar "
+                               "ESI")
+    [replace, _] = card["suggestions"]
+    assert [a["resourceId"] for a in replace["actions"] if a["type"] == "delete"] == ["ServiceRequest/esi-1",
+                                                                                     "ServiceRequest/esi-2"]
+    surgery = [esi_order("decompression", code="63047"), esi_order("fusion", code="22612")]
+    [card] = cards(client, orders=surgery, conditions=[radiculopathy(), condition("M43.16")])  # spondylolisthesis
+    assert card["summary"] == ("No conservative therapy documented in the last 12 months before lumbar decompression "
+                               "and lumbar fusion; try physical therapy first")
+    with audit_store(client).engine.connect() as connection:
+        recorded = connection.execute(tables.assessments.select().order_by(tables.assessments.c.id.desc()).limit(2)).all()
+    assert len(recorded) == 2 and {row.category for row in recorded} == {"surgery"}

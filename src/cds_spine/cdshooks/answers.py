@@ -38,7 +38,7 @@ from ..pathway.orders import awaits_its_reason
 from ..settings import EhrProfile
 from .annotations import order_annotations
 from .calls import Call, Caller
-from .cards import CardOptions, render_one, render_patient_summary
+from .cards import CardOptions, render_orders, render_patient_summary
 from .models import Action, Card, OrderSelectContext
 
 
@@ -128,8 +128,8 @@ class CallAnswerer:
         Condition it references), and each one's assessment and card."""
         record = build_record(resources, self.knowledge)
         classified = classify_all(in_scope, self.knowledge, record)
-        return classified, [(a, render_one(a, self.knowledge, options))
-                            for a in assess(classified, record, self.knowledge, now, session_orders=orders)]
+        assessments = assess(classified, record, self.knowledge, now, session_orders=orders)
+        return classified, list(zip(assessments, render_orders(assessments, self.knowledge, options), strict=True))
 
     def _options(self, call: Call, profile: EhrProfile) -> CardOptions:
         return CardOptions(call.context.patientId, self.info_card_when_met, self.smart_launch_url, call.service.hook, profile,

@@ -172,8 +172,16 @@ def _referral(knowledge: Knowledge, options: CardOptions) -> dict[str, Any]:
     }
 
 
-def _suggested_orders(assessment: Assessment, knowledge: Knowledge, options: CardOptions, ids: Sequence[str]
-                      ) -> list[Suggestion] | None:
+def _removals(assessments: Sequence[Assessment], knowledge: Knowledge) -> list[Action]:
+    """Remove each order the card speaks for (those the EHR sent with an id)."""
+    wording = knowledge.config.card.suggestions
+    return [Action(type="delete", resourceId=a.order.reference,
+                   description=wording.replace_delete_description.format(order=a.order_label))
+            for a in assessments if a.order.reference]
+
+
+def _suggested_orders(assessments: Sequence[Assessment], knowledge: Knowledge, options: CardOptions,
+                      ids: Sequence[str]) -> list[Suggestion] | None:
     """The orders the lead finding suggests (an urgent MRI of the order's region instead of the injection, a spine
     surgery consult). Not under the epic profile: Epic creates an order only from a site's preference-list item,
     and the card's summary already says what to do."""
@@ -182,14 +190,10 @@ def _suggested_orders(assessment: Assessment, knowledge: Knowledge, options: Car
     suggestions = []
     for order_id in ids:
         order = knowledge.config.card.suggestions.orders[order_id]
-        code = order.code_for(assessment.order.region)
+        code = order.code_for(assessments[0].order.region)
         if code is None:
             continue
-        actions = []
-        if order.replaces_order and assessment.order.reference:
-            actions.append(Action(type="delete", resourceId=assessment.order.reference,
-                                  description=knowledge.config.card.suggestions.replace_delete_description.format(
-                                      order=assessment.order_label)))
+        actions = _removals(assessments, knowledge) if order.replaces_order else []
         actions.append(Action(type="create", description=order.description, resource={
             "resourceType": "ServiceRequest", "status": "draft", "intent": "order", "priority": order.priority,
             "subject": {"reference": f"Patient/{options.patient_id}"},
@@ -199,14 +203,16 @@ def _suggested_orders(assessment: Assessment, knowledge: Knowledge, options: Car
     return suggestions or None
 
 
-def _suggestions(assessment: Assessment, knowledge: Knowledge, options: CardOptions) -> list[Suggestion] | None:
+def _suggestions(assessments: Sequence[Assessment], knowledge: Knowledge, options: CardOptions
+                 ) -> list[Suggestion] | None:
     """What the lead finding suggests when it names orders; else order the referral instead of the injection or
-    surgery, or beside it. Under the epic profile (where suggestions may not exclude each other) only beside it,
-    and only with the site's preference-list item."""
+    surgery (every order the card speaks for), or beside it. Under the epic profile (where suggestions may not
+    exclude each other) only beside it, and only with the site's preference-list item."""
+    assessment = assessments[0]
     lead = assessment.lead
     suggested = knowledge.config.findings[lead.code].suggest if lead else ()
     if suggested:
-        return _suggested_orders(assessment, knowledge, options, suggested)
+        return _suggested_orders(assessments, knowledge, options, suggested)
     if assessment.decision is not Decision.NOT_MET or assessment.pending_referrals:
         return None
     wording = knowledge.config.card.suggestions
@@ -215,10 +221,8 @@ def _suggestions(assessment: Assessment, knowledge: Knowledge, options: CardOpti
         return [Suggestion(label=wording.add_label, uuid=uuid.uuid4(), actions=[create])] \
             if options.epic_referral_preference_item else None
     suggestions = []
-    if assessment.order.reference:
-        delete = Action(type="delete", resourceId=assessment.order.reference,
-                        description=wording.replace_delete_description.format(order=assessment.order_label))
-        suggestions.append(Suggestion(label=wording.replace_label, uuid=uuid.uuid4(), actions=[delete, create]))
+    if removals := _removals(assessments, knowledge):
+        suggestions.append(Suggestion(label=wording.replace_label, uuid=uuid.uuid4(), actions=[*removals, create]))
     suggestions.append(Suggestion(label=wording.add_label, uuid=uuid.uuid4(), actions=[create]))
     return suggestions
 
@@ -258,22 +262,47 @@ def _topic(knowledge: Knowledge, code: str) -> Coding:
     return Coding(system=topics.system, code=code, display=topics.displays[code])
 
 
-def render_one(assessment: Assessment, knowledge: Knowledge, options: CardOptions) -> Card | None:
-    """The card for one order, or None when there is nothing to say."""
+def _saying(assessment: Assessment, options: CardOptions) -> tuple[FindingCode, dict[str, str | int]] | None:
+    """What the order's card would say: its topic and the facts of its summary; None: no card."""
+    if assessment.lead:
+        return assessment.lead.code, dict(assessment.lead.facts)
+    if options.info_when_met and assessment.decision is Decision.MET:
+        return "criteria-met", {"days": assessment.history.days, "order": assessment.order_label}
+    return None
+
+
+def render_orders(assessments: Sequence[Assessment], knowledge: Knowledge, options: CardOptions) -> list[Card | None]:
+    """A card per order, by position; orders whose cards would say the same but for the order's name (an ESI and
+    its add-on level, both sides; a decompression and its fusion) share one card, which names them all, offers
+    to replace them all, and is the first one's (the others' positions hold None)."""
+    groups: dict[str, list[int]] = {}
+    for index, assessment in enumerate(assessments):
+        if (saying := _saying(assessment, options)) is not None:
+            topic, facts = saying
+            key = repr((topic, assessment.order.category, assessment.order.region,
+                        sorted((name, value) for name, value in facts.items() if name != "order")))
+            groups.setdefault(key, []).append(index)
+    cards: list[Card | None] = [None] * len(assessments)
+    for indexes in groups.values():
+        cards[indexes[0]] = render_one([assessments[i] for i in indexes], knowledge, options)
+    return cards
+
+
+def render_one(assessments: Sequence[Assessment], knowledge: Knowledge, options: CardOptions) -> Card | None:
+    """The card the first order's assessment makes, speaking for every order given (they share its finding), or
+    None when there is nothing to say."""
     config = knowledge.config
-    topic: FindingCode
-    lead = assessment.lead
-    if lead:
-        summary, indicator, topic = finding_summary(knowledge, lead.code, dict(lead.facts)), lead.severity, lead.code
-    elif options.info_when_met and assessment.decision is Decision.MET:
-        topic = "criteria-met"
-        summary = finding_summary(knowledge, topic, {"days": assessment.history.days, "order": assessment.order_label})
-        indicator = config.findings[topic].severity
-    else:
+    assessment = assessments[0]
+    saying = _saying(assessment, options)
+    if saying is None:
         return None
+    topic, facts = saying
+    if "order" in facts:
+        facts["order"] = config.card.order_joiner.join(dict.fromkeys(a.order_label for a in assessments))
+    summary, indicator = finding_summary(knowledge, topic, facts), config.findings[topic].severity
     rule = config.rules.of(assessment.order.category)
     source = Source(label=rule.source.label, url=str(rule.source.url), topic=_topic(knowledge, topic))
-    suggestions = _suggestions(assessment, knowledge, options)
+    suggestions = _suggestions(assessments, knowledge, options)
     return Card(
         uuid=uuid.uuid4(), summary=fitted(summary), indicator=indicator, detail=_detail(assessment, knowledge),
         source=source, suggestions=suggestions,

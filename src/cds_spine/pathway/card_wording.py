@@ -115,6 +115,8 @@ class CardWording(Strict):
     smart_link_label: str = Field(min_length=1)
     annotation_description: str = Field(min_length=1)
     """The system action that records the assessment on the order (CDS_SPINE_ANNOTATE_ORDERS)."""
+    order_joiner: str = Field(min_length=1)
+    """Between the orders one card speaks for (orders that share a finding)."""
     pathway: str
     detail: Detail
     suggestions: Suggestions
