@@ -146,7 +146,7 @@ def test_the_pathway_timeline_link_names_the_hook_the_patient_and_the_order_and_
                                                                "type": "smart"}
     assert json.loads(links[1]["appContext"]) == {
         "hook": "order-select", "patient": "p1", "draftOrder": "ServiceRequest/esi-1",
-        "code": {"system": "http://www.ama-assn.org/go/cpt", "code": "64483"}}
+        "code": {"system": "http://www.ama-assn.org/go/cpt", "code": "64483"}, "region": "lumbar-sacral"}
     off = make_client(smart_client_id="spine-timeline", public_base_url="https://cds.example.org", smart_link=False)
     assert [link["type"] for link in call(off, ORDER_SELECT, hook_request()).json()["cards"][0]["links"]] == ["absolute"]
     unset = make_client(public_base_url="https://cds.example.org")  # the app is off: no link to it

@@ -123,4 +123,6 @@ def test_patient_view_states_all_four_steps(client):
     after = hook_request("patient-view", procedures=pt_visits(60, 10) + [procedure("64483", day(-30))],
                          conditions=[radiculopathy()])
     [card] = call(client, PATIENT_VIEW, after).json()["cards"]
-    assert "- Regenerative injection: criteria met" in card["detail"]
+    # Issue 33, point 7: never "criteria met", which reads as a next step: it is investigational (LCD L39060)
+    assert "- Regenerative injection: investigational; Medicare and most payers do not cover it" in card["detail"]
+    assert "Regenerative injection: criteria met" not in card["detail"]

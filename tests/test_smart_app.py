@@ -120,7 +120,10 @@ def test_from_an_order_card_the_timeline_shows_the_cards_days_items_and_decision
         assert DATES.findall(page.inner_text("#episode")) == DATES.findall(episode_line)
         counted = [row for row in texts(page, "#therapy tbody tr") if row.endswith("counted") and "not counted" not in row]
         assert counted and all(any(date in card["detail"] for date in DATES.findall(row)) for row in counted)
-        assert texts(page, "#thresholds tbody tr")[0].startswith("lumbar ESI: 28 days")
+        threshold = texts(page, "#thresholds tbody tr")[0]  # 11 days: the 28 are not reached, whatever the day
+        assert threshold.startswith("lumbar ESI: 28 days")
+        assert re.search(r"would be reached on \d{4}-\d{2}-\d{2}, if the therapy goes on|not reached: the longest "
+                         r"episode ended on", threshold), threshold
         diagnoses = texts(page, "#diagnoses li")
         assert diagnoses and all("(lumbar)" in d for d in diagnoses)
         browser.close()
@@ -390,3 +393,21 @@ def test_a_session_ends_when_the_clinician_ends_it_or_leaves_it_idle_and_a_copie
             assert "cds_spine_smart_session" not in browser.cookies
             after = get(str(shown.url), copied)
             assert after.status_code == 401 and "Your session has ended" in after.text and patient_id not in after.text
+
+
+def test_from_a_regenerative_injection_card_the_timeline_shows_what_that_card_said(tmp_path, migrated_store,
+                                                                                    knowledge):
+    """Issue 33, point 5: PRP's code is for any site, and only the order's link to the spine put it in the
+    pathway; the card's link carries the region it placed the order in, so the timeline assesses the same order
+    (it showed the patient-view standing, "ESI: criteria met", instead)."""
+    with running(tmp_path, migrated_store, knowledge) as setup:
+        body, patient_id, resources = scenario("p14-prp-before-esi", setup)
+        card, url = card_and_launch(setup, body, ORDER_SIGN, patient_id, resources)
+        assert json.loads(next(link for link in card["links"] if link["type"] == "smart")["appContext"])["region"]
+        with browsing() as browser:
+            page = browser.get(url)
+        assert page.status_code == 200
+        statements = re.findall(r"<li>(.*?)</li>", page.text.split('id="statements"')[1].split("</ul>")[0])
+        assert statements[0] == card["summary"].replace("'", "&#39;")
+        assert "PRP and cell-based spine injections are investigational" in page.text
+        assert "criteria met" not in page.text

@@ -25,3 +25,6 @@ class AppContext(BaseModel):
     code: OrderCode | None = None
     """That order's code: the app assesses the same order, which the FHIR server does not hold while it is a
     draft."""
+    region: str | None = Field(default=None, max_length=32)
+    """The spinal region the card placed the order in: an injection for any site (PRP) is in the pathway only
+    by its link to the spine, which the code alone does not carry."""

@@ -250,7 +250,8 @@ def _links(source: Source, knowledge: Knowledge, options: CardOptions, order: Cl
         if source.url and options.profile != "oracle-health" else []
     if options.smart_launch_url:
         context = AppContext(hook=options.hook, patient=options.patient_id, draftOrder=order.reference if order else None,
-                             code=OrderCode(system=order.code.system, code=order.code.code) if order else None)
+                             code=OrderCode(system=order.code.system, code=order.code.code) if order else None,
+                             region=order.region if order else None)
         links.append(Link(label=knowledge.config.card.smart_link_label, url=options.smart_launch_url, type="smart",
                           appContext=context.model_dump_json(exclude_none=True)))
     return links or None

@@ -150,6 +150,8 @@ class PatientView(Strict):
     surgery_name: str
     esi_first: str
     """Regenerative injection: the pathway places it after an ESI, and none is on record."""
+    regenerative_met: str
+    """Regenerative injection, where `met` would stand: investigational, not a next step a payer covers."""
     standing_heading: str
     standing_line: str
     missing: str
@@ -158,7 +160,7 @@ class PatientView(Strict):
     def criteria(self) -> tuple[str, ...]:
         return (self.met, self.not_met, self.exempt, self.red_flag_stop, self.infection_stop, self.not_indicated,
                 self.limit_reached, self.too_soon, self.esi_first, self.symptoms_recent, self.poor_response,
-                self.image_first)
+                self.image_first, self.regenerative_met)
 
 
 class Timeline(Strict):
@@ -176,6 +178,12 @@ class Timeline(Strict):
     episode: str
     no_episode: str
     threshold: str
+    threshold_reached: str
+    """The day a threshold was reached ({day})."""
+    threshold_ahead: str
+    """A threshold not reached yet: the day it would be if the therapy of the longest episode goes on ({day})."""
+    threshold_missed: str
+    """A threshold the longest episode ended before ({end})."""
     injections_heading: str
     no_injections: str
     scores_heading: str

@@ -226,11 +226,12 @@ class PathwayConfig(Strict):
                                    (response.shortfall_percent, response.shortfall_points)), key=len)
         criteria = {f"patient_view.{name}": template for name, template in zip(
             ("met", "not_met", "exempt", "red_flag_stop", "infection_stop", "not_indicated", "limit_reached",
-             "too_soon", "esi_first", "symptoms_recent", "poor_response", "image_first"),
+             "too_soon", "esi_first", "symptoms_recent", "poor_response", "image_first", "regenerative_met"),
             view.criteria(),
             strict=True)}
-        longest = max((WORDING.format(template, **values) for template in criteria.values()
-                       if not ({name for _, name, _, _ in WORDING.parse(template) if name} - set(values))), key=len)
+        longest = max((WORDING.format(template, **values) for name, template in criteria.items()
+                       if name != "patient_view.regenerative_met"  # the detail's line only, never the summary's
+                       and not ({field for _, field, _, _ in WORDING.parse(template) if field} - set(values))), key=len)
         values.update(esi=longest, surgery=longest)
         templates = {f"findings.{code}.summary": wording.summary for code, wording in self.findings.items()}
         templates.update(criteria)

@@ -50,10 +50,12 @@ def _referenced_spine_diagnosis(order: DraftOrder, knowledge: Knowledge, record:
     return knowledge.spine_diagnosis(codes)
 
 
-def classify(order: DraftOrder, knowledge: Knowledge, record: PatientRecord | None = None) -> ClassifiedOrder | None:
+def classify(order: DraftOrder, knowledge: Knowledge, record: PatientRecord | None = None,
+             placed: str | None = None) -> ClassifiedOrder | None:
     """The order's category from its codes; None when it is neither an ESI nor spine surgery. An injection
     for any site is in the pathway when its body site, its reason code or (given the record) a Condition it
-    references is the spine."""
+    references is the spine, or when a card already `placed` it in a spinal region (the pathway timeline,
+    which has the card's order code and region, not the order)."""
     orders = knowledge.config.orders
     for code in order.codes:
         for membership in knowledge.memberships(code.system, code.code):
@@ -71,9 +73,9 @@ def classify(order: DraftOrder, knowledge: Knowledge, record: PatientRecord | No
                     spine = knowledge.find(order.body_sites, knowledge.config.reasons.body_site_valueset) \
                         or knowledge.spine_diagnosis(order.reasons) \
                         or _referenced_spine_diagnosis(order, knowledge, record)
-                    if spine is None:
+                    if spine is None and placed not in knowledge.config.regions:
                         return None
-                    region = spine.attributes.get("region", UNSPECIFIED)
+                    region = spine.attributes.get("region", UNSPECIFIED) if spine else str(placed)
                 return ClassifiedOrder(order, "regenerative", code, region)
     return None
 

@@ -14,10 +14,12 @@ def finding_summary(knowledge: Knowledge, code: FindingCode, facts: Mapping[str,
     return WORDING.format(knowledge.config.findings[code].summary, **facts)
 
 
-def criteria_phrase(knowledge: Knowledge, summary: PatientSummary, criteria: Criteria, days: int, required: int) -> str:
-    """Where ESI, a regenerative injection or surgery stands, in the words of `patient_view`."""
+def criteria_phrase(knowledge: Knowledge, summary: PatientSummary, criteria: Criteria, days: int, required: int,
+                    met: str | None = None) -> str:
+    """Where ESI, a regenerative injection or surgery stands, in the words of `patient_view` (`met`: the words
+    for a step whose criteria are met, when not `patient_view.met`)."""
     wording = knowledge.config.patient_view
-    template = {Criteria.MET: wording.met, Criteria.NOT_MET: wording.not_met, Criteria.EXEMPT: wording.exempt,
+    template = {Criteria.MET: met or wording.met, Criteria.NOT_MET: wording.not_met, Criteria.EXEMPT: wording.exempt,
                 Criteria.RED_FLAG_STOP: wording.red_flag_stop, Criteria.INFECTION_STOP: wording.infection_stop,
                 Criteria.NOT_INDICATED: wording.not_indicated, Criteria.LIMIT_REACHED: wording.limit_reached,
                 Criteria.TOO_SOON: wording.too_soon, Criteria.ESI_FIRST: wording.esi_first,
@@ -35,5 +37,6 @@ def criteria_phrase(knowledge: Knowledge, summary: PatientSummary, criteria: Cri
 def standings(knowledge: Knowledge, summary: PatientSummary) -> tuple[str, str, str]:
     """(ESI, regenerative injection, surgery): where each step after conservative therapy stands."""
     return (criteria_phrase(knowledge, summary, summary.esi, summary.history.days, summary.esi_required),
-            criteria_phrase(knowledge, summary, summary.regenerative, summary.history.days, summary.esi_required),
+            criteria_phrase(knowledge, summary, summary.regenerative, summary.history.days, summary.esi_required,
+                            knowledge.config.patient_view.regenerative_met),
             criteria_phrase(knowledge, summary, summary.surgery, summary.surgery_days, summary.surgery_required))

@@ -54,6 +54,9 @@ class Threshold:
     label: str
     day: date
     left: float
+    when: str
+    """"reached on <day>", "would be reached on <day>, if the therapy goes on" (a day after today), or "not
+    reached" (the longest episode ended before it)."""
 
     @property
     def label_before(self) -> bool:
@@ -138,7 +141,7 @@ def order_assessment(context: AppContext | None, record: PatientRecord, knowledg
     if context is None or context.code is None:
         return None
     order = classify(DraftOrder(context.draftOrder, (Code(context.code.system, context.code.code),), None, "draft"),
-                     knowledge)
+                     knowledge, placed=context.region)
     return assess([order], record, knowledge, now)[0] if order else None
 
 
@@ -199,7 +202,11 @@ def build(summary: PatientSummary, order: Assessment | None, scores: ScoresOnRec
     if longest:
         for name, required in thresholds:
             day = longest.start + timedelta(days=required - 1)
-            lines.append(Threshold(WORDING.format(wording.threshold, name=name, required=required), day, axis.at(day)))
+            template = wording.threshold_reached if longest.days >= required else \
+                wording.threshold_ahead if day > today else wording.threshold_missed
+            when = WORDING.format(template, day=day.isoformat(), end=longest.end.isoformat())
+            lines.append(Threshold(WORDING.format(wording.threshold, name=name, required=required), day, axis.at(day),
+                                   when))
     segments = order_segments(knowledge, region) if region else frozenset()
     rows = _rows(knowledge, history, axis)
     return Timeline(
