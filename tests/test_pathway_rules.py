@@ -476,8 +476,15 @@ def test_conservative_finding_leads_among_warnings(knowledge):
 
 
 def test_warning_leads_info(knowledge):
-    result = run(knowledge, PatientRecord(conditions=(radicular("M54.50"),)), order("62322"))
-    assert codes_of(result) == ["conservative-missing", "no-imaging-guidance", "no-qualifying-diagnosis"]
+    result = run(knowledge, with_dx(), order("62322"))
+    assert codes_of(result) == ["conservative-missing", "no-imaging-guidance"]
+
+
+def test_axial_pain_alone_leads_the_esi_card_before_the_therapy_it_lacks(knowledge):
+    """Issue 33, point 7: "try physical therapy first" read as an ESI after it; for axial pain alone no therapy makes
+    an ESI indicated, so that leads, and the card keeps the warning's indicator."""
+    result = run(knowledge, PatientRecord(conditions=(radicular("M54.50"),)), order("64483"))
+    assert [f.code for f in result.findings if f.leads_a_card][:2] == ["no-qualifying-diagnosis", "conservative-missing"]
 
 
 def test_pending_referral_in_the_ordering_session(knowledge):

@@ -112,7 +112,8 @@ def test_acetaminophen_for_bronchitis_does_not_count(tmp_path):
 def test_therapy_in_a_skilled_nursing_stay_after_a_wrist_fracture_does_not_count(tmp_path):
     pid, resources = patient("15431666")
     [card] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2025-05-10")
-    assert card["summary"].startswith("No conservative therapy documented")
+    assert card["summary"].startswith("No radicular or stenosis diagnosis on record for lumbar ESI")
+    assert "No conservative therapy documented" in card["detail"] and card["indicator"] == "warning"
     assert "Occupational therapy: 2 records" in card["detail"] and "(for Osteoporotic fracture of bone" in card[
         "detail"]
 
@@ -128,10 +129,12 @@ def test_drug_rehabilitation_is_not_listed_on_a_spine_card(tmp_path):
 def test_therapy_after_whiplash_is_for_the_neck_not_the_low_back(tmp_path):
     pid, resources = patient("6ff5fec4")  # whiplash 2024-01-24, naproxen that day, PT the next
     [lumbar] = evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), "2024-02-10")
-    assert lumbar["summary"].startswith("No conservative therapy documented")
+    assert lumbar["summary"].startswith("No radicular or stenosis diagnosis on record for lumbar ESI")  # a neck sprain
+    assert "No conservative therapy documented" in lumbar["detail"]
     assert "Physical therapy, 2024-01-25 (for the cervical spine)" in lumbar["detail"]
     [cervical] = evaluate(tmp_path, request(pid, resources, ESI_CERVICAL), "2024-02-10")
-    assert cervical["summary"].startswith("Only 2 days of conservative therapy")
+    assert cervical["summary"].startswith("No radicular or stenosis diagnosis on record for cervical/thoracic ESI")
+    assert "Only 2 days of conservative therapy" in cervical["detail"]
     # Issue 33: seventeen days after the whiplash, before the four weeks of symptoms LCD L39240 asks for
     assert "Whiplash injury to neck (disorder) first recorded 17 days ago: an ESI needs 28 days" in cervical["detail"]
     assert "Physical therapy: 1 visit, 2024-01-25" in cervical["detail"]

@@ -32,8 +32,8 @@ CARDS = {
     "p08-esi-without-guidance": (["ESI ordered without fluoroscopic or CT guidance; order an image-guided ESI instead"],
                                  []),
     "p09-unrelated-order": ([], []),
-    "p10-esi-axial-only": (["No radicular or stenosis diagnosis on record; ESI is not recommended for axial pain "
-                            "alone"], []),
+    "p10-esi-axial-only": (["No radicular or stenosis diagnosis on record for lumbar ESI: not indicated for axial "
+                            "pain alone"], []),
     "p11-esi-repeat-poor-response": (["Last lumbar ESI: pain 7/10 on {day-62}, 6/10 on {day-30}: 14 % relief; 50 % "
                                       "required"],
                                      ["Recorded: pain 7/10 on {day-62}", "Recorded: pain 6/10 on {day-30}"]),

@@ -15,7 +15,7 @@ from typing import Any
 from ..audit.bulk_rows import BulkRow
 from ..audit.formats import spreadsheet_cell
 from ..pathway import Knowledge
-from ..pathway.findings import SEVERITY_RANK
+from ..pathway.findings import ranks
 
 CHANGE_COLUMNS = ["patient", "procedure", "date", "kind", "region", "code", "baselineDecision", "candidateDecision",
                   "baselineFindings", "candidateFindings", "findingsAdded", "findingsRemoved", "baselineCard",
@@ -35,9 +35,10 @@ def card_of(row: BulkRow | None, knowledge: Knowledge) -> str:
     or "" when it would show none."""
     if row is None:
         return ""
-    severity: dict[str, str] = {code: wording.severity for code, wording in knowledge.config.findings.items()}
-    leading = [code for code in row.findings if severity.get(code, "note") != "note"]
-    return min(leading, key=lambda code: SEVERITY_RANK[severity[code]], default="")
+    wording = knowledge.config.findings
+    leading = [code for code in row.findings if code in wording and wording[code].severity != "note"]
+    rank = ranks(knowledge, leading)
+    return min(leading, key=rank.__getitem__, default="")
 
 
 @dataclass(frozen=True)

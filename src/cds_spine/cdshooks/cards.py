@@ -13,6 +13,7 @@ from ..pathway.assessment import DiagnosisOnRecord
 from ..pathway.card_wording import Detail
 from ..pathway.config import PATIENT_SUMMARY, FindingCode
 from ..pathway.evidence import ConservativeHistory, Evidence
+from ..pathway.findings import most_severe
 from ..pathway.orders import ClassifiedOrder
 from ..pathway.phrases import finding_summary, standings
 from ..pathway.reasons import shorten
@@ -300,7 +301,8 @@ def render_one(assessments: Sequence[Assessment], knowledge: Knowledge, options:
     topic, facts = saying
     if "order" in facts:
         facts["order"] = config.card.order_joiner.join(dict.fromkeys(a.order_label for a in assessments))
-    summary, indicator = finding_summary(knowledge, topic, facts), config.findings[topic].severity
+    summary = finding_summary(knowledge, topic, facts)
+    indicator = most_severe(assessment.findings) or config.findings[topic].severity
     rule = config.rules.of(assessment.order.category)
     source = Source(label=rule.source.label, url=str(rule.source.url), topic=_topic(knowledge, topic))
     suggestions = _suggestions(assessments, knowledge, options)

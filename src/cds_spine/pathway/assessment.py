@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from enum import Enum
 
 from .evidence import ConservativeHistory, Scope, conservative_history
-from .findings import SEVERITY_RANK, Finding, finding
+from .findings import Finding, finding, ranks
 from .imaging import image_first_findings, image_first_on_record, imaged
 from .injections import PriorInjection, prior_injections
 from .knowledge import Knowledge
@@ -179,8 +179,8 @@ def _symptom_findings(knowledge: Knowledge, onset: DiagnosisOnRecord | None, tod
 
 
 def _ordered(knowledge: Knowledge, findings: list[Finding]) -> tuple[Finding, ...]:
-    position = {code: i for i, code in enumerate(knowledge.config.findings)}
-    return tuple(sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], position[f.code])))
+    rank = ranks(knowledge, (f.code for f in findings))
+    return tuple(sorted(findings, key=lambda f: rank[f.code]))
 
 
 def _surgery_indication_findings(knowledge: Knowledge, order: ClassifiedOrder, label: str, record: PatientRecord,
@@ -283,7 +283,7 @@ def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
         prior = facts.prior_injections()
         findings += _injection_findings(knowledge, order, prior, today)
         if not any(d.group == "qualifying" and d.fits(segments) for d in facts.diagnoses):
-            findings.append(finding(knowledge, "no-qualifying-diagnosis"))
+            findings.append(finding(knowledge, "no-qualifying-diagnosis", order=label))
         score_findings, readings = esi_score_findings(
             knowledge, facts.scores(), [i for i in prior if i.region == order.region],
             config.regions.get(order.region, ""), today)

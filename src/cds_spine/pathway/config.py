@@ -152,6 +152,8 @@ class FindingWording(Strict):
     override_reasons: tuple[str, ...] = ()
     """The override reasons (codes of `card.override_reasons.reasons`) a card this finding leads offers; none:
     every reason not kept for a finding of its own."""
+    outranks: tuple[FindingCode, ...] = ()
+    """Findings this one leads a card before, although they are more severe (the card keeps their indicator)."""
 
 
 class PathwayConfig(Strict):
