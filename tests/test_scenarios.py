@@ -80,3 +80,22 @@ def test_scenario(client, path):
         assert [card["summary"] for card in cards] == summaries
         for fact in facts:
             assert fact in cards[0]["detail"], (fact, cards[0]["detail"])
+
+
+@pytest.mark.parametrize(("name", "offered", "not_offered"), [
+    ("p05-esi-fifth-in-a-year", "Prior ESI was at another level or side", "Severe or disabling pain"),
+    ("p13-fusion-current-smoker", "Nicotine-free for 6 weeks (not yet recorded)",
+     "Conservative therapy done outside this record"),
+    ("p03-esi-short-nsaid", "Physical therapy already ordered", "Nicotine-free for 6 weeks (not yet recorded)"),
+    ("p19-esi-on-apixaban", "Held as its prescriber advised", "Severe or disabling pain"),
+])
+def test_each_card_offers_the_override_reasons_of_its_finding(client, name, offered, not_offered):
+    """Issue 33, point 7: the same six reasons were on every card (the nicotine card offered "conservative therapy
+    done outside this record", the fifth-ESI card "severe or disabling pain")."""
+    scenario = json.loads((SCENARIOS / f"{name}.json").read_text())
+    discovery = client.get("/cds-services").json()
+    request = scenario_build.build_request(scenario, scenario_build.keys_from_discovery(discovery, scenario["hook"]))
+    card = call(client, SERVICE_FOR_HOOK[scenario["hook"]], request).json()["cards"][0]
+    displays = [reason["display"] for reason in card["overrideReasons"]]
+    assert offered in displays and not_offered not in displays
+    assert "Prior authorisation granted by the payer" in displays or name == "p19-esi-on-apixaban"
