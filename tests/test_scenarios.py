@@ -99,3 +99,17 @@ def test_each_card_offers_the_override_reasons_of_its_finding(client, name, offe
     displays = [reason["display"] for reason in card["overrideReasons"]]
     assert offered in displays and not_offered not in displays
     assert "Prior authorisation granted by the payer" in displays or name == "p19-esi-on-apixaban"
+
+
+def test_an_unguided_esi_is_offered_its_image_guided_code_in_its_place(client):
+    """Issue 33, point 7: the card said "order an image-guided ESI instead" and offered nothing to do it."""
+    scenario = json.loads((SCENARIOS / "p08-esi-without-guidance.json").read_text())
+    discovery = client.get("/cds-services").json()
+    request = scenario_build.build_request(scenario, scenario_build.keys_from_discovery(discovery, scenario["hook"]))
+    [card] = call(client, SERVICE_FOR_HOOK[scenario["hook"]], request).json()["cards"]
+    [swap] = card["suggestions"]
+    assert swap["label"] == "Order the image-guided ESI instead"
+    [delete, create] = swap["actions"]
+    [draft] = scenario["draftOrders"]
+    assert delete == {**delete, "type": "delete", "resourceId": f"ServiceRequest/{draft['id']}"}
+    assert create["resource"]["code"]["coding"][0]["code"] == "62323"  # the lumbar interlaminar ESI, guided
