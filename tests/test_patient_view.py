@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from real_records import evaluate, mimic_patient, request
-from support import ORDER_SIGN, PATIENT_VIEW, SCENARIOS, call, scenario_build
+from support import ORDER_SIGN, PATIENT_VIEW, SCENARIOS, call, condition, hook_request, scenario_build
 
 
 def both_cards(client, name: str) -> tuple[dict, dict]:
@@ -64,3 +65,12 @@ def test_a_hospital_stenosis_patient_is_told_what_is_missing(tmp_path):
     # patient-view says the same
     assert card["summary"] == ("Spine pathway: 0 days of conservative therapy; ESI after MRI or CT of the spine; "
                                "surgery needs 42 more days")
+
+
+@pytest.mark.parametrize("code", ["M45.6", "L40.53"])
+def test_inflammatory_spine_disease_is_a_spine_diagnosis(client, code):
+    """Issue 33: ankylosing or psoriatic spondylitis is a spine diagnosis (patient-view said nothing); alone it is
+    axial pain, which an ESI does not treat."""
+    request = hook_request("patient-view", conditions=[condition(code)])
+    [card] = call(client, PATIENT_VIEW, request).json()["cards"]
+    assert "ESI not indicated (axial pain only)" in card["summary"]
