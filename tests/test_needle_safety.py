@@ -317,3 +317,15 @@ def test_imaging_reports_missing_from_prefetch_are_fetched_and_a_failure_is_no_r
     httpx_mock.add_response(url=re.compile(r".*/DiagnosticReport\?.*"), status_code=503)
     failed = call(client, ORDER_SIGN, {**body, "hookInstance": "another"})
     assert failed.status_code == 200 and "MRI or CT of the spine first" in failed.json()["cards"][0]["summary"]
+
+
+def test_a_long_red_flag_name_is_never_cut_in_the_summary(client):
+    """Issue 33, point 7: "Other spondylosis with myelopathy, cerv…": the rest of the summary is shortened instead,
+    and the detail names the red flag without a resource id."""
+    name = "Other spondylosis with myelopathy, cervical region"
+    myelopathy = {**condition("M47.12", rid="flag-1", onsetDateTime=day(-3)), "code": {"coding": [
+        {"system": ICD10, "code": "M47.12", "display": name}], "text": name}}
+    body = hook_request("order-sign", orders=[esi_order(code="64479")], conditions=[radiculopathy(), myelopathy])
+    card = call(client, ORDER_SIGN, body).json()["cards"][0]
+    assert card["indicator"] == "critical" and name in card["summary"] and len(card["summary"]) < 140
+    assert "Condition/flag-1" not in card["detail"] and "flag-1" not in card["detail"]

@@ -58,8 +58,8 @@ def recoded(resource: dict, system: str, code: str, display: str, rid: str) -> d
 def test_a_red_flag_under_a_local_icd_system_stops_the_injection_and_leads(tmp_path, prefix, as_of, flag):
     pid, resources = mimic_patient(prefix)
     card = only(evaluate(tmp_path, request(pid, resources, ESI_LUMBAR), as_of))
-    assert card["indicator"] == "critical" and card["summary"].startswith(f"Red flag on record ({flag}")
-    assert card["summary"].endswith("no lumbar ESI before urgent evaluation")
+    assert card["indicator"] == "critical" and card["summary"].startswith("Red flag") and flag in card["summary"]
+    assert card["summary"].endswith(("no lumbar ESI before urgent evaluation", "no lumbar ESI yet"))  # long: short
     assert "try physical therapy first" not in card["detail"]
 
 
@@ -83,8 +83,8 @@ def test_a_spinal_cord_injury_is_a_red_flag(tmp_path, code, display):
     system = MIMIC_ICD9 if code[0].isdigit() else MIMIC_ICD10
     resources["Condition"].append(recoded(backache, system, code, display, "cord-injury"))
     card = only(evaluate(tmp_path, request(pid, resources, FUSION), "2160-12-01"))
-    assert card["indicator"] == "info" and card["summary"].startswith(f"Red flag on record ({display[:30]}")
-    assert card["summary"].endswith("conservative-therapy requirement waived; evaluate urgently")
+    assert card["indicator"] == "info" and card["summary"].startswith("Red flag") and display in card["summary"]
+    assert card["summary"].endswith("evaluate urgently")
 
 
 def test_an_icd9_backache_opens_the_patient_view_summary(tmp_path):

@@ -128,8 +128,8 @@ def _detail(assessment: Assessment, knowledge: Knowledge) -> str:
     rule = config.rules.of(assessment.order.category)
     missing = [WORDING.format(wording.missing, required=assessment.required_days, order=assessment.order_label)
                ] if assessment.decision is Decision.NOT_MET else []
-    missing += [WORDING.format(wording.pending_referral, description=_md(referral.description),
-                               reference=referral.reference) for referral in assessment.pending_referrals]
+    missing += [WORDING.format(wording.pending_referral, description=_md(referral.description))
+                for referral in assessment.pending_referrals]
     also = [finding_summary(knowledge, f.code, dict(f.facts)) for f in assessment.findings if f is not assessment.lead]
     context = _red_flag_lines(wording, assessment.red_flags)
     if assessment.prior_injections:
@@ -339,7 +339,7 @@ def _standing(knowledge: Knowledge, summary: PatientSummary) -> list[str]:
 def _red_flag_lines(wording: Detail, flags: Iterable[DiagnosisOnRecord]) -> list[str]:
     """One line per red flag, saying so when it was read from the diagnosis's words."""
     return _unique(WORDING.format(wording.red_flag_from_text if flag.from_text else wording.red_flag_line,
-                                  condition=_md(_dated(wording, flag)), reference=flag.reference)
+                                  condition=_md(_dated(wording, flag)))
                    for flag in _one_per_description(flags))
 
 

@@ -13,7 +13,7 @@ from .evidence import ConservativeHistory, Scope, conservative_history
 from .findings import Finding, finding, ranks
 from .imaging import image_first_findings, image_first_on_record, imaged
 from .injections import PriorInjection, prior_injections
-from .knowledge import Knowledge
+from .knowledge import RED_FLAG_NAME_LIMIT, Knowledge
 from .observation_rules import ScoresOnRecord, esi_score_findings, readiness_findings
 from .orders import ClassifiedOrder
 from .reasons import Indication, describe, shorten
@@ -135,7 +135,7 @@ def _conservative_findings(knowledge: Knowledge, history: ConservativeHistory, r
     if red_flags:
         flag = red_flags[0]
         return Decision.EXEMPT, [finding(knowledge, "red-flag", [flag.reference],
-                                          condition=shorten(flag.description))]
+                                          condition=shorten(flag.description, RED_FLAG_NAME_LIMIT))]
     if history.days >= required:
         return Decision.MET, []
     lookback_months = round(knowledge.config.lookback_days / 30.4)

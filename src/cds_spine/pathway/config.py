@@ -145,6 +145,9 @@ class FindingLine(Strict):
 class FindingWording(Strict):
     severity: Severity
     summary: str = Field(min_length=1)
+    short_summary: str | None = None
+    """The words a card carries instead when the summary would reach the card's limit (a long diagnosis name):
+    shorter around the name, so that a red flag's name is never cut."""
     line: FindingLine | None = None
     suggest: tuple[str, ...] = ()
     """The orders (`card.suggestions.orders`) a card this finding leads suggests, instead of a referral to
@@ -236,6 +239,8 @@ class PathwayConfig(Strict):
                        and not ({field for _, field, _, _ in WORDING.parse(template) if field} - set(values))), key=len)
         values.update(esi=longest, surgery=longest)
         templates = {f"findings.{code}.summary": wording.summary for code, wording in self.findings.items()}
+        templates.update({f"findings.{code}.short_summary": wording.short_summary
+                          for code, wording in self.findings.items() if wording.short_summary})
         templates.update(criteria)
         templates["patient_view.summary"] = view.summary
         templates["patient_view.red_flag"] = view.red_flag

@@ -24,6 +24,8 @@ from .record import Code
 
 ATTRIBUTE_EXTENSION = "https://cds-spine.org/fhir/StructureDefinition/code-attribute"
 CONDITION_DISPLAY_LIMIT = 40
+RED_FLAG_NAME_LIMIT = 120
+"""A red flag's name is kept to this (its finding's short summary keeps it whole on the card where it fits)."""
 OPIOID = "opioid"
 
 

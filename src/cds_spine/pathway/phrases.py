@@ -6,12 +6,24 @@ from collections.abc import Mapping
 
 from .config import FindingCode
 from .knowledge import Knowledge
+from .reasons import shorten
 from .standing import Criteria, PatientSummary
-from .wording import WORDING
+from .wording import SUMMARY_LIMIT, WORDING
 
 
 def finding_summary(knowledge: Knowledge, code: FindingCode, facts: Mapping[str, str | int]) -> str:
-    return WORDING.format(knowledge.config.findings[code].summary, **facts)
+    """The finding's summary; when it would reach the card's limit, its short words, and the diagnosis's name cut
+    only as far as the card needs (the action the summary says is never cut)."""
+    wording = knowledge.config.findings[code]
+    summary = WORDING.format(wording.summary, **facts)
+    if len(summary) < SUMMARY_LIMIT or not wording.short_summary:
+        return summary
+    summary = WORDING.format(wording.short_summary, **facts)
+    over = len(summary) - (SUMMARY_LIMIT - 1)
+    if over > 0 and "condition" in facts:
+        name = str(facts["condition"])
+        summary = WORDING.format(wording.short_summary, **{**facts, "condition": shorten(name, len(name) - over)})
+    return summary
 
 
 def criteria_phrase(knowledge: Knowledge, summary: PatientSummary, criteria: Criteria, days: int, required: int,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from .findings import Finding, finding
-from .knowledge import Knowledge
+from .knowledge import RED_FLAG_NAME_LIMIT, Knowledge
 from .orders import ClassifiedOrder
 from .reasons import describe, shorten
 from .record import ConditionEntry, PatientRecord
@@ -48,7 +48,8 @@ def stopping_findings(knowledge: Knowledge, order_label: str, red_flags: Sequenc
     findings = []
     if red_flags:
         reference, description = red_flags[0]
-        findings.append(finding(knowledge, "red-flag-injection", [reference], condition=shorten(description),
+        findings.append(finding(knowledge, "red-flag-injection", [reference],
+                                condition=shorten(description, RED_FLAG_NAME_LIMIT),
                                 order=order_label))
     if infections:
         infection = infections[0]
