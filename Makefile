@@ -77,9 +77,10 @@ valuesets: $(BIN)/python
 	$(BIN)/pip install --quiet '.[valuesets]'
 	$(BIN)/python tools/build_valuesets.py
 
-# Regenerate examples/ from tools/stories.
+# The examples dated today, in examples/today/ (not tracked: the committed copies, written as of examples/index.json's
+# asOf, change only when a story does: tools/build_examples.py --out examples --as-of YYYY-MM-DD).
 examples: $(VENV)/.installed
-	$(BIN)/python tools/build_examples.py
+	$(BIN)/python tools/build_examples.py --out examples/today
 
 # A small local FHIR server (http://localhost:8081/fhir) holding the examples, with CORS: for trying the
 # service with the CDS Hooks sandbox without Docker (docs/deploy.md). EXAMPLE_FHIR_PORT to move it.

@@ -263,3 +263,23 @@ def test_a_port_in_use_is_named_with_the_setting_that_moves_it(tmp_path):
     assert result.returncode == 2
     assert f"cds-spine: port {port} on 127.0.0.1 is in use" in result.stderr and "CDS_SPINE_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_make_run_says_where_the_dashboard_is_and_the_page_says_how_to_open_it(tmp_path):
+    """Issue 34, point 1: after `make run`, /dashboard answered a bare 404 "not found" and the log said nothing."""
+    port = free_port()
+    process = subprocess.Popen([CDS_SPINE, "serve", "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True,
+                               env=clean_env(CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}"))
+    try:
+        assert process.stdout is not None
+        said = next(line for line in process.stdout if "the dashboard:" in line or process.poll() is not None)
+        assert f"the dashboard: http://127.0.0.1:{port}/dashboard (no audit readers yet" in said
+        wait_until_answering(f"http://127.0.0.1:{port}/healthz", "the service")
+        page = httpx.get(f"http://127.0.0.1:{port}/dashboard")
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+        assert "The audit has no readers yet" in page.text and "cds-spine audit-key" in page.text
+        assert "CDS_SPINE_AUDIT_USERS" in page.text
+    finally:
+        process.terminate()
+        process.communicate(timeout=PATIENCE)

@@ -24,7 +24,7 @@ def test_examples_are_up_to_date(tmp_path):
                    cwd=ROOT, check=True, capture_output=True)
     for built in tmp_path.rglob("*.json"):
         committed = ROOT / "examples" / built.relative_to(tmp_path)
-        assert committed.read_text() == built.read_text(), f"{committed} is stale: run `make examples`"
+        assert committed.read_text() == built.read_text(), f"{committed} is stale: run tools/build_examples.py --out examples --as-of {INDEX['asOf']}"
 
 
 def test_examples_cover_the_stories():
@@ -73,3 +73,17 @@ def test_as_of_must_be_a_day_or_today():
     result = run_cli("evaluate", "examples/requests/p01-esi-nothing-tried.json", "--as-of", "last tuesday")
     assert result.returncode == 2
     assert "is not a date" in result.stderr and "--as-of" in result.stderr
+
+
+@pytest.mark.slow  # runs the Makefile's recipe in a process of its own
+def test_make_examples_leaves_the_tracked_files_as_they_are():
+    """Issue 34, point 2: `make examples` rewrote 35 tracked files; it writes today's copies where git ignores
+    them, so `git status` is clean after the README's first step."""
+    recipe = (ROOT / "Makefile").read_text().split("\nexamples:", 1)[1].splitlines()[1].strip()
+    command = recipe.replace("$(BIN)/python", sys.executable).split()
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    today = json.loads((ROOT / "examples" / "today" / "index.json").read_text())
+    assert today["asOf"] == datetime.now(UTC).date().isoformat()
+    status = subprocess.run(["git", "status", "--porcelain", "--", "examples"], cwd=ROOT, capture_output=True,
+                            text=True, check=True)
+    assert status.stdout == ""

@@ -26,9 +26,11 @@ def walkthrough(tmp_path_factory):
     subprocess.run([sys.executable, "tools/build_examples.py", "--out", str(examples)], cwd=ROOT, check=True,
                    capture_output=True)  # step 1: make examples
     fhir_port = free_port()
-    fhir = subprocess.Popen([sys.executable, "tools/example_fhir.py", "--port", str(fhir_port), "--bundles",
-                             str(examples / "bundles")], cwd=ROOT)  # step 1: make example-fhir
+    fhir = subprocess.Popen([sys.executable, "tools/example_fhir.py", "--port", str(fhir_port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)  # step 1: make example-fhir (the examples, today)
     fhir_base = f"http://127.0.0.1:{fhir_port}/fhir"
+    assert fhir.stdout is not None and fhir.stdout.readline().startswith(
+        f"example FHIR server: http://localhost:{fhir_port}/fhir (20 ")
     wait_until_answering(f"{fhir_base}/metadata", "the example FHIR server")
     issuer = folder / ".cds-spine-test-issuer"
     made = run_cli("test-token", "http://localhost:8080/cds-services", "--folder", str(issuer))  # step 2
@@ -49,7 +51,7 @@ def walkthrough(tmp_path_factory):
                    "database": folder / "cds-spine.db"}
     finally:
         fhir.terminate()
-        fhir.wait(timeout=10)
+        fhir.communicate(timeout=10)  # closes its stdout too
 
 
 def token(walkthrough, url: str) -> str:
@@ -72,6 +74,11 @@ def test_step_4_send_gets_the_order_card_with_a_fresh_hook_instance_each_time(wa
     assert len(sent) == len(set(sent)) >= 2  # never the example's own hookInstance twice
     refused = run_cli("send", str(example), url, "--test-issuer", str(walkthrough["issuer"] / "absent"))
     assert refused.returncode == 1 and "answered 401" in refused.stderr
+    assert "no token was sent" in refused.stderr and "cds-spine test-token" in refused.stderr  # issue 34, point 6
+    elsewhere = url.replace("127.0.0.1", "localhost")  # the service's public URL names 127.0.0.1: another audience
+    misnamed = run_cli("send", str(example), elsewhere, "--test-issuer", str(walkthrough["issuer"]))
+    assert misnamed.returncode == 1 and "answered 401" in misnamed.stderr
+    assert f"the token's audience (aud) was {elsewhere}" in misnamed.stderr
 
 
 def test_step_4_curl_with_a_test_token_gets_the_order_card(walkthrough):

@@ -3,9 +3,10 @@
 of the patient's record (to load into a FHIR server) and a ready CDS Hooks request.
 
 The stories' dates are relative; the files are written as of one day (today by default, or --as-of
-YYYY-MM-DD), recorded in examples/index.json (`asOf`), so that the same files can be rebuilt and
-checked. Evaluate them as of that day, or run `make examples` to date them today before sending them
-to the live service:
+YYYY-MM-DD), recorded in the index (`asOf`), so that the same files can be rebuilt and checked. The
+committed copies in examples/ change only when a story does (`--out examples --as-of YYYY-MM-DD`);
+`make examples` writes copies dated today to examples/today/, which git ignores, for the live service.
+Evaluate the committed ones as of their day:
 
     cds-spine evaluate examples/requests/p01-esi-nothing-tried.json --as-of "$(jq -r .asOf examples/index.json)"
 """

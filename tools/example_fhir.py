@@ -2,7 +2,7 @@
 """A small local FHIR R4 server holding the example patients, for trying the service with the CDS Hooks
 sandbox on a machine without Docker (docs/deploy.md, "Trying it with the CDS Hooks sandbox"):
 
-    make example-fhir            # http://localhost:8081/fhir, the examples of examples/bundles loaded
+    make example-fhir            # http://localhost:8081/fhir, the examples loaded, dated today
 
 It keeps resources in memory and answers what the sandbox and the service ask: the CapabilityStatement,
 reads, searches by `_id`, `patient`/`subject` and (Patient) `name`, with the `_include`s the service's
@@ -12,8 +12,10 @@ prefetch templates use, and transaction Bundles POSTed to the base (to load more
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
@@ -24,7 +26,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-ROOT = Path(__file__).resolve().parent.parent
 FHIR_JSON = "application/fhir+json"
 # _include values the service's prefetch templates use: (source type, element) -> what it points to.
 INCLUDES = {("Condition", "encounter"): "encounter", ("MedicationRequest", "medication"): "medicationReference",
@@ -88,11 +89,19 @@ def _outcome(status: int, text: str) -> JSONResponse:
         status_code=status, media_type=FHIR_JSON)
 
 
-def build(folders: list[Path]) -> Starlette:
+def todays_examples() -> list[dict]:
+    """The example patients' Bundles, dated today (as `make examples` writes them)."""
+    spec = importlib.util.spec_from_file_location("build_examples", Path(__file__).with_name("build_examples.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    files = module.build(datetime.now(UTC).date())
+    return [json.loads(text) for name, text in sorted(files.items()) if name.startswith("bundles/")]
+
+
+def build(bundles: list[dict]) -> Starlette:
     store = Store()
-    for folder in folders:
-        for path in sorted(folder.glob("*.json")):
-            store.load(json.loads(path.read_text()))
+    for bundle in bundles:
+        store.load(bundle)
 
     async def metadata(request: Request) -> JSONResponse:
         return JSONResponse({
@@ -138,10 +147,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--bundles", type=Path, action="append", help="folders of transaction Bundles to load "
-                        "(default: examples/bundles)")
+                        "(default: the examples, dated today)")
     args = parser.parse_args()
-    uvicorn.run(build(args.bundles or [ROOT / "examples" / "bundles"]), host=args.host, port=args.port,
-                log_level="warning")
+    bundles = [json.loads(path.read_text()) for folder in args.bundles for path in sorted(folder.glob("*.json"))] \
+        if args.bundles else todays_examples()
+    host = "localhost" if args.host == "127.0.0.1" else args.host  # as the docs and the test issuer name it
+    print(f"example FHIR server: http://{host}:{args.port}/fhir ({len(bundles)} patients; "
+          f"EXAMPLE_FHIR_PORT=... make example-fhir to move it)", flush=True)
+    uvicorn.run(build(bundles), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ def _page(request: Request, name: str) -> Response:
 
 @router.get("")
 async def dashboard(request: Request, state: Audit) -> Response:
+    """The dashboard; without audit readers (a fresh `make run`), a page that says how to add them."""
+    if not state.access.enabled:
+        return Response((DASHBOARD / "no-readers.html").read_bytes(), status_code=404,
+                        media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
     principal = await authenticate(request, state)
     if principal is None:
         return _redirect(request, "/dashboard/sign-in")

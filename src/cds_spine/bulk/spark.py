@@ -8,7 +8,7 @@ is collected through Spark.
 
 What reaches the executors: the AuditSpec (cards/ as bytes, the period, the hash key) and the
 Medications, as broadcast variables; each executor's Python worker builds the knowledge from the
-broadcast cards/ once. The executors need cds-spine itself importable (its wheel; see README) and the
+broadcast cards/ once. The executors need cds-spine itself importable (its wheel; see docs/quality.md) and the
 export's files at the same path (a shared file system).
 """
 from __future__ import annotations

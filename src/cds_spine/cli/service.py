@@ -54,6 +54,10 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to bind (CDS_SP
         typer.echo(f"cds-spine: port {settings.port} on {settings.host} is in use: stop what uses it, or choose "
                    f"another with CDS_SPINE_PORT (or --port)", err=True)
         raise typer.Exit(2)
+    base = f"http://{settings.host}:{settings.port}"
+    readers = "" if settings.audit_users or settings.audit_auth == "oidc" else \
+        " (no audit readers yet: the page says how to add them)"
+    typer.echo(f"cds-spine: serving {base}/cds-services; the dashboard: {base}/dashboard{readers}", err=True)
     server: dict[str, Any] = dict(host=settings.host, port=settings.port, log_config=logging_config(settings.log_level,
                   settings.log_format), log_level=settings.log_level.lower(), access_log=False, server_header=False,
                   proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
@@ -169,7 +173,8 @@ def send(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks request 
     body = json.loads(request_file.read_text(encoding="utf-8"))
     body["hookInstance"] = str(uuid.uuid4())
     headers = {"Content-Type": "application/json"}
-    if (test_issuer / TRUSTED_CLIENTS_FILE).is_file():
+    signed = (test_issuer / TRUSTED_CLIENTS_FILE).is_file()
+    if signed:
         headers["Authorization"] = f"Bearer {mint(test_issuer, url)}"
     try:
         answer = httpx.post(url, content=json.dumps(body), headers=headers, timeout=30)
@@ -182,4 +187,18 @@ def send(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks request 
         typer.echo(answer.text)
     if answer.status_code >= 400:
         typer.echo(f"cds-spine: {url} answered {answer.status_code}", err=True)
+        if answer.status_code == 401:
+            typer.echo(_why_unauthorized(url, test_issuer, signed), err=True)
         raise typer.Exit(1)
+
+
+def _why_unauthorized(url: str, test_issuer: Path, signed: bool) -> str:
+    """What a 401 most likely means, on this side (the service's log names the check that failed)."""
+    if not signed:
+        return (f"  no token was sent: {test_issuer} holds no test issuer. The service requires a JWT: make one "
+                f"with `cds-spine test-token {url.rsplit('/cds-services', 1)[0]}/cds-services` and name its "
+                f"trusted-clients file in the service's CDS_SPINE_TRUSTED_CLIENTS.")
+    return (f"  the token's audience (aud) was {url}: the service accepts only its own CDS_SPINE_PUBLIC_BASE_URL "
+            f"followed by the path, spelled as it is set (http://localhost:8080 and http://127.0.0.1:8080 differ). "
+            f"Call the URL the service's public base URL names, or check that the service trusts {test_issuer}'s "
+            f"trusted-clients file; the service's log names the check that failed.")
