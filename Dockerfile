@@ -22,5 +22,5 @@ ENV CDS_SPINE_AUTH=required \
     CDS_SPINE_LOG_FORMAT=json \
     PYTHONUNBUFFERED=1
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=3s CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+HEALTHCHECK --interval=30s --timeout=3s CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CDS_SPINE_PORT', '8080'), timeout=2)"]
 CMD ["cds-spine", "serve"]

@@ -89,7 +89,7 @@ def test_check_config_reports_and_checks_the_sites_local_code_systems(postgres_s
     ({"CDS_SPINE_SMART_CLIENT_ID": "spine-timeline"}, 2, "CDS_SPINE_SMART_CLIENT_ID needs CDS_SPINE_PUBLIC_BASE_URL"),
     ({"CDS_SPINE_SMART_CLIENT_ID": "spine-timeline", "CDS_SPINE_PUBLIC_BASE_URL": "https://cds.example.org"}, 1,
      "warning: the pathway timeline is on but no FHIR server may launch it"),
-    ({"CDS_SPINE_SMART_FHIR_SERVERS": "http://ehr.example.org/fhir"}, 2, "CDS_SPINE_SMART_FHIR_SERVERS: Value error, must be https"),
+    ({"CDS_SPINE_SMART_FHIR_SERVERS": "http://ehr.example.org/fhir"}, 2, "CDS_SPINE_SMART_FHIR_SERVERS: must be https"),
 ])
 def test_check_config_errors_and_warnings_have_their_exit_codes(postgres_schema, tmp_path, settings, code, message):
     env = {key: value.format(tmp=tmp_path, pg=postgres_schema) for key, value in settings.items()}
@@ -211,7 +211,7 @@ def test_check_config_lists_every_error_at_once_and_refuses_placeholders(tmp_pat
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 5, errors
-    for expected in ("CDS_SPINE_FHIR_TIMEOUT_SECONDS", "CDS_SPINE_AUDIT_HASH_KEY: Value error, still holds the shipped "
+    for expected in ("CDS_SPINE_FHIR_TIMEOUT_SECONDS", "CDS_SPINE_AUDIT_HASH_KEY: still holds the shipped "
                      "placeholder CHANGE-ME", "CDS_SPINE_PUBLIC_BASE_URL is not set",
                      f"CDS_SPINE_TRUSTED_CLIENTS={trusted} still holds the shipped placeholder",
                      "'https://sandbox.hospital.example/' is not an origin"):
@@ -283,3 +283,19 @@ def test_make_run_says_where_the_dashboard_is_and_the_page_says_how_to_open_it(t
     finally:
         process.terminate()
         process.communicate(timeout=PATIENCE)
+
+
+def test_check_config_explains_a_wrong_audit_user_and_invents_no_follow_on_error(postgres_schema):
+    """Issue 34, point 7: the shipped placeholder got "String should match pattern '^[0-9a-f]{64}$'", then
+    "audit readers: none" although the variable was set."""
+    placeholder = '[{"name": "CHANGE-ME", "role": "viewer", "key_sha256": "CHANGE-ME-64-hex-characters"}]'
+    result = run_cli("check-config", CDS_SPINE_AUDIT_USERS=placeholder, CDS_SPINE_DATABASE_URL=postgres_schema)
+    assert result.returncode == 2
+    assert ("error: CDS_SPINE_AUDIT_USERS: entry 1, key_sha256: key_sha256 is the SHA-256 of the user's key, 64 "
+            "lower-case hexadecimal characters, never the key itself: `cds-spine audit-key NAME ROLE`") in result.stderr
+    assert "should match pattern" not in result.stderr
+    assert "audit readers: not checked (CDS_SPINE_AUDIT_USERS is wrong: see the error)" in result.stdout
+    wrong_store = run_cli("check-config", CDS_SPINE_DATABASE_URL="mysql://nowhere/db", CDS_SPINE_SCHEMA_MANAGED="true")
+    assert "CDS_SPINE_DATABASE_URL: the audit store is SQLite" in wrong_store.stderr  # not a traceback
+    assert "SQLite store does not exist" not in wrong_store.stderr and "Traceback" not in wrong_store.stderr
+    assert "audit store: not checked" in wrong_store.stdout

@@ -14,7 +14,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from cli import ROOT, VALUESET_COUNT, clean_env
+from cli import ROOT, VALUESET_COUNT, clean_env, free_port, serving
 
 from cds_spine.cli.check import in_container
 
@@ -102,3 +102,16 @@ def test_build_and_install_commands_work(tmp_path):
                             env=clean_env(), cwd=tmp_path)
     assert result.returncode == (1 if in_container() else 0), result.stderr  # 1: SQLite in a container
     assert str(venv) in result.stdout and f"{VALUESET_COUNT} value sets" in result.stdout
+
+
+def test_the_healthcheck_follows_the_port_setting(tmp_path):
+    """Issue 34, point 5: the HEALTHCHECK asked port 8080 whatever CDS_SPINE_PORT said."""
+    import json
+
+    healthcheck = next(line for line in DOCKERFILE.splitlines() if line.startswith("HEALTHCHECK"))
+    command = json.loads(healthcheck.split(" CMD ", 1)[1])
+    command[0] = sys.executable
+    port = free_port()
+    with serving(port=port, CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'a.db'}"):
+        assert subprocess.run(command, env=clean_env(CDS_SPINE_PORT=str(port))).returncode == 0
+    assert subprocess.run(command, env=clean_env(CDS_SPINE_PORT=str(port)), capture_output=True).returncode != 0

@@ -29,7 +29,7 @@ def test_manifest_is_valid_against_the_kubernetes_schema(name, document):
 def test_the_set_of_manifests_is_complete():
     kinds = {d["kind"] for _, d in DOCUMENTS}
     assert kinds == {"ConfigMap", "Secret", "Job", "Deployment", "Service", "PodDisruptionBudget", "Ingress",
-                     "NetworkPolicy"}
+                     "NetworkPolicy", "CronJob"}
 
 
 def test_manifests_use_only_settings_the_service_knows():
@@ -52,7 +52,8 @@ def test_probes_port_and_migration_job_match_the_service(client):
     assert by_kind("ConfigMap")["data"]["CDS_SPINE_TRUSTED_CLIENTS"].startswith(mount + "/")
 
 
-POD_TEMPLATES = [(d["kind"], d["spec"]["template"]["spec"]) for _, d in DOCUMENTS if d["kind"] in ("Deployment", "Job")]
+POD_TEMPLATES = [(d["kind"], d["spec"]["template"]["spec"]) for _, d in DOCUMENTS if d["kind"] in ("Deployment", "Job")] + [
+    (d["kind"], d["spec"]["jobTemplate"]["spec"]["template"]["spec"]) for _, d in DOCUMENTS if d["kind"] == "CronJob"]
 RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected",
                       "secret"}
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
@@ -22,9 +23,26 @@ class AuditUser(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._@+-]+$")
+    name: str = Field(min_length=1, max_length=128)
     role: Role
-    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    key_sha256: str
+
+    @field_validator("name")
+    @classmethod
+    def plain_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._@+-]+", name):
+            raise ValueError("a user's name may hold letters, digits and . _ @ + - only (it is shown in the audit "
+                             "and its log)")
+        return name
+
+    @field_validator("key_sha256")
+    @classmethod
+    def key_hash(cls, value: str) -> str:
+        if not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise ValueError("key_sha256 is the SHA-256 of the user's key, 64 lower-case hexadecimal characters, "
+                             "never the key itself: `cds-spine audit-key NAME ROLE` makes a key and prints the "
+                             "entry to put here")
+        return value
 
 
 PLACEHOLDER = "CHANGE-ME"
@@ -137,6 +155,14 @@ class Settings(BaseSettings):
     """Most JSON objects and arrays in one body, which bounds parsing memory (nesting is capped at 1024)."""
     database_url: str = "sqlite:///cds-spine.db"
     """The audit store: SQLite in a file under the working directory, or postgresql://user@host/db."""
+
+    @field_validator("database_url")
+    @classmethod
+    def supported_store(cls, url: str) -> str:
+        if not re.match(r"(sqlite|postgres(ql)?(\+psycopg)?)://", url):
+            raise ValueError("the audit store is SQLite (sqlite:///path/to/file.db) or PostgreSQL "
+                             "(postgresql://user:password@host:5432/db)")
+        return url
     schema_managed: bool = False
     """The audit schema is migrated by `cds-spine migrate` (a Kubernetes Job, a deploy step): serving does not
     migrate, and refuses to start while the schema is behind."""

@@ -57,7 +57,7 @@ class HookState:
 
     answerer: CallAnswerer
     verifier: Verifier | None
-    """None: JWTs are not checked (CDS_SPINE_AUTH_DISABLED)."""
+    """None: JWTs are not checked (CDS_SPINE_AUTH=disabled, on a loopback address only)."""
     store: SqlAuditStore
     clock: Callable[[], datetime]
     knowledge_version: str

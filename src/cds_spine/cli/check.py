@@ -127,7 +127,7 @@ def check_config() -> None:
     """A pre-flight check: validate the settings, the trusted clients, the knowledge and the audit store, say
     what the service would run with, and list every error and warning at once.
     Exit code 0: fine; 1: warnings (it runs, but look); 2: errors (it does not start, or must not)."""
-    settings, errors = settings_to_check()
+    settings, errors, wrong = settings_to_check()
     try:
         issuers = trusted_issuers(settings)
     except ConfigurationError as exc:
@@ -139,8 +139,12 @@ def check_config() -> None:
                       f"{PLACEHOLDER}: list the EHRs you trust")
     knowledge_errors, knowledge = _knowledge_findings(settings)
     errors += knowledge_errors + _origin_problems(settings)
-    store_errors, warnings, store = _store_findings(settings)
-    errors += store_errors
+    warnings: list[str] = []
+    if wrong & {"database_url", "schema_managed"}:
+        store = "not checked (its setting is wrong: see the error)"
+    else:
+        store_errors, warnings, store = _store_findings(settings)
+        errors += store_errors
     warnings += _profile_warnings(settings, issuers) + _testing_trust(settings, issuers)
     timeline, timeline_warnings = _timeline(settings, issuers)
     warnings += timeline_warnings
@@ -157,7 +161,9 @@ def check_config() -> None:
     typer.echo(timeline)
     typer.echo(knowledge)
     typer.echo(f"audit store: {store}")
-    typer.echo(f"audit readers: {_audit_readers(settings)}")
+    readers = "not checked (CDS_SPINE_AUDIT_USERS is wrong: see the error)" if "audit_users" in wrong \
+        else _audit_readers(settings)
+    typer.echo(f"audit readers: {readers}")
     for error in errors:
         typer.echo(f"error: {error}", err=True)
     for warning in warnings:

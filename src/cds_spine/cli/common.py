@@ -28,7 +28,9 @@ def setting_problems(exc: ValidationError | SettingsError) -> dict[str | None, s
     problems: dict[str | None, str] = {}
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else None
-        text = f"CDS_SPINE_{name.upper()}: {error['msg']}" if name else error["msg"]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = "".join(f"entry {part + 1}, " if isinstance(part, int) else f"{part}: " for part in error["loc"][1:])
+        text = f"CDS_SPINE_{name.upper()}: {where}{message}" if name else message
         problems[name] = f"{problems[name]}; {text}" if name in problems else text
     return problems
 
@@ -41,14 +43,16 @@ def read_settings(**overrides: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
-def settings_to_check() -> tuple[Settings, list[str]]:
-    """The settings, and every problem with them: a setting that is wrong is reported and replaced by its
-    default, so that every other check still runs. Problems of several settings together end the check."""
+def settings_to_check() -> tuple[Settings, list[str], frozenset[str]]:
+    """The settings, every problem with them, and the settings that were wrong: each is reported and replaced by
+    its default, so that every other check still runs (the checks that read a replaced one are not made: they
+    would report what is not true of the real configuration). Problems of several settings together end the
+    check."""
     errors: list[str] = []
     defaults: dict[str, Any] = {}
     while True:
         try:
-            return Settings(**defaults), errors
+            return Settings(**defaults), errors, frozenset(defaults)
         except (ValidationError, SettingsError) as exc:
             problems = setting_problems(exc)
             errors += problems.values()
