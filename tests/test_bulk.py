@@ -153,6 +153,11 @@ def test_both_engines_agree_on_the_real_shaped_export(tmp_path):
     done = summary(plain)
     assert done["read"]["lines"] == 15_286 and done["read"]["problems"] == {} and done["patients"] == 151
     assert done["procedures"] == 0  # Synthea models no ESI or spine surgery
+    # Issue 34, point 8: said as the whole export's period, with why and what to do (it read "(today to today)")
+    assert "0 procedures audited (the export's whole period)" in result.stdout
+    assert "No completed ESI, regenerative-injection or spine-surgery Procedure in the export's whole period: the " \
+           "export holds" in result.stdout and "Procedure" in result.stdout.split("holds", 1)[1]
+    assert "bench.bulk_export" in result.stdout
     export = tmp_path / "export"
     export.mkdir()
     injected = _with_injections(export)

@@ -165,8 +165,10 @@ def audit_bulk(
         export: Annotated[Path, typer.Argument(help=(
             "A FHIR Bulk Data export: a folder of .ndjson or .ndjson.gz files, one such file, or the export's "
             "manifest (JSON with output[].url)."))],
-        since: Annotated[str | None, typer.Option(help="First procedure day (YYYY-MM-DD), included.")] = None,
-        until: Annotated[str | None, typer.Option(help="Last procedure day (YYYY-MM-DD), included.")] = None,
+        since: Annotated[str | None, typer.Option(help="First procedure day (YYYY-MM-DD), included; default: "
+                                                       "the export's first.")] = None,
+        until: Annotated[str | None, typer.Option(help="Last procedure day (YYYY-MM-DD), included; default: "
+                                                       "the export's last.")] = None,
         out: Annotated[Path, typer.Option(help="Folder for rows.parquet, rows.csv, summary.json and "
                                                "measure-report.json.")] = Path("audit-bulk"),
         engine: Annotated[BulkEngine, typer.Option(help="local: every core of this machine; spark: "
@@ -196,11 +198,18 @@ def audit_bulk(
                                     partitions),
                        None if quiet else (lambda line: typer.echo(line, err=True)))
     summary, totals, patients = result.summary, result.totals, result.patients
+    asked = f"{period.since or 'the first'} to {period.until or 'the last'} procedure day" \
+        if period.since or period.until else "the export's whole period"
+    audited = f"{summary['period']['since']} to {summary['period']['until']}" if summary["procedures"] else asked
     typer.echo(f"{len(files)} files, {totals.lines:,} resources read, {totals.kept:,} kept; {patients:,} patients; "
-               f"{summary['procedures']:,} procedures audited ({summary['period']['since']} to "
-               f"{summary['period']['until']}); written to {out}/")
+               f"{summary['procedures']:,} procedures audited ({audited}); written to {out}/")
     if summary["procedures"]:
         typer.echo(_table(summary["by"]["month"]))
+    else:
+        read = ", ".join(f"{count:,} {kind}" for kind, count in totals.resources.most_common(6)) or "nothing"
+        typer.echo(f"No completed ESI, regenerative-injection or spine-surgery Procedure in {asked}: the export "
+                   f"holds {read}. To try the audit, make an export that has them, from the checkout: `.venv/bin/python -m bench.bulk_export "
+                   f"--patients 1000 --out /tmp/export` (docs/quality.md).")
     problems = _problem_lines(summary)
     for line in problems:
         typer.echo(line, err=True)
