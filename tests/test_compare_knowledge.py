@@ -88,6 +88,13 @@ def test_a_raised_threshold_changes_exactly_the_esis_it_should(compared):
     assert cand["components"][esi]["numerator"] == base["components"][esi]["numerator"] - len(expected)
     report = (compared / "report.md").read_text()
     assert f"**{len(expected):,} procedures change**" in report and "Decision met -> not-met" in report
+    # Issue 34, point 9: what differs between the versions, and every rate with its true denominator
+    assert summary["differences"] == ["`rules.esi.min_conservative_days`: 28 -> 56"]
+    assert "- `rules.esi.min_conservative_days`: 28 -> 56" in report
+    component = base["components"]["overall"]
+    scored = component["denominator"] - component["excluded"]
+    assert f"({component['numerator']} of {scored}" in report
+    assert component["excluded"] == 0 or f"; {component['excluded']} excluded)" in report
 
 
 def test_spark_finds_the_same_changes(generated, cards, compared, tmp_path):

@@ -104,6 +104,7 @@ def compare(baseline: Side, candidate: Side, out: Path) -> dict[str, Any]:
                    "candidate": len(set(candidate.rows) - set(baseline.rows))},
         "decisionChanges": dict(sorted(moves.items())),
         "findings": {"appear": dict(sorted(appear.items())), "disappear": dict(sorted(disappear.items()))},
+        "differences": differences(baseline.knowledge, candidate.knowledge),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     (out / "report.md").write_text(report(summary), encoding="utf-8")
@@ -111,9 +112,34 @@ def compare(baseline: Side, candidate: Side, out: Path) -> dict[str, Any]:
 
 
 def _rate(component: Mapping[str, Any] | None) -> str:
+    """The rate with its true numerator and denominator: the orders scored, the excluded ones named apart."""
     if not component or component.get("rate") is None:
         return "-"
-    return f"{component['rate'] * 100:.1f} % ({component['numerator']} of {component['denominator']})"
+    scored = component["denominator"] - component.get("excluded", 0)
+    excluded = f"; {component['excluded']} excluded" if component.get("excluded") else ""
+    return f"{component['rate'] * 100:.1f} % ({component['numerator']} of {scored}{excluded})"
+
+
+def _flat(value: Any, path: str = "") -> dict[str, Any]:
+    """A configuration as dotted paths to its values (lists kept whole)."""
+    if isinstance(value, Mapping):
+        return {key: leaf for name, item in value.items()
+                for key, leaf in _flat(item, f"{path}.{name}" if path else str(name)).items()}
+    return {path: value}
+
+
+def differences(baseline: Knowledge, candidate: Knowledge) -> list[str]:
+    """What differs between the two versions of cards/: each parameter of pathway.yaml (old -> new) and each
+    value set whose codes differ (codes added and removed)."""
+    old, new = _flat(baseline.config.model_dump(mode="json")), _flat(candidate.config.model_dump(mode="json"))
+    found = [f"`{key}`: {old.get(key, '(none)')} -> {new.get(key, '(none)')}"
+             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    for valueset in sorted(baseline.valueset_ids | candidate.valueset_ids):
+        before = set(baseline.valueset_codes.get(valueset, ()))
+        after = set(candidate.valueset_codes.get(valueset, ()))
+        if before != after:
+            found.append(f"value set `{valueset}`: {len(after - before)} codes added, {len(before - after)} removed")
+    return found
 
 
 def report(summary: Mapping[str, Any]) -> str:
@@ -137,7 +163,10 @@ def report(summary: Mapping[str, Any]) -> str:
     if summary["onlyIn"]["baseline"] or summary["onlyIn"]["candidate"]:
         lines.append(f"- In the pathway under one version only: {summary['onlyIn']['baseline']:,} baseline, "
                      f"{summary['onlyIn']['candidate']:,} candidate (a code added to or taken from an order value set).")
-    lines += ["", "| measure component | baseline | candidate |", "|---|---|---|"]
+    lines += ["", "What differs between the two versions of cards/:", ""]
+    lines += [f"- {difference}" for difference in summary["differences"]] or ["- nothing"]
+    lines += ["", "Rates: orders meeting the component of those scored (orders a red flag excludes are named apart).",
+              "", "| measure component | baseline | candidate |", "|---|---|---|"]
     for component in sorted(set(base["components"]) | set(cand["components"])):
         lines.append(f"| {component} | {_rate(base['components'].get(component))} | "
                      f"{_rate(cand['components'].get(component))} |")
