@@ -5,21 +5,24 @@ token goes to the FHIR server only, and every problem is a page that says what t
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
 import scenarios.build as scenario_build
 from browser import CHROMIUM_FLAGS
-from cli import ROOT
+from cli import PATIENCE, ROOT
 from live import free_socket, served
 from playwright.sync_api import Page, sync_playwright
 from real_records import export, order, patient, request
@@ -411,3 +414,42 @@ def test_from_a_regenerative_injection_card_the_timeline_shows_what_that_card_sa
         assert statements[0] == card["summary"].replace("'", "&#39;")
         assert "PRP and cell-based spine injections are investigational" in page.text
         assert "criteria met" not in page.text
+
+
+def test_the_example_ehr_launches_the_timeline_on_a_laptop(tmp_path, migrated_store, knowledge):
+    """Issue 34, point 5: the timeline could not be seen without a real EHR. `make example-fhir` is a SMART
+    example EHR: a standalone launch lets a person pick a patient; /launch starts an EHR launch with a card's
+    appContext; both open the timeline. A FHIR server without SMART gets a page that says what to do."""
+    port = free_socket()
+    ehr_port = port.getsockname()[1]
+    port.close()
+    ehr = subprocess.Popen([sys.executable, "tools/example_fhir.py", "--port", str(ehr_port)], cwd=ROOT,
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert ehr.stdout is not None and "example FHIR server" in ehr.stdout.readline()
+        fhir = f"http://localhost:{ehr_port}/fhir"
+        database = tmp_path / "audit.db"
+        database.write_bytes(migrated_store.read_bytes())
+        sock = free_socket()
+        service = f"http://localhost:{sock.getsockname()[1]}"
+        app = create_app(Settings(database_url=f"sqlite:///{database}", public_base_url=service,
+                                  smart_client_id="cds-spine-timeline",
+                                  smart_fhir_servers=(fhir, f"http://localhost:{ehr_port}/no-smart")), knowledge)
+        with served(app, sock), browsing() as browser:
+            picker = browser.get(f"{service}/app/launch?iss={quote(fhir, safe='')}")
+            assert picker.status_code == 200 and "Example EHR: pick a patient" in picker.text
+            link = re.search(r'href="([^"]*patient=pat-p03-esi-short-nsaid[^"]*)"', picker.text).group(1)
+            page = browser.get(str(picker.url).split("?")[0] + html.unescape(link))
+            assert page.status_code == 200 and "/app/timeline?launch=" in str(page.url)
+            assert "pat-p03-esi-short-nsaid" in page.text and "Where the pathway stands" in page.text
+            context = json.dumps({"hook": "order-sign", "patient": "pat-p03-esi-short-nsaid", "code": {
+                "system": "http://www.ama-assn.org/go/cpt", "code": "64483"}, "region": "lumbar-sacral"})
+            from_card = browser.get(f"http://localhost:{ehr_port}/launch?" + urlencode({
+                "app": f"{service}/app/launch", "patient": "pat-p03-esi-short-nsaid", "appContext": context}))
+            assert from_card.status_code == 200 and "lumbar ESI: what the card said" in from_card.text
+            plain = browser.get(f"{service}/app/launch?iss={quote(f'http://localhost:{ehr_port}/no-smart', safe='')}")
+            assert plain.status_code == 502 and "does not offer SMART App Launch" in plain.text
+            assert "make example-fhir" in plain.text
+    finally:
+        ehr.terminate()
+        ehr.communicate(timeout=PATIENCE)

@@ -1,29 +1,39 @@
 #!/usr/bin/env python3
-"""A small local FHIR R4 server holding the example patients, for trying the service with the CDS Hooks
-sandbox on a machine without Docker (docs/deploy.md, "Trying it with the CDS Hooks sandbox"):
+"""A small local example EHR: a FHIR R4 server holding the example patients, and a SMART App Launch
+authorization server, for trying the service with the CDS Hooks sandbox and the pathway timeline on a
+machine without Docker (docs/deploy.md, "Trying it with the CDS Hooks sandbox" and "The pathway timeline on a
+laptop"):
 
     make example-fhir            # http://localhost:8081/fhir, the examples loaded, dated today
 
 It keeps resources in memory and answers what the sandbox and the service ask: the CapabilityStatement,
 reads, searches by `_id`, `patient`/`subject` and (Patient) `name`, with the `_include`s the service's
 prefetch templates use, and transaction Bundles POSTed to the base (to load more). Any origin may call it
-(CORS), as a browser-based sandbox must. A test tool, not a FHIR server for real data.
+(CORS), as a browser-based sandbox must. For the timeline it offers a SMART configuration, an authorization
+endpoint where a person picks the patient (or an EHR launch from /launch, with a card's appContext), and a
+token endpoint that checks PKCE (S256). A test tool, not a FHIR server for real data: any client id is
+accepted and the FHIR data is readable without a token.
 """
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
+import html
 import importlib.util
 import json
+import secrets
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 FHIR_JSON = "application/fhir+json"
@@ -98,10 +108,96 @@ def todays_examples() -> list[dict]:
     return [json.loads(text) for name, text in sorted(files.items()) if name.startswith("bundles/")]
 
 
+class Authorizations:
+    """The SMART side: launches (launch id -> patient and appContext), codes waiting for their token request,
+    and the tokens issued (for the record only: the FHIR data is open)."""
+
+    def __init__(self) -> None:
+        self.launches: dict[str, tuple[str, str | None]] = {}
+        self.codes: dict[str, dict[str, str | None]] = {}
+
+
+def _s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+def _patient_name(patient: dict) -> str:
+    name = (patient.get("name") or [{}])[0]
+    return " ".join([*name.get("given", []), name.get("family", "")]).strip() or patient["id"]
+
+
+def _pick_page(request: Request, patients: list[dict]) -> HTMLResponse:
+    """The standalone launch: the person at the keyboard picks the patient."""
+    query = dict(request.query_params)
+    items = "".join(f'<li><a href="?{html.escape(urlencode({**query, "patient": p["id"]}))}">'
+                    f'{html.escape(_patient_name(p))}</a> ({html.escape(p["id"])})</li>' for p in patients)
+    return HTMLResponse(f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Example EHR: pick "
+                        f"a patient</title></head><body><main id=\"pick\"><h1>Example EHR: pick a patient</h1>"
+                        f"<p>The app asks to open a patient's record. Pick one:</p><ul>{items}</ul></main></body>"
+                        f"</html>")
+
+
 def build(bundles: list[dict]) -> Starlette:
     store = Store()
     for bundle in bundles:
         store.load(bundle)
+    grants = Authorizations()
+
+    def base(request: Request) -> str:
+        return str(request.base_url).rstrip("/")
+
+    async def smart_configuration(request: Request) -> JSONResponse:
+        return JSONResponse({
+            "authorization_endpoint": f"{base(request)}/auth/authorize", "token_endpoint": f"{base(request)}/auth/token",
+            "capabilities": ["launch-ehr", "launch-standalone", "client-public", "context-ehr-patient",
+                             "context-standalone-patient", "permission-v2"],
+            "code_challenge_methods_supported": ["S256"], "scopes_supported": ["launch", "launch/patient",
+                                                                               "patient/*.rs"]})
+
+    async def launch(request: Request) -> Response:
+        """An EHR launch, as a chart or a card's link starts one: /launch?app=<the app's launch URL>&patient=<id>
+        (&appContext=<the card's>); without a patient, a page to pick one."""
+        query = request.query_params
+        app_url, patient = query.get("app"), query.get("patient")
+        if not app_url:
+            return _outcome(400, "name the app's launch URL: /launch?app=http://localhost:8080/app/launch")
+        if patient not in store.resources["Patient"]:
+            return _pick_page(request, list(store.resources["Patient"].values()))
+        launch_id = secrets.token_urlsafe(12)
+        grants.launches[launch_id] = (patient, query.get("appContext"))
+        return RedirectResponse(f"{app_url}?{urlencode({'iss': base(request) + '/fhir', 'launch': launch_id})}",
+                                status_code=302)
+
+    async def authorize(request: Request) -> Response:
+        query = request.query_params
+        if query.get("response_type") != "code" or query.get("code_challenge_method") != "S256" \
+                or not query.get("code_challenge") or not query.get("redirect_uri"):
+            return _outcome(400, "a SMART authorization request needs response_type=code, redirect_uri and a PKCE "
+                                 "S256 code_challenge")
+        if query.get("launch") in grants.launches:
+            patient, app_context = grants.launches[query["launch"]]
+        elif query.get("patient") in store.resources["Patient"]:
+            patient, app_context = query["patient"], None
+        else:
+            return _pick_page(request, list(store.resources["Patient"].values()))
+        code = secrets.token_urlsafe(16)
+        grants.codes[code] = {"patient": patient, "appContext": app_context, "challenge": query["code_challenge"],
+                              "redirect_uri": query["redirect_uri"], "scope": query.get("scope", "")}
+        return RedirectResponse(f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query.get('state', '')})}",
+                                status_code=302)
+
+    async def token(request: Request) -> JSONResponse:
+        form = {name: values[0] for name, values in parse_qs((await request.body()).decode()).items()}
+        grant = grants.codes.pop(form.get("code", ""), None)
+        if grant is None or form.get("grant_type") != "authorization_code" or \
+                form.get("redirect_uri") != grant["redirect_uri"] or \
+                _s256(form.get("code_verifier", "")) != grant["challenge"]:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        body = {"access_token": secrets.token_urlsafe(24), "token_type": "Bearer", "expires_in": 3600,
+                "scope": grant["scope"], "patient": grant["patient"], "need_patient_banner": True}
+        if grant["appContext"]:
+            body["appContext"] = grant["appContext"]
+        return JSONResponse(body)
 
     async def metadata(request: Request) -> JSONResponse:
         return JSONResponse({
@@ -136,7 +232,11 @@ def build(bundles: list[dict]) -> Starlette:
         return JSONResponse({"resourceType": "Bundle", "type": "transaction-response", "entry": store.load(bundle)},
                             media_type=FHIR_JSON)
 
-    return Starlette(routes=[Route("/fhir/metadata", metadata), Route("/fhir", transaction, methods=["POST"]),
+    return Starlette(routes=[Route("/fhir/metadata", metadata),
+                             Route("/fhir/.well-known/smart-configuration", smart_configuration),
+                             Route("/launch", launch), Route("/auth/authorize", authorize),
+                             Route("/auth/token", token, methods=["POST"]),
+                             Route("/fhir", transaction, methods=["POST"]),
                              Route("/fhir/{kind}", search), Route("/fhir/{kind}/{rid}", read)],
                      middleware=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"],
                                             allow_headers=["*"])])

@@ -122,7 +122,10 @@ async def discover(http: httpx.AsyncClient, iss: str) -> SmartConfiguration:
                             f"Its SMART configuration did not come ({type(exc).__name__}).") from None
     if response.status_code != 200:
         raise LaunchProblem(502, "The EHR's SMART configuration is missing",
-                            f"{url} answered HTTP {response.status_code}.")
+                            f"{url} answered HTTP {response.status_code}: this FHIR server does not offer SMART App "
+                            f"Launch. Ask the IT team to enable it for the app (docs/deploy.md, \"Registering the "
+                            f"pathway timeline\"); to try the app on a laptop, `make example-fhir` serves an example "
+                            f"EHR that does.")
     try:
         configuration = SmartConfiguration.model_validate_json(response.content)
     except ValidationError:
