@@ -13,6 +13,7 @@ from datetime import date
 import pytest
 from cli import ROOT, run_cli
 from reporting import KEY, audit_settings, populate
+from support import ORDER_SIGN, call, hook_request
 
 from cds_spine.privacy import PatientIdHasher
 
@@ -143,3 +144,25 @@ def test_a_clinician_named_index_never_takes_the_index_place(make_client, tmp_pa
     assert run_cli("report-cards", "--out", str(out), CDS_SPINE_DATABASE_URL=database).returncode == 0
     links = re.findall(r'href="([a-z0-9-]+\.html)"', (out / "index.html").read_text())
     assert "index-2.html" in links and len(links) == len(cards)
+
+
+def test_the_cards_name_the_real_period_the_unmet_components_in_words_and_no_median_of_one(carded, make_client):
+    """Issue 34, point 10: "start to today", component codes cut off ("…esi-b"), and one clinician's own rate
+    shown as the site median."""
+    client, _ = carded
+    numbers = get(client, "/audit/report-cards", format="json").json()
+    period = numbers["period"]
+    assert period["since"] and period["until"] and period["since"] <= period["until"]  # the orders' own days
+    page = get(client, "/audit/report-cards").text
+    assert "start to" not in page and "to today" not in page
+    codes = set(numbers["cards"][0]["components"])
+    unmet = [component for card in numbers["cards"] for m in card["missed"] for component in m["components"]]
+    assert unmet and not set(unmet) & codes and all(" " in component for component in unmet)  # titles, not codes
+    pdf = get(client, "/audit/report-cards", format="pdf")
+    assert b"not met: " in pdf_text(pdf.content)
+    alone = make_client(**audit_settings())
+    call(alone, ORDER_SIGN, hook_request("order-sign"))
+    single = get(alone, "/audit/report-cards", format="json").json()
+    assert len(single["cards"]) == 1
+    assert all(line["siteMedian"] is None for line in single["cards"][0]["components"].values())
+    assert "one clinician: no median" in get(alone, "/audit/report-cards").text

@@ -68,7 +68,7 @@ def _page(pdf: _Card, found: ReportCards, card: ReportCard) -> None:
     pdf.heading("Spine pathway report card", 14)
     pdf.heading(card.label, 12)
     pdf.muted(f"{card.orders} orders ({card.by_kind['esi']} ESI, {card.by_kind['regenerative']} regenerative injection, "
-              f"{card.by_kind['surgery']} surgery), {found.period['since'] or 'start'} to {found.period['until'] or 'today'}."
+              f"{card.by_kind['surgery']} surgery), {found.period['since']} to {found.period['until']}."
               f" Target {found.target * 100:.0f} %. Patients by keyed hash only.")
     pdf.ln(2)
     pdf.heading("Adherence")
@@ -76,7 +76,8 @@ def _page(pdf: _Card, found: ReportCards, card: ReportCard) -> None:
     pdf.row(["Measure component", "You", "Site median", "Target"], widths, bold=True)
     for line in card.components:
         below = line.rate is not None and line.rate < found.target
-        pdf.row([line.title, f"{pct(line.rate)} ({line.numerator}/{line.scored})", pct(line.site_median),
+        pdf.row([line.title, f"{pct(line.rate)} ({line.numerator}/{line.scored})",
+                 pct(line.site_median) if found.median_shown else "one clinician",
                  f"{found.target * 100:.0f} %"], widths, colour=RED if below else INK)
     pdf.ln(2)
     pdf.heading("By month (overall adherence)")
@@ -91,11 +92,12 @@ def _page(pdf: _Card, found: ReportCards, card: ReportCard) -> None:
     pdf.ln(2)
     pdf.heading(f"Orders that missed the pathway: {card.missed_total}")
     if card.missed:
-        widths = [40.0, 24.0, 40.0, 76.0]
-        pdf.row(["Patient (hash)", "Date", "Order", "Not met"], widths, bold=True)
-        for missed in card.missed:
-            pdf.row([missed.patient[:16], missed.day, f"{missed.kind} {missed.region}", ", ".join(missed.components)],
-                    widths)
+        widths = [40.0, 24.0, 116.0]
+        pdf.row(["Patient (hash)", "Date", "Order"], widths, bold=True)
+        for missed in card.missed:  # the components it missed in words, wrapped, never cut
+            pdf.row([missed.patient[:16], missed.day, f"{missed.kind} {missed.region}"], widths)
+            if missed.components:
+                pdf.muted(f"    not met: {'; '.join(missed.components)}")
         if card.missed_total > len(card.missed):
             pdf.muted(f"and {card.missed_total - len(card.missed)} more")
 

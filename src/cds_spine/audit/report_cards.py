@@ -19,6 +19,8 @@ from .scoring import ClinicianLabels, Tally
 MISSED_SHOWN = 12
 """Orders that missed, listed on a card (one page); the rest are counted."""
 COMMENTS_SHOWN = 4
+MEDIAN_CLINICIANS = 2
+"""A site median is shown only over at least this many clinicians (one clinician's "median" is their own rate)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class Missed:
     kind: str
     region: str
     components: tuple[str, ...]
-    """The components it did not meet, besides the overall one."""
+    """The components it did not meet, besides the overall one, by their titles."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class ReportCards:
     cards: tuple[ReportCard, ...]
     site: tuple[ComponentLine, ...]
     """The site's own rates (every clinician's orders together), with the clinicians' median."""
+    median_shown: bool
+    """False: too few clinicians for a site median (the cards say so)."""
 
 
 RESERVED_SLUGS = frozenset({"index", "report-cards"})
@@ -130,12 +134,15 @@ def report_cards(orders: Orders, period: ReportPeriod, measure: MeasureDefinitio
             labels.note(row)
             by_clinician.setdefault(row.stratum("clinician"), []).append(row)
     site, tallies = Tally(measure), {}
+    days = sorted(row.received_at.date() for rows in by_clinician.values() for row in rows)
+    shown = {"since": (period.since or (days[0] if days else None)), "until": (period.until or (days[-1] if days else None))}
     for clinician, rows in by_clinician.items():
         tallies[clinician] = Tally(measure)
         for row in rows:
             tallies[clinician].add(row)
             site.add(row)
     medians = {c.id: _median([t.components[c.id].rate for t in tallies.values()]) for c in measure.components}
+    titles = {c.id: c.title for c in measure.components}
     overall = measure.components[0].id
     cards: list[ReportCard] = []
     used: set[str] = set(RESERVED_SLUGS)
@@ -147,7 +154,8 @@ def report_cards(orders: Orders, period: ReportPeriod, measure: MeasureDefinitio
         reasons, share, comments = _reasons(rows, knowledge)
         missed = [Missed(patient_shown(row.patient) if row.patient else UNKNOWN, row.received_at.date().isoformat(),
                          row.kind, row.region,
-                         tuple(cid for cid, outcome in row.outcomes.items() if outcome == "not-met" and cid != overall))
+                         tuple(titles.get(cid, cid) for cid, outcome in row.outcomes.items()
+                               if outcome == "not-met" and cid != overall))
                   for row in sorted(rows, key=lambda row: row.received_at) if row.outcomes.get(overall) == "not-met"]
         label = labels.of(clinician)
         cards.append(ReportCard(
@@ -158,12 +166,13 @@ def report_cards(orders: Orders, period: ReportPeriod, measure: MeasureDefinitio
             overrides=sum(line.count for line in reasons), reasons=tuple(reasons), supported_share=share,
             comments=tuple(comment[:160] for comment in comments[:COMMENTS_SHOWN]), missed=tuple(missed[:MISSED_SHOWN]),
             missed_total=len(missed)))
-    return ReportCards(period.as_dict(), target, tuple(cards), _lines(site, measure, medians))
+    return ReportCards({name: day.isoformat() if day else None for name, day in shown.items()}, target, tuple(cards),
+                       _lines(site, measure, medians), len(tallies) >= MEDIAN_CLINICIANS)
 
 
 def _median(rates: list[float | None]) -> float | None:
     scored = [rate for rate in rates if rate is not None]
-    return round(statistics.median(scored), 4) if scored else None
+    return round(statistics.median(scored), 4) if len(scored) >= MEDIAN_CLINICIANS else None
 
 
 def as_dict(found: ReportCards) -> dict[str, Any]:
