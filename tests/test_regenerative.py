@@ -13,6 +13,7 @@ from support import (
     ORDER_SIGN,
     PATIENT_VIEW,
     SNOMED,
+    bundle,
     call,
     coded,
     condition,
@@ -126,3 +127,16 @@ def test_patient_view_states_all_four_steps(client):
     # Issue 33, point 7: never "criteria met", which reads as a next step: it is investigational (LCD L39060)
     assert "- Regenerative injection: investigational; Medicare and most payers do not cover it" in card["detail"]
     assert "Regenerative injection: criteria met" not in card["detail"]
+
+
+def test_an_intradiscal_cell_product_for_discogenic_pain_is_not_told_to_wait_for_an_esi(client):
+    """Issue 33, point 7: 0627T treats discogenic (axial) pain, which an ESI does not treat: the card says it is
+    investigational, never "no ESI on record before this ..."."""
+    disc = {**prp(body_site=None, code="0627T"), "id": "disc-1"}
+    body = signed(disc, esi_days_ago=None)
+    body["prefetch"]["conditions"] = bundle(condition("M51.36"))  # lumbar disc degeneration: axial pain
+    [card] = call(client, ORDER_SIGN, body).json()["cards"]
+    assert card["source"]["topic"]["code"] == "regenerative-investigational"
+    assert "No ESI on record" not in card["summary"] + card["detail"]
+    prp_card = call(client, ORDER_SIGN, signed(prp(), esi_days_ago=None)).json()["cards"][0]
+    assert prp_card["source"]["topic"]["code"] == "regenerative-before-esi"  # PRP still waits for one

@@ -293,7 +293,8 @@ def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
         prior = tuple(i for i in facts.prior_injections()
                       if Indication(True, order_segments(knowledge, i.region)).fits(segments))
         findings.append(finding(knowledge, "regenerative-investigational"))
-        if config.rules.regenerative.prior_esi_required and not prior:
+        if config.rules.regenerative.prior_esi_required and not prior and \
+                order.approach not in config.rules.regenerative.no_prior_esi_for:
             findings.append(finding(knowledge, "regenerative-before-esi", order=label))
     elif not facts.red_flags:
         findings += facts.surgery_indication_findings(order, label, segments)

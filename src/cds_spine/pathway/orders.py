@@ -19,7 +19,7 @@ class ClassifiedOrder:
     code: Code
     region: str
     guidance: str | None = None  # ESI only
-    approach: str | None = None  # ESI only: interlaminar or transforaminal
+    approach: str | None = None  # ESI: interlaminar or transforaminal; regenerative: intradiscal
     kind: str | None = None  # surgery only
 
     @property
@@ -76,7 +76,7 @@ def classify(order: DraftOrder, knowledge: Knowledge, record: PatientRecord | No
                     if spine is None and placed not in knowledge.config.regions:
                         return None
                     region = spine.attributes.get("region", UNSPECIFIED) if spine else str(placed)
-                return ClassifiedOrder(order, "regenerative", code, region)
+                return ClassifiedOrder(order, "regenerative", code, region, approach=attributes.get("approach"))
     return None
 
 

@@ -97,6 +97,9 @@ class RegenerativeRule(Strict):
 
     min_conservative_days: int = Field(ge=0)
     prior_esi_required: bool
+    no_prior_esi_for: tuple[str, ...] = ()
+    """Approaches (the order code's `approach`) that need no ESI first: the pain they treat is not one an ESI
+    treats."""
     rule: str
     source: Citation
 
