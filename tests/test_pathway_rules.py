@@ -149,7 +149,16 @@ def test_lumbar_disc_arthroplasty_needs_disc_disease_and_no_stenosis(knowledge, 
 def test_short_therapy_is_named_with_its_days(knowledge):
     result = run(knowledge, with_dx(medications=(statement(20, 10),)))
     assert codes_of(result) == ["conservative-short"]
-    assert dict(result.findings[0].facts) == {"days": 11, "required": 28, "order": "lumbar ESI"}
+    assert dict(result.findings[0].facts) == {"days": 11, "therapy": "11 days of conservative therapy", "required": 28,
+                                              "order": "lumbar ESI"}
+
+
+def test_visits_of_one_modality_are_counted_as_a_clinician_counts_them(knowledge):
+    """Issue 33, point 7: "43 days of conservative therapy" for seven weekly visits."""
+    result = run(knowledge, with_dx(procedures=tuple(visit(days) for days in range(60, 17, -7))))
+    assert result.history.phrase(knowledge) == "7 physical therapy visits over 6 weeks" and result.history.days == 43
+    one = run(knowledge, with_dx(procedures=(visit(10),)))
+    assert one.findings[0].facts["therapy"] == "1 physical therapy visit on one day"
 
 
 def test_nothing_tried_is_missing(knowledge):

@@ -154,7 +154,8 @@ def test_therapy_long_before_the_problem_began_treated_something_else(make_clien
     assert f"before the spine problem was first recorded ({day(-60)})" in card["detail"]
     # weekly visits from 120 days ago: those from 90 days ago (a month before the problem) count, 85 to 36
     [counted] = cards(client, conditions=[late_radiculopathy], procedures=pt_visits(120, 36))
-    assert counted["summary"].startswith("50 days of conservative therapy documented; criteria for lumbar ESI are met")
+    assert counted["summary"].startswith("8 physical therapy visits over 7 weeks documented; criteria for lumbar ESI "
+                                         "are met")  # 50 days, counted as a clinician counts them
 
 
 def test_an_esi_needs_four_weeks_of_symptoms(make_client):
@@ -194,8 +195,8 @@ def test_the_lines_of_one_order_and_orders_sharing_a_finding_get_one_card(client
     clinician: one card that names every order and offers to replace them all; the audit keeps each order."""
     esi_lines = [esi_order("esi-1", code="64483"), esi_order("esi-2", code="64484")]
     [card] = cards(client, orders=esi_lines, procedures=pt_visits(20, 6))
-    assert card["summary"] == ("Only 15 days of conservative therapy documented; 28 days recommended before lumbar "
-                               "ESI")
+    assert card["summary"] == ("Only 3 physical therapy visits over 2 weeks documented; 28 days recommended before "
+                               "lumbar ESI")
     [replace, _] = card["suggestions"]
     assert [a["resourceId"] for a in replace["actions"] if a["type"] == "delete"] == ["ServiceRequest/esi-1",
                                                                                      "ServiceRequest/esi-2"]

@@ -264,12 +264,14 @@ def _topic(knowledge: Knowledge, code: str) -> Coding:
     return Coding(system=topics.system, code=code, display=topics.displays[code])
 
 
-def _saying(assessment: Assessment, options: CardOptions) -> tuple[FindingCode, dict[str, str | int]] | None:
+def _saying(assessment: Assessment, knowledge: Knowledge, options: CardOptions
+            ) -> tuple[FindingCode, dict[str, str | int]] | None:
     """What the order's card would say: its topic and the facts of its summary; None: no card."""
     if assessment.lead:
         return assessment.lead.code, dict(assessment.lead.facts)
     if options.info_when_met and assessment.decision is Decision.MET:
-        return "criteria-met", {"days": assessment.history.days, "order": assessment.order_label}
+        return "criteria-met", {"days": assessment.history.days, "therapy": assessment.history.phrase(knowledge),
+                                "order": assessment.order_label}
     return None
 
 
@@ -279,7 +281,7 @@ def render_orders(assessments: Sequence[Assessment], knowledge: Knowledge, optio
     to replace them all, and is the first one's (the others' positions hold None)."""
     groups: dict[str, list[int]] = {}
     for index, assessment in enumerate(assessments):
-        if (saying := _saying(assessment, options)) is not None:
+        if (saying := _saying(assessment, knowledge, options)) is not None:
             topic, facts = saying
             key = repr((topic, assessment.order.category, assessment.order.region,
                         sorted((name, value) for name, value in facts.items() if name != "order")))
@@ -295,7 +297,7 @@ def render_one(assessments: Sequence[Assessment], knowledge: Knowledge, options:
     None when there is nothing to say."""
     config = knowledge.config
     assessment = assessments[0]
-    saying = _saying(assessment, options)
+    saying = _saying(assessment, knowledge, options)
     if saying is None:
         return None
     topic, facts = saying

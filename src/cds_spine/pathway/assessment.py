@@ -144,7 +144,8 @@ def _conservative_findings(knowledge: Knowledge, history: ConservativeHistory, r
                                            order=order_label)]
     return Decision.NOT_MET, [finding(knowledge, "conservative-short",
                                        [reference for e in history.evidence for reference in e.references],
-                                       days=history.days, required=required, order=order_label)]
+                                       days=history.days, therapy=history.phrase(knowledge), required=required,
+                                       order=order_label)]
 
 
 def _injection_findings(knowledge: Knowledge, order: ClassifiedOrder, prior: Sequence[PriorInjection],

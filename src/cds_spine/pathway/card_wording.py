@@ -117,6 +117,11 @@ class CardWording(Strict):
     """The system action that records the assessment on the order (CDS_SPINE_ANNOTATE_ORDERS)."""
     order_joiner: str = Field(min_length=1)
     """Between the orders one card speaks for (orders that share a finding)."""
+    therapy_days: str
+    """The therapy of the longest episode, in days ({days}): any mix, or drugs."""
+    therapy_visits: str
+    """The same, when it is visits of one modality alone, as a clinician counts them ({count}, {label}, {weeks})."""
+    therapy_visits_one_day: str
     pathway: str
     detail: Detail
     suggestions: Suggestions

@@ -226,6 +226,10 @@ class PathwayConfig(Strict):
                       drug=max((drug.label for drug in self.anticoagulation.drugs), key=len),
                       hold=max((hold for drug in self.anticoagulation.drugs for hold in drug.hold.values()), key=len),
                       risk=max(self.anticoagulation.risk_labels.values(), key=len))
+        card = self.card
+        values["therapy"] = max([WORDING.format(card.therapy_days, days=365), *(
+            WORDING.format(card.therapy_visits, count=99, label=modality.label.lower(), weeks=52)
+            for modality in self.conservative.modalities)], key=len)
         response = self.rules.esi.response
         values["shortfall"] = max((template.format(value=values["value"], relief=values["relief"]) for template in
                                    (response.shortfall_percent, response.shortfall_points)), key=len)

@@ -87,6 +87,19 @@ class ConservativeHistory:
     def days(self) -> int:
         return self.longest.days if self.longest else 0
 
+    def phrase(self, knowledge: Knowledge) -> str:
+        """The longest episode's therapy as a clinician counts it: visits of one modality by their number and
+        weeks, anything else by its days."""
+        wording = knowledge.config.card
+        longest = self.longest
+        items = [e for e in self.evidence if longest and longest.start <= e.start and e.end <= longest.end]
+        labels = {item.label for item in items}
+        if not longest or not items or len(labels) != 1 or any(item.is_medication for item in items):
+            return WORDING.format(wording.therapy_days, days=self.days)
+        weeks = (longest.days - 1) // 7
+        return WORDING.format(wording.therapy_visits if weeks else wording.therapy_visits_one_day, count=len(items),
+                              label=labels.pop().lower(), weeks=weeks)
+
 
 @dataclass(frozen=True)
 class Scope:

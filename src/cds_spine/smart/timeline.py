@@ -186,8 +186,8 @@ def build(summary: PatientSummary, order: Assessment | None, scores: ScoresOnRec
         lead = order.lead
         statements = [finding_summary(knowledge, f.code, f.facts) for f in order.findings]
         if lead is None:
-            statements.insert(0, finding_summary(knowledge, "criteria-met", {"days": history.days,
-                                                                             "order": order.order_label}))
+            statements.insert(0, finding_summary(knowledge, "criteria-met", {
+                "days": history.days, "therapy": history.phrase(knowledge), "order": order.order_label}))
         thresholds = [(order.order_label, order.required_days)]
     else:
         heading = wording.standing_heading
