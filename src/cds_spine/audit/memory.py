@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, and_, not_, select
+from sqlalchemy import Engine, Select, and_, bindparam, not_, select
 from sqlalchemy.orm import aliased
 
 from ..pathway import ClassifiedOrder
@@ -29,22 +30,31 @@ class RememberedOverride:
         return (order.code.system, order.code.code) in self.order_codes
 
 
-def recent_overrides(engine: Engine, origin: str, patient: str, since: datetime) -> list[RememberedOverride]:
-    """The patient's cards (as the store keeps the patient: hashed or plain), in calls from the same EHR
-    (`origin`: the same id at another hospital is another patient), shown since `since` whose latest feedback
-    is an override received since then, newest first."""
+def _recent_overrides_query() -> Select[Any]:
+    """Built once: from the overrides received in the window (few, and none for most patients), to their cards,
+    calls and orders; the calling EHR's patient only (the same id at another hospital is another patient); a
+    card counts while its latest feedback is the override."""
     c, a, k, f = tables.calls, tables.assessments, tables.cards, tables.feedback
     later = aliased(f)
-    query = (select(k.c.uuid, k.c.topic, a.c.order_reference, a.c.codes, f.c.received_at)
-             .select_from(k.join(c, k.c.call_id == c.c.id).join(a, k.c.assessment_id == a.c.id)
-                          .join(f, and_(f.c.card_uuid == k.c.uuid, f.c.call_id == k.c.call_id)))
-             .where(c.c.patient == patient, c.c.origin == origin, c.c.received_at >= since, k.c.topic.is_not(None),
-                    f.c.outcome == "overridden",
-                    f.c.received_at >= since,
-                    not_(select(later.c.id).where(later.c.card_uuid == f.c.card_uuid, later.c.call_id == f.c.call_id,
-                                                  later.c.received_at > f.c.received_at).exists()))
-             .order_by(f.c.received_at.desc()))
+    return (select(k.c.uuid, k.c.topic, a.c.order_reference, a.c.codes, f.c.received_at)
+            .select_from(f.join(k, and_(k.c.uuid == f.c.card_uuid, k.c.call_id == f.c.call_id))
+                         .join(c, c.c.id == f.c.call_id).join(a, a.c.id == k.c.assessment_id))
+            .where(f.c.outcome == "overridden", f.c.received_at >= bindparam("since"),
+                   c.c.patient == bindparam("patient"), c.c.origin == bindparam("origin"),
+                   c.c.received_at >= bindparam("since"), k.c.topic.is_not(None),
+                   not_(select(later.c.id).where(later.c.card_uuid == f.c.card_uuid, later.c.call_id == f.c.call_id,
+                                                 later.c.received_at > f.c.received_at).exists()))
+            .order_by(f.c.received_at.desc()))
+
+
+RECENT_OVERRIDES = _recent_overrides_query()
+
+
+def recent_overrides(engine: Engine, origin: str, patient: str, since: datetime) -> list[RememberedOverride]:
+    """The patient's cards (as the store keeps the patient: hashed or plain), in calls from the same EHR
+    (`origin`), shown since `since` whose latest feedback is an override received since then, newest first."""
     with engine.connect() as connection:
         return [RememberedOverride(row.uuid, row.topic, row.order_reference,
                                    tuple((code["system"], code["code"]) for code in row.codes),
-                                   row.received_at) for row in connection.execute(query)]
+                                   row.received_at)
+                for row in connection.execute(RECENT_OVERRIDES, {"since": since, "patient": patient, "origin": origin})]
