@@ -4,7 +4,7 @@ service starts, and a route receives its own with `Depends(injected(ItsState))`.
 that reads Starlette's untyped `app.state`."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from starlette.applications import Starlette
@@ -28,10 +28,11 @@ def state_of(app: Starlette, kind: type[State]) -> State:
     return found
 
 
-def injected(kind: type[State]) -> Callable[[Request], State]:
-    """A FastAPI dependency: the state of this type."""
+def injected(kind: type[State]) -> Callable[[Request], Awaitable[State]]:
+    """A FastAPI dependency: the state of this type. Async, though it does not wait for anything: FastAPI runs a
+    plain function dependency in its thread pool, a hop per request for a dictionary lookup."""
 
-    def dependency(request: Request) -> State:
+    async def dependency(request: Request) -> State:
         return state_of(request.app, kind)
 
     dependency.__name__ = f"injected_{kind.__name__}"

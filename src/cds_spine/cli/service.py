@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import uuid
@@ -57,7 +58,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to bind (CDS_SP
     base = f"http://{settings.host}:{settings.port}"
     readers = "" if settings.audit_users or settings.audit_auth == "oidc" else \
         " (no audit readers yet: the page says how to add them)"
-    typer.echo(f"cds-spine: serving {base}/cds-services; the dashboard: {base}/dashboard{readers}", err=True)
+    logging.getLogger("cds_spine").info("serving %s/cds-services; the dashboard: %s/dashboard%s", base, base, readers)
     server: dict[str, Any] = dict(host=settings.host, port=settings.port, log_config=logging_config(settings.log_level,
                   settings.log_format), log_level=settings.log_level.lower(), access_log=False, server_header=False,
                   proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
