@@ -39,7 +39,10 @@ REFERRAL = [(SNOMED, "91251008", "Physical therapy procedure")]
 GUIDED_ESI = [(CPT, "64483", "Transforaminal epidural injection with imaging, lumbar"),
               (CPT, "62323", "Interlaminar epidural injection with imaging, lumbar")]
 UNGUIDED_ESI = [(CPT, "62322", "Interlaminar epidural injection without imaging, lumbar")]
-REGENERATIVE = [(CPT, "0627T", "Percutaneous injection of allogeneic cellular product, intervertebral disc, lumbar")]
+REGENERATIVE = [(CPT, "0627T", "Percutaneous injection of allogeneic cellular product, intervertebral disc, lumbar"),
+                (CPT, "0232T", "Injection(s), platelet rich plasma, any site")]
+SPINE_SITE = [(SNOMED, "122496007", "Lumbar spine structure (body structure)")]
+"""PRP's code is for any site: its body site places it in the pathway."""
 SURGERY = [(CPT, "63030", "Laminotomy with decompression of nerve root, lumbar"),
            (CPT, "22612", "Arthrodesis, posterior, lumbar"), (CPT, "63047", "Laminectomy, facetectomy, lumbar")]
 PAIN = [(LOINC, "72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported")]
@@ -56,7 +59,7 @@ VALUESETS = {"score-pain-severity": PAIN, "score-disability": DISABILITY, "tobac
              "score-promis-physical-function": PROMIS_FUNCTION, "cotinine-level": COTININE,
              "qualifying-diagnosis": RADICULOPATHY, "axial-pain": AXIAL,
              "modality-physical-therapy": THERAPY, "medication-nsaid": NSAIDS, "esi-order": GUIDED_ESI + UNGUIDED_ESI,
-             "spine-surgery-order": SURGERY, "regenerative-injection-order": REGENERATIVE, "red-flag-cauda-equina-cord-compression": RED_FLAGS[:1],
+             "spine-surgery-order": SURGERY, "regenerative-injection-order": REGENERATIVE, "spine-body-site": SPINE_SITE, "red-flag-cauda-equina-cord-compression": RED_FLAGS[:1],
              "red-flag-spinal-fracture": RED_FLAGS[1:], "image-first-cancer": CANCER_HISTORY}
 
 
@@ -155,7 +158,10 @@ def _spine_story(patient: _Patient, shape: Shape) -> None:
             patient.add("Procedure", code, day)
     if rng.random() < shape.regenerative:  # after an ESI, or (the pathway's order broken) without one
         day += timedelta(days=rng.randrange(30, 120))
-        patient.add("Procedure", REGENERATIVE[0], day)
+        coding = rng.choice(REGENERATIVE)  # intradiscal (no ESI first) or PRP into the lumbar spine
+        site = {} if coding[1] == "0627T" else {"bodySite": [{"coding": [dict(zip(("system", "code", "display"),
+                                                                                   SPINE_SITE[0], strict=True))]}]}
+        patient.add("Procedure", coding, day, **site)
     if rng.random() < shape.surgery:
         day += timedelta(days=rng.randrange(30, 200))
         status = "in-progress" if rng.random() < shape.not_completed else "completed"

@@ -176,10 +176,12 @@ def test_both_engines_agree_on_the_real_shaped_export(tmp_path):
 
 
 def _replay(row: dict, resources: dict[str, list[dict]], medications: dict[str, dict]) -> dict:
-    """An order-sign call on the procedure's code with the patient's whole record prefetched (Medications
-    named by reference ride along, as `_include` brings them)."""
+    """An order-sign call on the procedure's code and body site (PRP's code is for any site) with the patient's
+    whole record prefetched (Medications named by reference ride along, as `_include` brings them)."""
     system, code = row["code"].split("|")
-    return request(row["patient"], resources, draft=order(code, system), medications=medications)
+    [done] = [r for r in resources["Procedure"] if f"Procedure/{r['id']}" == row["procedure"]]
+    draft = {**order(code, system), **({"bodySite": done["bodySite"]} if "bodySite" in done else {})}
+    return request(row["patient"], resources, draft=draft, medications=medications)
 
 
 def test_the_live_service_decides_each_order_as_the_bulk_row_says(generated, local_run, knowledge, tmp_path):
