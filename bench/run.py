@@ -207,7 +207,7 @@ def draft_order_scaling(database_url: str) -> dict[int, float]:
             response = client.post("/cds-services/spine-pathway-order-sign", content=body,
                                    headers={"Content-Type": "application/json"})
             seconds[count] = time.perf_counter() - started
-            assert response.status_code == 200 and len(response.json()["cards"]) == count
+            assert response.status_code == 200 and len(response.json()["cards"]) == 1  # the orders share one card
     return seconds
 
 

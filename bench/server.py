@@ -21,7 +21,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from cds_spine import jsonio
 from cds_spine.app import create_app, tune_gc_for_serving
 from cds_spine.appstate import state_of
-from cds_spine.cdshooks.calls import parse_call
+from cds_spine.cdshooks.calls import Caller, parse_call
 from cds_spine.cdshooks.models import CdsResponse
 from cds_spine.cdshooks.routes import HookState
 from cds_spine.cdshooks.services import SERVICES
@@ -51,7 +51,7 @@ def build(database_url: str):
                 get_fhir_model_class(resource["resourceType"]).model_validate(resource)
         state = state_of(request.app, HookState)
         call = parse_call(SERVICES["spine-pathway-order-sign"], body, state.limits.max_draft_orders)
-        answer = await state.answerer.answer(call, datetime.now(UTC))
+        answer = await state.answerer.answer(call, datetime.now(UTC), Caller())
         return JsonResponse(CdsResponse(cards=answer.cards).wire())
 
     return app

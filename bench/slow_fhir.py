@@ -21,7 +21,8 @@ def build(delay_seconds: float, size: int) -> Starlette:
 
     async def search(request: Request) -> Response:
         await asyncio.sleep(delay_seconds)
-        return Response(bundles[request.path_params["kind"]], media_type="application/fhir+json")
+        empty = b'{"resourceType": "Bundle", "type": "searchset", "total": 0, "entry": []}'  # e.g. DiagnosticReport
+        return Response(bundles.get(request.path_params["kind"], empty), media_type="application/fhir+json")
 
     return Starlette(routes=[Route("/fhir/{kind}", search)])
 
