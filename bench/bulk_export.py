@@ -26,7 +26,7 @@ from pathlib import Path
 from bench.patients import CPT, ICD10, LOINC, RXNORM, SNOMED, UNRELATED, ehr_resource
 
 TYPES = ("Patient", "Encounter", "Condition", "Procedure", "MedicationRequest", "MedicationStatement",
-         "ServiceRequest", "Observation", "Medication")
+         "ServiceRequest", "Observation", "ImagingStudy", "Medication")
 # (system, code, display) and the value set each stands for (checked by tests/test_bulk.py)
 RADICULOPATHY = [(ICD10, "M54.16", "Radiculopathy, lumbar region"), (ICD10, "M51.16",
                  "Intervertebral disc disorders with radiculopathy, lumbar region"),
@@ -53,6 +53,9 @@ HBA1C = [(LOINC, "4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood")]
 PROMIS_FUNCTION = [(LOINC, "91721-1", "PROMIS physical function - version 2.0 T-score")]
 COTININE = [(LOINC, "10366-3", "Cotinine [Mass/volume] in Urine")]
 CANCER_HISTORY = [(ICD10, "Z85.3", "Personal history of malignant neoplasm of breast")]
+SPINE_MRI = [(SNOMED, "241645008", "Magnetic resonance imaging of spine (procedure)")]
+MR = [("http://dicom.nema.org/resources/ontology/DCM", "MR", "Magnetic Resonance")]
+"""An ImagingStudy as Synthea's low back pain module writes one: the region is the series' body site."""
 ANTICOAGULANTS = [(RXNORM, "1364445", "apixaban 5 MG Oral Tablet"), (RXNORM, "309362", "clopidogrel 75 MG Oral Tablet")]
 VALUESETS = {"score-pain-severity": PAIN, "score-disability": DISABILITY, "tobacco-smoking-status": SMOKING,
              "current-tobacco-smoker": SMOKER, "hemoglobin-a1c": HBA1C,
@@ -60,7 +63,8 @@ VALUESETS = {"score-pain-severity": PAIN, "score-disability": DISABILITY, "tobac
              "qualifying-diagnosis": RADICULOPATHY, "axial-pain": AXIAL,
              "modality-physical-therapy": THERAPY, "medication-nsaid": NSAIDS, "esi-order": GUIDED_ESI + UNGUIDED_ESI,
              "spine-surgery-order": SURGERY, "regenerative-injection-order": REGENERATIVE, "spine-body-site": SPINE_SITE, "red-flag-cauda-equina-cord-compression": RED_FLAGS[:1],
-             "red-flag-spinal-fracture": RED_FLAGS[1:], "image-first-cancer": CANCER_HISTORY}
+             "red-flag-spinal-fracture": RED_FLAGS[1:], "image-first-cancer": CANCER_HISTORY,
+             "spine-imaging": SPINE_MRI, "cross-sectional-modality": MR, "spine-imaging-body-site": SPINE_SITE}
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Shape:
     regenerative: float = 0.15
     cancer_history: float = 0.08
     anticoagulant: float = 0.08
+    imaged: float = 0.7
 
 
 class _Patient:
@@ -106,6 +111,15 @@ class _Patient:
         self.add("Observation", coding, day, valueQuantity={"value": value, "unit": "{score}",
                                                              "system": "http://unitsofmeasure.org", "code": "{score}"})
 
+    def study(self, day: date) -> None:
+        """An MRI of the lumbar spine, shaped as Synthea writes one."""
+        self.resources["ImagingStudy"].append({
+            "resourceType": "ImagingStudy", "id": f"i{self.rng.getrandbits(64):x}", "status": "available",
+            "subject": {"reference": f"Patient/{self.id}"}, "started": f"{day.isoformat()}T09:00:00Z",
+            "numberOfSeries": 1, "numberOfInstances": 1, "procedureCode": [{"coding": [_coding(SPINE_MRI[0])]}],
+            "series": [{"uid": f"1.2.840.99999.{self.rng.getrandbits(32)}", "number": 1, "modality": _coding(MR[0]),
+                        "bodySite": _coding(SPINE_SITE[0]), "numberOfInstances": 1}]})
+
     def medication(self, coding: tuple[str, str, str], day: date, days: int, by_reference: bool) -> None:
         kind = self.rng.choice(["MedicationRequest", "MedicationStatement"])
         resource = self.add(kind, coding, day)
@@ -118,6 +132,10 @@ class _Patient:
             medication_id = f"med-{coding[1]}"
             resource["medicationReference"] = {"reference": f"Medication/{medication_id}", "display": coding[2]}
             del resource["medicationCodeableConcept"]
+
+
+def _coding(codes: tuple[str, str, str]) -> dict:
+    return dict(zip(("system", "code", "display"), codes, strict=True))
 
 
 def _spine_story(patient: _Patient, shape: Shape) -> None:
@@ -182,6 +200,13 @@ def _spine_story(patient: _Patient, shape: Shape) -> None:
         patient.add("Condition", CANCER_HISTORY[0], onset - timedelta(days=rng.randrange(100, 2000)))
     if rng.random() < shape.anticoagulant:  # taken throughout the story
         patient.medication(rng.choice(ANTICOAGULANTS), onset - timedelta(days=30), 4000, by_reference=False)
+    cancer = any(c["code"]["coding"][0]["code"] == CANCER_HISTORY[0][1] for c in patient.resources["Condition"])
+    if not cancer and rng.random() < shape.imaged:  # an MRI once the problem began, and again before surgery
+        patient.study(onset + timedelta(days=rng.randrange(7, 30)))
+        surgeries = [p for p in patient.resources["Procedure"] if p["code"]["coding"][0] in map(_coding, SURGERY)]
+        if surgeries:
+            surgery_day = date.fromisoformat(surgeries[-1]["performedDateTime"][:10])
+            patient.study(surgery_day - timedelta(days=rng.randrange(10, 60)))
 
 
 def patient_resources(index: int, seed: int, today: date, shape: Shape = Shape()) -> dict[str, list[dict]]:

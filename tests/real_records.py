@@ -27,7 +27,8 @@ EXPORT = REAL_DATA / "synthea-qicore"
 PREFETCH_KEYS = {"Condition": "conditions", "Procedure": "procedures", "MedicationRequest": "medicationRequests",
                  "MedicationStatement": "medicationStatements", "ServiceRequest": "serviceRequests",
                  "MedicationOrder": "medicationRequests", "ProcedureRequest": "serviceRequests",
-                 "Observation": "observations", "DiagnosticReport": "imagingReports"}
+                 "Observation": "observations", "DiagnosticReport": "imagingReports",
+                 "ImagingStudy": "imagingStudies"}
 CPT = "http://www.ama-assn.org/go/cpt"
 SNOMED = "http://snomed.info/sct"
 

@@ -111,12 +111,26 @@ def ct_yes() -> list[dict]:
     return pt_visits(90, 48)
 
 
+def imaging_report(code: str, days_ago: int, status: str = "final") -> dict:
+    """A report of spine MRI or CT (a CPT code of the spine-imaging value set) `days_ago` days ago."""
+    return {"resourceType": "DiagnosticReport", "id": f"dr-{code}-{days_ago}", "status": status,
+            "code": {"coding": [{"system": CPT, "code": code}], "text": f"MRI {code}"},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": day(-days_ago)}
+
+
+def spine_mri() -> list[dict]:
+    """MRI of the lumbar and the cervical spine 30 days ago: imaging on record for any order of the tests."""
+    return [imaging_report("72148", 30), imaging_report("72141", 30)]
+
+
 def hook_request(hook: str = "order-select", orders: list[dict] | None = None, selections: list[str] | None = None,
                  conditions: list[dict] | None = None, procedures: list[dict] | None = None,
                  medication_statements: list[dict] | None = None, medication_requests: list[dict] | None = None,
                  service_requests: list[dict] | None = None, observations: list[dict] | None = None,
-                 imaging_reports: list[dict] | None = None, omit: tuple[str, ...] = (), **top: Any) -> dict:
-    """ESI-R4 of the checklist by default: order-select on a lumbar ESI, all prefetch keys present."""
+                 imaging_reports: list[dict] | None = None, imaging_studies: list[dict] | None = None,
+                 omit: tuple[str, ...] = (), **top: Any) -> dict:
+    """ESI-R4 of the checklist by default: order-select on a lumbar ESI, all prefetch keys present, the spine imaged
+    a month ago (`spine_mri`)."""
     orders = [esi_order()] if orders is None else orders
     context: dict[str, Any] = {"userId": "Practitioner/u1", "patientId": "p1"}
     if hook != "patient-view":
@@ -127,7 +141,9 @@ def hook_request(hook: str = "order-select", orders: list[dict] | None = None, s
     records = {"conditions": [radiculopathy()] if conditions is None else conditions,
                "procedures": procedures or [], "medicationStatements": medication_statements or [],
                "medicationRequests": medication_requests or [], "serviceRequests": service_requests or [],
-               "observations": observations or [], "imagingReports": imaging_reports or []}
+               "observations": observations or [],
+               "imagingReports": spine_mri() if imaging_reports is None else imaging_reports,
+               "imagingStudies": imaging_studies or []}
     prefetch = {"patient": {"resourceType": "Patient", "id": "p1"}}
     prefetch.update({key: bundle(*resources) for key, resources in records.items() if key not in omit})
     return {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch, **top}

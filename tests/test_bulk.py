@@ -197,7 +197,10 @@ def test_the_live_service_decides_each_order_as_the_bulk_row_says(generated, loc
     assert {row["decision"] for row in chosen} == {"met", "not-met", "exempt", "stopped"}
     assert {"esi-poor-response", "esi-response-documented", "esi-response-undocumented", "esi-baseline-undocumented",
             "fusion-smoker", "fusion-hba1c", "regenerative-before-esi", "regenerative-investigational",
-            "red-flag-injection", "anticoagulant", "image-first"} <= {code for row in chosen for code in row["findings"]}
+            "red-flag-injection", "anticoagulant", "image-first", "imaging-undocumented"} <= {
+        code for row in chosen for code in row["findings"]}
+    assert [row for row in chosen if patients[row["patient"]].get("ImagingStudy")  # a study answers it in both
+            and "imaging-undocumented" not in row["findings"]]
     for index, row in enumerate(chosen):
         as_of = datetime.combine(date.fromisoformat(row["asOf"]), time(15), UTC)
         settings = Settings(database_url=f"sqlite:///{tmp_path / f'audit-{index}.db'}", audit_users=AUDIT_USERS,

@@ -49,7 +49,8 @@ def test_check_config_reports_the_packed_knowledge_and_a_current_store(postgres_
     assert "password=***" in result.stdout and "s3cret" not in result.stdout + result.stderr
     assert "site-packages/cds_spine/cards" in result.stdout and f"{VALUESET_COUNT} value sets" in result.stdout
     assert "reachable, schema at 0007" in result.stdout
-    assert "code systems: ICD-10-CM, ICD-9-CM, SNOMED CT, RxNorm, CPT, LOINC, AHRQ CDS Connect Pain Management Summary; 2 local systems mapped" in result.stdout
+    assert ("code systems: ICD-10-CM, ICD-9-CM, SNOMED CT, RxNorm, CPT, LOINC, DICOM, AHRQ CDS Connect Pain Management "
+            "Summary; 2 local systems mapped") in result.stdout
     assert "cds_spine_unplaced_code_systems_total" in result.stdout and "CDS_SPINE_LOCAL_CODE_SYSTEMS" in result.stdout
 
 
@@ -114,8 +115,9 @@ def test_cards_dir_setting_points_to_another_copy(tmp_path):
         "min_conservative_days: 28", "min_conservative_days: 3"))
     result = run_cli("evaluate", "examples/requests/p03-esi-short-nsaid.json", "--as-of", INDEX["asOf"],
                      CDS_SPINE_CARDS_DIR=str(copy))
-    cards = json.loads(result.stdout)["cards"]  # met with 3 days: only the baseline scores are asked for
-    assert [card["source"]["topic"]["code"] for card in cards] == ["esi-baseline-undocumented"]
+    cards = json.loads(result.stdout)["cards"]  # met with 3 days: only the imaging and the scores are asked for
+    assert [card["source"]["topic"]["code"] for card in cards] == ["imaging-undocumented"]
+    assert "No baseline pain and function score" in cards[0]["detail"]
 
 
 def test_bad_knowledge_stops_the_service_with_file_and_field(tmp_path):

@@ -59,7 +59,7 @@ def test_prefetch_templates_use_only_root_level_tokens(client):
         assert templates["patient"] == "Patient/{{context.patientId}}"
         types = {template.split("?")[0] for key, template in templates.items() if key not in ("patient", "user")}
         record = {"Condition", "Procedure", "MedicationStatement", "MedicationRequest", "ServiceRequest", "Observation",
-                  "DiagnosticReport"}
+                  "DiagnosticReport", "ImagingStudy"}
         if service["hook"] == "patient-view":
             assert types == record
         else:  # who orders and where, for the audit's clinician and site strata

@@ -19,6 +19,7 @@ from support import (
     day,
     esi_order,
     hook_request,
+    imaging_report,
     procedure,
     pt_visits,
     radiculopathy,
@@ -199,7 +200,8 @@ def mri(code: str, days_ago: int) -> dict:
 
 
 def test_cancer_history_without_spine_imaging_leads_with_imaging_not_therapy(client):
-    body = hook_request("order-sign", conditions=[radiculopathy(), condition("Z85.3", onsetDateTime=day(-900))])
+    body = hook_request("order-sign", conditions=[radiculopathy(), condition("Z85.3", onsetDateTime=day(-900))],
+                        imaging_reports=[])
     card = only_card(call(client, ORDER_SIGN, body))
     assert (card["indicator"], card["summary"]) == ("warning", "Z85.3 on record: MRI or CT of the spine first, before "
                                                                "lumbar ESI")
@@ -219,7 +221,7 @@ def test_cancer_history_without_spine_imaging_leads_with_imaging_not_therapy(cli
 ])
 def test_spine_imaging_of_the_region_in_the_window_answers_the_flag(client, imaging, draft, image_first):
     body = hook_request("order-sign", orders=[esi_order(code=draft)], procedures=imaging + pt_visits(90, 48),
-                        conditions=[radiculopathy(), condition("C50.911", onsetDateTime=day(-400))])
+                        conditions=[radiculopathy(), condition("C50.911", onsetDateTime=day(-400))], imaging_reports=[])
     said = " ".join(card["summary"] for card in call(client, ORDER_SIGN, body).json()["cards"])
     assert ("MRI or CT of the spine first" in said) is image_first
 
@@ -233,7 +235,8 @@ def test_spine_imaging_of_the_region_in_the_window_answers_the_flag(client, imag
     (condition("C61", status="resolved", rid="ca", onsetDateTime=day(-3000)), None, True),  # cancer in the past
 ])
 def test_each_image_first_flag(client, flag, onset, flagged):
-    body = hook_request("order-sign", conditions=[radiculopathy(), flag], procedures=pt_visits(90, 48))
+    body = hook_request("order-sign", conditions=[radiculopathy(), flag], procedures=pt_visits(90, 48),
+                        imaging_reports=[])
     said = " ".join(card["summary"] for card in call(client, ORDER_SIGN, body).json()["cards"])
     assert ("MRI or CT of the spine first" in said) is flagged
 
@@ -243,7 +246,8 @@ def test_a_transplant_drug_is_immunosuppression(client):
                   "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "1664463",
                                                             "display": "24 HR tacrolimus 1 MG Extended Release Oral Tablet"}]},
                   "subject": {"reference": "Patient/p1"}, "authoredOn": day(-200)}
-    body = hook_request("order-sign", procedures=pt_visits(90, 48), medication_requests=[tacrolimus])
+    body = hook_request("order-sign", procedures=pt_visits(90, 48), medication_requests=[tacrolimus],
+                        imaging_reports=[])
     card = only_card(call(client, ORDER_SIGN, body))
     assert card["summary"].startswith("24 HR tacrolimus 1 MG Extended Release") and "MRI or CT" in card["summary"]
 
@@ -255,7 +259,8 @@ def test_a_transplant_drug_is_immunosuppression(client):
 def test_a_cancer_named_only_in_words_is_read_from_the_text(client, display, flagged):
     words = condition("999999991", SNOMED, rid="words", onsetDateTime=day(-500))
     words["code"] = {"coding": [{"system": SNOMED, "code": "999999991", "display": display}], "text": display}
-    body = hook_request("order-sign", conditions=[radiculopathy(), words], procedures=pt_visits(90, 48))
+    body = hook_request("order-sign", conditions=[radiculopathy(), words], procedures=pt_visits(90, 48),
+                        imaging_reports=[])
     said = " ".join(card["summary"] for card in call(client, ORDER_SIGN, body).json()["cards"])
     assert ("(read from its text) on record: MRI or CT" in said) is flagged
 
@@ -287,12 +292,6 @@ def test_a_synthea_patient_on_tacrolimus_is_told_to_image_first(tmp_path):
     lines = [card["summary"], *card["detail"].splitlines()]
     assert any("MRI or CT of the spine first" in line for line in lines)
     assert not any("physical therapy" in s["label"].lower() for s in card.get("suggestions") or ())
-
-
-def imaging_report(code: str, days_ago: int, status: str = "final") -> dict:
-    return {"resourceType": "DiagnosticReport", "id": f"dr-{code}-{days_ago}", "status": status,
-            "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": code}], "text": f"MRI {code}"},
-            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": day(-days_ago)}
 
 
 @pytest.mark.parametrize("report,image_first", [(imaging_report("72148", 60), False),

@@ -60,12 +60,13 @@ def run(knowledge, record: PatientRecord, draft: DraftOrder | None = None, sessi
     return assessment
 
 
-DOCUMENTATION = {"esi-baseline-undocumented", "esi-response-undocumented"}
-"""The findings of the scores the LCD asks to be documented: tested in test_scores.py (these records hold none)."""
+DOCUMENTATION = {"esi-baseline-undocumented", "esi-response-undocumented", "imaging-undocumented"}
+"""The findings of what the payers ask to be documented, tested in test_scores.py and test_imaging.py: the scores
+and the spine imaging (these records hold none)."""
 
 
 def codes_of(assessment) -> list[str]:
-    """The findings a card can lead with, but those of documentation (test_scores.py)."""
+    """The findings a card can lead with, but those of documentation (test_scores.py, test_imaging.py)."""
     return [f.code for f in assessment.findings if f.leads_a_card and f.code not in DOCUMENTATION]
 
 

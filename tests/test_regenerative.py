@@ -113,7 +113,8 @@ def test_a_parameter_lets_a_site_drop_the_esi_first_requirement(tmp_path):
     order = DraftOrder("ServiceRequest/prp-1", (Code(CPT, "0627T"),), None, "draft")
     [assessment] = assess(classify_all([order], knowledge), PatientRecord(), knowledge, datetime.now(UTC))
     assert [f.code for f in assessment.findings if f.leads_a_card] == ["conservative-missing",
-                                                                        "regenerative-investigational"]
+                                                                        "regenerative-investigational",
+                                                                        "imaging-undocumented"]
 
 
 def test_patient_view_states_all_four_steps(client):

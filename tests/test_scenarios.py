@@ -56,6 +56,8 @@ CARDS = {
                             ["**Anticoagulation:** Stop it only with its prescriber's agreement"]),
     "p20-esi-cancer-history-no-imaging": (["Personal history of malignant neoplasm… on record: MRI or CT of the "
                                            "spine first, before lumbar ESI"], ["**Image first:**"]),
+    "p21-esi-old-mri": (["No spine MRI or CT of this region on record in 24 months before lumbar ESI: attach the "
+                         "report or order one"], ["**Imaging:**", "No baseline pain and function score"]),
 }
 
 

@@ -133,8 +133,8 @@ def test_from_an_order_card_the_timeline_shows_the_cards_days_items_and_decision
     assert setup.ehr.pkce_verified == 1
     [scope] = setup.ehr.scopes
     assert scope.split() == ["launch", *(f"patient/{t}.rs" for t in (
-        "Condition", "DiagnosticReport", "Encounter", "Medication", "MedicationRequest", "MedicationStatement",
-        "Observation", "Procedure", "ServiceRequest"))]
+        "Condition", "DiagnosticReport", "Encounter", "ImagingStudy", "Medication", "MedicationRequest",
+        "MedicationStatement", "Observation", "Procedure", "ServiceRequest"))]
     carried = [(path, authorization) for _, path, authorization in setup.ehr.received if authorization]
     assert carried and all(path.startswith("/fhir/") and path != "/fhir/.well-known/smart-configuration"
                            for path, _ in carried)

@@ -28,7 +28,8 @@ EXPECTED = {"p01-esi-nothing-tried": ["conservative-missing"], "p02-esi-after-pt
             "p13-fusion-current-smoker": ["fusion-smoker"], "p14-prp-before-esi": ["regenerative-before-esi"],
             "p15-prp-knee": [], "p16-esi-repeat-promis-no-gain": ["esi-poor-response"],
             "p17-fusion-cotinine-level": ["fusion-smoker"], "p18-fusion-without-instability": ["fusion-without-instability"],
-            "p19-esi-on-apixaban": ["anticoagulant"], "p20-esi-cancer-history-no-imaging": ["image-first"]}
+            "p19-esi-on-apixaban": ["anticoagulant"], "p20-esi-cancer-history-no-imaging": ["image-first"],
+            "p21-esi-old-mri": ["imaging-undocumented"]}
 
 
 def test_the_topics_are_a_valid_fhir_r4_code_system_with_a_code_per_finding():

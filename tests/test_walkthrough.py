@@ -29,8 +29,9 @@ def walkthrough(tmp_path_factory):
     fhir = subprocess.Popen([sys.executable, "tools/example_fhir.py", "--port", str(fhir_port)], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)  # step 1: make example-fhir (the examples, today)
     fhir_base = f"http://127.0.0.1:{fhir_port}/fhir"
+    stories = len(list((ROOT / "tests" / "scenarios").glob("p*.json")))
     assert fhir.stdout is not None and fhir.stdout.readline().startswith(
-        f"example FHIR server: http://localhost:{fhir_port}/fhir (20 ")
+        f"example FHIR server: http://localhost:{fhir_port}/fhir ({stories} patients")
     wait_until_answering(f"{fhir_base}/metadata", "the example FHIR server")
     issuer = folder / ".cds-spine-test-issuer"
     made = run_cli("test-token", "http://localhost:8080/cds-services", "--folder", str(issuer))  # step 2

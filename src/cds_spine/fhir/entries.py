@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from ..pathway.record import (
     Code,
     ConditionEntry,
+    ImagingSeriesEntry,
     Measurement,
     MedicationEntry,
     ObservationEntry,
@@ -23,6 +24,7 @@ from ..pathway.record import (
     Reason,
     ReportEntry,
     ServiceRequestEntry,
+    StudyEntry,
 )
 from .references import referenced_id
 from .resources import (
@@ -30,6 +32,7 @@ from .resources import (
     Condition,
     DiagnosticReport,
     Encounter,
+    ImagingStudy,
     Medication,
     MedicationRequest,
     MedicationStatement,
@@ -238,7 +241,19 @@ def _diagnostic_report(model: DiagnosticReport, reference: str, _: Referents) ->
     return ReportEntry(reference, _codes(model.code), model.status, day)
 
 
-Entry = ConditionEntry | ProcedureEntry | MedicationEntry | ServiceRequestEntry | ObservationEntry | ReportEntry
+def _coded(coding: Any) -> tuple[Code, ...]:
+    return (Code(coding.system, coding.code, coding.display),) if coding and coding.system and coding.code else ()
+
+
+def _imaging_study(model: ImagingStudy, reference: str, _: Referents) -> StudyEntry:
+    study_modalities = tuple(code for coding in model.modality for code in _coded(coding))
+    series = tuple(ImagingSeriesEntry(_coded(item.modality) or study_modalities, _coded(item.bodySite))
+                   for item in model.series)
+    return StudyEntry(reference, _all_codes(model.procedureCode), model.status, _day(model.started), series)
+
+
+Entry = (ConditionEntry | ProcedureEntry | MedicationEntry | ServiceRequestEntry | ObservationEntry | ReportEntry
+         | StudyEntry)
 BUILDERS: dict[str, Callable[[Any, str, Referents], Entry]] = {
     "Condition": _condition,
     "Procedure": _procedure,
@@ -247,6 +262,7 @@ BUILDERS: dict[str, Callable[[Any, str, Referents], Entry]] = {
     "ServiceRequest": _service_request,
     "Observation": _observation,
     "DiagnosticReport": _diagnostic_report,
+    "ImagingStudy": _imaging_study,
 }
 
 

@@ -1,6 +1,7 @@
-"""Older FHIR generations (DSTU2, STU3) of the resources the rules read, in their R4 shape.
+"""Other FHIR generations (DSTU2, STU3; R5 for an ImagingStudy) of the resources the rules read, in their R4 shape.
 
-EHRs still serve DSTU2 and STU3 endpoints, and records carry resources written under them. Each rule
+EHRs still serve DSTU2 and STU3 endpoints, and records carry resources written under them; imaging systems
+already write R5's ImagingStudy. Each rule
 below moves one element the rules read to where R4 keeps it, so one strict R4 reader (fhir/resources.py)
 reads every generation; nothing else of a resource changes, and an R4 resource passes through untouched.
 """
@@ -103,6 +104,28 @@ def _service_request(resource: dict[str, Any]) -> None:
     _reasons(resource, "reasonCodeableConcept", "reasonReference")
 
 
+def _first_coding(concept: Any) -> Any:
+    """R5 writes a CodeableConcept (or a CodeableReference's `concept`) where R4 has a Coding: its first coding."""
+    if isinstance(concept, dict) and isinstance(concept.get("concept"), dict):
+        concept = concept["concept"]
+    if isinstance(concept, dict) and "coding" in concept:
+        codings = concept["coding"]
+        return codings[0] if isinstance(codings, list) and codings else None
+    return concept
+
+
+def _imaging_study(resource: dict[str, Any]) -> None:
+    _move(resource, "modalityList", "modality")  # STU3
+    modalities = resource.get("modality")
+    if isinstance(modalities, list):  # R5: CodeableConcepts
+        resource["modality"] = [coding for coding in map(_first_coding, modalities) if coding is not None]
+    series = resource.get("series")
+    if isinstance(series, list):
+        resource["series"] = [{**item, "modality": _first_coding(item.get("modality")),
+                               "bodySite": _first_coding(item.get("bodySite"))} if isinstance(item, dict) else item
+                              for item in series]
+
+
 def _as_it_comes(resource: dict[str, Any]) -> None:
     """Observation and DiagnosticReport: the elements the rules read have kept their names since DSTU2."""
 
@@ -115,6 +138,7 @@ READERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "ServiceRequest": _service_request,
     "Observation": _as_it_comes,
     "DiagnosticReport": _as_it_comes,
+    "ImagingStudy": _imaging_study,
 }
 
 

@@ -43,25 +43,29 @@ RECORD_QUERIES = {
     "serviceRequests": f"ServiceRequest?patient={PATIENT_TOKEN}",
 }
 RESOURCE_TYPES_READ = tuple(sorted({query.split("?", 1)[0] for query in RECORD_QUERIES.values()}
-                                   | {"Observation", "DiagnosticReport", "Encounter", "Medication"}))
-"""Every resource type the service reads from a FHIR server: the record's queries, the Observations and imaging
-reports, the Encounters of undated diagnoses and the Medications drugs are named by (a SMART app asks for exactly
+                                   | {"Observation", "DiagnosticReport", "ImagingStudy", "Encounter", "Medication"}))
+"""Every resource type the service reads from a FHIR server: the record's queries, the Observations, imaging
+reports and studies, the Encounters of undated diagnoses and the Medications drugs are named by (a SMART app asks for exactly
 these)."""
 CONDITION_KEYS = ("conditions",)
 RECORD_KEYS = tuple(RECORD_QUERIES)
 OBSERVATIONS_KEY = "observations"
 IMAGING_KEY = "imagingReports"
+STUDIES_KEY = "imagingStudies"
 
 
-def _coded_query(resource_type: str, codes: Iterable[tuple[str, str]]) -> str:
-    return f"{resource_type}?patient={PATIENT_TOKEN}&code={','.join(f'{system}|{code}' for system, code in codes)}"
+def _coded_query(resource_type: str, codes: Iterable[tuple[str, str]], parameter: str = "code") -> str:
+    return (f"{resource_type}?patient={PATIENT_TOKEN}"
+            f"&{parameter}={','.join(f'{system}|{code}' for system, code in codes)}")
 
 
 def optional_queries(knowledge: Knowledge) -> dict[str, str]:
     """The keys a decision reads but never needs (read as none when they cannot be had): the Observations the
-    rules read (their value sets' codes, not every vital sign) and the reports of spine imaging."""
+    rules read (their value sets' codes, not every vital sign), the reports of spine imaging, and the MRI and CT
+    studies (by modality: a study's body site is on its series, which no search parameter reads)."""
     return {OBSERVATIONS_KEY: _coded_query("Observation", knowledge.observation_codes()),
-            IMAGING_KEY: _coded_query("DiagnosticReport", knowledge.imaging_codes())}
+            IMAGING_KEY: _coded_query("DiagnosticReport", knowledge.imaging_codes()),
+            STUDIES_KEY: _coded_query("ImagingStudy", knowledge.imaging_modalities(), "modality")}
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ def build_record(relevant: Iterable[dict[str, Any]], knowledge: Knowledge) -> Pa
         service_requests=tuple(entries["ServiceRequest"]),
         observations=tuple(observations),
         reports=tuple(entries["DiagnosticReport"]),
+        studies=tuple(entries["ImagingStudy"]),
         unreadable=tuple(unreadable),
         partly_read=tuple(partly_read),
     )

@@ -33,6 +33,27 @@ def _medication_names(concept: Any, reference: Any) -> Iterator[str]:
         yield reference.get("display")
 
 
+def _as_concept(value: Any) -> Any:
+    """An ImagingStudy series' body site as a CodeableConcept, whether written as a Coding (R4, STU3), a
+    CodeableConcept or a CodeableReference (R5)."""
+    if value.__class__ not in OBJECTS:
+        return None
+    if value.get("concept").__class__ in OBJECTS:
+        return value["concept"]
+    return value if "coding" in value else {"coding": [value]}
+
+
+def _imaging_concepts(resource: dict[str, Any]) -> Iterator[Any]:
+    """The concepts that make an ImagingStudy one of the spine: its procedure codes and its series' body sites."""
+    codes = resource.get("procedureCode")
+    yield from codes if codes.__class__ in ARRAYS else ()
+    series = resource.get("series")
+    item: Any
+    for item in series if series.__class__ in ARRAYS else ():
+        if item.__class__ in OBJECTS:
+            yield _as_concept(item.get("bodySite"))
+
+
 def relevance_filter(knowledge: Knowledge, unplaced: Callable[[str], None] | None = None
                      ) -> Callable[[dict[str, Any]], bool]:
     """The one-pass filter: does any rule read this resource? It runs on every resource of every call
@@ -77,6 +98,8 @@ def relevance_filter(knowledge: Knowledge, unplaced: Callable[[str], None] | Non
             concept = resource.get("medicationCodeableConcept")
             if concept is None and resource.get("medicationReference").__class__ in OBJECTS:
                 return True
+        elif resource_type == "ImagingStudy":
+            return any(in_a_value_set(concept) for concept in _imaging_concepts(resource))
         elif resource_type in RECORD_TYPES:
             concept = resource.get("code")
         else:

@@ -203,10 +203,27 @@ class DiagnosticReport(_Resource):
     issued: DateTime | None = None
 
 
+class ImagingSeries(_Element):
+    modality: Coding | None = None
+    bodySite: Coding | None = None
+
+
+class ImagingStudy(_Resource):
+    """A study of images (R4; STU3's and R5's read in this shape): what was imaged, with which modality, and when.
+    STU3 has no status."""
+
+    resourceType: Literal["ImagingStudy"]
+    status: Code | None = None
+    started: DateTime | None = None
+    modality: list[Coding] = []
+    procedureCode: list[CodeableConcept] = []
+    series: list[ImagingSeries] = []
+
+
 MODELS: dict[str, type[_Resource]] = {
     get_args(model.model_fields["resourceType"].annotation)[0]: model
     for model in (Condition, Procedure, MedicationStatement, MedicationRequest, ServiceRequest, Observation,
-                  DiagnosticReport)
+                  DiagnosticReport, ImagingStudy)
 }
 
 class Encounter(_Element):

@@ -11,7 +11,7 @@ from enum import Enum
 
 from .evidence import ConservativeHistory, Scope, conservative_history
 from .findings import Finding, finding, ranks
-from .imaging import image_first_findings, image_first_on_record, imaged
+from .imaging import image_first_findings, image_first_on_record, imaged, imaging_undocumented, spine_studies
 from .injections import PriorInjection, prior_injections
 from .knowledge import RED_FLAG_NAME_LIMIT, Knowledge
 from .observation_rules import ScoresOnRecord, esi_score_findings, readiness_findings
@@ -216,6 +216,7 @@ class _RecordFacts:
         self.red_flags = [d for d in self.diagnoses if d.is_red_flag]
         self.infections = recent_infections(record, knowledge, today)
         self.image_first = image_first_on_record(record, knowledge, today)
+        self.studies = spine_studies(record, knowledge, today)
         self.session_referrals = session_referrals(session_orders, knowledge)
         self._histories: dict[Scope, ConservativeHistory] = {}
         self._referrals: dict[Scope, tuple[Referral, ...]] = {}
@@ -274,9 +275,9 @@ def _assess_order(order: ClassifiedOrder, facts: _RecordFacts) -> Assessment:
         decision, findings = _conservative_findings(knowledge, history, required, label, facts.red_flags)
     if order.category in INJECTIONS:
         findings += anticoagulant_findings(knowledge, facts.record, order, label, today)
-    if facts.image_first and not facts.red_flags and not facts.infections and \
-            not imaged(facts.record, knowledge, order, segments, today):
-        findings += image_first_findings(knowledge, facts.image_first, label)
+    if not facts.red_flags and not facts.infections and not imaged(facts.studies, knowledge, order, segments, today):
+        findings += image_first_findings(knowledge, facts.image_first, label) if facts.image_first else \
+            [imaging_undocumented(knowledge, order, label)]
     prior: tuple[PriorInjection, ...] = ()
     readings: list[Reading] = []
     if order.category == "esi":

@@ -7,7 +7,7 @@ from typing import Literal, get_args
 from pydantic import Field, model_validator
 
 from .card_wording import CardWording, PatientView, Timeline
-from .rule_parameters import Anticoagulation, Citation, ImageFirst, Observations, Rules, Strict
+from .rule_parameters import Anticoagulation, Citation, ImageFirst, Observations, Rules, SpineImaging, Strict
 from .wording import PLACEHOLDER_WORST_CASE, SUMMARY_LIMIT, WORDING
 
 
@@ -125,7 +125,7 @@ FindingCode = Literal[
     "regenerative-before-esi", "red-flag-injection", "injection-contraindicated", "anticoagulant",
     "anticoagulant-long-term", "image-first", "surgery-contraindicated", "fusion-without-instability", "red-flag",
     "regenerative-investigational", "no-imaging-guidance", "esi-non-particulate", "no-qualifying-diagnosis",
-    "no-surgery-indication", "fusion-smoker", "fusion-hba1c", "esi-response-documented", "esi-response-undocumented",
+    "no-surgery-indication", "imaging-undocumented", "fusion-smoker", "fusion-hba1c", "esi-response-documented", "esi-response-undocumented",
     "esi-baseline-undocumented", "criteria-met", "esi-symptoms-recent",
 ]
 Severity = Literal["info", "warning", "critical", "note"]
@@ -174,6 +174,7 @@ class PathwayConfig(Strict):
     diagnoses: Diagnoses
     anticoagulation: Anticoagulation
     image_first: ImageFirst
+    imaging: SpineImaging
     observations: Observations
     rules: Rules
     findings: dict[FindingCode, FindingWording]
@@ -282,7 +283,9 @@ class PathwayConfig(Strict):
                 "diagnoses.axial.valueset": self.diagnoses.axial.valueset,
                 "diagnoses.systemic_infection.valueset": self.diagnoses.systemic_infection.valueset,
                 "anticoagulation.long_term_use_valueset": self.anticoagulation.long_term_use_valueset,
-                "image_first.imaging_valueset": self.image_first.imaging_valueset,
+                "imaging.valueset": self.imaging.valueset,
+                "imaging.modality_valueset": self.imaging.modality_valueset,
+                "imaging.body_site_valueset": self.imaging.body_site_valueset,
                 **self.observations.valuesets()}
         for kind, found in self.rules.surgery.indications.items():
             for n, indication in enumerate(found):

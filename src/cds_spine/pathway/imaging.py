@@ -1,8 +1,12 @@
-"""Image first: cancer history, unexplained weight loss, recent fever, immunosuppression or injection drug use call
-for MRI or CT of the spine before an injection or spine surgery (NICE NG59, ACP 2017, NASS); imaging of the order's
-region on record within the window answers them (cards/pathway.yaml `image_first`)."""
+"""Spine imaging on record, and what its absence means at an order (cards/pathway.yaml `imaging`, `image_first`).
+
+Cancer history, unexplained weight loss, recent fever, immunosuppression or injection drug use call for MRI or CT
+of the spine before an injection or spine surgery (NICE NG59, ACP 2017, NASS): without imaging of the order's region
+in the window they are a warning. Without them, no imaging in the window is a documentation finding: the payers'
+criteria ask for concordant imaging (eviCore: 24 months before an ESI, 6 before surgery)."""
 from __future__ import annotations
 
+import calendar
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -10,8 +14,8 @@ from datetime import date
 from .findings import Finding, finding
 from .knowledge import Knowledge
 from .orders import ClassifiedOrder
-from .reasons import Indication, describe, shorten
-from .record import ConditionEntry, PatientRecord
+from .reasons import describe, shorten
+from .record import Code, ConditionEntry, PatientRecord
 from .rule_parameters import ImageFirstFlag
 from .timing import (
     DISCARDED_VERIFICATION,
@@ -25,6 +29,8 @@ from .wording import WORDING
 
 REPORT_STATUSES_DONE = frozenset({"partial", "preliminary", "final", "amended", "corrected", "appended"})
 """A report in one of these statuses is of a study that was done."""
+STUDY_STATUSES_DONE = frozenset({"available", None})
+"""An ImagingStudy whose images are available (STU3 has no status: a study on record was done)."""
 TEXT_NAME_LIMIT = 22
 """A diagnosis read from its text is named shorter, to leave room for saying so."""
 
@@ -79,22 +85,57 @@ def image_first_on_record(record: PatientRecord, knowledge: Knowledge, today: da
     return tuple(found)
 
 
-def imaged(record: PatientRecord, knowledge: Knowledge, order: ClassifiedOrder, segments: frozenset[str],
-           today: date) -> bool:
-    """MRI, CT or CT myelography of a region the order covers, done within the window for the order's kind: a
-    Procedure, or a DiagnosticReport of it."""
-    config = knowledge.config.image_first
-    window = config.imaging_days[order.category]
-    studies = [(procedure.codes, days[0]) for procedure in record.procedures
-               if procedure.status in PROCEDURE_STATUSES_DONE and (days := procedure_days(procedure, today))]
-    studies += [(report.codes, report.day) for report in record.reports
-                if report.status in REPORT_STATUSES_DONE and report.day is not None]
-    for codes, day in studies:
-        membership = knowledge.find(codes, config.imaging_valueset)
-        if membership and 0 <= (today - day).days <= window and \
-                Indication(True, knowledge.segments(membership)).fits(segments):
-            return True
-    return False
+def _months_before(today: date, months: int) -> date:
+    year, month = divmod(today.year * 12 + today.month - 1 - months, 12)
+    return date(year, month + 1, min(today.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def _covers(study: frozenset[str], order: frozenset[str]) -> bool:
+    """A study counts for the order's region when their regions meet; one whose region cannot be told counts only
+    for an order that names none (the safe reading: an MRI of an unknown region does not answer a cancer history)."""
+    return not order or bool(study & order)
+
+
+def spine_studies(record: PatientRecord, knowledge: Knowledge, today: date) -> list[tuple[frozenset[str], date]]:
+    """Every MRI, CT or CT myelography of the spine done by today: the segments it covers and its day. A Procedure
+    or a DiagnosticReport by its code (a code that names no region takes the Procedure's body site); an
+    ImagingStudy by its code, else by a series of a cross-sectional modality, its region the code's or the series'
+    body site."""
+    config = knowledge.config.imaging
+
+    def sites(codes: Sequence[Code]) -> frozenset[str]:
+        return knowledge.segments(knowledge.find(codes, config.body_site_valueset))
+
+    found = []
+    for procedure in record.procedures:
+        days = procedure_days(procedure, today) if procedure.status in PROCEDURE_STATUSES_DONE else None
+        membership = knowledge.find(procedure.codes, config.valueset) if days else None
+        if days and membership:
+            found.append((knowledge.segments(membership) or sites(procedure.body_sites), days[0]))
+    for report in record.reports:
+        membership = knowledge.find(report.codes, config.valueset)
+        if membership and report.status in REPORT_STATUSES_DONE and report.day is not None:
+            found.append((knowledge.segments(membership), report.day))
+    for study in record.studies:
+        if study.status not in STUDY_STATUSES_DONE or study.day is None:
+            continue
+        membership = knowledge.find(study.codes, config.valueset)
+        segments = knowledge.segments(membership)
+        if not segments:
+            imaged_series = [series for series in study.series
+                             if membership or knowledge.find(series.modality, config.modality_valueset)]
+            if not membership and not imaged_series:
+                continue
+            segments = frozenset().union(*(sites(series.body_site) for series in imaged_series))
+        found.append((segments, study.day))
+    return [(segments, day) for segments, day in found if day <= today]
+
+
+def imaged(studies: Sequence[tuple[frozenset[str], date]], knowledge: Knowledge, order: ClassifiedOrder,
+           segments: frozenset[str], today: date) -> bool:
+    """A study of a region the order covers, within the window for the order's kind."""
+    since = _months_before(today, knowledge.config.imaging.months[order.category])
+    return any(day >= since and _covers(covered, segments) for covered, day in studies)
 
 
 def image_first_findings(knowledge: Knowledge, flags: Sequence[ImageFirstOnRecord], order_label: str) -> list[Finding]:
@@ -106,3 +147,8 @@ def image_first_findings(knowledge: Knowledge, flags: Sequence[ImageFirstOnRecor
                                    condition=shorten(first.description, TEXT_NAME_LIMIT))
     return [finding(knowledge, "image-first", [flag.reference for flag in flags], condition=condition,
                     order=order_label)]
+
+
+def imaging_undocumented(knowledge: Knowledge, order: ClassifiedOrder, order_label: str) -> Finding:
+    return finding(knowledge, "imaging-undocumented", months=knowledge.config.imaging.months[order.category],
+                   order=order_label)

@@ -99,8 +99,13 @@ class Knowledge:
                        for code in self.valueset_codes[valueset]})
 
     def imaging_codes(self) -> list[tuple[str, str]]:
-        """(system, code) of every spine imaging study (cards/pathway.yaml `image_first.imaging_valueset`)."""
-        return sorted({(code.system, code.code) for code in self.valueset_codes[self.config.image_first.imaging_valueset]})
+        """(system, code) of every spine imaging study (cards/pathway.yaml `imaging.valueset`)."""
+        return sorted({(code.system, code.code) for code in self.valueset_codes[self.config.imaging.valueset]})
+
+    def imaging_modalities(self) -> list[tuple[str, str]]:
+        """(system, code) of the modalities that make an ImagingStudy MRI or CT (`imaging.modality_valueset`)."""
+        return sorted({(code.system, code.code)
+                       for code in self.valueset_codes[self.config.imaging.modality_valueset]})
 
     def memberships(self, system: str | None, code: str | None) -> tuple[Membership, ...]:
         """Cached by (system, code) as written: a record repeats the same codes, and reading one (spelling,

@@ -127,6 +127,25 @@ class ReportEntry:
 
 
 @dataclass(frozen=True)
+class ImagingSeriesEntry:
+    """A series of an ImagingStudy: its modality (the study's when it names none) and body site."""
+
+    modality: tuple[Code, ...]
+    body_site: tuple[Code, ...]
+
+
+@dataclass(frozen=True)
+class StudyEntry:
+    """An ImagingStudy: its procedure codes, status (None in STU3), the day it started and its series."""
+
+    reference: str
+    codes: tuple[Code, ...]
+    status: str | None
+    day: date | None
+    series: tuple[ImagingSeriesEntry, ...]
+
+
+@dataclass(frozen=True)
 class PatientRecord:
     conditions: tuple[ConditionEntry, ...] = ()
     procedures: tuple[ProcedureEntry, ...] = ()
@@ -134,6 +153,7 @@ class PatientRecord:
     service_requests: tuple[ServiceRequestEntry, ...] = ()
     observations: tuple[ObservationEntry, ...] = ()
     reports: tuple[ReportEntry, ...] = ()
+    studies: tuple[StudyEntry, ...] = ()
     unreadable: tuple[str, ...] = field(default=())
     """References of relevant resources that failed FHIR validation and were left out."""
     partly_read: tuple[str, ...] = field(default=())

@@ -254,6 +254,20 @@ class Immunosuppressants(Strict):
     """Taken this many days before the order at most (an active order with no end is taken today)."""
 
 
+class SpineImaging(Strict):
+    """MRI, CT or CT myelography of the spine on record: a Procedure, a DiagnosticReport or an ImagingStudy."""
+
+    valueset: str
+    """Codes of a study of the spine (a region each, or none: then the record's body site gives it)."""
+    modality_valueset: str
+    """DICOM modalities of an ImagingStudy's series that make it MRI or CT."""
+    body_site_valueset: str
+    """Body sites of a series (or of a Procedure) that place the study in a spinal region."""
+    months: dict[Literal["esi", "regenerative", "surgery"], int]
+    """A study of the order's region at most this many months old counts (eviCore: 24 before an ESI, 6 before
+    surgery)."""
+
+
 class ImageFirst(Strict):
     """NICE NG59, ACP 2017, NASS: these findings call for imaging before an injection or spine surgery."""
 
@@ -263,6 +277,3 @@ class ImageFirst(Strict):
     """A diagnosis text with one of these is not read as a flag (benign, in situ, family history, ruled out)."""
     read_from_text: str = Field(min_length=1)
     """How a flag read from a diagnosis's text is named on the card ({condition})."""
-    imaging_valueset: str
-    imaging_days: dict[Literal["esi", "regenerative", "surgery"], int]
-    """MRI or CT of the order's region at most this many days old counts (eviCore: 24 months before an ESI)."""

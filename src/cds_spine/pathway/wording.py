@@ -8,7 +8,7 @@ from typing import Any
 SUMMARY_LIMIT = 140
 # Longest value each placeholder can take when a card is rendered (free text is shortened to this).
 PLACEHOLDER_WORST_CASE = {
-    "days": "365", "required": "365", "lookback_months": "12", "session": "99", "limit": "99",
+    "days": "365", "required": "365", "lookback_months": "12", "months": "99", "session": "99", "limit": "99",
     "days_since": "365", "min_days": "365", "condition": "x" * 40, "missing": "365", "count": "99",
     "next": "2099-12-31", "date": "2099-12-31", "before": "100.5 %", "after": "100.5 %",
     "value": "99.9", "scores": "x" * 52, "therapy": "365 days of conservative therapy", "relief": "-999.9", "before_date": "2099-12-31", "after_date": "2099-12-31",
