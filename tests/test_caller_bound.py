@@ -78,8 +78,8 @@ def test_check_config_names_each_issuers_fhir_servers_and_the_sandboxs(tmp_path)
     assert "https://sandbox.cds-hooks.org (" in result.stdout and "FHIR servers http://localhost:8081/fhir" in result.stdout
 
 
-def override(client, card: dict, tenant: str) -> None:
-    item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": datetime.now(UTC).isoformat(),
+def override(client, card: dict, tenant: str, at: str | None = None) -> None:
+    item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": at or datetime.now(UTC).isoformat(),
             "overrideReason": {"reason": card["overrideReasons"][0]}}
     token = mint(KEY, claims(EHR, f"{BASE}/cds-services/{ORDER_SELECT}/feedback", tenant=tenant))
     answered = client.post(f"/cds-services/{ORDER_SELECT}/feedback", json={"feedback": [item]},
@@ -117,4 +117,19 @@ def test_feedback_from_another_hospital_never_overrides_a_card_it_was_not_shown(
                                   (card["uuid"],)).fetchall()
     assert stored == [(None, 1)]
     override(service, card, "hospital-a")  # the hospital that was shown it
+    assert cards(service, ORDER_SIGN, "hospital-a") == []
+
+
+def test_feedback_another_ehr_sends_first_never_makes_the_cards_own_a_duplicate(service, tmp_path):
+    """Issue 32: the same card uuid, outcome and time from another hospital first (a guessed or leaked uuid) is kept
+    as unknown; hospital A's own feedback, sent after it, is still stored, linked, and remembered."""
+    [card] = cards(service, ORDER_SELECT, "hospital-a")
+    at = datetime.now(UTC).isoformat()
+    override(service, card, "hospital-b", at)
+    override(service, card, "hospital-a", at)
+    override(service, card, "hospital-a", at)  # the same feedback again: once
+    with sqlite3.connect(tmp_path / "audit-0.db") as database:
+        stored = database.execute("SELECT call_id IS NOT NULL, unknown_card FROM feedback WHERE card_uuid = ? "
+                                  "ORDER BY id", (card["uuid"],)).fetchall()
+    assert stored == [(0, 1), (1, 0)]
     assert cards(service, ORDER_SIGN, "hospital-a") == []

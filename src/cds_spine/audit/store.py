@@ -199,7 +199,8 @@ class SqlAuditStore:
     def record_feedback(self, events: Sequence[FeedbackEvent], origins: frozenset[str] | None) -> None:
         """Linked to its card's call when that call came from one of `origins` (the EHR giving the feedback;
         None: any); kept and flagged as an unknown card otherwise, so that no EHR can override another's card
-        (nor silence it in the override memory); the same feedback once."""
+        (nor silence it in the override memory); the same feedback once, linked or unknown, so that feedback
+        another EHR sends first on a card's uuid never makes the card's own a duplicate."""
         calls, cards = tables.calls, tables.cards
         with self.engine.begin() as connection:
             for event in events:

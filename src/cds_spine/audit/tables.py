@@ -94,7 +94,8 @@ feedback = Table(
     Column("outcome_timestamp", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, index=True),
     Column("unknown_card", Boolean, nullable=False),
-    UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", name="uq_feedback_once"),
+    # Once per kind: feedback another EHR sends on a card's uuid (kept as unknown) never blocks the card's own.
+    UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", "unknown_card", name="uq_feedback_once"),
 )
 
 audit_reads = Table(
