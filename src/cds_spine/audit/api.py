@@ -76,7 +76,7 @@ async def me(state: Audit, principal: Reader) -> JsonResponse:
     """Who is signed in, and what the dashboard needs to know before it draws."""
     return JsonResponse({"name": principal.name, "role": principal.role, "adherenceTarget": state.adherence_target,
                          "components": [{"id": c.id, "title": c.title} for c in state.measure.components],
-                         "regions": sorted(state.knowledge.config.regions)})
+                         "regions": state.knowledge.config.region_choices()})
 
 
 @router.get("/bulk-runs")
@@ -95,14 +95,14 @@ async def measure(state: Audit, _: Annotated[NoQuery, Depends(parsed(NoQuery))])
 @router.get("/summary")
 async def summary(state: Audit, query: Annotated[RunQuery, Depends(parsed(RunQuery))]) -> JsonResponse:
     found = await run_in_threadpool(scoring.summary, _orders(state, query.run), query.period, state.measure,
-                                    query.filters(state.measure))
+                                    query.filters(state.measure, state.knowledge))
     return JsonResponse({**found, "adherenceTarget": state.adherence_target})
 
 
 @router.get("/report")
 async def report(state: Audit, query: Annotated[ReportQuery, Depends(parsed(ReportQuery))]) -> Response:
     rows = await run_in_threadpool(scoring.grouped, _orders(state, query.run), query.period, query.by, state.measure,
-                                   query.filters(state.measure))
+                                   query.filters(state.measure, state.knowledge))
     if query.format == "csv":
         return Response(formats.rows_as_csv(rows), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="cds-spine-report-by-{query.by}.csv"'})
@@ -121,7 +121,7 @@ async def clinician_report_cards(state: Audit, query: Annotated[ReportCardsQuery
     found = await run_in_threadpool(report_cards, source, query.period, state.measure, state.knowledge,
                                     state.adherence_target,
                                     state.store.patient_hasher if plain else (lambda patient: patient),
-                                    query.filters(state.measure))
+                                    query.filters(state.measure, state.knowledge))
     if query.format == "json":
         return JsonResponse(as_dict(found))
     if query.format == "pdf":
@@ -136,7 +136,7 @@ async def clinician_report_cards(state: Audit, query: Annotated[ReportCardsQuery
 @router.get("/override-reasons")
 async def override_reasons(state: Audit, query: Annotated[RunQuery, Depends(parsed(RunQuery))]) -> JsonResponse:
     reasons = await run_in_threadpool(scoring.override_reasons, _orders(state, query.run), query.period,
-                                      state.measure, state.knowledge, query.filters(state.measure))
+                                      state.measure, state.knowledge, query.filters(state.measure, state.knowledge))
     return JsonResponse({"period": query.period.as_dict(), "reasons": reasons})
 
 
@@ -146,7 +146,7 @@ async def override_comments(state: Audit, query: Annotated[CommentsQuery, Depend
     """Every overridden card with its reason and comment, newest first."""
     return JsonResponse(await run_in_threadpool(
         scoring.override_comments, _orders(state, query.run), query.period, state.measure, state.knowledge,
-        query.page, query.pageSize, query.filters(state.measure)))
+        query.page, query.pageSize, query.filters(state.measure, state.knowledge)))
 
 
 @router.get("/decisions")
@@ -154,7 +154,7 @@ async def decisions(state: Audit, principal: Reader,
                     query: Annotated[DecisionsQuery, Depends(parsed(DecisionsQuery))]) -> JsonResponse:
     """Recorded calls, newest first, filtered (see audit.filters.Filters)."""
     found = await run_in_threadpool(browse.decisions, state.store.engine, query.period, state.measure, query.page,
-                                    query.pageSize, query.filters(state.measure))
+                                    query.pageSize, query.filters(state.measure, state.knowledge))
     return JsonResponse({**found, "items": [_shown_ids(state, principal, item) for item in found["items"]]})
 
 

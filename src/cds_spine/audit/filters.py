@@ -30,7 +30,8 @@ class Filters:
     decision: str | None = None
     clinician: str | None = None
     kind: str | None = None
-    region: str | None = None
+    region: tuple[str, ...] | None = None
+    """The regions that read as one (PathwayConfig.same_region: lumbar-sacral and lumbar)."""
     site: str | None = None
     component: Component | None = None
     overridden: bool | None = None
@@ -42,7 +43,8 @@ class Filters:
         return ((self.service is None or row.service_id == self.service)
                 and all(wanted is None or value == wanted for value, wanted in (
                     (row.decision, self.decision), (row.clinician, self.clinician), (row.kind, self.kind),
-                    (row.region, self.region), (site, self.site), (row.knowledge_version, self.knowledge)))
+                    (site, self.site), (row.knowledge_version, self.knowledge)))
+                and (self.region is None or row.region in self.region)
                 and (self.component is None or row.outcomes.get(self.component.id) == "not-met")
                 and (self.overridden is None or (row.outcome == "overridden") == self.overridden))
 
@@ -58,8 +60,10 @@ class Filters:
         if self.knowledge:
             found.append(c.c.knowledge_version == self.knowledge)
         order = [a.c.call_id == c.c.id]
-        order += [column == value for column, value in ((a.c.decision, self.decision), (a.c.category, self.kind),
-                                                        (a.c.region, self.region)) if value]
+        order += [column == value for column, value in ((a.c.decision, self.decision), (a.c.category, self.kind))
+                  if value]
+        if self.region:
+            order.append(a.c.region.in_(self.region))
         if self.component:
             order.append(_not_met(self.component, measure))
         if self.with_orders or len(order) > 1:

@@ -72,8 +72,9 @@ class OrderQuery(PeriodQuery):
 
     _known = field_validator("region", "component")(_one_of)
 
-    def filters(self, measure: MeasureDefinition) -> Filters:
-        return Filters(decision=self.decision, clinician=self.clinician, kind=self.kind, region=self.region,
+    def filters(self, measure: MeasureDefinition, knowledge: Knowledge) -> Filters:
+        region = knowledge.config.same_region(self.region) if self.region else None
+        return Filters(decision=self.decision, clinician=self.clinician, kind=self.kind, region=region,
                        site=self.site, component=measure.component(self.component) if self.component else None,
                        overridden=_flag(self.overridden), knowledge=self.knowledge)
 
@@ -105,8 +106,9 @@ class DecisionsQuery(OrderQuery):
 
     _known_service = field_validator("service")(_one_of)
 
-    def filters(self, measure: MeasureDefinition) -> Filters:
-        return Filters(**{**super().filters(measure).__dict__, "service": None if self.service == "all" else self.service,
+    def filters(self, measure: MeasureDefinition, knowledge: Knowledge) -> Filters:
+        return Filters(**{**super().filters(measure, knowledge).__dict__,
+                          "service": None if self.service == "all" else self.service,
                           "with_orders": self.withOrders == "true"})
 
 

@@ -259,6 +259,19 @@ class PathwayConfig(Strict):
                                  f"under {SUMMARY_LIMIT}")
         return self
 
+    def same_region(self, region: str) -> tuple[str, ...]:
+        """The regions a reader takes for this one: those with its words ("lumbar": an ESI's lumbar-sacral and a
+        surgery's lumbar), so that a filter on either finds both."""
+        label = self.regions.get(region)
+        return tuple(sorted(code for code, words in self.regions.items() if words and words == label)) or (region,)
+
+    def region_choices(self) -> list[dict[str, str]]:
+        """One choice per region's words, for a filter: its first code and its words."""
+        first: dict[str, str] = {}
+        for code in sorted(self.regions):
+            first.setdefault(self.regions[code] or code, code)
+        return [{"code": code, "label": label} for label, code in sorted(first.items())]
+
     def order_label(self, category: str, region: str, kind: str | None = None) -> str:
         template = getattr(self.orders, category).label
         label = template.format(region=self.regions.get(region, ""), kind=self.surgery_kinds.get(kind or "", ""))

@@ -322,7 +322,7 @@ async function load() {
 async function start() {
   state.me = await getJson("../audit/me");
   $("who").textContent = `${state.me.name} (${state.me.role})`;
-  for (const region of state.me.regions) { const option = element("option", region); option.value = region; $("region").append(option); }
+  for (const region of state.me.regions) { const option = element("option", region.label); option.value = region.code; $("region").append(option); }
   for (const c of state.me.components) { const option = element("option", c.title); option.value = c.id; $("component").append(option); }
   for (const run of (await getJson("../audit/bulk-runs")).runs) {
     const option = element("option", `bulk run ${run.id}: ${run.period.since} to ${run.period.until}, ${run.procedures} procedures`);
