@@ -249,3 +249,14 @@ def test_medication_that_cannot_be_fetched_is_412(client, httpx_mock):
     response = call(client, ORDER_SELECT, request)
     assert response.status_code == 412
     assert response.json()["issue"][0]["expression"] == ["prefetch.medicationRequests"]
+
+
+def test_a_call_whose_data_all_came_in_prefetch_is_answered_however_long_it_is_scheduled(make_client):
+    """The FHIR budget bounds waiting for the FHIR server, not reading prefetch: on a busy machine (CI, a loaded
+    node) a loop that stalls past the budget once gave 412 "the FHIR server did not provide it" on a call that
+    needed no server. A budget far below one scheduling step stands in for the stall."""
+    client = make_client(fhir_timeout_seconds=1e-6)
+    response = call(client, ORDER_SIGN, hook_request("order-sign"))
+    assert response.status_code == 200, response.text
+    assert [card["summary"].split(";")[0] for card in response.json()["cards"]] == [
+        "No conservative therapy documented in the last 12 months before lumbar ESI"]
