@@ -122,16 +122,27 @@ async def json_body(request: Request, limits: RequestLimits) -> bytes:
     return await read_body(request, limits.max_body_bytes, "CDS_SPINE_MAX_BODY_BYTES", limits.body_timeout_seconds)
 
 
-async def _recorded(state: HookState, write: Callable[[], None], what: str) -> None:
-    """Commit to the audit store before answering; if it fails: 503, or (when allowed) log and go on."""
+def _write(state: HookState, write: Callable[[], None], what: str) -> bool:
+    """Commit to the audit store (in a worker thread); False, logged, when it fails."""
     started = time.perf_counter()
     try:
-        await run_in_threadpool(write)
-        AUDIT_WRITE.labels(what).observe(time.perf_counter() - started)
+        write()
     except SQLAlchemyError as exc:
         log.error("audit store failed to record %s (%s)", "a call" if what == "call" else what, type(exc).__name__)
-        if state.audit_required:
-            raise StoreUnavailable() from None
+        return False
+    AUDIT_WRITE.labels(what).observe(time.perf_counter() - started)
+    return True
+
+
+def _stored_or_refused(state: HookState, stored: bool) -> None:
+    """Every acknowledged record is committed before the answer: 503 when it was not, unless the audit is optional."""
+    if not stored and state.audit_required:
+        raise StoreUnavailable()
+
+
+async def _recorded(state: HookState, write: Callable[[], None], what: str) -> None:
+    """Commit to the audit store before answering; if it fails: 503, or (when allowed) log and go on."""
+    _stored_or_refused(state, await run_in_threadpool(_write, state, write, what))
 
 
 def _card_record(card: Card) -> CardRecord:
@@ -139,15 +150,14 @@ def _card_record(card: Card) -> CardRecord:
                       card.source.topic.code if card.source.topic else None)
 
 
-async def _remembered(state: HookState, origin: str, patient_id: str, answer: Answer,
-                      now: datetime) -> list[RememberedOverride]:
+def _remembered(state: HookState, origin: str, patient_id: str, answer: Answer,
+                now: datetime) -> list[RememberedOverride]:
     """The patient's recent overrides at the calling EHR, when a card could repeat one (override memory on)."""
     if not state.override_memory_hours or not any(card for _, card in answer.assessed):
         return []
     since = now - timedelta(hours=state.override_memory_hours)
     try:
-        return await run_in_threadpool(recent_overrides, state.store.engine, origin, state.store.stored_patient(patient_id),
-                                       since)
+        return recent_overrides(state.store.engine, origin, state.store.stored_patient(patient_id), since)
     except SQLAlchemyError as exc:  # the cards are shown; recording the call will say whether the store is down
         log.error("audit store failed to read the override memory (%s)", type(exc).__name__)
         return []
@@ -186,19 +196,27 @@ async def call_service(service_id: str, request: Request, state: Hooks, caller: 
     patient = state.store.patient_hasher(call.context.patientId)
     answer = await state.answerer.answer(call, received_at, caller)
     origin = caller.origin(call.request.fhirServer)
-    answer, suppressed = without_repeats(answer, await _remembered(state, origin, call.context.patientId, answer,
-                                                                   received_at))
-    status = answer.unavailable.status if answer.unavailable else 200
-    latency_ms = (time.perf_counter() - started) * 1000
-    log.info("service=%s hookInstance=%s patient=%s status=%d orders=%d cards=%d fetched=%s ms=%.1f",
-             service.id, call.request.hookInstance, patient, status, len(answer.orders), len(answer.cards),
-             ",".join(answer.fetched_keys) or "none", latency_ms, extra=fields(
-                 event="call", service=service.id, hookInstance=call.request.hookInstance, patient=patient,
-                 status=status, orders=len(answer.orders), cards=len(answer.cards),
-                 indicators=[card.indicator for card in answer.cards], fetched=list(answer.fetched_keys),
-                 ms=round(latency_ms, 1)))
-    record = replace(_call_record(state, call, origin, answer, received_at, status, latency_ms), suppressed=suppressed)
-    await _recorded(state, lambda: state.store.record_call(record), "call")
+
+    def remember_then_record() -> tuple[Answer, bool]:
+        """The audit store's work for the call in one worker thread: the override memory it reads, then the call
+        it records (committed before the answer)."""
+        remembered = _remembered(state, origin, call.context.patientId, answer, received_at)
+        shown, suppressed = without_repeats(answer, remembered)
+        status = shown.unavailable.status if shown.unavailable else 200
+        latency_ms = (time.perf_counter() - started) * 1000
+        log.info("service=%s hookInstance=%s patient=%s status=%d orders=%d cards=%d fetched=%s ms=%.1f",
+                 service.id, call.request.hookInstance, patient, status, len(shown.orders), len(shown.cards),
+                 ",".join(shown.fetched_keys) or "none", latency_ms, extra=fields(
+                     event="call", service=service.id, hookInstance=call.request.hookInstance, patient=patient,
+                     status=status, orders=len(shown.orders), cards=len(shown.cards),
+                     indicators=[card.indicator for card in shown.cards], fetched=list(shown.fetched_keys),
+                     ms=round(latency_ms, 1)))
+        record = replace(_call_record(state, call, origin, shown, received_at, status, latency_ms),
+                         suppressed=suppressed)
+        return shown, _write(state, lambda: state.store.record_call(record), "call")
+
+    answer, stored = await run_in_threadpool(remember_then_record)
+    _stored_or_refused(state, stored)
     for assessment, _ in answer.assessed:
         DECISIONS.labels(assessment.decision.value).inc()
     for card in answer.cards:
