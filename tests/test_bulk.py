@@ -333,6 +333,8 @@ def test_the_dashboard_opens_a_bulk_run(chromium, runs, local_run, tmp_path):
                                                                 done["stopped"]]]
         expect(page.locator("#run-note")).to_be_visible()
         expect(page.locator("#decisions")).to_be_hidden()
+        for live in ("#tile-cards", "#tile-override", "#reasons"):  # a run has no cards: no live-only panel shows
+            expect(page.locator(live)).to_be_hidden()
         assert "run=past-2023" in page.get_attribute("#csv", "href")
         page.screenshot(path=str(tmp_path / "bulk-run.png"), full_page=True)
         browser.close()

@@ -23,7 +23,16 @@ def dashboard_server(make_client, tmp_path):
         yield base, months
 
 
-def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chromium, dashboard_server):
+def target_line_pixel(page) -> list[int]:
+    """The colour of the adherence chart at the target's height, just inside its left edge (away from any dot)."""
+    return page.evaluate("""() => { const chart = Chart.getChart("adherence-chart");
+        const y = chart.scales.rate.getPixelForValue(chart.options.plugins.targetLine.value);
+        const ratio = chart.currentDevicePixelRatio;
+        return [...chart.ctx.getImageData(Math.round((chart.chartArea.left + 3) * ratio), Math.round(y * ratio), 1, 1)
+          .data]; }""")
+
+
+def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chromium, dashboard_server, knowledge):
     base, months = dashboard_server
     OUTPUT.mkdir(exist_ok=True)
     last, this = months["last_month"].strftime("%Y-%m"), months["this_month"].strftime("%Y-%m")
@@ -71,7 +80,18 @@ def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chr
         assert [r[:2] for r in rows(page, "by-site")] == [["(unknown)", "6"], [SITE, "1"]]
         comments = rows(page, "comments")
         assert len(comments) == 2 and ["PT elsewhere"] == [c[4] for c in comments if c[4] != "–"]
-        assert len(rows(page, "decisions")) == 9  # order-sign calls with orders
+        decisions = rows(page, "decisions")
+        assert len(decisions) == 9  # order-sign calls with orders
+        # Issue 34, point 11: each order reads as its card led, in words ("met, overall met" sat beside warnings)
+        words = set(knowledge.topics.displays.values()) | {"no finding"}
+        line = re.compile(r"^(esi|surgery|regenerative) (lumbar|cervical/thoracic|cervical|thoracic): (.+?)"
+                          r"( \(measure (met|not-met)\))?$")
+        for row in decisions:
+            for order in row[3].split("; "):
+                found = line.match(order)
+                assert found and found[3] in words, order
+            if "warning" in row[5]:
+                assert knowledge.topics.displays["criteria-met"] not in row[3], row
         traffic = rows(page, "traffic-calls")  # everything the EHR sent, patient-view and previews included
         assert ["spine-pathway-patient-view", "200", "1"] in traffic and ["spine-pathway-order-select", "200", "1"] in \
             traffic and ["spine-pathway-order-sign", "412", "1"] in traffic
@@ -83,6 +103,8 @@ def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chr
         assert page.text_content("#tile-orders") == "1"
         assert chart_data(page, "decision-chart")["data"] == [[0, 1, 0, 0]]
         assert chart_data(page, "adherence-chart")["labels"] == [last]
+        red, green, blue, _ = target_line_pixel(page)  # one month: the target is still a line across the chart
+        assert red > 150 and green < 140 and blue < 80, (red, green, blue)
         assert [r[0] for r in rows(page, "by-kind")] == ["surgery"]
         assert [r[0] for r in rows(page, "by-clinician")] == ["Practitioner/u2"]
         assert len(rows(page, "decisions")) == 1 and rows(page, "comments") == []
@@ -122,7 +144,9 @@ def test_dashboard_renders_the_fixture_numbers_and_filters_drive_every_panel(chr
         assert page.evaluate("document.activeElement.id") == "detail"
         box = page.locator("#detail").bounding_box()
         assert 0 <= box["y"] < 1000, "the drill-down opens in view"
-        assert "Components" in page.text_content("#detail-body")
+        detail = page.text_content("#detail-body")
+        assert "Components" in detail and "Conservative therapy" in detail  # components and findings in words
+        assert "conservative-therapy:" not in detail and "conservative therapy " in detail
         page.keyboard.press("Escape")
         assert page.is_hidden("#detail")
         assert page.evaluate("document.activeElement.closest('#decisions tbody') !== null")

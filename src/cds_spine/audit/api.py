@@ -76,7 +76,9 @@ async def me(state: Audit, principal: Reader) -> JsonResponse:
     """Who is signed in, and what the dashboard needs to know before it draws."""
     return JsonResponse({"name": principal.name, "role": principal.role, "adherenceTarget": state.adherence_target,
                          "components": [{"id": c.id, "title": c.title} for c in state.measure.components],
-                         "regions": state.knowledge.config.region_choices()})
+                         "regions": state.knowledge.config.region_choices(),
+                         "regionWords": state.knowledge.config.regions,
+                         "findingWords": dict(state.knowledge.topics.displays)})
 
 
 @router.get("/bulk-runs")

@@ -17,6 +17,7 @@ def _order_json(row: Row[Any], measure: MeasureDefinition, with_evidence: bool) 
             "detail": row.detail, "codes": row.codes, "decision": row.decision,
             "components": measure.outcomes(row.category, row.decision, codes) if row.decision else {},
             "conservativeDays": row.conservative_days, "requiredDays": row.required_days,
+            "lead": next((finding["code"] for finding in row.findings if finding["severity"] != "note"), None),
             "findings": row.findings if with_evidence else codes}
     if with_evidence:
         item["evidence"] = row.evidence

@@ -36,6 +36,33 @@ const countLabels = {
   },
 };
 
+// The target across the whole chart, at its value on the rate axis, labelled: a line through one month's dot is
+// no line at all.
+const targetLine = {
+  id: "targetLine",
+  afterDatasetsDraw(chart) {
+    const target = chart.options.plugins.targetLine;
+    if (!target || target.value === undefined) return;
+    const { ctx, chartArea } = chart;
+    const y = chart.scales.rate.getPixelForValue(target.value);
+    ctx.save();
+    ctx.strokeStyle = COLOURS.vermillion;
+    ctx.lineWidth = 2;
+    ctx.setLineDash([6, 4]);
+    ctx.beginPath();
+    ctx.moveTo(chartArea.left, y);
+    ctx.lineTo(chartArea.right, y);
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.fillStyle = COLOURS.vermillion;
+    ctx.font = "600 12px system-ui, sans-serif";
+    ctx.textAlign = "right";
+    ctx.textBaseline = "bottom";
+    ctx.fillText(target.label, chartArea.right, y - 3);
+    ctx.restore();
+  },
+};
+
 function filterParams() {
   const params = new URLSearchParams();
   for (const name of FILTERS) if ($(name).value) params.set(name, $(name).value);
@@ -65,7 +92,7 @@ function showEmpty(container, empty) {
 
 function chart(id, config, empty) {
   if (state.charts[id]) state.charts[id].destroy();
-  state.charts[id] = new Chart($(id), { ...config, plugins: [countLabels], options: { animation: false,
+  state.charts[id] = new Chart($(id), { ...config, plugins: [countLabels, targetLine], options: { animation: false,
     maintainAspectRatio: false, responsive: true, layout: { padding: { top: 18, right: 30 } }, ...(config.options || {}) } });
   showEmpty($(id).closest("figure"), empty);  // after Chart.js has styled its canvas
 }
@@ -122,12 +149,14 @@ function renderTrend(report) {
       { type: "line", label: "Adherence (%)", yAxisID: "rate", borderColor: COLOURS.blue, backgroundColor: COLOURS.blue,
         data: rows.map((row) => (row.adherenceRate === null ? null : +(row.adherenceRate * 100).toFixed(1))) },
       { type: "line", label: `Target (${target}%)`, yAxisID: "rate", borderColor: COLOURS.vermillion, borderDash: [6, 4],
-        pointRadius: 0, backgroundColor: COLOURS.vermillion, data: rows.map(() => target) },
+        pointRadius: 0, showLine: false, backgroundColor: COLOURS.vermillion, data: rows.map(() => target) },
       { label: "Orders", yAxisID: "orders", backgroundColor: "#c9d7e6", data: rows.map((row) => row.orders),
         countLabels: rows.map((row) => row.orders) },
     ] },
-    options: { scales: { rate: { position: "left", min: 0, max: 100, title: { display: true, text: "%" } },
-      orders: { position: "right", beginAtZero: true, ticks: { precision: 0 }, grid: { drawOnChartArea: false } } } } },
+    options: { plugins: { targetLine: { value: target, label: `Target ${target}%` } },
+      scales: { rate: { position: "left", min: 0, max: 100, title: { display: true, text: "Adherence (%)" } },
+      orders: { position: "right", beginAtZero: true, ticks: { precision: 0 }, grid: { drawOnChartArea: false },
+        title: { display: true, text: "Orders" } } } } },
     rows.length === 0);
 }
 
@@ -171,6 +200,26 @@ function decisionButton(callId, label) {
   return button;
 }
 
+function regionWords(region) {
+  return state.me.regionWords[region] || region;
+}
+
+function findingWords(code) {
+  return state.me.findingWords[code] || code;
+}
+
+function componentWords(id) {
+  const component = state.me.components.find((item) => item.id === id);
+  return component ? component.title : id;
+}
+
+function orderLine(order) {
+  // What its card led with (the order's decision alone read "met" beside a warning card), then the measure
+  const lead = order.lead ? findingWords(order.lead) : "no finding";
+  const measure = order.components.overall ? ` (measure ${order.components.overall})` : "";
+  return `${order.category} ${regionWords(order.region)}: ${lead}${measure}`;
+}
+
 function renderComments(comments) {
   const body = $("comments").querySelector("tbody");
   body.replaceChildren();
@@ -179,7 +228,7 @@ function renderComments(comments) {
     const open = element("td");
     open.append(decisionButton(item.decision, "Open"));
     row.append(element("td", item.overriddenAt.replace("T", " ").slice(0, 16)), element("td", item.clinicianLabel),
-      element("td", `${item.kind} ${item.region}`), element("td", item.reason || "No reason given"),
+      element("td", `${item.kind} ${regionWords(item.region)}`), element("td", item.reason || "No reason given"),
       element("td", item.comment || "–"), open);
     body.append(row);
   }
@@ -199,8 +248,7 @@ function renderDecisions(list) {
     when.append(decisionButton(item.id, item.receivedAt.replace("T", " ").slice(0, 19)));
     row.append(when, element("td", item.clinicianName ? `${item.clinicianName} (${item.clinician})` : item.clinician),
       element("td", item.site || "–"),
-      element("td", item.orders.map((order) => `${order.category} ${order.region}: ${order.decision || "not evaluated"}` +
-        (order.components.overall ? `, overall ${order.components.overall}` : "")).join("; ")),
+      element("td", item.orders.map(orderLine).join("; ")),
       element("td", item.overridden ? "yes" : "no"), element("td", item.cards.map((card) => card.indicator).join(", ")));
     row.addEventListener("keydown", (event) => {
       if (event.target === row && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); showDecision(item.id); }
@@ -223,12 +271,12 @@ async function showDecision(id) {
     ` · patient ${item.patient || "–"} · status ${item.status} · data from ${item.dataSource} · ${item.latencyMs} ms` +
     ` · knowledge ${item.knowledgeVersion}`));
   for (const order of item.orders) {
-    body.append(element("h3", `${order.category} order ${order.reference || ""}: ${order.decision || "not evaluated"}` +
+    body.append(element("h3", `${order.category} ${regionWords(order.region)} order ${order.reference || ""}: conservative therapy ${order.decision || "not evaluated"}` +
       (order.conservativeDays === null ? "" : ` (${order.conservativeDays} of ${order.requiredDays} days)`)));
     const components = element("ul");
-    for (const [component, outcome] of Object.entries(order.components)) components.append(element("li", `${component}: ${outcome}`));
+    for (const [component, outcome] of Object.entries(order.components)) components.append(element("li", `${componentWords(component)}: ${outcome}`));
     const findings = element("ul");
-    for (const finding of order.findings) findings.append(element("li", `${finding.code} (${finding.severity})`));
+    for (const finding of order.findings) findings.append(element("li", `${findingWords(finding.code)} (${finding.severity}; ${finding.code})`));
     body.append(element("strong", "Components"), components, element("strong", "Findings"), findings,
       element("strong", "Evidence"));
     const evidence = element("ul");
