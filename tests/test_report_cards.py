@@ -12,7 +12,7 @@ from datetime import date
 
 import pytest
 from cli import ROOT, run_cli
-from reporting import KEY, audit_settings, populate
+from reporting import KEY, VIEWER_KEY, audit_settings, populate
 from support import ORDER_SIGN, call, hook_request
 
 from cds_spine.privacy import PatientIdHasher
@@ -76,21 +76,28 @@ def test_each_card_has_the_measures_numbers_for_its_clinician_and_the_sites_medi
     assert len(set(months)) == 2  # this month and last (the surgery was moved there)
 
 
-def test_no_plain_patient_id_and_one_a4_page_per_clinician(carded):
+def test_an_analyst_sees_record_ids_where_the_audit_keeps_them_a_viewer_the_hash_and_a_page_per_clinician(carded):
+    """Issue 34, point 10: a missed order names a patient a clinician can act on where plain ids are enabled (an
+    analyst reads them, as in the drill-down); a viewer gets the keyed hash, never the id."""
     client, _ = carded
     hashed = PatientIdHasher(HASH_KEY.encode())("p1")
     numbers = get(client, "/audit/report-cards", format="json").json()
     missed = [m for card in numbers["cards"] for m in card["missed"]]
-    assert missed and {m["patient"] for m in missed} == {hashed}
-    page = get(client, "/audit/report-cards").text
-    assert ">p1<" not in page and hashed[:16] in page
+    assert numbers["patientsPlain"] and missed and {m["patient"] for m in missed} == {"p1"}
+    assert "<td>p1</td>" in get(client, "/audit/report-cards").text
+    viewer = {"Authorization": f"Bearer {VIEWER_KEY}"}
+    seen = client.get("/audit/report-cards", params={"format": "json"}, headers=viewer).json()
+    assert not seen["patientsPlain"] and {m["patient"] for card in seen["cards"] for m in card["missed"]} == {hashed}
+    page = client.get("/audit/report-cards", headers=viewer).text
+    assert ">p1<" not in page and hashed[:16] in page and "keyed hash only" in page
     assert len(re.findall(r'<section class="card"', page)) == len(numbers["cards"])
-    pdf = get(client, "/audit/report-cards", format="pdf")
+    pdf = client.get("/audit/report-cards", params={"format": "pdf"}, headers=viewer)
     assert pdf.headers["content-type"] == "application/pdf"
     assert pdf_pages(pdf.content) == len(numbers["cards"])
     assert b"595.28 841.89" in pdf.content  # A4, in points
     text = pdf_text(pdf.content)
     assert hashed[:16].encode() in text and b"(p1)" not in text
+    assert b"(target 80 %)" in text and b"(100 %)" in text  # the chart's labelled target and its axis
     access = get(client, "/audit/access-log").json()["items"]
     assert {"/audit/report-cards"} <= {item["path"] for item in access}
 
@@ -109,7 +116,8 @@ def test_the_command_writes_the_pdf_an_index_and_a_page_per_clinician(carded, tm
     assert len(links) == count and all((out / link).is_file() for link in links)
     for link in links:
         assert len(re.findall(r'<section class="card"', (out / link).read_text())) == 1
-    assert ">p1<" not in "".join(p.read_text() for p in out.glob("*.html"))
+    pages = "".join(p.read_text() for p in out.glob("*.html"))  # the store keeps plain ids: the operator's cards
+    assert "<td>p1</td>" in pages and "Patients appear by their record id." in pages  # name them
 
 
 def test_report_cards_of_a_bulk_run(tmp_path):
@@ -126,7 +134,39 @@ def test_report_cards_of_a_bulk_run(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"({rows['procedures']:,} orders)" in result.stdout
     pages = pdf_pages((out / "report-cards.pdf").read_bytes())
-    assert pages == len(re.findall(r'href="[a-z0-9-]+\.html"', (out / "index.html").read_text())) >= 1
+    assert pages >= len(re.findall(r'href="[a-z0-9-]+\.html"', (out / "index.html").read_text())) >= 1
+
+
+def test_every_missed_order_is_listed_on_further_pages_beside_the_previous_period(tmp_path):
+    """Issue 34, point 10: a clinician's missed orders are all listed (they stopped at 12, "and N more"), on
+    further PDF pages, with the patient's record id where the run keeps plain ids; each rate has the previous
+    period of the same length beside it."""
+    export = write_export(tmp_path / "export", 800, seed=11, today=date(2026, 6, 30))
+    run = tmp_path / "run"
+    audited = run_cli("audit-bulk", str(export), "--out", str(run), "--quiet", CDS_SPINE_AUDIT_PLAIN_PATIENT_IDS="true",
+                      CDS_SPINE_DATABASE_URL=f"sqlite:///{tmp_path / 'none.db'}")
+    assert audited.returncode == 0, audited.stderr
+    store = tmp_path / "audit.db"
+    assert run_cli("migrate", CDS_SPINE_DATABASE_URL=f"sqlite:///{store}").returncode == 0
+    out = tmp_path / "cards"
+    result = run_cli("report-cards", "--run", str(run), "--since", "2023-07-01", "--until", "2025-06-30",
+                     "--out", str(out), CDS_SPINE_DATABASE_URL=f"sqlite:///{store}")
+    assert result.returncode == 0, result.stderr
+    index = (out / "index.html").read_text()
+    assert "previous period\n    2021-06-30 to 2023-06-30" in index and "Patients appear by their record id." in index
+    listed, previous = 0, []
+    for link in re.findall(r'href="([a-z0-9-]+\.html)"', index):
+        page = (out / link).read_text()
+        total = int(re.search(r"Orders that missed the pathway: (\d+)", page)[1])
+        rows = re.findall(r'<tr><td>(p[0-9a-f]{32})</td>', page)  # the generator's patient ids, whole
+        assert len(rows) == total, link
+        listed = max(listed, total)
+        previous += re.findall(r'\)</td>\n\s*<td class="n">([0-9]+ %|-)</td>', page)
+    assert listed > 12  # more than the one page that used to stop at 12
+    assert any(value != "-" for value in previous)
+    clinicians = len(re.findall(r'href="[a-z0-9-]+\.html"', index))
+    pdf = (out / "report-cards.pdf").read_bytes()
+    assert pdf_pages(pdf) > clinicians and rb"orders that missed the pathway \(continued\)" in pdf_text(pdf)
 
 
 def test_a_clinician_named_index_never_takes_the_index_place(make_client, tmp_path):

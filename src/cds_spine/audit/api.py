@@ -112,18 +112,20 @@ async def report(state: Audit, query: Annotated[ReportQuery, Depends(parsed(Repo
 
 
 @router.get("/report-cards")
-async def clinician_report_cards(state: Audit, query: Annotated[ReportCardsQuery, Depends(parsed(ReportCardsQuery))]
-                                 ) -> Response:
-    """One report card per clinician (filtered as every report is): the HTML pages, the PDF (one A4 page per
-    clinician), or their numbers. Patients appear by their keyed hash only, whoever reads."""
+async def clinician_report_cards(state: Audit, principal: Reader,
+                                 query: Annotated[ReportCardsQuery, Depends(parsed(ReportCardsQuery))]) -> Response:
+    """One report card per clinician (filtered as every report is): the HTML pages, the PDF (an A4 page per
+    clinician, and further pages for a long list of missed orders), or their numbers. Patients appear by their
+    record id where the audit keeps plain ids and the reader may see them (an analyst), else by keyed hash."""
     from . import report_card_pages  # the PDF library: only when report cards are asked for
 
     source = _orders(state, query.run)
     plain = source.plain_patient_ids if isinstance(source, RunOrders) else state.store.plain_patient_ids
+    shown_plain = plain and principal.sees_plain_ids
     found = await run_in_threadpool(report_cards, source, query.period, state.measure, state.knowledge,
                                     state.adherence_target,
-                                    state.store.patient_hasher if plain else (lambda patient: patient),
-                                    query.filters(state.measure, state.knowledge))
+                                    state.store.patient_hasher if plain and not shown_plain else (lambda patient: patient),
+                                    query.filters(state.measure, state.knowledge), shown_plain)
     if query.format == "json":
         return JsonResponse(as_dict(found))
     if query.format == "pdf":

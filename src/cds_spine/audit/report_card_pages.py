@@ -14,6 +14,8 @@ from .report_cards import ReportCard, ReportCards
 PAGES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                     autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 INK, MUTED, BLUE, RED = (27, 36, 48), (91, 102, 117), (47, 111, 179), (185, 28, 28)
+MISSED_LINE = 10.0
+"""Millimetres a missed order may take (its row and its wrapped components): a page holds no line it cannot."""
 
 
 def pct(rate: float | None) -> str:
@@ -67,16 +69,19 @@ def _page(pdf: _Card, found: ReportCards, card: ReportCard) -> None:
     pdf.add_page()
     pdf.heading("Spine pathway report card", 14)
     pdf.heading(card.label, 12)
+    previous = found.previous_period
     pdf.muted(f"{card.orders} orders ({card.by_kind['esi']} ESI, {card.by_kind['regenerative']} regenerative injection, "
               f"{card.by_kind['surgery']} surgery), {found.period['since']} to {found.period['until']}."
-              f" Target {found.target * 100:.0f} %. Patients by keyed hash only.")
+              f" Target {found.target * 100:.0f} %."
+              + (f" Previous period {previous['since']} to {previous['until']}." if previous["since"] else "")
+              + (" Patients by record id." if found.patients_plain else " Patients by keyed hash only."))
     pdf.ln(2)
     pdf.heading("Adherence")
-    widths = [92.0, 32.0, 32.0, 24.0]
-    pdf.row(["Measure component", "You", "Site median", "Target"], widths, bold=True)
+    widths = [76.0, 30.0, 26.0, 28.0, 20.0]
+    pdf.row(["Measure component", "You", "Previous period", "Site median", "Target"], widths, bold=True)
     for line in card.components:
         below = line.rate is not None and line.rate < found.target
-        pdf.row([line.title, f"{pct(line.rate)} ({line.numerator}/{line.scored})",
+        pdf.row([line.title, f"{pct(line.rate)} ({line.numerator}/{line.scored})", pct(line.previous),
                  pct(line.site_median) if found.median_shown else "one clinician",
                  f"{found.target * 100:.0f} %"], widths, colour=RED if below else INK)
     pdf.ln(2)
@@ -91,24 +96,35 @@ def _page(pdf: _Card, found: ReportCards, card: ReportCard) -> None:
         pdf.muted(f'"{comment}"')
     pdf.ln(2)
     pdf.heading(f"Orders that missed the pathway: {card.missed_total}")
+    widths = [40.0, 24.0, 116.0]
+    header = ["Patient" if found.patients_plain else "Patient (hash)", "Date", "Order"]
     if card.missed:
-        widths = [40.0, 24.0, 116.0]
-        pdf.row(["Patient (hash)", "Date", "Order"], widths, bold=True)
-        for missed in card.missed:  # the components it missed in words, wrapped, never cut
-            pdf.row([missed.patient[:16], missed.day, f"{missed.kind} {missed.region}"], widths)
-            if missed.components:
-                pdf.muted(f"    not met: {'; '.join(missed.components)}")
-        if card.missed_total > len(card.missed):
-            pdf.muted(f"and {card.missed_total - len(card.missed)} more")
+        pdf.row(header, widths, bold=True)
+    for missed in card.missed:  # every one, on further pages; the components it missed in words, never cut
+        if pdf.get_y() > pdf.h - pdf.b_margin - 2 * MISSED_LINE:
+            pdf.add_page()
+            pdf.heading(f"{card.label}: orders that missed the pathway (continued)")
+            pdf.row(header, widths, bold=True)
+        pdf.row([missed.patient if found.patients_plain else missed.patient[:16], missed.day,
+                 f"{missed.kind} {missed.region}"], widths)
+        if missed.components:
+            pdf.muted(f"    not met: {'; '.join(missed.components)}")
 
 
 def _trend(pdf: _Card, card: ReportCard, target: float) -> None:
-    """A bar per month (the overall rate), the target as a line; the numbers under each bar."""
+    """A bar per month (the overall rate) on a 0-100 % axis, the target as a labelled line; the numbers under each
+    bar."""
     months = card.months[-12:]
-    left, top, height, width = pdf.l_margin, pdf.get_y(), 26.0, 180.0
+    left, top, height, width = pdf.l_margin + 10, pdf.get_y() + 2, 26.0, 160.0
     step = width / max(1, len(months))
     pdf.set_draw_color(*MUTED)
     pdf.line(left, top + height, left + width, top + height)
+    pdf.line(left, top, left, top + height)
+    pdf.set_font("Helvetica", "", 6.5)
+    pdf.set_text_color(*MUTED)
+    for tick in (0.0, 0.5, 1.0):
+        pdf.line(left - 1.2, top + height - tick * height, left, top + height - tick * height)
+        pdf.text(left - 9.5, top + height - tick * height + 1, f"{tick * 100:.0f} %")
     for index, month in enumerate(months):
         x = left + index * step + step * 0.2
         bar = (month.rate or 0.0) * height
@@ -123,6 +139,9 @@ def _trend(pdf: _Card, card: ReportCard, target: float) -> None:
     pdf.set_dash_pattern(dash=1.2, gap=1)
     pdf.line(left, top + height - target * height, left + width, top + height - target * height)
     pdf.set_dash_pattern()
+    pdf.set_font("Helvetica", "B", 6.5)
+    pdf.set_text_color(*RED)
+    pdf.text(left + width + 1, top + height - target * height + 1, f"target {target * 100:.0f} %")
     pdf.set_y(top + height + 9)
 
 

@@ -1,6 +1,7 @@
 """Clinician report cards: for each clinician, their orders of the period, adherence per measure component
-beside the site's median and the target, the trend by month, their overrides by reason (with the share whose
-reason the guideline itself supports, cards/pathway.yaml) and the orders that missed, by patient hash only.
+beside their previous period of the same length, the site's median and the target, the trend by month, their
+overrides by reason (with the share whose reason the guideline itself supports, cards/pathway.yaml) and every order
+that missed, its patient by record id where the audit keeps plain ids and the reader may see them, else by hash.
 The numbers are the Measure's: the same rows, the same tallies (scoring.Tally) as every other report."""
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import statistics
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from ..pathway import Knowledge
@@ -16,8 +18,6 @@ from .measure import MeasureDefinition
 from .orders import UNKNOWN, OrderRow, Orders, ReportPeriod
 from .scoring import ClinicianLabels, Tally
 
-MISSED_SHOWN = 12
-"""Orders that missed, listed on a card (one page); the rest are counted."""
 COMMENTS_SHOWN = 4
 MEDIAN_CLINICIANS = 2
 """A site median is shown only over at least this many clinicians (one clinician's "median" is their own rate)."""
@@ -31,6 +31,8 @@ class ComponentLine:
     scored: int
     rate: float | None
     site_median: float | None
+    previous: float | None = None
+    """The same clinician's (or the site's) rate in the period of the same length just before."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ class ReportCards:
     """The site's own rates (every clinician's orders together), with the clinicians' median."""
     median_shown: bool
     """False: too few clinicians for a site median (the cards say so)."""
+    previous_period: Mapping[str, str | None]
+    """The period of the same length just before (None: the period has no start or end to measure it by)."""
+    patients_plain: bool
+    """True: patients appear by their record id (the audit keeps plain ids and the reader may see them)."""
 
 
 RESERVED_SLUGS = frozenset({"index", "report-cards"})
@@ -101,10 +107,28 @@ def slug_of(label: str, used: set[str]) -> str:
     return slug
 
 
-def _lines(tally: Tally, measure: MeasureDefinition, medians: Mapping[str, float | None]) -> tuple[ComponentLine, ...]:
+def _lines(tally: Tally, measure: MeasureDefinition, medians: Mapping[str, float | None],
+           previous: Tally | None) -> tuple[ComponentLine, ...]:
     return tuple(ComponentLine(c.id, c.title, tally.components[c.id].numerator,
                                tally.components[c.id].denominator - tally.components[c.id].excluded,
-                               tally.components[c.id].rate, medians.get(c.id)) for c in measure.components)
+                               tally.components[c.id].rate, medians.get(c.id),
+                               previous.components[c.id].rate if previous else None) for c in measure.components)
+
+
+def _previous(orders: Orders, period: ReportPeriod, measure: MeasureDefinition, filters: Filters
+              ) -> tuple[ReportPeriod | None, Tally, dict[str, Tally]]:
+    """The period of the same length just before `period` (when it has both ends), and its tallies: the site's and
+    each clinician's."""
+    site, by_clinician = Tally(measure), dict[str, Tally]()
+    if period.since is None or period.until is None:
+        return None, site, by_clinician
+    before = ReportPeriod(period.since - (period.until - period.since) - timedelta(days=1),
+                          period.since - timedelta(days=1))
+    for row in orders.rows(before, measure):
+        if filters.admits(row):
+            by_clinician.setdefault(row.stratum("clinician"), Tally(measure)).add(row)
+            site.add(row)
+    return before, site, by_clinician
 
 
 def _reasons(rows: Iterable[OrderRow], knowledge: Knowledge) -> tuple[list[ReasonLine], float | None, list[str]]:
@@ -125,8 +149,10 @@ def _reasons(rows: Iterable[OrderRow], knowledge: Knowledge) -> tuple[list[Reaso
 
 
 def report_cards(orders: Orders, period: ReportPeriod, measure: MeasureDefinition, knowledge: Knowledge,
-                 target: float, patient_shown: Callable[[str], str], filters: Filters = Filters()) -> ReportCards:
-    """One card per clinician with orders in the period (filtered as every report is)."""
+                 target: float, patient_shown: Callable[[str], str], filters: Filters = Filters(),
+                 patients_plain: bool = False) -> ReportCards:
+    """One card per clinician with orders in the period (filtered as every report is); `patient_shown` gives a
+    patient as the reader may see it (`patients_plain`: the record id, else the keyed hash)."""
     labels = ClinicianLabels()
     by_clinician: dict[str, list[OrderRow]] = {}
     for row in orders.rows(period, measure):
@@ -142,6 +168,8 @@ def report_cards(orders: Orders, period: ReportPeriod, measure: MeasureDefinitio
             tallies[clinician].add(row)
             site.add(row)
     medians = {c.id: _median([t.components[c.id].rate for t in tallies.values()]) for c in measure.components}
+    shown_period = ReportPeriod(shown["since"], shown["until"])
+    before, site_before, clinicians_before = _previous(orders, shown_period, measure, filters)
     titles = {c.id: c.title for c in measure.components}
     overall = measure.components[0].id
     cards: list[ReportCard] = []
@@ -161,13 +189,14 @@ def report_cards(orders: Orders, period: ReportPeriod, measure: MeasureDefinitio
         cards.append(ReportCard(
             clinician=clinician, label=label, slug=slug_of(label, used), orders=len(rows),
             by_kind={kind: sum(row.kind == kind for row in rows) for kind in ("esi", "regenerative", "surgery")},
-            components=_lines(tallies[clinician], measure, medians),
+            components=_lines(tallies[clinician], measure, medians, clinicians_before.get(clinician)),
             months=tuple(MonthLine(month, t.orders, t.components[overall].rate) for month, t in sorted(months.items())),
             overrides=sum(line.count for line in reasons), reasons=tuple(reasons), supported_share=share,
-            comments=tuple(comment[:160] for comment in comments[:COMMENTS_SHOWN]), missed=tuple(missed[:MISSED_SHOWN]),
+            comments=tuple(comment[:160] for comment in comments[:COMMENTS_SHOWN]), missed=tuple(missed),
             missed_total=len(missed)))
-    return ReportCards({name: day.isoformat() if day else None for name, day in shown.items()}, target, tuple(cards),
-                       _lines(site, measure, medians), len(tallies) >= MEDIAN_CLINICIANS)
+    return ReportCards(shown_period.as_dict(), target, tuple(cards),
+                       _lines(site, measure, medians, site_before if before else None), len(tallies) >= MEDIAN_CLINICIANS,
+                       (before or ReportPeriod()).as_dict(), patients_plain)
 
 
 def _median(rates: list[float | None]) -> float | None:
@@ -177,10 +206,12 @@ def _median(rates: list[float | None]) -> float | None:
 
 def as_dict(found: ReportCards) -> dict[str, Any]:
     """For the API and the tests: every number of every card."""
-    return {"period": found.period, "target": found.target,
+    return {"period": found.period, "target": found.target, "previousPeriod": found.previous_period,
+            "patientsPlain": found.patients_plain,
             "cards": [{"clinician": card.clinician, "label": card.label, "orders": card.orders, "byKind": card.by_kind,
                        "components": {line.id: {"numerator": line.numerator, "scored": line.scored, "rate": line.rate,
-                                                "siteMedian": line.site_median} for line in card.components},
+                                                "siteMedian": line.site_median, "previous": line.previous}
+                                      for line in card.components},
                        "months": [{"month": m.month, "orders": m.orders, "rate": m.rate} for m in card.months],
                        "overrides": card.overrides, "supportedShare": card.supported_share,
                        "reasons": [{"display": r.display, "count": r.count, "supported": r.supported}
