@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -24,7 +25,7 @@ from support import (
 )
 
 from cds_spine.audit import tables
-from cds_spine.audit.db import migrate, open_engine
+from cds_spine.audit.db import SQLITE_CACHE_KIB, migrate, open_engine
 
 FEEDBACK = f"/cds-services/{ORDER_SIGN}/feedback"
 
@@ -176,3 +177,23 @@ def test_store_down_can_be_set_to_answer_and_log(audited, caplog):
         connection.execute(text("DROP TABLE cards"))
     assert call(client, ORDER_SIGN, hook_request("order-sign")).status_code == 200
     assert "audit store failed to record a call" in caplog.text
+
+
+def test_each_sqlite_connection_keeps_a_bounded_page_cache(tmp_path):
+    """Issue 35: SQLite's default 2 MiB cache per pooled connection, refilled after every commit, made the service's
+    memory grow with the calls it answered; every connection, whichever thread opens it, gets the bound."""
+    engine = open_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    sizes = []
+
+    def read() -> None:
+        with engine.connect() as connection:
+            sizes.append(connection.execute(text("PRAGMA cache_size")).scalar())
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    read()
+    assert sizes == [-SQLITE_CACHE_KIB] * 4 and SQLITE_CACHE_KIB <= 512
+    engine.dispose()
