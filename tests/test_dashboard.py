@@ -11,6 +11,7 @@ from browser import CHROMIUM_FLAGS, apply, chart_data, painted_pixels, rows
 from cli import PATIENCE, ROOT, serving
 from playwright.sync_api import expect, sync_playwright
 from reporting import AUDIT_USERS_ENV, CLINICIAN_NAME, KEY, SITE, audit_settings, populate
+from support import ORDER_SIGN, call, hook_request
 
 from cds_spine.refusals import FLUSH_SECONDS
 
@@ -224,4 +225,32 @@ def test_the_dashboard_fits_800_pixels_and_prints_every_panel_whole(chromium, da
                                ".filter(e => e.offsetParent !== null).map(e => e.getBoundingClientRect().bottom))")
         assert bottom <= 733, "every printed panel is on the page, whole"
         page.screenshot(path=str(OUTPUT / "dashboard-print-a4.png"), full_page=True)
+        browser.close()
+
+
+def test_every_override_reason_is_named_at_800_pixels_and_on_a4(chromium, make_client, tmp_path):
+    """Issue 34, point 11: with six reasons the chart labelled three (Chart.js skips ticks that do not fit)."""
+    database = f"sqlite:///{tmp_path / 'reasons.db'}"
+    client = make_client(database_url=database, **audit_settings())
+    feedback = []
+    for index in range(6):  # six cards, each overridden for another of the reasons its card offers
+        [card] = call(client, ORDER_SIGN, hook_request("order-sign")).json()["cards"]
+        reason = card["overrideReasons"][index]
+        feedback.append({"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-01T10:00:00Z",
+                         "overrideReason": {"reason": {"system": reason["system"], "code": reason["code"]}}})
+    assert client.post(f"/cds-services/{ORDER_SIGN}/feedback", json={"feedback": feedback}).status_code == 200
+    ticks = "() => Chart.getChart('reasons-chart').scales.y.ticks.length"
+    with serving(tmp_path, CDS_SPINE_DATABASE_URL=database, CDS_SPINE_AUDIT_USERS=AUDIT_USERS_ENV) as base, \
+            sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 800, "height": 1000})
+        page.goto(f"{base}/dashboard/sign-in")
+        page.fill("#key", KEY)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-loaded=true]", timeout=PATIENCE * 1000)
+        assert len(chart_data(page, "reasons-chart")["labels"]) == 6 == page.evaluate(ticks)
+        page.set_viewport_size({"width": 1062, "height": 733})  # A4 landscape
+        page.emulate_media(media="print")
+        page.evaluate("() => Object.values(Chart.instances).forEach(c => c.resize())")
+        assert page.evaluate(ticks) == 6
         browser.close()

@@ -175,7 +175,8 @@ function renderReasons(reasons) {
     labels: reasons.reasons.map((reason) => wrapped(reason.display)),
     datasets: [{ label: "Overridden cards", backgroundColor: COLOURS.orange, data: reasons.reasons.map((r) => r.count),
       countLabels: reasons.reasons.map((r) => r.count) }] },
-    options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } } },
+    options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, ticks: { precision: 0 } },
+      y: { ticks: { autoSkip: false, font: { size: 11 } } } } } },  // every reason named, however small the chart
     reasons.reasons.length === 0);
 }
 
