@@ -254,3 +254,29 @@ def test_every_override_reason_is_named_at_800_pixels_and_on_a4(chromium, make_c
         page.evaluate("() => Object.values(Chart.instances).forEach(c => c.resize())")
         assert page.evaluate(ticks) == 6
         browser.close()
+
+
+def test_a_wide_count_on_a_full_bar_is_never_cut(chromium, make_client, tmp_path):
+    """Issue 34, point 11: "193/2": a count after a bar at 100 % ran past the canvas. 120 image-guided ESIs after
+    therapy meet imaging guidance 120/120; its label must be inside the canvas."""
+    database = f"sqlite:///{tmp_path / 'wide.db'}"
+    client = make_client(database_url=database, **audit_settings())
+    for _ in range(120):
+        assert call(client, ORDER_SIGN, hook_request("order-sign")).status_code == 200
+    with serving(tmp_path, CDS_SPINE_DATABASE_URL=database, CDS_SPINE_AUDIT_USERS=AUDIT_USERS_ENV) as base, \
+            sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 800, "height": 1000})
+        page.goto(f"{base}/dashboard/sign-in")
+        page.fill("#key", KEY)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-loaded=true]", timeout=PATIENCE * 1000)
+        assert "120/120" in chart_data(page, "component-chart")["counts"][0]
+        dark = page.evaluate("""() => { const chart = Chart.getChart("component-chart"), canvas = chart.canvas;
+            const ratio = chart.currentDevicePixelRatio, width = canvas.width;
+            const data = chart.ctx.getImageData(width - 3 * ratio, 0, 3 * ratio, canvas.height).data;
+            let dark = 0;
+            for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 0 && data[i] < 120 && data[i + 2] < 120) dark += 1;
+            return dark; }""")
+        assert dark == 0, "a count runs past the chart's right edge"
+        browser.close()

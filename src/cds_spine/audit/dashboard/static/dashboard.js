@@ -28,7 +28,13 @@ const countLabels = {
         ctx.textAlign = horizontal ? "left" : "center";
         ctx.textBaseline = "middle";
         if (meta.type === "doughnut") ctx.fillText(text, x, y);
-        else if (horizontal) ctx.fillText(text, x + 6, y);
+        else if (horizontal && x + 6 + ctx.measureText(String(text)).width > chart.width) {
+          // no room after the bar (a long bar, a wide count: "193/250"): inside its end, in white
+          ctx.textAlign = "right";
+          ctx.fillStyle = "#fff";
+          ctx.fillText(text, x - 6, y);
+          ctx.fillStyle = "#1d2733";
+        } else if (horizontal) ctx.fillText(text, x + 6, y);
         else ctx.fillText(text, x, y - 9);
       });
     });
