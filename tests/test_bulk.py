@@ -195,10 +195,12 @@ def test_the_live_service_decides_each_order_as_the_bulk_row_says(generated, loc
         chosen.setdefault((row["decision"], tuple(row["findings"])), row)
     chosen = list({id(row): row for row in chosen.values()}.values())[:30]
     assert {row["decision"] for row in chosen} == {"met", "not-met", "exempt", "stopped"}
+    replayed = {code for row in chosen for code in row["findings"]}
+    assert {code for row in found for code in row["findings"]} == replayed  # every finding the run gave is replayed
     assert {"esi-poor-response", "esi-response-documented", "esi-response-undocumented", "esi-baseline-undocumented",
             "fusion-smoker", "fusion-hba1c", "regenerative-before-esi", "regenerative-investigational",
-            "red-flag-injection", "anticoagulant", "image-first", "imaging-undocumented"} <= {
-        code for row in chosen for code in row["findings"]}
+            "red-flag-injection", "anticoagulant", "image-first", "imaging-undocumented", "conservative-short",
+            "esi-symptoms-recent", "esi-too-soon", "no-qualifying-diagnosis"} <= replayed
     assert [row for row in chosen if patients[row["patient"]].get("ImagingStudy")  # a study answers it in both
             and "imaging-undocumented" not in row["findings"]]
     for index, row in enumerate(chosen):
