@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
 from browser import CHROMIUM_FLAGS, apply, chart_data, painted_pixels, rows
 from cli import PATIENCE, ROOT, serving
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 from reporting import AUDIT_USERS_ENV, CLINICIAN_NAME, KEY, SITE, audit_settings, populate
 from support import ORDER_SIGN, call, hook_request
 
@@ -228,6 +230,21 @@ def test_the_dashboard_fits_800_pixels_and_prints_every_panel_whole(chromium, da
         browser.close()
 
 
+@contextmanager
+def signed_in(chromium: str, database: str, tmp_path) -> Iterator[Page]:
+    """The dashboard over `database`, served as `make run` serves it, signed in as an analyst at 800 px."""
+    with serving(tmp_path, CDS_SPINE_DATABASE_URL=database, CDS_SPINE_AUDIT_USERS=AUDIT_USERS_ENV) as base, \
+            sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 800, "height": 1000})
+        page.goto(f"{base}/dashboard/sign-in")
+        page.fill("#key", KEY)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-loaded=true]", timeout=PATIENCE * 1000)
+        yield page
+        browser.close()
+
+
 def test_every_override_reason_is_named_at_800_pixels_and_on_a4(chromium, make_client, tmp_path):
     """Issue 34, point 11: with six reasons the chart labelled three (Chart.js skips ticks that do not fit)."""
     database = f"sqlite:///{tmp_path / 'reasons.db'}"
@@ -240,20 +257,12 @@ def test_every_override_reason_is_named_at_800_pixels_and_on_a4(chromium, make_c
                          "overrideReason": {"reason": {"system": reason["system"], "code": reason["code"]}}})
     assert client.post(f"/cds-services/{ORDER_SIGN}/feedback", json={"feedback": feedback}).status_code == 200
     ticks = "() => Chart.getChart('reasons-chart').scales.y.ticks.length"
-    with serving(tmp_path, CDS_SPINE_DATABASE_URL=database, CDS_SPINE_AUDIT_USERS=AUDIT_USERS_ENV) as base, \
-            sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 800, "height": 1000})
-        page.goto(f"{base}/dashboard/sign-in")
-        page.fill("#key", KEY)
-        page.click("button[type=submit]")
-        page.wait_for_selector("body[data-loaded=true]", timeout=PATIENCE * 1000)
+    with signed_in(chromium, database, tmp_path) as page:
         assert len(chart_data(page, "reasons-chart")["labels"]) == 6 == page.evaluate(ticks)
         page.set_viewport_size({"width": 1062, "height": 733})  # A4 landscape
         page.emulate_media(media="print")
         page.evaluate("() => Object.values(Chart.instances).forEach(c => c.resize())")
         assert page.evaluate(ticks) == 6
-        browser.close()
 
 
 def test_a_wide_count_on_a_full_bar_is_never_cut(chromium, make_client, tmp_path):
@@ -263,14 +272,7 @@ def test_a_wide_count_on_a_full_bar_is_never_cut(chromium, make_client, tmp_path
     client = make_client(database_url=database, **audit_settings())
     for _ in range(120):
         assert call(client, ORDER_SIGN, hook_request("order-sign")).status_code == 200
-    with serving(tmp_path, CDS_SPINE_DATABASE_URL=database, CDS_SPINE_AUDIT_USERS=AUDIT_USERS_ENV) as base, \
-            sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 800, "height": 1000})
-        page.goto(f"{base}/dashboard/sign-in")
-        page.fill("#key", KEY)
-        page.click("button[type=submit]")
-        page.wait_for_selector("body[data-loaded=true]", timeout=PATIENCE * 1000)
+    with signed_in(chromium, database, tmp_path) as page:
         assert "120/120" in chart_data(page, "component-chart")["counts"][0]
         dark = page.evaluate("""() => { const chart = Chart.getChart("component-chart"), canvas = chart.canvas;
             const ratio = chart.currentDevicePixelRatio, width = canvas.width;
@@ -279,4 +281,3 @@ def test_a_wide_count_on_a_full_bar_is_never_cut(chromium, make_client, tmp_path
             for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 0 && data[i] < 120 && data[i + 2] < 120) dark += 1;
             return dark; }""")
         assert dark == 0, "a count runs past the chart's right edge"
-        browser.close()
