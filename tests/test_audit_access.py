@@ -15,7 +15,7 @@ from support import ORDER_SIGN, audit_store, call, hook_request
 from tokens import SigningKey, claims, jwks, mint
 
 from cds_spine.audit import tables
-from cds_spine.audit.access import key_hash
+from cds_spine.audit.access import USER_LOCK_SECONDS, FailureLimiter, key_hash, named_user
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 VIEWER = {"Authorization": f"Bearer {VIEWER_KEY}"}
@@ -188,6 +188,49 @@ def test_wrong_credentials_are_logged_and_rate_limited_and_valid_ones_still_pass
     assert not any("guess-" in r.getMessage() for r in caplog.records)
 
 
+NAMED_KEY = "ana.analyst.Zm9yLXRlc3RzLW9ubHktMDEyMzQ1Njc4OWFiY2RlZg"
+NAMED_VIEWER_KEY = "vic.viewer.dGhlLXZpZXdlcnMtdGVzdC1rZXktMDEyMzQ1Njc4OQ"
+NAMED_USERS = [{"name": "ana.analyst", "role": "analyst", "key_sha256": key_hash(NAMED_KEY)},
+               {"name": "vic.viewer", "role": "viewer", "key_sha256": key_hash(NAMED_VIEWER_KEY)}]
+
+
+def test_wrong_keys_naming_a_user_lock_that_user_only(make_client, caplog):
+    """Issue 32: a per-user lockout beside the per-address one. A guesser spread over many addresses (here the
+    address limit is out of reach) locks the user its keys name, the right key included, while every other user
+    works; a name nobody has locks the same way, so a lock tells no one which names exist."""
+    client = make_client(audit_users=NAMED_USERS, audit_max_failures_per_user=3, audit_max_failures_per_minute=100)
+    assert client.post("/dashboard/sign-in", data={"key": NAMED_KEY}, follow_redirects=False).status_code == 303
+    for attempt in range(3):
+        guess = {"Authorization": f"Bearer ana.analyst.guess{attempt}"}
+        assert client.get("/audit/summary", headers=guess).status_code == 401
+    locked = client.get("/audit/summary", headers={"Authorization": f"Bearer {NAMED_KEY}"})
+    assert locked.status_code == 429 and 0 < int(locked.headers["retry-after"]) <= USER_LOCK_SECONDS + 1
+    assert "for this user" in locked.json()["issue"][0]["diagnostics"]
+    assert client.post("/dashboard/sign-in", data={"key": NAMED_KEY}).status_code == 429
+    assert client.get("/dashboard", follow_redirects=False).status_code == 200  # the session opened before
+    assert client.get("/audit/me", headers={"Authorization": f"Bearer {NAMED_VIEWER_KEY}"}).status_code == 200
+    for attempt in range(3):
+        assert client.get("/audit/me", headers={"Authorization": f"Bearer no.such.user.guess{attempt}"}
+                          ).status_code == 401
+    assert client.get("/audit/me", headers={"Authorization": "Bearer no.such.user.guess3"}).status_code == 429
+    locks = [r.fields["user"] for r in caplog.records if getattr(r, "fields", {}).get("event") == "audit-user-locked"]
+    assert locks == ["ana.analyst", "ana.analyst", "no.such.user"]
+    assert not any("guess" in r.getMessage() or NAMED_KEY in r.getMessage() for r in caplog.records)
+
+
+def test_a_user_lock_ends_with_its_window_and_names_only_plain_names():
+    now = [1000.0]
+    limiter = FailureLimiter(2, USER_LOCK_SECONDS, clock=lambda: now[0])
+    limiter.failed("ana.analyst")
+    limiter.failed("ana.analyst")
+    assert limiter.retry_after("ana.analyst") == USER_LOCK_SECONDS + 1
+    now[0] += USER_LOCK_SECONDS
+    assert limiter.retry_after("ana.analyst") is None
+    assert named_user("analyst-key-for-tests-0123456789") is None  # a key made before keys named their user
+    assert named_user("evil\r\nline.secret") is None and named_user(".secret") is None
+    assert named_user("ana.analyst.") is None and named_user("jo@x.org.abc") == "jo@x.org"
+
+
 @pytest.mark.slow  # runs the command line in a process of its own
 def test_audit_key_command_makes_a_user_entry_that_signs_in(make_client):
     from cli import run_cli
@@ -197,6 +240,7 @@ def test_audit_key_command_makes_a_user_entry_that_signs_in(make_client):
     key = result.stdout.splitlines()[0].rsplit(" ", 1)[1]
     entry = json.loads(result.stdout.splitlines()[1].split(": ", 1)[1])
     assert entry["name"] == "quinn.quality" and key not in result.stdout.splitlines()[1]
+    assert key.startswith("quinn.quality.") and named_user(key) == "quinn.quality"  # the per-user limit counts by it
     client = make_client(audit_users=[entry])
     assert client.get("/audit/me", headers={"Authorization": f"Bearer {key}"}).json()["role"] == "analyst"
     assert run_cli("audit-key", "quinn", "boss").returncode == 2

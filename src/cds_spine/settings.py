@@ -17,6 +17,10 @@ EhrProfile = Literal["generic", "epic", "oracle-health"]
 """An audit reader's role: an analyst may see plain patient ids where the store keeps them."""
 
 
+USER_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,128}")
+"""An audit user's name: shown in the audit and its log, so plain characters only."""
+
+
 class AuditUser(BaseModel):
     """One named user of the audit (api-keys mode, CDS_SPINE_AUDIT_USERS): the key itself is never configured,
     only its hash."""
@@ -30,7 +34,7 @@ class AuditUser(BaseModel):
     @field_validator("name")
     @classmethod
     def plain_name(cls, name: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9._@+-]+", name):
+        if not USER_NAME.fullmatch(name):
             raise ValueError("a user's name may hold letters, digits and . _ @ + - only (it is shown in the audit "
                              "and its log)")
         return name
@@ -196,6 +200,9 @@ class Settings(BaseSettings):
     """oidc: the claim whose values grant a role: cds-spine-analyst or cds-spine-viewer."""
     audit_max_failures_per_minute: int = Field(10, ge=1)
     """Wrong audit credentials allowed per client address per minute (per worker); then 429."""
+    audit_max_failures_per_user: int = Field(20, ge=1)
+    """api-keys: wrong keys naming one user allowed in 15 minutes (per worker); then every key naming that user,
+    the right one included, gets 429 until the window clears."""
     adherence_target: float = Field(0.8, ge=0, le=1)
     """The adherence rate the quality team aims for: the dashboard draws it on the trend."""
     bulk_runs_dir: Path | None = None

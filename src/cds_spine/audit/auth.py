@@ -1,5 +1,6 @@
 """Who is reading the audit: the credentials of an /audit request or a dashboard page (audit/access.py checks
-them), wrong ones logged and limited per address (never a valid one), and every read recorded (who, when, what) before it is
+them), wrong ones logged and limited per address (never a valid one) and per user a key names (a locked user's
+right key too), and every read recorded (who, when, what) before it is
 answered; a read that cannot be recorded is not answered (503). No users configured: 404."""
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import ApiError, Issue, ServiceNotFound
 from ..logs import fields
-from .access import AuditAccess, Forbidden, Principal, Refused
+from .access import AuditAccess, Forbidden, Principal, Refused, UserLocked
 from .state import Audit, AuditState
 from .store import AuditRead
 
@@ -37,9 +38,8 @@ class AuditForbidden(ApiError):
 class TooManyAttempts(ApiError):
     status = 429
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(Issue("throttled", f"too many wrong credentials from this address; try again in "
-                                            f"{retry_after} s"))
+    def __init__(self, retry_after: int, whose: str = "from this address") -> None:
+        super().__init__(Issue("throttled", f"too many wrong credentials {whose}; try again in {retry_after} s"))
         self.headers = {"Retry-After": str(retry_after)}
 
 
@@ -67,9 +67,17 @@ def refused(request: Request, access: AuditAccess, why: str) -> None:
         raise TooManyAttempts(retry_after)
 
 
+def locked(request: Request, access: AuditAccess, exc: UserLocked) -> TooManyAttempts:
+    """A key naming a locked user: counted against the address too, logged, and a 429 naming no user."""
+    refused(request, access, str(exc))
+    log.warning("audit user %s locked for %d s after too many wrong keys", exc.user, exc.retry_after,
+                extra=fields(event="audit-user-locked", user=exc.user, retry_after=exc.retry_after))
+    return TooManyAttempts(exc.retry_after, "for this user")
+
+
 async def authenticate(request: Request, state: AuditState) -> Principal | None:
     """The signed-in user, or None when no credentials came. Wrong credentials: 401 (logged, counted per
-    address; past the limit, 429); valid ones without a role: 403. A valid key, token or session is admitted even
+    address and per user a key names; past either limit, 429); valid ones without a role: 403. A valid key, token or session is admitted even
     from an address past its limit: colleagues behind the same hospital NAT keep working while a guesser there is
     throttled (a 256-bit key is not found by guessing; the limit keeps the noise down and the log names it)."""
     access = enabled_access(state)
@@ -83,6 +91,8 @@ async def authenticate(request: Request, state: AuditState) -> Principal | None:
     except Refused as exc:
         refused(request, access, str(exc))
         raise AuditUnauthorized() from None
+    except UserLocked as exc:
+        raise locked(request, access, exc) from None
     except Forbidden as exc:
         log.warning("audit access forbidden from %s: %s", address(request), exc,
                     extra=fields(event="audit-access-forbidden", address=address(request), reason=str(exc)))

@@ -12,8 +12,8 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from ..bodies import media_type, read_body
 from ..errors import InvalidRequest, Issue, ServiceNotFound, UnsupportedMediaType
-from .access import SESSION_SECONDS, Forbidden, Refused
-from .auth import SESSION_COOKIE, authenticate, enabled_access, record_read, refused
+from .access import SESSION_SECONDS, Forbidden, Refused, UserLocked
+from .auth import SESSION_COOKIE, authenticate, enabled_access, locked, record_read, refused
 from .state import Audit
 
 DASHBOARD = Path(__file__).parent / "dashboard"
@@ -74,6 +74,8 @@ async def sign_in(request: Request, state: Audit) -> Response:
     except (Refused, Forbidden) as exc:
         refused(request, access, f"sign-in: {exc}")
         return _redirect(request, "/dashboard/sign-in?failed=1")
+    except UserLocked as exc:
+        raise locked(request, access, exc) from None
     await record_read(request, state, principal)
     response = _redirect(request, "/dashboard")
     token = await run_in_threadpool(access.open_session, principal, until)

@@ -125,14 +125,15 @@ def report(since: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD
 
 def audit_key(name: Annotated[str, typer.Argument(help="The user's name, as the access log will show it.")],
               role: Annotated[str, typer.Argument(help="viewer, or analyst (may see plain patient ids).")]) -> None:
-    """Make an API key for a named audit user: the key to hand to the user (once), and the entry to add to
+    """Make an API key for a named audit user (NAME.<random>: wrong keys naming a user lock that user after
+    CDS_SPINE_AUDIT_MAX_FAILURES_PER_USER): the key to hand to the user (once), and the entry to add to
     CDS_SPINE_AUDIT_USERS (which keeps only its SHA-256)."""
     try:
         user = AuditUser(name=name, role=role, key_sha256="0" * 64)
     except ValidationError as exc:
         typer.echo(f"cds-spine: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", err=True)
         raise typer.Exit(2) from None
-    key = new_key()
+    key = new_key(user.name)
     typer.echo(f"key (give it to {name}; it is not stored): {key}")
     entry = user.model_copy(update={"key_sha256": key_hash(key)}).model_dump()
     typer.echo(f"CDS_SPINE_AUDIT_USERS entry: {json.dumps(entry)}")
