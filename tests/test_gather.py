@@ -41,7 +41,7 @@ def test_irrelevant_malformed_resources_are_never_validated(knowledge):
 def test_relevant_resource_with_a_malformed_essential_element_is_named_as_unreadable(knowledge):
     bad = {**procedure("97110", "2026-01-01"), "status": {"code": "completed"}}
     record = read([bad], knowledge)
-    assert record.unreadable == (f"Procedure/{bad['id']}",) and record.procedures == ()
+    assert record.unreadable == ("a procedure",) and record.procedures == ()  # issue 33: in words, no resource id
 
 
 def test_relevant_resource_is_read_without_its_malformed_elements_and_named(knowledge):
@@ -49,7 +49,7 @@ def test_relevant_resource_is_read_without_its_malformed_elements_and_named(know
     record = read([bad], knowledge)
     [entry] = record.conditions
     assert entry.codes[0].code == "M54.16" and entry.onset is None and entry.clinical_status is None
-    assert record.unreadable == () and record.partly_read == (f"Condition/{bad['id']} (clinicalStatus, onsetDateTime)",)
+    assert record.unreadable == () and record.partly_read == ("a diagnosis without clinicalStatus, onsetDateTime",)
 
 
 def test_duplicates_across_keys_and_pages_are_read_once(knowledge):

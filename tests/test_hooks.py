@@ -162,11 +162,15 @@ def test_a_thousand_prefetched_resources_are_answered(client):
     assert "warning" not in indicators(response)
 
 
-def test_relevant_resource_that_fails_validation_is_left_out_and_named(client):
+def test_relevant_resource_that_fails_validation_is_left_out_and_named(client, caplog):
+    """Named on the card by what it is (issue 33: no resource ids for the clinician); the log tells IT which
+    element failed."""
     broken = {"resourceType": "Procedure", "id": "broken-pt", "status": "completed",
               "code": coded(CPT, "97110"), "performedDateTime": day(-10)}  # no subject: invalid R4
     card = call(client, ORDER_SELECT, hook_request(procedures=[broken])).json()["cards"][0]
-    assert "Procedure/broken-pt" in card["detail"]
+    assert "1 record entry could not be read and was left out: a procedure." in card["detail"]
+    assert "broken-pt" not in card["detail"]
+    assert "left out a Procedure that failed FHIR validation: subject" in caplog.text
 
 
 def test_the_not_counted_list_is_bounded(client):

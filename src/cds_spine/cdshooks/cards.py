@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -141,11 +142,13 @@ def _detail(assessment: Assessment, knowledge: Knowledge) -> str:
     context += _unique(WORDING.format(wording.score_line, measure=_md(score.label), value=score.shown,
                                       date=score.day.isoformat()) for score in assessment.scores)
     if assessment.unreadable:
-        context.append(WORDING.format(wording.unreadable, count=len(assessment.unreadable),
-                                      references=", ".join(assessment.unreadable)))
+        kinds = Counter(assessment.unreadable)
+        context.append(WORDING.format(wording.unreadable, count=len(assessment.unreadable), entries=", ".join(
+            WORDING.format(wording.counted_kind, kind=kind, count=count) if count > 1 else kind
+            for kind, count in kinds.items())))
     if assessment.partly_read:
         context.append(WORDING.format(wording.partly_read, count=len(assessment.partly_read),
-                                      references=", ".join(assessment.partly_read)))
+                                      entries=", ".join(assessment.partly_read)))
     lines = _unique(WORDING.format(wording.finding_line, title=line.title, line=line.text, source=line.source.label,
                                    url=line.source.url)
                     for f in assessment.findings if (line := config.findings[f.code].line))

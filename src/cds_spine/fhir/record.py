@@ -86,22 +86,24 @@ def build_record(relevant: Iterable[dict[str, Any]], knowledge: Knowledge) -> Pa
     referents = Referents(_medications(relevant), EncounterDays(relevant))
     entries: dict[str, list[Any]] = {name: [] for name in MODELS}
     unreadable, partly_read = [], []
+    wording = knowledge.config.card.detail
     for index, resource in _one_version_each(relevant):
         written_as = resource["resourceType"]  # the reference keeps the type the record has (MedicationOrder)
         reference = f"{written_as}/{resource.get('id', f'#{index}')}"
+        kind = wording.entry_kinds.get(written_as, written_as)
         try:
             read = as_r4(resource)
             resource_type = read["resourceType"]
             model, left_out = _validate(read)
             entry = BUILDERS[resource_type](model, reference, referents)
             entries[resource_type].append(entry)
-        except (ValidationError, ValueError, OverflowError):  # a valid-looking date that does not exist, or a
-            # course of days (a supply of 1e6 years, a quantity over a tiny dose) that no calendar holds
-            unreadable.append(reference)
-            log.warning("left out a %s that failed FHIR validation", written_as)
+        except (ValidationError, ValueError, OverflowError) as exc:  # a valid-looking date that does not exist,
+            # or a course of days (a supply of 1e6 years, a quantity over a tiny dose) that no calendar holds
+            unreadable.append(kind)
+            log.warning("left out a %s that failed FHIR validation: %s", written_as, _failed_elements(exc))
             continue
         if left_out:
-            partly_read.append(f"{reference} ({', '.join(left_out)})")
+            partly_read.append(WORDING.format(wording.partly_read_entry, kind=kind, elements=", ".join(left_out)))
             log.warning("read a %s without elements that failed FHIR validation: %s", written_as, ", ".join(left_out))
     observations = [_within_scales(observation, knowledge, partly_read) for observation in entries["Observation"]]
     return PatientRecord(
@@ -117,6 +119,13 @@ def build_record(relevant: Iterable[dict[str, Any]], knowledge: Knowledge) -> Pa
     )
 
 
+def _failed_elements(exc: Exception) -> str:
+    """Where validation failed (for the IT team's log; never a value, which may be patient data)."""
+    if isinstance(exc, ValidationError):
+        return ", ".join(dict.fromkeys(".".join(str(part) for part in error["loc"]) for error in exc.errors()))
+    return type(exc).__name__
+
+
 def _within_scales(observation: ObservationEntry, knowledge: Knowledge, partly_read: list[str]) -> ObservationEntry:
     """The Observation without a score's value outside its scale (pain -1 or 11/10, a PROMIS score of 1e70): a
     typo or a unit mistake read as a value would make a response to an ESI out of nothing. Each is named in
@@ -127,9 +136,11 @@ def _within_scales(observation: ObservationEntry, knowledge: Knowledge, partly_r
         score = next((s for s in (*config.scores, config.hba1c) if knowledge.find(measurement.codes, s.valueset)),
                      None) if measurement.value is not None else None
         if score is not None and measurement.value is not None and not score.holds(measurement.value):
-            partly_read.append(WORDING.format(knowledge.config.card.detail.out_of_scale, reference=observation.reference,
-                                              label=score.label, value=f"{measurement.value:g}",
-                                              low=number(score.scale[0]), high=number(score.scale[1])))
+            wording = knowledge.config.card.detail
+            partly_read.append(WORDING.format(
+                wording.out_of_scale, label=score.label, value=f"{measurement.value:g}",
+                date=observation.day.isoformat() if observation.day else wording.unknown_day,
+                low=number(score.scale[0]), high=number(score.scale[1])))
             log.warning("read an Observation without a %s value outside its scale", score.label)
             continue
         kept.append(measurement)

@@ -31,7 +31,11 @@ class Detail(Strict):
     diagnosis_line: str
     unreadable: str
     partly_read: str
+    counted_kind: str
+    partly_read_entry: str
     out_of_scale: str
+    unknown_day: str
+    entry_kinds: dict[str, str] = Field(min_length=1)
     undated: str
     rule: str
     finding_line: str

@@ -155,9 +155,11 @@ class PatientRecord:
     reports: tuple[ReportEntry, ...] = ()
     studies: tuple[StudyEntry, ...] = ()
     unreadable: tuple[str, ...] = field(default=())
-    """References of relevant resources that failed FHIR validation and were left out."""
+    """Relevant resources that failed FHIR validation and were left out, by what they are to a clinician ("a
+    prescription"; `card.detail.entry_kinds`): never a resource id."""
     partly_read: tuple[str, ...] = field(default=())
-    """Relevant resources read without elements that failed validation: "Condition/x (onsetDateTime)"."""
+    """Relevant resources read without elements that failed validation, in the card's words: "a diagnosis without
+    onsetDateTime", "pain 11 on 2026-05-01 (outside 0-10)"."""
 
     def condition(self, condition_id: str | None) -> ConditionEntry | None:
         return self._conditions_by_id.get(condition_id) if condition_id else None
