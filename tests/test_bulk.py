@@ -23,7 +23,7 @@ from cli import PATIENCE, ROOT, run_cli, serving
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect, sync_playwright
 from real_records import EXPORT, export, order, read_export, request
-from reporting import AUDIT_USERS, AUDIT_USERS_ENV, KEY
+from reporting import AUDIT_USERS, AUDIT_USERS_ENV, KEY, VIEWER_KEY
 
 sys.path.insert(0, str(ROOT))
 from bench.bulk_export import GUIDED_ESI, REGENERATIVE, SURGERY, UNGUIDED_ESI, VALUESETS, write_export  # noqa: E402
@@ -314,6 +314,42 @@ def test_the_audit_reports_open_a_bulk_run_with_every_filter(runs, local_run, kn
             assert missing.status_code == 404 and "no bulk run" in missing.text
 
 
+def test_a_bulk_runs_procedures_are_browsed_as_the_live_decisions_are(runs, local_run, knowledge, tmp_path):
+    """Issue 34, point 11: a bulk run's drill-down. Its procedures are listed newest first, filtered as every
+    report is, each opened in full; a viewer sees the run's plain patient ids as the audit's keyed hash."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'audit.db'}", audit_users=AUDIT_USERS,
+                        bulk_runs_dir=runs)
+    found = rows(local_run)
+    run = {"run": "past-2023"}
+    with TestClient(create_app(settings, knowledge)) as client:
+        auth, viewer = {"Authorization": f"Bearer {KEY}"}, {"Authorization": f"Bearer {VIEWER_KEY}"}
+        listed = client.get("/audit/decisions", params={**run, "pageSize": 500}, headers=auth).json()
+        assert listed["total"] == len(found) == len(listed["items"])
+        days = [item["receivedAt"] for item in listed["items"]]
+        assert days == sorted(days, reverse=True) and {item["source"] for item in listed["items"]} == {"bulk"}
+        assert {item["orders"][0]["reference"] for item in listed["items"]} == {row["procedure"] for row in found}
+        esi = client.get("/audit/decisions", params={**run, "kind": "esi"}, headers=auth).json()
+        assert esi["total"] == sum(row["kind"] == "esi" for row in found) > 0
+        unguided = client.get("/audit/decisions", params={**run, "component": "imaging-guidance"}, headers=auth).json()
+        assert unguided["total"] == sum(row["component:imaging-guidance"] == "not-met" for row in found) > 0
+        by_reference = {row["procedure"]: row for row in found}
+        warned = next(item for item in listed["items"] if item["orders"][0]["findings"])
+        row = by_reference[warned["orders"][0]["reference"]]
+        detail = client.get(f"/audit/decisions/{warned['id']}", params=run, headers=auth).json()
+        [order] = detail["orders"]
+        assert [finding["code"] for finding in order["findings"]] == row["findings"]
+        assert order["lead"] == next(code for code in row["findings"]
+                                     if knowledge.config.findings[code].severity != "note")
+        assert order["record"] == {"conservativeEvidence": row["conservativeEvidence"], "notCounted": row["notCounted"],
+                                   "priorInjections": row["priorInjections"], "diagnoses": row["diagnoses"],
+                                   "redFlags": row["redFlags"], "unreadable": row["unreadable"]}
+        assert (detail["patient"], detail["performedOn"], detail["asOf"]) == (row["patient"], row["date"], row["asOf"])
+        hashed = client.get(f"/audit/decisions/{warned['id']}", params=run, headers=viewer).json()["patient"]
+        assert hashed != row["patient"] and len(hashed) == 24 and int(hashed, 16) >= 0  # the keyed hash
+        assert client.get("/audit/decisions/999999", params=run, headers=auth).status_code == 404
+        assert client.get("/audit/decisions/1", params={"run": "not-a-run"}, headers=auth).status_code == 404
+
+
 def test_the_dashboard_opens_a_bulk_run(chromium, runs, local_run, tmp_path):
     done = summary(local_run)
     database = f"sqlite:///{tmp_path / 'dashboard.db'}"
@@ -334,7 +370,13 @@ def test_the_dashboard_opens_a_bulk_run(chromium, runs, local_run, tmp_path):
         assert chart_data(page, "decision-chart")["data"] == [[done["met"], done["notMet"], done["exempt"],
                                                                 done["stopped"]]]
         expect(page.locator("#run-note")).to_be_visible()
-        expect(page.locator("#decisions")).to_be_hidden()
+        expect(page.locator("#decisions")).to_be_visible()  # the run's procedures, each opened in full
+        assert page.text_content("#decisions-title") == "Procedures audited"
+        assert f"({done['procedures']} procedures)" in page.text_content("#page-label")
+        page.locator("#decisions tbody tr button").first.click()
+        expect(page.locator("#detail")).to_be_visible()
+        assert "evaluated as of" in page.text_content("#detail-id")
+        assert "On record" in page.text_content("#detail-body") and "No card" in page.text_content("#detail-body")
         for live in ("#tile-cards", "#tile-override", "#reasons"):  # a run has no cards: no live-only panel shows
             expect(page.locator(live)).to_be_hidden()
         assert "run=past-2023" in page.get_attribute("#csv", "href")

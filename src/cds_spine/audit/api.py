@@ -17,7 +17,7 @@ from starlette.responses import Response
 from ..errors import Issue, ServiceNotFound
 from ..jsonio import JsonResponse
 from ..validation import validate
-from . import browse, formats, measure_report, scoring
+from . import browse, formats, measure_report, runs, scoring
 from .access import Principal
 from .auth import AuditForbidden, audit_reader
 from .orders import Orders, StoredOrders
@@ -27,6 +27,7 @@ from .queries import (
     DecisionsQuery,
     MeasureReportQuery,
     NoQuery,
+    OneRunQuery,
     Query,
     ReportCardsQuery,
     ReportQuery,
@@ -62,12 +63,17 @@ def _orders(state: AuditState, run: str | None) -> Orders:
     return found
 
 
-def _shown_ids(state: AuditState, principal: Principal, item: dict[str, Any]) -> dict[str, Any]:
-    """A viewer never sees plain patient (or encounter) ids: where the store keeps them, they are replaced by
-    the keyed hash that stands for them elsewhere in the audit."""
-    store = state.store
-    if store.plain_patient_ids and not principal.sees_plain_ids:
-        item = {**item, **{key: store.patient_hasher(item[key]) for key in ("patient", "encounter") if item[key]}}
+def _plain_ids(state: AuditState, source: Orders) -> bool:
+    """Whether the live audit, or the bulk run, keeps plain patient ids."""
+    return source.plain_patient_ids if isinstance(source, RunOrders) else state.store.plain_patient_ids
+
+
+def _shown_ids(state: AuditState, principal: Principal, item: dict[str, Any], plain: bool) -> dict[str, Any]:
+    """A viewer never sees plain patient (or encounter) ids: where the store or the run keeps them, they are
+    replaced by the keyed hash that stands for them elsewhere in the audit."""
+    if plain and not principal.sees_plain_ids:
+        item = {**item, **{key: state.store.patient_hasher(item[key]) for key in ("patient", "encounter")
+                           if item[key]}}
     return item
 
 
@@ -120,7 +126,7 @@ async def clinician_report_cards(state: Audit, principal: Reader,
     from . import report_card_pages  # the PDF library: only when report cards are asked for
 
     source = _orders(state, query.run)
-    plain = source.plain_patient_ids if isinstance(source, RunOrders) else state.store.plain_patient_ids
+    plain = _plain_ids(state, source)
     shown_plain = plain and principal.sees_plain_ids
     found = await run_in_threadpool(report_cards, source, query.period, state.measure, state.knowledge,
                                     state.adherence_target,
@@ -156,19 +162,33 @@ async def override_comments(state: Audit, query: Annotated[CommentsQuery, Depend
 @router.get("/decisions")
 async def decisions(state: Audit, principal: Reader,
                     query: Annotated[DecisionsQuery, Depends(parsed(DecisionsQuery))]) -> JsonResponse:
-    """Recorded calls, newest first, filtered (see audit.filters.Filters)."""
-    found = await run_in_threadpool(browse.decisions, state.store.engine, query.period, state.measure, query.page,
-                                    query.pageSize, query.filters(state.measure, state.knowledge))
-    return JsonResponse({**found, "items": [_shown_ids(state, principal, item) for item in found["items"]]})
+    """Recorded calls, newest first, filtered (see audit.filters.Filters); with `run`, the bulk run's procedures
+    in the same shape."""
+    source = _orders(state, query.run)
+    filters = query.filters(state.measure, state.knowledge)
+    if isinstance(source, RunOrders):
+        found = await run_in_threadpool(runs.decisions, source, query.period, state.knowledge, query.page,
+                                        query.pageSize, filters)
+    else:
+        found = await run_in_threadpool(browse.decisions, state.store.engine, query.period, state.measure,
+                                        query.page, query.pageSize, filters)
+    plain = _plain_ids(state, source)
+    return JsonResponse({**found, "items": [_shown_ids(state, principal, item, plain) for item in found["items"]]})
 
 
 @router.get("/decisions/{call_id}")
 async def decision(call_id: str, state: Audit, principal: Reader,
-                   _: Annotated[NoQuery, Depends(parsed(NoQuery))]) -> JsonResponse:
-    found = await run_in_threadpool(browse.decision, state.store.engine, state.measure, call_id)
+                   query: Annotated[OneRunQuery, Depends(parsed(OneRunQuery))]) -> JsonResponse:
+    """One recorded call in full; with `run`, one procedure of the bulk run (by the id its list gives)."""
+    source = _orders(state, query.run)
+    if isinstance(source, RunOrders):
+        found = await run_in_threadpool(runs.decision, source, state.knowledge, call_id)
+    else:
+        found = await run_in_threadpool(browse.decision, state.store.engine, state.measure, call_id)
     if found is None:
-        raise ServiceNotFound(Issue("not-found", f"no recorded call with id {call_id!r}"))
-    return JsonResponse(_shown_ids(state, principal, found))
+        raise ServiceNotFound(Issue("not-found", f"no row {call_id!r} in bulk run {query.run!r}" if query.run
+                                    else f"no recorded call with id {call_id!r}"))
+    return JsonResponse(_shown_ids(state, principal, found, _plain_ids(state, source)))
 
 
 @router.get("/measure-report")

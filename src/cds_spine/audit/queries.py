@@ -98,7 +98,7 @@ class CommentsQuery(RunQuery):
     pageSize: int = Field(50, ge=1, le=500)  # noqa: N815 - the parameter's name
 
 
-class DecisionsQuery(OrderQuery):
+class DecisionsQuery(RunQuery):
     page: PageNumber = 1
     pageSize: int = Field(50, ge=1, le=500)  # noqa: N815
     service: str = ORDER_SIGN
@@ -130,6 +130,11 @@ class AccessLogQuery(PeriodQuery):
     page: PageNumber = 1
     pageSize: int = Field(100, ge=1, le=1000)  # noqa: N815
     user: str | None = None
+
+
+class OneRunQuery(Query):
+    run: str | None = None
+    """A bulk run under CDS_SPINE_BULK_RUNS_DIR whose procedure is asked for, instead of a recorded call."""
 
 
 class NoQuery(Query):

@@ -1,6 +1,7 @@
 """Bulk runs the dashboard can open: the `--out` folders of `cds-spine audit-bulk` under
 CDS_SPINE_BULK_RUNS_DIR, each read as a report's orders (orders.Orders), so that every report and
-filter of the live audit works on the past too."""
+filter of the live audit works on the past too, and its procedures can be browsed as the live decisions are
+(`decisions`, `decision`)."""
 from __future__ import annotations
 
 import json
@@ -11,8 +12,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from ..pathway.knowledge import Knowledge
 from ..service_ids import ORDER_SIGN
 from .bulk_rows import BulkRow
+from .filters import Filters
 from .measure import MeasureDefinition
 from .orders import OrderRow, ReportPeriod, Traffic
 
@@ -25,14 +28,19 @@ class RunOrders:
 
     def rows(self, period: ReportPeriod, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
              progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]:
-        import pyarrow.parquet as pq  # only when a run is read: the service does not load it otherwise
-
         if ORDER_SIGN not in services:
             return
+        for index, row in self.bulk_rows(period):
+            yield row.order(index)
+
+    def bulk_rows(self, period: ReportPeriod) -> Iterator[tuple[int, BulkRow]]:
+        """The run's rows in the period, each with its place in the run (from 1)."""
+        import pyarrow.parquet as pq  # only when a run is read: the service does not load it otherwise
+
         for index, row in enumerate(pq.read_table(self.folder / "rows.parquet").to_pylist(), start=1):
             day = date.fromisoformat(row["date"])
             if (period.since is None or day >= period.since) and (period.until is None or day <= period.until):
-                yield BulkRow.from_columns(row).order(index)
+                yield index, BulkRow.from_columns(row)
 
     def traffic(self, period: ReportPeriod) -> Traffic:
         return Traffic({}, {}, {})  # a bulk run has procedures, not calls
@@ -89,3 +97,41 @@ def find_run(runs_dir: Path | None, name: str) -> RunOrders | None:
     if not (folder / "rows.parquet").is_file() and side in COMPARED and RUN_NAME.fullmatch(stem):
         folder = runs_dir / stem / side
     return RunOrders(folder) if (folder / "rows.parquet").is_file() and _summary(folder) else None
+
+
+def decisions(run: RunOrders, period: ReportPeriod, knowledge: Knowledge, page: int, page_size: int,
+              filters: Filters) -> dict[str, Any]:
+    """The run's procedures, newest first, filtered as the live decisions are, in the live decisions' shape: one
+    order each, evaluated as of the day before it was performed; no cards, so nothing overridden."""
+    kept = sorted(((index, row) for index, row in run.bulk_rows(period) if filters.admits(row.order(index))),
+                  key=lambda found: (found[1].date, found[1].procedure), reverse=True)
+    start = (page - 1) * page_size
+    return {"period": period.as_dict(), "page": page, "pageSize": page_size, "total": len(kept),
+            "items": [_procedure_json(index, row, knowledge, full=False) for index, row in kept[start:start + page_size]]}
+
+
+def decision(run: RunOrders, knowledge: Knowledge, row_id: str) -> dict[str, Any] | None:
+    """One procedure of the run in full, by its place in the run (`id` in `decisions`): its findings with their
+    severity, and what the record held (counts: a run keeps no evidence lists)."""
+    found = next(((index, row) for index, row in run.bulk_rows(ReportPeriod()) if str(index) == row_id), None)
+    return None if found is None else _procedure_json(*found, knowledge, full=True)
+
+
+def _procedure_json(index: int, row: BulkRow, knowledge: Knowledge, full: bool) -> dict[str, Any]:
+    findings = knowledge.config.findings
+    severity = {code: findings[code].severity if code in findings else "info" for code in row.findings}
+    order: dict[str, Any] = {
+        "reference": row.procedure, "category": row.kind, "region": row.region, "detail": row.detail,
+        "codes": [row.code], "decision": row.decision, "components": dict(row.components),
+        "conservativeDays": row.conservative_days, "requiredDays": row.required_days,
+        "lead": next((code for code in row.findings if severity[code] != "note"), None),
+        "findings": [{"code": code, "severity": severity[code]} for code in row.findings] if full else
+        list(row.findings)}
+    if full:
+        order["record"] = {"conservativeEvidence": row.conservative_evidence, "notCounted": row.not_counted,
+                           "priorInjections": row.prior_injections, "diagnoses": row.diagnoses,
+                           "redFlags": row.red_flags, "unreadable": row.unreadable}
+    return {"id": str(index), "source": "bulk", "receivedAt": row.date, "performedOn": row.date,
+            "asOf": row.as_of, "service": ORDER_SIGN, "clinician": row.clinician,
+            "clinicianName": row.clinician_name, "site": row.site, "patient": row.patient, "encounter": None,
+            "knowledgeVersion": row.knowledge_version, "orders": [order], "cards": [], "overridden": False}

@@ -1,7 +1,7 @@
 "use strict";
 // The quality dashboard: every number comes from the /audit endpoints (the same as `cds-spine report`),
 // every panel and the CSV follow the filters, and the charts are Chart.js (vendored).
-const state = { page: 1, pageSize: 25, charts: {}, me: null };
+const state = { page: 1, pageSize: 25, charts: {}, me: null, run: "" };
 const $ = (id) => document.getElementById(id);
 const FILTERS = ["run", "since", "until", "kind", "region", "clinician", "site", "component", "decision", "overridden"];
 // Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -253,10 +253,12 @@ function renderDecisions(list) {
     row.tabIndex = 0;
     const when = element("td");
     when.append(decisionButton(item.id, item.receivedAt.replace("T", " ").slice(0, 19)));
-    row.append(when, element("td", item.clinicianName ? `${item.clinicianName} (${item.clinician})` : item.clinician),
+    const bulk = item.source === "bulk";  // a past procedure: no card was shown, so none was overridden
+    row.append(when, element("td", item.clinicianName ? `${item.clinicianName} (${item.clinician})` : item.clinician || "–"),
       element("td", item.site || "–"),
       element("td", item.orders.map(orderLine).join("; ")),
-      element("td", item.overridden ? "yes" : "no"), element("td", item.cards.map((card) => card.indicator).join(", ")));
+      element("td", bulk ? "–" : item.overridden ? "yes" : "no"),
+      element("td", bulk ? "–" : item.cards.map((card) => card.indicator).join(", ")));
     row.addEventListener("keydown", (event) => {
       if (event.target === row && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); showDecision(item.id); }
     });
@@ -264,19 +266,22 @@ function renderDecisions(list) {
   }
   showEmpty($("decisions").parentElement, list.total === 0);
   const pages = Math.max(1, Math.ceil(list.total / list.pageSize));
-  $("page-label").textContent = `Page ${list.page} of ${pages} (${list.total} calls)`;
+  $("page-label").textContent = `Page ${list.page} of ${pages} (${list.total} ${state.run ? "procedures" : "calls"})`;
   $("previous").disabled = list.page <= 1;
   $("next").disabled = list.page >= pages;
 }
 
 async function showDecision(id) {
   state.opener = document.activeElement;
-  const item = await getJson(`../audit/decisions/${encodeURIComponent(id)}`);
-  $("detail-id").textContent = `${item.receivedAt} · ${item.service}`;
+  const item = await getJson(`../audit/decisions/${encodeURIComponent(id)}`,
+    state.run ? new URLSearchParams({ run: state.run }) : undefined);
+  const bulk = item.source === "bulk";
+  $("detail-id").textContent = bulk ? `procedure performed on ${item.performedOn}, evaluated as of ${item.asOf}`
+    : `${item.receivedAt} · ${item.service}`;
   const body = $("detail-body");
+  const source = bulk ? ` · bulk run ${state.run}` : ` · status ${item.status} · data from ${item.dataSource} · ${item.latencyMs} ms`;
   body.replaceChildren(element("p", `Clinician ${item.clinicianName || ""} ${item.clinician || "–"} · site ${item.site || "–"}` +
-    ` · patient ${item.patient || "–"} · status ${item.status} · data from ${item.dataSource} · ${item.latencyMs} ms` +
-    ` · knowledge ${item.knowledgeVersion}`));
+    ` · patient ${item.patient || "–"}${source} · knowledge ${item.knowledgeVersion || "–"}`));
   for (const order of item.orders) {
     body.append(element("h3", `${order.category} ${regionWords(order.region)} order ${order.reference || ""}: conservative therapy ${order.decision || "not evaluated"}` +
       (order.conservativeDays === null ? "" : ` (${order.conservativeDays} of ${order.requiredDays} days)`)));
@@ -284,13 +289,11 @@ async function showDecision(id) {
     for (const [component, outcome] of Object.entries(order.components)) components.append(element("li", `${componentWords(component)}: ${outcome}`));
     const findings = element("ul");
     for (const finding of order.findings) findings.append(element("li", `${findingWords(finding.code)} (${finding.severity}; ${finding.code})`));
-    body.append(element("strong", "Components"), components, element("strong", "Findings"), findings,
-      element("strong", "Evidence"));
-    const evidence = element("ul");
-    for (const entry of order.evidence) evidence.append(element("li", `${entry.label}: ${entry.description}, ${entry.start} to ${entry.end} (${entry.reference})`));
-    if (!order.evidence.length) evidence.append(element("li", "none"));
-    body.append(evidence);
+    if (!order.findings.length) findings.append(element("li", "none"));
+    body.append(element("strong", "Components"), components, element("strong", "Findings"), findings);
+    body.append(bulk ? recordCounts(order.record) : evidenceList(order.evidence));
   }
+  if (bulk) body.append(element("p", "No card: a bulk run audits procedures already done, from the record as it stood the day before."));
   for (const card of item.cards) {
     body.append(element("h3", card.summary, card.indicator));
     const feedback = element("ul");
@@ -305,6 +308,28 @@ async function showDecision(id) {
   detail.hidden = false;
   detail.scrollIntoView({ block: "start" });
   detail.focus();
+}
+
+function evidenceList(evidence) {
+  const list = element("ul");
+  for (const entry of evidence) list.append(element("li", `${entry.label}: ${entry.description}, ${entry.start} to ${entry.end} (${entry.reference})`));
+  if (!evidence.length) list.append(element("li", "none"));
+  const section = element("div");
+  section.append(element("strong", "Evidence"), list);
+  return section;
+}
+
+function recordCounts(record) {
+  // A bulk run keeps what the record held as counts, not the entries themselves
+  const list = element("ul");
+  for (const [label, count] of [["conservative therapy entries counted", record.conservativeEvidence],
+    ["entries not counted", record.notCounted], ["prior injections", record.priorInjections],
+    ["diagnoses", record.diagnoses], ["red flags", record.redFlags], ["entries that could not be read", record.unreadable]]) {
+    list.append(element("li", `${label}: ${count}`));
+  }
+  const section = element("div");
+  section.append(element("strong", "On record"), list);
+  return section;
 }
 
 function closeDetail() {
@@ -349,14 +374,16 @@ async function load() {
   decisions.set("pageSize", state.pageSize);
   const comments = new URLSearchParams(params);
   comments.set("pageSize", 20);
-  const bulk = Boolean($("run").value);  // a bulk run has no calls, cards or overrides to list
+  state.run = $("run").value;
+  const bulk = Boolean(state.run);  // a bulk run has no calls, cards or overrides to list: its procedures instead
   const none = { total: 0, items: [], page: 1, pageSize: state.pageSize };
   const [summary, months, clinicians, kinds, sites, reasons, commentList, list] = await Promise.all([
     getJson("../audit/summary", params), getJson("../audit/report", by("month")), getJson("../audit/report", by("clinician")),
     getJson("../audit/report", by("order-kind")), getJson("../audit/report", by("site")),
     getJson("../audit/override-reasons", params), bulk ? none : getJson("../audit/override-comments", comments),
-    bulk ? none : getJson("../audit/decisions", decisions)]);
+    getJson("../audit/decisions", decisions)]);
   $("run-note").hidden = !bulk;
+  $("decisions-title").textContent = bulk ? "Procedures audited" : "Decisions";
   for (const section of document.querySelectorAll(".live-only")) section.hidden = bulk;
   renderSummary(summary);
   renderTrend(months);
