@@ -100,7 +100,7 @@ def chromium() -> str:
 
 
 SLOW_MODULES = {"test_fuzz", "test_load", "test_bulk", "test_dashboard", "test_dockerfile", "test_walkthrough",
-                "test_operations", "test_logs", "test_cli", "test_kubernetes"}
+                "test_operations", "test_logs", "test_cli", "test_kubernetes", "test_compare_knowledge"}
 """Suites that start real servers, browsers, Spark or many processes: marked `slow`, so that
 `pytest -m "not slow"` is the fast inner loop; `make test` runs them all."""
 

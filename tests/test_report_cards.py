@@ -102,6 +102,7 @@ def test_an_analyst_sees_record_ids_where_the_audit_keeps_them_a_viewer_the_hash
     assert {"/audit/report-cards"} <= {item["path"] for item in access}
 
 
+@pytest.mark.slow  # the command line in processes of its own
 def test_the_command_writes_the_pdf_an_index_and_a_page_per_clinician(carded, tmp_path):
     client, database = carded
     count = len(get(client, "/audit/report-cards", format="json").json()["cards"])
@@ -120,6 +121,7 @@ def test_the_command_writes_the_pdf_an_index_and_a_page_per_clinician(carded, tm
     assert "<td>p1</td>" in pages and "Patients appear by their record id." in pages  # name them
 
 
+@pytest.mark.slow  # the command line in processes of its own
 def test_report_cards_of_a_bulk_run(tmp_path):
     export = write_export(tmp_path / "export", 150, seed=5, today=date(2026, 6, 30))
     run = tmp_path / "run"
@@ -137,6 +139,7 @@ def test_report_cards_of_a_bulk_run(tmp_path):
     assert pages >= len(re.findall(r'href="[a-z0-9-]+\.html"', (out / "index.html").read_text())) >= 1
 
 
+@pytest.mark.slow  # the command line in processes of its own
 def test_every_missed_order_is_listed_on_further_pages_beside_the_previous_period(tmp_path):
     """Issue 34, point 10: a clinician's missed orders are all listed (they stopped at 12, "and N more"), on
     further PDF pages, with the patient's record id where the run keeps plain ids; each rate has the previous

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
+import ssl
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -189,6 +191,14 @@ def smart_state(settings: Settings, knowledge: Knowledge, answerer: CallAnswerer
                       settings.fhir_timeout_seconds, clock, store.patient_hasher)
 
 
+@functools.cache
+def outbound_tls() -> ssl.SSLContext:
+    """The TLS context of calls to EHRs, FHIR servers and identity providers: httpx's default (certifi's CAs, or
+    SSL_CERT_FILE / SSL_CERT_DIR), built once per process (loading the CAs takes about 25 ms, which every app
+    built in one process, as the tests build them, paid again)."""
+    return httpx.create_ssl_context()
+
+
 def create_app(settings: Settings | None = None, knowledge: Knowledge | None = None,
                migrate_schema: bool = True, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """The service. Raises KnowledgeError, ConfigurationError or StoreProblem (with the reason) instead of
@@ -227,7 +237,8 @@ def create_app(settings: Settings | None = None, knowledge: Knowledge | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds, follow_redirects=False) as http:
+        async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds, follow_redirects=False,
+                                     verify=outbound_tls()) as http:
             verifier = None if issuers is None else Verifier(
                 [KeySource(issuer, http, settings.jwks_cache_seconds) for issuer in issuers],
                 SqlReplayCache(engine), settings.jwt_leeway_seconds, settings.jwt_max_lifetime_seconds)

@@ -103,6 +103,8 @@ def migrate(engine: Engine) -> None:
         with _sqlite_file_lock(engine), engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            if MigrationContext.configure(connection).get_current_revision() == HEAD:
+                return  # current: nothing to run (Alembic's environment is not loaded for nothing at each start)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except (SQLAlchemyError, OSError) as exc:

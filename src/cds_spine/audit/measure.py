@@ -5,6 +5,7 @@ group) which components it combines. This module reads those and scores one asse
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,14 +100,21 @@ def _code(concept: Any) -> str | None:
     return concept.coding[0].code if concept and concept.coding else None
 
 
+@functools.lru_cache(maxsize=8)
+def _parsed(content: bytes) -> tuple[dict[str, Any], Measure]:
+    """The file's JSON and its FHIR validation, once per content in a process (validating the Measure is most of
+    the cost of starting an app; the checks against the knowledge below run every time)."""
+    raw = simdjson.loads(content)
+    return raw, Measure.model_validate(raw)
+
+
 def load_measure(cards_dir: Path, knowledge: Knowledge) -> MeasureDefinition:
     """The Measure in cards/, checked against the pathway's findings, order kinds and decisions."""
     path = cards_dir / MEASURE_FILE
     finding_codes, order_kinds = knowledge.config.findings, type(knowledge.config.orders).model_fields
     decisions = [d.value for d in Decision]
     try:
-        raw = simdjson.loads(path.read_bytes())
-        measure = Measure.model_validate(raw)
+        raw, measure = _parsed(path.read_bytes())
     except (OSError, ValueError, RuntimeError, ValidationError) as exc:
         raise MeasureError(f"{path}: not a valid FHIR R4 Measure: {exc}") from None
     if not measure.url or not measure.version:

@@ -282,27 +282,25 @@ def render_orders(assessments: Sequence[Assessment], knowledge: Knowledge, optio
     """A card per order, by position; orders whose cards would say the same but for the order's name (an ESI and
     its add-on level, both sides; a decompression and its fusion) share one card, which names them all, offers
     to replace them all, and is the first one's (the others' positions hold None)."""
-    groups: dict[str, list[int]] = {}
+    groups: dict[str, tuple[tuple[FindingCode, dict[str, str | int]], list[int]]] = {}
     for index, assessment in enumerate(assessments):
         if (saying := _saying(assessment, knowledge, options)) is not None:
             topic, facts = saying
             key = repr((topic, assessment.order.category, assessment.order.region,
                         sorted((name, value) for name, value in facts.items() if name != "order")))
-            groups.setdefault(key, []).append(index)
+            groups.setdefault(key, (saying, []))[1].append(index)
     cards: list[Card | None] = [None] * len(assessments)
-    for indexes in groups.values():
-        cards[indexes[0]] = render_one([assessments[i] for i in indexes], knowledge, options)
+    for saying, indexes in groups.values():
+        cards[indexes[0]] = _render([assessments[i] for i in indexes], saying, knowledge, options)
     return cards
 
 
-def render_one(assessments: Sequence[Assessment], knowledge: Knowledge, options: CardOptions) -> Card | None:
-    """The card the first order's assessment makes, speaking for every order given (they share its finding), or
-    None when there is nothing to say."""
+def _render(assessments: Sequence[Assessment], saying: tuple[FindingCode, dict[str, str | int]],
+            knowledge: Knowledge, options: CardOptions) -> Card:
+    """The card the first order's assessment makes (`saying`: what it says), speaking for every order given
+    (they share its finding)."""
     config = knowledge.config
     assessment = assessments[0]
-    saying = _saying(assessment, knowledge, options)
-    if saying is None:
-        return None
     topic, facts = saying
     if "order" in facts:
         facts["order"] = config.card.order_joiner.join(dict.fromkeys(a.order_label for a in assessments))

@@ -167,8 +167,8 @@ async def callback(request: Request, state: Smart, code: str | None = None, erro
                       expires_at=time.time() + lifetime, launch_id=launch_id, banner=token.need_patient_banner,
                       app_context=context.model_dump_json(exclude_none=True) if context else None)
     try:
-        await run_in_threadpool(state.sessions.open, launch_id, state.clock().timestamp(),
-                                state.clock().timestamp() + lifetime, state.idle_seconds)
+        opened = state.clock().timestamp()
+        await run_in_threadpool(state.sessions.open, launch_id, opened, opened + lifetime, state.idle_seconds)
     except SQLAlchemyError as exc:
         return _problem(request, _store_problem(exc))
     response = RedirectResponse(f"{_root(request)}/app/timeline?launch={launch_id}", status_code=303)
