@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := pyproject.toml $(shell find src cards -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: run test browser bench bench-bulk fuzz load lock valuesets examples example-fhir clean
+.PHONY: run test test-fast browser bench bench-bulk fuzz load lock valuesets examples example-fhir clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,21 @@ $(VENV)/.test-tools: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/cds-spine serve
 
+# pytest keeps its assertion-rewritten modules in __pycache__ (git ignores it) even where the environment says
+# PYTHONDONTWRITEBYTECODE: without them every run, and every xdist worker, compiles the suite and the plugins
+# again (about 6 s a process on 2 cores).
+PYTEST = env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
+
 # The house first (imports point down, the style, the types), then the suite.
 test: $(VENV)/.test-tools browser
 	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests tools bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(PYTEST)
+
+# The inner loop: everything but the suites that start servers, browsers, Spark or the command line in processes.
+test-fast: $(VENV)/.test-tools
+	$(PYTEST) -m "not slow"
 
 # The dashboard test drives Debian's chromium (Playwright cannot download its own browser here).
 browser:

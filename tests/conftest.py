@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -10,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cds_spine.app import create_app
+from cds_spine.audit import tables
 from cds_spine.audit.db import migrate, open_engine
 from cds_spine.pathway import load_knowledge
 from cds_spine.settings import Settings
@@ -50,6 +52,40 @@ def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'audit.db'}"
     return request.getfixturevalue("postgres_schema")
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres) -> Iterator[str]:
+    """A PostgreSQL schema at the current migration, once per session (per xdist worker); `store_url` empties it
+    for each test."""
+    schema = f"m_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    url = f"{postgres}?options=-csearch_path%3D{schema}"
+    engine = open_engine(url)
+    migrate(engine)
+    engine.dispose()
+    yield url
+    with psycopg.connect(postgres, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path, migrated_store) -> str:
+    """An empty audit store at the current schema, on SQLite and on PostgreSQL, for the tests of what is stored
+    (not of the migrations, which take `database_url`): a copy of the migrated SQLite file, or the session's
+    migrated PostgreSQL schema with every table emptied (a fresh schema migrated per test cost about 0.3 s)."""
+    if request.param == "sqlite":
+        store = tmp_path / "audit.db"
+        shutil.copyfile(migrated_store, store)
+        return f"sqlite:///{store}"
+    url = request.getfixturevalue("migrated_postgres")
+    names = ", ".join(table.name for table in tables.metadata.sorted_tables)
+    with psycopg.connect(POSTGRES, autocommit=True) as connection:
+        connection.execute("SET lock_timeout = '10s'")  # a connection a test left open fails loudly, never hangs
+        connection.execute(f"SET search_path TO {url.rsplit('%3D', 1)[1]}")
+        connection.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -109,3 +145,12 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.module.__name__ in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """The fast loop (`-m "not slow"`) does not import the slow suites at all: their imports and generated
+    cases (Playwright, pyarrow, Spark, schemathesis's operations) cost seconds in every worker."""
+    if config.getoption("markexpr") == "not slow" and collection_path.suffix == ".py" and \
+            collection_path.stem in SLOW_MODULES:
+        return True
+    return None

@@ -45,9 +45,9 @@ def calls_stored(client) -> int:
 
 
 @pytest.fixture
-def stored_client(make_client, database_url):
+def stored_client(make_client, store_url):
     """A client on SQLite and on PostgreSQL (which cannot store a NUL)."""
-    return make_client(database_url=database_url)
+    return make_client(database_url=store_url)
 
 
 @pytest.mark.parametrize("where, field", [

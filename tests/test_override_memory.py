@@ -32,8 +32,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def service(database_url, knowledge, clock):
-    with TestClient(create_app(Settings(database_url=database_url), knowledge, clock=clock)) as client:
+def service(store_url, knowledge, clock):
+    with TestClient(create_app(Settings(database_url=store_url), knowledge, clock=clock)) as client:
         yield client
 
 

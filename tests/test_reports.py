@@ -22,8 +22,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture
-def reported(make_client, database_url):
-    client = make_client(database_url=database_url, **audit_settings())
+def reported(make_client, store_url):
+    client = make_client(database_url=store_url, **audit_settings())
     months = populate(client)
     return client, months
 
@@ -303,16 +303,16 @@ def test_an_unknown_parameter_is_named_with_those_the_endpoint_takes(reported):
 
 
 @pytest.mark.slow  # runs the command line in a process of its own
-def test_cli_report_gives_the_same_numbers(reported, database_url):
+def test_cli_report_gives_the_same_numbers(reported, store_url):
     client, _ = reported
     over_http = get(client, "/audit/report", by="clinician")["rows"]
-    result = run_cli("report", "--by", "clinician", "--format", "json", CDS_SPINE_DATABASE_URL=database_url)
+    result = run_cli("report", "--by", "clinician", "--format", "json", CDS_SPINE_DATABASE_URL=store_url)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rows"] == over_http
-    as_csv = run_cli("report", "--by", "order-kind", "--format", "csv", CDS_SPINE_DATABASE_URL=database_url)
+    as_csv = run_cli("report", "--by", "order-kind", "--format", "csv", CDS_SPINE_DATABASE_URL=store_url)
     over_http_csv = client.get("/audit/report", params={"by": "order-kind", "format": "csv"}, headers=AUTH).text
     assert as_csv.stdout == over_http_csv
-    table = run_cli("report", "--by", "order-kind", CDS_SPINE_DATABASE_URL=database_url)
+    table = run_cli("report", "--by", "order-kind", CDS_SPINE_DATABASE_URL=store_url)
     header, esi, surgery = table.stdout.splitlines()
     assert header.split()[:5] == ["Group", "Orders", "Excluded", "Adherent", "Adherence"]
     assert esi.split()[:10] == ["esi", "6", "0", "1", "16.7%", "80.0%", "83.3%", "83.3%", "83.3%", "83.3%"]
@@ -320,31 +320,31 @@ def test_cli_report_gives_the_same_numbers(reported, database_url):
 
 
 @pytest.mark.slow  # runs the command line in a process of its own
-def test_cli_measure_report_is_the_api_one(reported, database_url):
+def test_cli_measure_report_is_the_api_one(reported, store_url):
     client, _ = reported
     today = date.today().isoformat()
     result = run_cli("report", "--since", "2000-01-01", "--until", today, "--format", "measure-report",
-                     CDS_SPINE_DATABASE_URL=database_url)
+                     CDS_SPINE_DATABASE_URL=store_url)
     assert result.returncode == 0, result.stderr
     from_cli = json.loads(result.stdout)
     over_http = get(client, "/audit/measure-report", start="2000-01-01", end=today)
     assert {**from_cli, "date": None} == {**over_http, "date": None}
-    open_period = run_cli("report", "--format", "measure-report", CDS_SPINE_DATABASE_URL=database_url)
+    open_period = run_cli("report", "--format", "measure-report", CDS_SPINE_DATABASE_URL=store_url)
     assert open_period.returncode == 2 and "needs --since and --until" in open_period.stderr
 
 
 @pytest.mark.slow  # runs the command line in a process of its own
-def test_cli_report_since_until(reported, database_url):
+def test_cli_report_since_until(reported, store_url):
     result = run_cli("report", "--since", "2000-01-01", "--until", "2000-12-31", "--format", "json",
-                     CDS_SPINE_DATABASE_URL=database_url)
+                     CDS_SPINE_DATABASE_URL=store_url)
     assert json.loads(result.stdout)["rows"] == []
-    bad = run_cli("report", "--since", "soon", CDS_SPINE_DATABASE_URL=database_url)
+    bad = run_cli("report", "--since", "soon", CDS_SPINE_DATABASE_URL=store_url)
     assert bad.returncode == 2 and "soon" in bad.stderr
 
 
 @pytest.mark.slow  # runs the command line in a process of its own
-def test_cli_report_refuses_an_inverted_period(reported, database_url):
-    result = run_cli("report", "--since", "2026-02-01", "--until", "2026-01-01", CDS_SPINE_DATABASE_URL=database_url)
+def test_cli_report_refuses_an_inverted_period(reported, store_url):
+    result = run_cli("report", "--since", "2026-02-01", "--until", "2026-01-01", CDS_SPINE_DATABASE_URL=store_url)
     assert result.returncode == 2 and "is after --until" in result.stderr
 
 
