@@ -51,7 +51,7 @@ def build(database_url: str):
                 get_fhir_model_class(resource["resourceType"]).model_validate(resource)
         state = state_of(request.app, HookState)
         call = parse_call(SERVICES["spine-pathway-order-sign"], body, state.limits.max_draft_orders)
-        answer = await state.answerer.answer(call, datetime.now(UTC), Caller())
+        answer = await state.answerer.answer(call, datetime.now(UTC), Caller(), inline=False)
         return JsonResponse(CdsResponse(cards=answer.cards).wire())
 
     return app

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
-
 from ..errors import DataUnavailableError
 from ..fhir.client import FhirClient
 from ..fhir.draft_orders import read_draft_orders
@@ -40,6 +38,7 @@ from .annotations import order_annotations
 from .calls import Call, Caller
 from .cards import CardOptions, render_orders, render_patient_summary
 from .models import Action, Card, OrderSelectContext
+from .offload import cpu_work
 
 
 @dataclass(frozen=True)
@@ -93,12 +92,12 @@ class CallAnswerer:
             DATA_UNAVAILABLE.labels(error.kind).inc()
             raise
 
-    async def answer(self, call: Call, now: datetime, caller: Caller) -> Answer:
-        """The CPU-bound steps (reading the record, the pathway, the cards) run in a worker thread, so a
-        large call never holds the event loop (and with it every other call and /healthz)."""
+    async def answer(self, call: Call, now: datetime, caller: Caller, inline: bool) -> Answer:
+        """The CPU-bound steps (reading the record, the pathway, the cards) run on the event loop for a small call
+        (`inline`) and in a worker thread for a large one, which so never holds the loop (offload.py)."""
         options = self._options(call, caller.profile)
         if call.service.hook == "patient-view":
-            return await self._patient_view(call, caller, now, options)
+            return await self._patient_view(call, caller, now, options, inline)
         orders, in_scope = self._orders_in_scope(call)  # cheap: at most CDS_SPINE_MAX_DRAFT_ORDERS
         classified = classify_all(in_scope, self.knowledge)
         if not classified and not any(awaits_its_reason(order, self.knowledge) for order in in_scope):
@@ -108,7 +107,8 @@ class CallAnswerer:
             obtained = await self._obtain(call, caller, RECORD_KEYS)
         except DataUnavailableError as error:
             return Answer(orders=classified, unavailable=error, orderer=orderer)
-        classified, assessed = await run_in_threadpool(self._assess, in_scope, orders, obtained.resources, now, options)
+        classified, assessed = await cpu_work(
+            inline, lambda: self._assess(in_scope, orders, obtained.resources, now, options))
         actions = order_annotations([a for a, _ in assessed], call.draft_orders, self.knowledge,
                               self.knowledge.config.card.annotation_description) if self.annotate_orders else []
         return Answer(assessed=assessed, orders=classified, data_read=True, fetched_keys=obtained.fetched_keys,
@@ -138,14 +138,15 @@ class CallAnswerer:
     def _summary(self, resources: Sequence[dict[str, Any]], now: datetime) -> PatientSummary | None:
         return summarize_patient(build_record(resources, self.knowledge), self.knowledge, now)
 
-    async def _patient_view(self, call: Call, caller: Caller, now: datetime, options: CardOptions) -> Answer:
+    async def _patient_view(self, call: Call, caller: Caller, now: datetime, options: CardOptions,
+                            inline: bool) -> Answer:
         try:
             conditions = await self._obtain(call, caller, CONDITION_KEYS, with_optional=False)
-            if await run_in_threadpool(self._summary, conditions.resources, now) is None:
+            if await cpu_work(inline, lambda: self._summary(conditions.resources, now)) is None:
                 return Answer(data_read=True, fetched_keys=conditions.fetched_keys)
             rest = await self._obtain(call, caller, [key for key in RECORD_KEYS if key not in CONDITION_KEYS])
         except DataUnavailableError as error:
             return Answer(unavailable=error)
-        summary = await run_in_threadpool(self._summary, conditions.resources + rest.resources, now)
+        summary = await cpu_work(inline, lambda: self._summary(conditions.resources + rest.resources, now))
         return Answer(other_cards=render_patient_summary(summary, self.knowledge, options),
                       data_read=True, fetched_keys=conditions.fetched_keys + rest.fetched_keys)

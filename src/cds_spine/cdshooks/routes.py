@@ -33,6 +33,7 @@ from ..validation import validate
 from .answers import Answer, CallAnswerer
 from .calls import Call, Caller, decode_json, parse_call
 from .models import Card, CdsResponse, FeedbackRequest, Service
+from .offload import cpu_work, runs_inline
 from .repeats import without_repeats
 from .services import SERVICES
 
@@ -191,10 +192,11 @@ async def call_service(service_id: str, request: Request, state: Hooks, caller: 
     service = _service(service_id)
     limits = state.limits
     body = await json_body(request, limits)
-    call = await run_in_threadpool(
-        lambda: parse_call(service, decode_json(body, limits.max_json_containers), limits.max_draft_orders))
+    inline = runs_inline(len(body))
+    call = await cpu_work(
+        inline, lambda: parse_call(service, decode_json(body, limits.max_json_containers), limits.max_draft_orders))
     patient = state.store.patient_hasher(call.context.patientId)
-    answer = await state.answerer.answer(call, received_at, caller)
+    answer = await state.answerer.answer(call, received_at, caller, inline=inline)
     origin = caller.origin(call.request.fhirServer)
 
     def remember_then_record() -> tuple[Answer, bool]:

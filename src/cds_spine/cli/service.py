@@ -132,7 +132,7 @@ def evaluate(request_file: Annotated[Path, typer.Argument(help="A CDS Hooks requ
         call = parse_call(service, body, settings.max_draft_orders)
         async with httpx.AsyncClient(timeout=settings.fhir_timeout_seconds) as http:
             # The file's own fhirServer is read: whoever runs the command already has this machine's network.
-            answer = await call_answerer(settings, knowledge, http).answer(call, now, Caller(settings.ehr_profile))
+            answer = await call_answerer(settings, knowledge, http).answer(call, now, Caller(settings.ehr_profile), inline=True)
             if answer.unavailable:
                 raise answer.unavailable
             return CdsResponse(cards=answer.cards)
