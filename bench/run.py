@@ -184,6 +184,75 @@ def fallback(base: str, workdir: Path, size: int, delay: float) -> dict:
         process.wait(timeout=10)
 
 
+MEMORY_CHECKPOINTS = (500, 5000)
+MEMORY_PATIENTS = 50
+POSTGRES = os.environ.get("CDS_SPINE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+"""Where the memory row's PostgreSQL run makes a schema of its own (and drops it afterwards)."""
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1000
+
+
+def memory_over_calls(database_url: str, workdir: Path) -> dict[int, float]:
+    """The server's RSS (MB) at each checkpoint of a run of order-sign calls (a 10-resource patient with a card,
+    over MEMORY_PATIENTS patient ids, so the override memory is read; CONCURRENCY at a time), on a fresh store."""
+    port = free_port()
+    server = start(["bench.server", "--database-url", database_url], port, workdir)
+    body = orjson.dumps(order_sign_request(10))
+    payloads = [Payload(orjson.loads(body.replace(b"bench-10", f"bench-10-{n}".encode())))
+                for n in range(MEMORY_PATIENTS)]
+    url = f"http://127.0.0.1:{port}{ENDPOINTS['service']}"
+
+    def worker(start_at: int, count: int) -> None:
+        with httpx.Client(timeout=120) as client:
+            for n in range(start_at, start_at + count):
+                post(client, url, payloads[n % MEMORY_PATIENTS].fresh())
+
+    found, done = {}, 0
+    try:
+        for checkpoint in MEMORY_CHECKPOINTS:
+            share = (checkpoint - done) // CONCURRENCY
+            with ThreadPoolExecutor(CONCURRENCY) as pool:
+                list(pool.map(worker, [done + i * share for i in range(CONCURRENCY)], [share] * CONCURRENCY))
+            done += share * CONCURRENCY
+            found[checkpoint] = rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return found
+
+
+def postgres_schema_url(schema: str) -> str | None:
+    """A fresh schema in the bench's PostgreSQL, or None when it cannot be reached."""
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3) as connection:
+            connection.execute(f"CREATE SCHEMA {schema}")
+    except psycopg.OperationalError:
+        return None
+    return f"{POSTGRES}?options=-csearch_path%3D{schema}"
+
+
+def memory_rows(workdir: Path) -> dict[str, dict[int, float] | None]:
+    """RSS at each checkpoint on SQLite (as `make run`) and on PostgreSQL (production's store), or None."""
+    import psycopg
+
+    rows: dict[str, dict[int, float] | None] = {
+        "SQLite": memory_over_calls(f"sqlite:///{workdir / 'memory.db'}", workdir)}
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    url = postgres_schema_url(schema)
+    try:
+        rows["PostgreSQL"] = memory_over_calls(url, workdir) if url else None
+    finally:
+        if url:
+            with psycopg.connect(POSTGRES, autocommit=True) as connection:
+                connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    return rows
+
+
 ORDER_COUNTS = (10, 100, 1000, 5000)
 
 
@@ -275,7 +344,7 @@ def plot(results: list[Measurement], path: Path) -> None:
 
 
 def report(results: list[Measurement], fallback_result: dict, audit: dict, orders: dict[int, float],
-           quick: bool) -> str:
+           memory: dict[str, dict[int, float] | None], quick: bool) -> str:
     by = {(m.size, m.endpoint): m for m in results}
     lines = [
         "# Benchmark: cds-spine against its floor",
@@ -345,6 +414,18 @@ def report(results: list[Measurement], fallback_result: dict, audit: dict, order
         "|---:|---:|---:|",
         *(f"| {count:,} | {seconds:.2f} | {seconds / count * 1000:.2f} |" for count, seconds in orders.items()),
         "",
+        "## Memory over many calls",
+        "",
+        f"A fresh server, {MEMORY_CHECKPOINTS[-1]:,} order-sign calls of a 10-resource patient with a card over"
+        f" {MEMORY_PATIENTS} patient ids (so every call reads the override memory), {CONCURRENCY} at a time; the"
+        " server's RSS after each number of calls:",
+        "",
+        f"| store | RSS at call {MEMORY_CHECKPOINTS[0]:,} | RSS at call {MEMORY_CHECKPOINTS[-1]:,} | growth |",
+        "|---|---:|---:|---:|",
+        *(f"| {store} | not measured (no PostgreSQL at CDS_SPINE_BENCH_POSTGRES) | | |" if rss is None else
+          f"| {store} | {rss[MEMORY_CHECKPOINTS[0]]:.1f} MB | {rss[MEMORY_CHECKPOINTS[-1]]:.1f} MB"
+          f" | {rss[MEMORY_CHECKPOINTS[-1]] - rss[MEMORY_CHECKPOINTS[0]]:+.1f} MB |" for store, rss in memory.items()),
+        "",
         "![p50 latency by patient size](latency.png)",
         "",
     ]
@@ -388,10 +469,12 @@ def main() -> None:
     audit = audit_share(f"sqlite:///{workdir / 'audit-share.db'}", 1000, by[(1000, "service")])
     orders = draft_order_scaling(f"sqlite:///{workdir / 'orders.db'}")
     print("draft orders: " + ", ".join(f"{count} in {seconds:.2f} s" for count, seconds in orders.items()), flush=True)
+    memory = memory_rows(workdir)
+    print("memory: " + ", ".join(f"{store} {rss}" for store, rss in memory.items()), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     plot(results, args.out / "latency.png")
     path = args.out / "results.md"
-    path.write_text(report(results, fallback_result, audit, orders, args.quick) + marked_sections(path),
+    path.write_text(report(results, fallback_result, audit, orders, memory, args.quick) + marked_sections(path),
                     encoding="utf-8")
     print(f"wrote {args.out / 'results.md'} and {args.out / 'latency.png'}")
 

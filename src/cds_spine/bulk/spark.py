@@ -13,6 +13,7 @@ export's files at the same path (a shared file system).
 """
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -42,16 +43,24 @@ def run_spark(files: list[Path], spec: AuditSpec, rows_dir: Path, add_row: Calla
     """Audit the export on Spark (`master`: local[*], spark://host:7077, yarn, k8s://...): the executors
     write the rows into `rows_dir`; each row, in order, then goes to `add_row`. Returns the reading totals
     and the number of patients. (`audit` as in run_local.)"""
+    return _run(_spark_context(master, report is not None), files, spec, rows_dir, add_row, partitions, report,
+                audit)
+
+
+def _spark_context(master: str, show_progress: bool) -> Any:
+    """The process's one Spark application, started by its first audit and stopped when the process ends:
+    compare-knowledge's two audits share it (starting a driver and its executors' Python workers again cost
+    about 15 s on 2 cores)."""
     from pyspark.sql import SparkSession
 
     if master.startswith("local"):  # the driver's Python (its venv, with cds-spine) runs the tasks
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    started = SparkSession.getActiveSession() is not None
     spark = SparkSession.builder.master(master).appName("cds-spine audit-bulk").config(
-        "spark.ui.showConsoleProgress", str(report is not None).lower()).getOrCreate()
-    try:
-        return _run(spark.sparkContext, files, spec, rows_dir, add_row, partitions, report, audit)
-    finally:
-        spark.stop()
+        "spark.ui.showConsoleProgress", str(show_progress).lower()).getOrCreate()
+    if not started:
+        atexit.register(spark.stop)  # before py4j's own exit handler, which kills the driver's JVM
+    return spark.sparkContext
 
 
 def _run(sc: Any, files: list[Path], spec: AuditSpec, rows_dir: Path, add_row: Callable[[BulkRow], None],
