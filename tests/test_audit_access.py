@@ -179,7 +179,8 @@ def test_wrong_credentials_are_logged_and_rate_limited_and_valid_ones_still_pass
     limited = client.get("/audit/summary", headers={"Authorization": "Bearer guess-3"})
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
     assert limited.json()["issue"][0]["code"] == "throttled"
-    assert client.post("/dashboard/sign-in", data={"key": "guess-4"}).status_code == 429
+    paused = client.post("/dashboard/sign-in", data={"key": "guess-4"}, follow_redirects=False)
+    assert paused.status_code == 303 and paused.headers["location"].startswith("/dashboard/sign-in?wait=")
     assert client.get("/audit/summary", headers=AUTH).status_code == 200
     assert client.get("/dashboard", follow_redirects=False).status_code == 200  # the session opened before
     assert client.post("/dashboard/sign-in", data={"key": KEY}, follow_redirects=False).status_code == 303
@@ -206,7 +207,9 @@ def test_wrong_keys_naming_a_user_lock_that_user_only(make_client, caplog):
     locked = client.get("/audit/summary", headers={"Authorization": f"Bearer {NAMED_KEY}"})
     assert locked.status_code == 429 and 0 < int(locked.headers["retry-after"]) <= USER_LOCK_SECONDS + 1
     assert "for this user" in locked.json()["issue"][0]["diagnostics"]
-    assert client.post("/dashboard/sign-in", data={"key": NAMED_KEY}).status_code == 429
+    paused = client.post("/dashboard/sign-in", data={"key": NAMED_KEY}, follow_redirects=False)
+    wait = int(paused.headers["location"].rsplit("wait=", 1)[1])  # the page says how long (the API: 429)
+    assert paused.status_code == 303 and 0 < wait <= USER_LOCK_SECONDS + 1
     assert client.get("/dashboard", follow_redirects=False).status_code == 200  # the session opened before
     assert client.get("/audit/me", headers={"Authorization": f"Bearer {NAMED_VIEWER_KEY}"}).status_code == 200
     for attempt in range(3):

@@ -41,6 +41,7 @@ class TooManyAttempts(ApiError):
     def __init__(self, retry_after: int, whose: str = "from this address") -> None:
         super().__init__(Issue("throttled", f"too many wrong credentials {whose}; try again in {retry_after} s"))
         self.headers = {"Retry-After": str(retry_after)}
+        self.retry_after = retry_after
 
 
 def enabled_access(state: AuditState) -> AuditAccess:

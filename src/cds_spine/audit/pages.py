@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from ..bodies import media_type, read_body
 from ..errors import InvalidRequest, Issue, ServiceNotFound, UnsupportedMediaType
 from .access import SESSION_SECONDS, Forbidden, Refused, UserLocked
-from .auth import SESSION_COOKIE, authenticate, enabled_access, locked, record_read, refused
+from .auth import SESSION_COOKIE, TooManyAttempts, authenticate, enabled_access, locked, record_read, refused
 from .state import Audit
 
 DASHBOARD = Path(__file__).parent / "dashboard"
@@ -70,12 +70,15 @@ async def sign_in(request: Request, state: Audit) -> Response:
     if "key" not in form:
         raise InvalidRequest(Issue("required", "key is required", "key"))
     try:
-        principal, until = await access.bearer(form["key"][0].strip())
-    except (Refused, Forbidden) as exc:
-        refused(request, access, f"sign-in: {exc}")
-        return _redirect(request, "/dashboard/sign-in?failed=1")
-    except UserLocked as exc:
-        raise locked(request, access, exc) from None
+        try:
+            principal, until = await access.bearer(form["key"][0].strip())
+        except (Refused, Forbidden) as exc:
+            refused(request, access, f"sign-in: {exc}")
+            return _redirect(request, "/dashboard/sign-in?failed=1")
+        except UserLocked as exc:
+            raise locked(request, access, exc) from None
+    except TooManyAttempts as throttled:  # the page says how long to wait (the API answers 429)
+        return _redirect(request, f"/dashboard/sign-in?wait={throttled.retry_after}")
     await record_read(request, state, principal)
     response = _redirect(request, "/dashboard")
     token = await run_in_threadpool(access.open_session, principal, until)
