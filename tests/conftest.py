@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -141,9 +143,16 @@ SLOW_MODULES = {"test_fuzz", "test_load", "test_bulk", "test_dashboard", "test_d
 `pytest -m "not slow"` is the fast inner loop; `make test` runs them all."""
 
 
+IN_PROCESSES = re.compile(r"\brun_cli\(|\bsubprocess\.|\bserving\(")
+"""A test whose own code runs the command line, a subprocess or the service in a process of its own."""
+
+
 def pytest_collection_modifyitems(items):
+    """`slow`: the slow suites, and elsewhere every test that drives a browser or runs processes of its own
+    (each such process imports the service and loads cards/, 1.5-2 s), so the inner loop stays in process."""
     for item in items:
-        if item.module.__name__ in SLOW_MODULES:
+        if (item.module.__name__ in SLOW_MODULES or "chromium" in getattr(item, "fixturenames", ())
+                or IN_PROCESSES.search(inspect.getsource(item.function))):
             item.add_marker(pytest.mark.slow)
 
 
