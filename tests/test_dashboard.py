@@ -11,7 +11,7 @@ import httpx
 import pytest
 from browser import CHROMIUM_FLAGS, apply, chart_data, painted_pixels, rows
 from cli import PATIENCE, ROOT, serving
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from reporting import AUDIT_USERS_ENV, CLINICIAN_NAME, KEY, SITE, audit_settings, populate
 from support import ORDER_SIGN, call, hook_request
 
@@ -203,14 +203,10 @@ def test_the_dashboard_fits_800_pixels_and_prints_every_panel_whole(chromium, da
     OUTPUT.mkdir(exist_ok=True)
     url = f"{base}/cds-services/spine-pathway-order-sign"
     assert httpx.post(url, content=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
-    time.sleep(FLUSH_SECONDS + 1)  # the server writes what it refused every few seconds
+    refusals_written(base)  # the server writes what it refused every few seconds
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 800, "height": 1000})
-        page.goto(f"{base}/dashboard/sign-in")
-        page.fill("#key", KEY)
-        page.click("button[type=submit]")
-        page.wait_for_selector("body[data-loaded=true]", timeout=PATIENCE * 1000)
+        page = analyst_at_800_pixels(browser, base)
         fits = page.evaluate(FITS)
         assert fits["page"] <= fits["view"] and fits["outside"] == [], fits  # nothing scrolls sideways
         assert rows(page, "traffic-refusals") == [["spine-pathway-order-sign", "415", "not-supported", "1"]]
@@ -233,18 +229,32 @@ def test_the_dashboard_fits_800_pixels_and_prints_every_panel_whole(chromium, da
         browser.close()
 
 
+def refusals_written(base: str) -> None:
+    """Waits until the server has written the requests it refused (it does every FLUSH_SECONDS)."""
+    deadline = time.monotonic() + FLUSH_SECONDS + PATIENCE
+    while not httpx.get(f"{base}/audit/summary", headers={"Authorization": f"Bearer {KEY}"}
+                        ).json()["traffic"]["refusals"]:
+        assert time.monotonic() < deadline, "the refused request was never written"
+        time.sleep(0.2)
+
+
+def analyst_at_800_pixels(browser: Browser, base: str) -> Page:
+    """A page of the dashboard at `base`, 800 px wide, signed in as an analyst and loaded."""
+    page = browser.new_page(viewport={"width": 800, "height": 1000})
+    page.goto(f"{base}/dashboard/sign-in")
+    page.fill("#key", KEY)
+    page.click("button[type=submit]")
+    page.wait_for_selector("body[data-loaded=true]", timeout=PATIENCE * 1000)
+    return page
+
+
 @contextmanager
 def signed_in(chromium: str, database: str, tmp_path) -> Iterator[Page]:
     """The dashboard over `database`, served as `make run` serves it, signed in as an analyst at 800 px."""
     with serving(tmp_path, CDS_SPINE_DATABASE_URL=database, CDS_SPINE_AUDIT_USERS=AUDIT_USERS_ENV) as base, \
             sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 800, "height": 1000})
-        page.goto(f"{base}/dashboard/sign-in")
-        page.fill("#key", KEY)
-        page.click("button[type=submit]")
-        page.wait_for_selector("body[data-loaded=true]", timeout=PATIENCE * 1000)
-        yield page
+        yield analyst_at_800_pixels(browser, base)
         browser.close()
 
 

@@ -90,7 +90,6 @@ def build_record(relevant: Iterable[dict[str, Any]], knowledge: Knowledge) -> Pa
     for index, resource in _one_version_each(relevant):
         written_as = resource["resourceType"]  # the reference keeps the type the record has (MedicationOrder)
         reference = f"{written_as}/{resource.get('id', f'#{index}')}"
-        kind = wording.entry_kinds.get(written_as, written_as)
         try:
             read = as_r4(resource)
             resource_type = read["resourceType"]
@@ -99,11 +98,12 @@ def build_record(relevant: Iterable[dict[str, Any]], knowledge: Knowledge) -> Pa
             entries[resource_type].append(entry)
         except (ValidationError, ValueError, OverflowError) as exc:  # a valid-looking date that does not exist,
             # or a course of days (a supply of 1e6 years, a quantity over a tiny dose) that no calendar holds
-            unreadable.append(kind)
+            unreadable.append(wording.entry_kinds.get(written_as, written_as))
             log.warning("left out a %s that failed FHIR validation: %s", written_as, _failed_elements(exc))
             continue
         if left_out:
-            partly_read.append(WORDING.format(wording.partly_read_entry, kind=kind, elements=", ".join(left_out)))
+            partly_read.append(WORDING.format(wording.partly_read_entry, kind=wording.entry_kinds.get(written_as, written_as),
+                                              elements=", ".join(left_out)))
             log.warning("read a %s without elements that failed FHIR validation: %s", written_as, ", ".join(left_out))
     observations = [_within_scales(observation, knowledge, partly_read) for observation in entries["Observation"]]
     return PatientRecord(
