@@ -141,13 +141,28 @@ def patient_record(size: int, seed: int = 7, today: date | None = None) -> dict[
     return record
 
 
+def imaging(patient: str, seed: int = 7, today: date | None = None) -> dict[str, list[dict]]:
+    """What the discovery's imaging queries return for this patient: the report of a lumbar MRI some months ago,
+    and no ImagingStudy (an EHR sends every prefetch key it was asked for, empty when it holds nothing)."""
+    rng = random.Random(seed)
+    day = (today or date.today()) - timedelta(days=rng.randrange(30, 300))
+    report = {"resourceType": "DiagnosticReport", "id": str(uuid.UUID(int=rng.getrandbits(128))), "status": "final",
+              "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "RAD"}]}],
+              "code": {"coding": [{"system": CPT, "code": "72148", "display": "MRI lumbar spine without contrast"}]},
+              "subject": {"reference": f"Patient/{patient}"}, "effectiveDateTime": day.isoformat(),
+              "issued": f"{day.isoformat()}T16:00:00Z", "conclusion": "L5-S1 disc protrusion contacting the left S1 root."}
+    return {"imagingReports": [report], "imagingStudies": []}
+
+
 def order_sign_request(size: int, seed: int = 7) -> dict:
     """An order-sign call on a lumbar ESI with the whole record prefetched."""
     record = patient_record(size, seed)
     patient = f"bench-{size}"
     order = {"resourceType": "ServiceRequest", "id": "esi-1", "status": "draft", "intent": "order",
              "code": {"coding": [{"system": CPT, "code": "64483"}]}, "subject": {"reference": f"Patient/{patient}"}}
-    prefetch = {"patient": {"resourceType": "Patient", "id": patient}}
+    prefetch = {"patient": {"resourceType": "Patient", "id": patient},
+                "user": {"resourceType": "Practitioner", "id": "bench", "name": [{"family": "Bench", "given": ["Ann"]}]}}
+    record = {**record, **imaging(patient, seed)}
     for key, resources in record.items():
         prefetch[key] = {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
                          "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources]}

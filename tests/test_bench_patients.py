@@ -25,3 +25,13 @@ def test_generated_resources_are_valid_r4_and_about_5_percent_relevant(knowledge
 def test_benchmark_request_is_answered(client):
     response = call(client, "spine-pathway-order-sign", order_sign_request(100))
     assert response.status_code == 200
+
+
+def test_benchmark_request_prefetches_every_key_discovery_asks_for(client):
+    """As an EHR following discovery would: a key left out sends the service down its slower path (the FHIR
+    server), which is not the call the benchmark measures."""
+    asked = next(service["prefetch"] for service in client.get("/cds-services").json()["services"]
+                 if service["id"] == "spine-pathway-order-sign")
+    request = order_sign_request(10)
+    assert "encounterId" not in request["context"]  # so no Encounter to prefetch
+    assert set(asked) - set(request["prefetch"]) == {"encounter"}

@@ -36,7 +36,7 @@ def test_a_small_call_is_assessed_on_the_event_loop(client, monkeypatch):
 
 
 def test_a_large_call_is_assessed_in_a_worker_thread(client, monkeypatch):
-    visits = [procedure("97110", day(-40 - i), rid=f"pt-{i}") for i in range(300)]
+    visits = [procedure("97110", day(-40 - i), rid=f"pt-{i}") for i in range(INLINE_BYTES // 300)]  # ~345 B each
     request = hook_request("order-sign", procedures=visits)
     assert len(orjson.dumps(request)) > INLINE_BYTES
     assert where_the_record_was_read(client, monkeypatch, request) == ["worker thread"]

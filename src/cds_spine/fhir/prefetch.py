@@ -206,11 +206,10 @@ async def _encounters(resources: Sequence[dict[str, Any]], access: FhirAccess, c
         return []
 
 
-async def _optional(key: str, query: str, prefetch: Mapping[str, Any], patient_id: str, access: FhirAccess,
+async def _optional(key: str, query: str, value: PrefetchValue, patient_id: str, access: FhirAccess,
                     client: FhirClient, keep: Keep, seconds_left: float) -> tuple[list[dict[str, Any]], bool]:
-    """What prefetch holds under `key`, and what the FHIR server adds in the time left when prefetch lacks it;
-    whether the server was asked."""
-    value = _value_of(prefetch, key, keep)
+    """What prefetch holds under `key` (`value`), and what the FHIR server adds in the time left when prefetch
+    lacks it; whether the server was asked."""
     if not _needs_server(value) or access.why_not() or access.server is None or seconds_left <= 0:
         return list(value.resources), False
     try:
@@ -224,16 +223,32 @@ async def _optional(key: str, query: str, prefetch: Mapping[str, Any], patient_i
         return list(value.resources), True
 
 
+def _prefetch_alone(values: Sequence[PrefetchValue]) -> tuple[dict[str, Any], ...] | None:
+    """The resources, when prefetch holds all the call reads and nothing in them is for the FHIR server to complete
+    (a missing key, a next page, a Medication or an Encounter named by reference); else None. Most calls: they
+    are then read without a task, a timeout or a wait (about 0.2 ms of a 10-resource call)."""
+    if any(_needs_server(value) for value in values):
+        return None
+    resources = tuple(resource for value in values for resource in value.resources)
+    if unresolved_medications(resources) or unresolved_encounters(resources):
+        return None
+    return resources
+
+
 async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patient_id: str, access: FhirAccess,
                  client: FhirClient, budget_seconds: float, keep: Keep,
                  optional: Mapping[str, str] | None = None) -> Obtained:
     """The kept resources under `keys`, fetching what prefetch lacks concurrently, within one time budget; those
     under the `optional` keys (key -> query) alongside, none when they cannot be had within the budget."""
     values = {key: _value_of(prefetch or {}, key, keep) for key in keys}
+    optional_values = {key: _value_of(prefetch or {}, key, keep) for key in optional or {}}
+    complete = _prefetch_alone([*values.values(), *optional_values.values()])
+    if complete is not None:
+        return Obtained(complete, ())
     fetched = tuple(key for key, value in values.items() if _needs_server(value))
     started = time.monotonic()
-    extras = {key: asyncio.ensure_future(_optional(key, query, prefetch or {}, patient_id, access, client, keep,
-                                                   budget_seconds)) for key, query in (optional or {}).items()}
+    extras = {key: asyncio.ensure_future(_optional(key, query, optional_values[key], patient_id, access, client,
+                                                   keep, budget_seconds)) for key, query in (optional or {}).items()}
     # The budget bounds waiting for the FHIR server, never reading what prefetch holds: a call whose data all came
     # in prefetch is answered however long a busy machine takes to schedule it.
     needs_server = bool(fetched) or bool(unresolved_medications(
