@@ -123,32 +123,43 @@ def post(client: httpx.Client, url: str, body: bytes) -> httpx.Response:
     return response
 
 
-def measure(base: str, endpoint: str, payload: Payload, size: int, calls: int, memory: PeakMemory) -> Measurement:
+def latencies(base: str, endpoints: list[str], payload: Payload, calls: int) -> dict[str, list[float]]:
+    """Sequential calls, the endpoints taking turns call by call, so that each is measured in the same moments of a
+    machine whose load drifts (a ratio of two runs minutes apart says more of the machine than of the service)."""
+    measured: dict[str, list[float]] = {endpoint: [] for endpoint in endpoints}
+    with httpx.Client(timeout=120) as client:
+        for endpoint in endpoints:
+            for _ in range(3):
+                post(client, base + ENDPOINTS[endpoint], payload.fresh())
+        for _ in range(calls):
+            for endpoint in endpoints:
+                body = payload.fresh()
+                started = time.perf_counter()
+                post(client, base + ENDPOINTS[endpoint], body)
+                measured[endpoint].append((time.perf_counter() - started) * 1000)
+    return measured
+
+
+def measure(base: str, endpoint: str, payload: Payload, size: int, latency: list[float],
+            memory: PeakMemory) -> Measurement:
+    """The endpoint's latency (measured beside the others), then its throughput and the server's peak memory."""
     url = base + ENDPOINTS[endpoint]
     with httpx.Client(timeout=120) as client:
-        for _ in range(3):
-            post(client, url, payload.fresh())
         memory.reset()
-        latencies = []
-        for _ in range(calls):
-            body = payload.fresh()
-            started = time.perf_counter()
-            response = post(client, url, body)
-            latencies.append((time.perf_counter() - started) * 1000)
-        cards = len(response.json()["cards"])
+        cards = len(post(client, url, payload.fresh()).json()["cards"])
 
     def worker(count: int) -> None:
         with httpx.Client(timeout=120) as client:
             for _ in range(count):
                 post(client, url, payload.fresh())
 
-    per_worker = max(2, calls // CONCURRENCY)
+    per_worker = max(2, len(latency) // CONCURRENCY)
     started = time.perf_counter()
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         list(pool.map(worker, [per_worker] * CONCURRENCY))
     throughput = per_worker * CONCURRENCY / (time.perf_counter() - started)
-    return Measurement(size, endpoint, statistics.median(latencies), percentile(latencies, 0.95),
-                       percentile(latencies, 0.99), throughput, memory.peak(), cards)
+    return Measurement(size, endpoint, statistics.median(latency), percentile(latency, 0.95),
+                       percentile(latency, 0.99), throughput, memory.peak(), cards)
 
 
 def calls_for(size: int, endpoint: str, quick: bool) -> int:
@@ -355,7 +366,8 @@ def report(results: list[Measurement], fallback_result: dict, audit: dict, order
         "",
         "Each call is an order-sign on a lumbar ESI with the patient's whole record prefetched (five searchset"
         " Bundles, about 5 % of resources relevant: spine diagnoses, PT visits, NSAIDs, ESIs; the rest unrelated"
-        " care). Latency: sequential calls; throughput: "
+        " care). Latency: sequential calls, the floor, lazy-parse and the service taking turns call by call (so that each"
+        " ratio compares the same moments of the machine); throughput: "
         f"{CONCURRENCY} concurrent clients; peak memory: the server's RSS while serving that size.",
         "",
         "- floor: receive the body and decode the JSON with orjson (the fastest full decoder), answer"
@@ -449,8 +461,11 @@ def main() -> None:
     try:
         for size in sizes:
             payload = Payload(order_sign_request(size))
+            side_by_side = [endpoint for endpoint in ENDPOINTS if endpoint != "naive"]
+            measured = {**latencies(base, side_by_side, payload, calls_for(size, "service", args.quick)),
+                        **latencies(base, ["naive"], payload, calls_for(size, "naive", args.quick))}
             for endpoint in ENDPOINTS:
-                result = measure(base, endpoint, payload, size, calls_for(size, endpoint, args.quick), memory)
+                result = measure(base, endpoint, payload, size, measured[endpoint], memory)
                 results.append(result)
                 print(f"{size:>5} {endpoint:<8} p50 {result.p50:8.1f} ms  p95 {result.p95:8.1f} ms  "
                       f"{result.throughput:7.1f}/s  peak {result.peak_mib:6.0f} MiB", flush=True)
