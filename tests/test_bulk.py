@@ -112,15 +112,6 @@ def test_rows_csv_and_parquet_carry_the_same_rows_and_the_summary_their_counts(l
     assert counts["numerator"] == overall["numerator"] and counts["initial-population"] == len(parquet)
 
 
-def test_spark_gives_the_local_engines_rows_on_a_generated_export(generated, local_run, tmp_path):
-    result = audit_bulk(generated, tmp_path, "--since", SINCE, "--until", UNTIL, "--engine", "spark", "--quiet",
-                        **PLAIN)
-    assert result.returncode == 0, result.stderr
-    assert rows(tmp_path) == rows(local_run)
-    assert (tmp_path / "rows.csv").read_bytes() == (local_run / "rows.csv").read_bytes()
-    assert summary(tmp_path) == summary(local_run)
-
-
 def _with_injections(target: Path) -> int:
     """The real export, with a lumbar ESI (a copy of one of the patient's real Procedures, its code changed)
     a week after the last back-pain or neck-pain event of each patient who has one."""
