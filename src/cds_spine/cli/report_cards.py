@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from ..audit import orders
-from ..audit.report_card_pages import pdf_bytes, write_html
 from ..audit.report_cards import report_cards
 from ..audit.runs import RunOrders
 from .audit import reading_engine
@@ -25,6 +24,8 @@ def report_cards_command(
     and the target, the trend by month, overrides by reason, every order that missed (its patient by record id
     where the audit keeps plain ids, else by keyed hash): a PDF with an A4 page per clinician (further pages for a
     long list of missed orders), and the same as HTML."""
+    from ..audit.report_card_pages import pdf_bytes, write_html  # fpdf and jinja2 (0.36 s): only for this command
+
     period = read_period(since, until)
     settings = read_settings()
     knowledge = read_knowledge(settings)
