@@ -31,16 +31,17 @@ class RememberedOverride:
 
 
 def _recent_overrides_query() -> Select[Any]:
-    """Built once: from the overrides received in the window (few, and none for most patients), to their cards,
-    calls and orders; the calling EHR's patient only (the same id at another hospital is another patient); a
-    card counts while its latest feedback is the override."""
+    """Built once: from the patient's overrides received in the window (feedback keeps its card's patient, under an
+    index: none for most patients, and then nothing else is read), to their cards, calls and orders; the calling
+    EHR's patient only (the same id at another hospital is another patient); a card counts while its latest
+    feedback is the override."""
     c, a, k, f = tables.calls, tables.assessments, tables.cards, tables.feedback
     later = aliased(f)
     return (select(k.c.uuid, k.c.topic, a.c.order_reference, a.c.codes, f.c.received_at)
             .select_from(f.join(k, and_(k.c.uuid == f.c.card_uuid, k.c.call_id == f.c.call_id))
                          .join(c, c.c.id == f.c.call_id).join(a, a.c.id == k.c.assessment_id))
-            .where(f.c.outcome == "overridden", f.c.received_at >= bindparam("since"),
-                   c.c.patient == bindparam("patient"), c.c.origin == bindparam("origin"),
+            .where(f.c.patient == bindparam("patient"), f.c.outcome == "overridden", f.c.received_at >= bindparam("since"),
+                   c.c.origin == bindparam("origin"),
                    c.c.received_at >= bindparam("since"), k.c.topic.is_not(None),
                    not_(select(later.c.id).where(later.c.card_uuid == f.c.card_uuid, later.c.call_id == f.c.call_id,
                                                  later.c.received_at > f.c.received_at).exists()))

@@ -204,11 +204,12 @@ class SqlAuditStore:
         calls, cards = tables.calls, tables.cards
         with self.engine.begin() as connection:
             for event in events:
-                query = select(cards.c.call_id).where(cards.c.uuid == event.card)
+                query = select(cards.c.call_id, calls.c.patient).join(calls, calls.c.id == cards.c.call_id) \
+                    .where(cards.c.uuid == event.card)
                 if origins is not None:
-                    query = query.join(calls, calls.c.id == cards.c.call_id).where(calls.c.origin.in_(origins))
-                call_id = connection.scalar(query)
-                row = {"card_uuid": event.card, "call_id": call_id, "service_id": event.service_id,
+                    query = query.where(calls.c.origin.in_(origins))
+                call_id, patient = connection.execute(query).first() or (None, None)
+                row = {"card_uuid": event.card, "call_id": call_id, "patient": patient, "service_id": event.service_id,
                        "outcome": event.outcome, "accepted_suggestions": list(event.accepted_suggestions),
                        "override_system": event.override_system, "override_code": event.override_code,
                        "override_comment": event.override_comment, "outcome_timestamp": event.outcome_timestamp,

@@ -94,6 +94,9 @@ feedback = Table(
     Column("outcome_timestamp", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, index=True),
     Column("unknown_card", Boolean, nullable=False),
+    Column("patient", String(128)),  # the card's call's patient, as calls keeps it: None for an unknown card
+    # The override memory: a patient's overrides in the window, found without reading the patient's calls.
+    Index("ix_feedback_patient_outcome_received_at", "patient", "outcome", "received_at"),
     # Once per kind: feedback another EHR sends on a card's uuid (kept as unknown) never blocks the card's own.
     UniqueConstraint("card_uuid", "outcome", "outcome_timestamp", "unknown_card", name="uq_feedback_once"),
 )
