@@ -1,8 +1,9 @@
-"""audit-bulk and compare-knowledge on a real Spark standalone cluster, not only local[*]: a master and two
+"""The bulk audit (compare-knowledge's two runs, through audit-bulk's run_audit) on a real Spark standalone
+cluster, not only local[*]: a master and two
 workers started on this machine from pyspark's own scripts (separate JVMs, executors in processes of their
 own), the rows written by the executors as Parquet part files, and the same rows, summaries and changes as the
-local engine. These are the Spark engine's equivalence tests (local[*] runs the same code with the driver's
-own executors: test_bulk checks it on the real-shaped export); each Spark application costs 15 to 30 s."""
+local engine. This is the Spark engine's equivalence test (local[*] runs the same code with the driver's own
+executors: test_bulk checks it, through audit-bulk, on the real-shaped export)."""
 from __future__ import annotations
 
 import json
@@ -81,28 +82,11 @@ def on_cluster(master: str) -> dict[str, str]:
     return {**PLAIN, "CDS_SPINE_SPARK_MASTER": master, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
 
 
-def test_audit_bulk_on_a_standalone_cluster_gives_the_local_engines_rows(cluster, generated, tmp_path):
+def test_compare_knowledge_on_the_cluster_gives_the_local_engines_runs_and_changes(cluster, generated, tmp_path):
+    """One Spark application on the cluster (starting one costs 15 to 30 s here): compare-knowledge audits the
+    export twice in it, through run_audit as audit-bulk does, and each run must be the local engine's, row for
+    row, with its rows written by the executors as one part file per partition."""
     master, web = cluster
-    local, spark = tmp_path / "local", tmp_path / "spark"
-    period = ("--since", "2023-01-01", "--until", "2026-06-30")
-    assert run_cli("audit-bulk", str(generated), "--out", str(local), *period, "--quiet", **PLAIN).returncode == 0
-    result = run_cli("audit-bulk", str(generated), "--out", str(spark), *period, "--engine", "spark",
-                     "--partitions", "4", "--quiet", **on_cluster(master))
-    assert result.returncode == 0, result.stderr
-    parts = sorted((spark / "rows.parquet").glob("part-*.parquet"))
-    assert len(parts) == 4  # one per partition, written by the executors
-    assert pq.read_table(spark / "rows.parquet").to_pylist() == pq.read_table(local / "rows.parquet").to_pylist()
-    assert (spark / "rows.csv").read_bytes() == (local / "rows.csv").read_bytes()
-    summaries = [json.loads((out / "summary.json").read_text()) for out in (local, spark)]
-    assert summaries[1]["engine"] == f"spark {master}"
-    assert {k: v for k, v in summaries[0].items() if k not in ("ranAt", "seconds", "engine")} == \
-        {k: v for k, v in summaries[1].items() if k not in ("ranAt", "seconds", "engine")}
-    apps = httpx.get(f"{web}/json/", timeout=5).json()["completedapps"]
-    assert any(app["name"] == "cds-spine audit-bulk" for app in apps)  # it ran on the cluster, not in the driver
-
-
-def test_compare_knowledge_on_the_cluster_finds_the_local_engines_changes(cluster, generated, tmp_path):
-    master, _ = cluster
     baseline = Settings().knowledge_dir()
     candidate = tmp_path / "cards"
     subprocess.run(["cp", "-r", str(baseline), str(candidate)], check=True)
@@ -113,9 +97,20 @@ def test_compare_knowledge_on_the_cluster_finds_the_local_engines_changes(cluste
     for engine, settings in (("local", PLAIN), ("spark", on_cluster(master))):
         outs[engine] = tmp_path / engine
         result = run_cli("compare-knowledge", str(generated), "--baseline", str(baseline), "--candidate", str(candidate),
-                         "--out", str(outs[engine]), "--engine", engine, "--quiet", **settings)
+                         "--out", str(outs[engine]), "--since", "2023-01-01", "--until", "2026-06-30", "--engine",
+                         engine, "--partitions", "4", "--quiet", **settings)
         assert result.returncode == 0, result.stderr
     assert (outs["spark"] / "changes.csv").read_text() == (outs["local"] / "changes.csv").read_text()
     local, spark = (json.loads((outs[engine] / "summary.json").read_text()) for engine in ("local", "spark"))
     assert spark == local and spark["changed"] > 0
-    assert list((outs["spark"] / "candidate" / "rows.parquet").glob("part-*.parquet"))
+    for run in ("baseline", "candidate"):
+        on_spark, on_local = outs["spark"] / run, outs["local"] / run
+        assert len(list((on_spark / "rows.parquet").glob("part-*.parquet"))) == 4  # one per partition
+        assert pq.read_table(on_spark / "rows.parquet").to_pylist() == pq.read_table(on_local / "rows.parquet").to_pylist()
+        assert (on_spark / "rows.csv").read_bytes() == (on_local / "rows.csv").read_bytes()
+        summaries = [json.loads((out / "summary.json").read_text()) for out in (on_local, on_spark)]
+        assert summaries[1]["engine"] == f"spark {master}"
+        assert {k: v for k, v in summaries[0].items() if k not in ("ranAt", "seconds", "engine")} == \
+            {k: v for k, v in summaries[1].items() if k not in ("ranAt", "seconds", "engine")}
+    apps = httpx.get(f"{web}/json/", timeout=5).json()["completedapps"]
+    assert [app["name"] for app in apps] == ["cds-spine audit-bulk"]  # both runs in one application, on the cluster
