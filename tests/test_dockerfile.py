@@ -61,7 +61,8 @@ def canonical(name: str) -> str:
 def test_build_and_install_commands_work(tmp_path):
     root = tmp_path / "root"
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # Without its own pip (4 s of this test): the Dockerfile's pip commands run this environment's pip against it.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     # The image's Python has the dependencies from PyPI; here the test environment's stand in (offline).
     deps = tmp_path / "deps"
     deps.mkdir()
@@ -92,7 +93,7 @@ def test_build_and_install_commands_work(tmp_path):
             lock = Path(on_root(argument.split(" -r ", 1)[1].split()[0]))
             assert lock.read_text() == (ROOT / "requirements.lock").read_text()  # offline: the lock is checked
         elif instruction == "RUN" and argument.startswith("pip "):
-            command = on_root(argument).replace("pip ", f"{bin_dir / 'pip'} ", 1)
+            command = on_root(argument).replace("pip ", f"{sys.executable} -m pip --python {bin_dir / 'python'} ", 1)
             result = subprocess.run(command, shell=True, cwd=workdir, capture_output=True, text=True,
                                     env=clean_env(PIP_NO_INDEX="1"))
             assert result.returncode == 0, f"{argument}\n{result.stdout}\n{result.stderr}"
