@@ -212,8 +212,8 @@ class _Reader:
         if self.knowledge.find(entry.codes, self.config.conservative.referrals.valueset):
             return  # the act of referring: a referral (pending_referrals), not therapy
         days = procedure_days(entry, self.today)
-        if not days:
-            return
+        if not days or not self.window.clip(*days):
+            return  # nothing of it in the lookback window: it counts for nothing, whatever it is
         description = describe(entry.codes, entry.text)
         indication = self.indications.of(entry.reasons, entry.body_sites, days[0])
         group = self._modality(entry.codes)
@@ -232,8 +232,8 @@ class _Reader:
         if entry.status != "completed":
             return
         days = referral_days(entry, self.today)
-        if not days:
-            return
+        if not days or not self.window.clip(*days):
+            return  # as a procedure
         description = describe(entry.codes, entry.text)
         indication = self.indications.of(entry.reasons, entry.body_sites, days[0])
         group = self._modality(entry.codes)
