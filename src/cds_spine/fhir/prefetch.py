@@ -240,8 +240,9 @@ async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patien
                  optional: Mapping[str, str] | None = None) -> Obtained:
     """The kept resources under `keys`, fetching what prefetch lacks concurrently, within one time budget; those
     under the `optional` keys (key -> query) alongside, none when they cannot be had within the budget."""
-    values = {key: _value_of(prefetch or {}, key, keep) for key in keys}
-    optional_values = {key: _value_of(prefetch or {}, key, keep) for key in optional or {}}
+    supplied = prefetch or {}
+    values = {key: _value_of(supplied, key, keep) for key in keys}
+    optional_values = {key: _value_of(supplied, key, keep) for key in optional or {}}
     complete = _prefetch_alone([*values.values(), *optional_values.values()])
     if complete is not None:
         return Obtained(complete, ())

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from ..pathway.card_wording import Detail
 from ..pathway.knowledge import Knowledge
 from ..pathway.record import (
     ObservationEntry,
@@ -78,6 +79,11 @@ def _validate(resource: dict[str, Any]) -> tuple[Any, tuple[str, ...]]:
         return model.model_validate({k: v for k, v in resource.items() if k not in failed}), left_out
 
 
+def _kind(wording: Detail, written_as: str) -> str:
+    """What an entry is, in the card's words (cards/pathway.yaml `entry_kinds`): "a prescription"."""
+    return wording.entry_kinds.get(written_as, written_as)
+
+
 def build_record(relevant: Iterable[dict[str, Any]], knowledge: Knowledge) -> PatientRecord:
     """Resources the one-pass filter kept (relevance_filter), in their R4 shape, validated and typed;
     duplicates (same type and id, e.g. on two pages) are read once. One whose essential elements fail
@@ -98,11 +104,11 @@ def build_record(relevant: Iterable[dict[str, Any]], knowledge: Knowledge) -> Pa
             entries[resource_type].append(entry)
         except (ValidationError, ValueError, OverflowError) as exc:  # a valid-looking date that does not exist,
             # or a course of days (a supply of 1e6 years, a quantity over a tiny dose) that no calendar holds
-            unreadable.append(wording.entry_kinds.get(written_as, written_as))
+            unreadable.append(_kind(wording, written_as))
             log.warning("left out a %s that failed FHIR validation: %s", written_as, _failed_elements(exc))
             continue
         if left_out:
-            partly_read.append(WORDING.format(wording.partly_read_entry, kind=wording.entry_kinds.get(written_as, written_as),
+            partly_read.append(WORDING.format(wording.partly_read_entry, kind=_kind(wording, written_as),
                                               elements=", ".join(left_out)))
             log.warning("read a %s without elements that failed FHIR validation: %s", written_as, ", ".join(left_out))
     observations = [_within_scales(observation, knowledge, partly_read) for observation in entries["Observation"]]
