@@ -30,6 +30,14 @@ def parse(data: bytes) -> Any:
         raise JSONDecodeError(str(exc).split(":", 1)[-1].strip()) from None
 
 
+def optional_member(value: Any, key: str) -> Any:
+    """value.get(key), for a member that most objects lack. A lazy object's get() raises and catches inside when
+    the key is absent, which costs about 4 µs (a present key: 0.15 µs); a scan of its keys costs 0.7 µs."""
+    if value.__class__ is simdjson.Object and key not in value.keys():
+        return None
+    return value.get(key)
+
+
 def materialize(value: Any) -> Any:
     """Plain dicts and lists all the way down."""
     if value.__class__ is simdjson.Object:

@@ -2,7 +2,7 @@
 the seam with the pathway."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +16,7 @@ from ..fhir.prefetch import (
     RECORD_KEYS,
     FhirAccess,
     Obtained,
+    from_prefetch_alone,
     obtain,
     optional_queries,
 )
@@ -80,7 +81,7 @@ class CallAnswerer:
         self.relevant = relevance_filter(knowledge, UnplacedCodeSystems())
         self.optional = optional_queries(knowledge)
 
-    async def _obtain(self, call: Call, caller: Caller, keys: Sequence[str], with_optional: bool = True) -> Obtained:
+    async def _obtain(self, call: Call, caller: Caller, keys: Sequence[str], with_optional: bool) -> Obtained:
         authorization = call.request.fhirAuthorization
         server = call.request.fhirServer
         access = FhirAccess(server, authorization.access_token if authorization else None,
@@ -92,23 +93,43 @@ class CallAnswerer:
             DATA_UNAVAILABLE.labels(error.kind).inc()
             raise
 
+    def answer_from_prefetch(self, call: Call, now: datetime, caller: Caller) -> Answer | None:
+        """The answer when prefetch holds all the call reads (most calls), in one synchronous step: it runs where the
+        call's CPU work runs, with the parsing (offload.py). None: the FHIR server must complete it (`answer`)."""
+        try:
+            return self._answer(call, now, self._options(call, caller.profile), _Reader(call, self, {}))
+        except _NeedsServer:
+            return None
+
     async def answer(self, call: Call, now: datetime, caller: Caller, inline: bool) -> Answer:
-        """The CPU-bound steps (reading the record, the pathway, the cards) run on the event loop for a small call
-        (`inline`) and in a worker thread for a large one, which so never holds the loop (offload.py)."""
+        """The answer, the FHIR server completing what prefetch lacks: each time the call needs what prefetch does not
+        hold, it is obtained, and the call answered again with it (at most twice: patient-view reads the diagnoses
+        first, the rest only when they call for a summary). The CPU work runs on the event loop for a small call
+        (`inline`), in a worker thread for a large one (offload.py)."""
         options = self._options(call, caller.profile)
+        obtained: dict[_Need, Obtained | DataUnavailableError] = {}
+        while True:
+            try:
+                return await cpu_work(inline, lambda: self._answer(call, now, options, _Reader(call, self, obtained)))
+            except _NeedsServer as needs:
+                try:
+                    obtained[needs.what] = await self._obtain(call, caller, *needs.what)
+                except DataUnavailableError as error:
+                    obtained[needs.what] = error
+
+    def _answer(self, call: Call, now: datetime, options: CardOptions, read: _Reader) -> Answer:
         if call.service.hook == "patient-view":
-            return await self._patient_view(call, caller, now, options, inline)
+            return self._patient_view(now, options, read)
         orders, in_scope = self._orders_in_scope(call)  # cheap: at most CDS_SPINE_MAX_DRAFT_ORDERS
         classified = classify_all(in_scope, self.knowledge)
         if not classified and not any(awaits_its_reason(order, self.knowledge) for order in in_scope):
             return Answer()
         orderer = find_orderer(call.context.userId, call.context.encounterId, call.request.prefetch)
         try:
-            obtained = await self._obtain(call, caller, RECORD_KEYS)
+            obtained = read(RECORD_KEYS, with_optional=True)
         except DataUnavailableError as error:
             return Answer(orders=classified, unavailable=error, orderer=orderer)
-        classified, assessed = await cpu_work(
-            inline, lambda: self._assess(in_scope, orders, obtained.resources, now, options))
+        classified, assessed = self._assess(in_scope, orders, obtained.resources, now, options)
         actions = order_annotations([a for a, _ in assessed], call.draft_orders, self.knowledge,
                               self.knowledge.config.card.annotation_description) if self.annotate_orders else []
         return Answer(assessed=assessed, orders=classified, data_read=True, fetched_keys=obtained.fetched_keys,
@@ -138,15 +159,47 @@ class CallAnswerer:
     def _summary(self, resources: Sequence[dict[str, Any]], now: datetime) -> PatientSummary | None:
         return summarize_patient(build_record(resources, self.knowledge), self.knowledge, now)
 
-    async def _patient_view(self, call: Call, caller: Caller, now: datetime, options: CardOptions,
-                            inline: bool) -> Answer:
+    def _patient_view(self, now: datetime, options: CardOptions, read: _Reader) -> Answer:
         try:
-            conditions = await self._obtain(call, caller, CONDITION_KEYS, with_optional=False)
-            if await cpu_work(inline, lambda: self._summary(conditions.resources, now)) is None:
+            conditions = read(CONDITION_KEYS, with_optional=False)
+            if self._summary(conditions.resources, now) is None:
                 return Answer(data_read=True, fetched_keys=conditions.fetched_keys)
-            rest = await self._obtain(call, caller, [key for key in RECORD_KEYS if key not in CONDITION_KEYS])
+            rest = read(tuple(key for key in RECORD_KEYS if key not in CONDITION_KEYS), with_optional=True)
         except DataUnavailableError as error:
             return Answer(unavailable=error)
-        summary = await cpu_work(inline, lambda: self._summary(conditions.resources + rest.resources, now))
+        summary = self._summary(conditions.resources + rest.resources, now)
         return Answer(other_cards=render_patient_summary(summary, self.knowledge, options),
                       data_read=True, fetched_keys=conditions.fetched_keys + rest.fetched_keys)
+
+
+_Need = tuple[tuple[str, ...], bool]
+"""What a step of a call reads: the prefetch keys, and whether the optional ones (observations, imaging) with them."""
+
+
+class _NeedsServer(Exception):
+    """The call reads what prefetch does not hold (`what`): the FHIR server must complete it."""
+
+    def __init__(self, what: _Need) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class _Reader:
+    """What a call reads: what the FHIR server gave for it (`obtained`, or why it could not), else prefetch alone."""
+
+    def __init__(self, call: Call, answerer: CallAnswerer, obtained: Mapping[_Need, Obtained | DataUnavailableError]):
+        self.call = call
+        self.answerer = answerer
+        self.obtained = obtained
+
+    def __call__(self, keys: tuple[str, ...], with_optional: bool) -> Obtained:
+        need = (keys, with_optional)
+        found = self.obtained.get(need)
+        if isinstance(found, DataUnavailableError):
+            raise found
+        if found is None:
+            found = from_prefetch_alone(keys, self.call.request.prefetch, self.answerer.relevant,
+                                        self.answerer.optional if with_optional else None)
+        if found is None:
+            raise _NeedsServer(need)
+        return found

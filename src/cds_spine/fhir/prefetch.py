@@ -223,29 +223,30 @@ async def _optional(key: str, query: str, value: PrefetchValue, patient_id: str,
         return list(value.resources), True
 
 
-def _prefetch_alone(values: Sequence[PrefetchValue]) -> tuple[dict[str, Any], ...] | None:
-    """The resources, when prefetch holds all the call reads and nothing in them is for the FHIR server to complete
-    (a missing key, a next page, a Medication or an Encounter named by reference); else None. Most calls: they
-    are then read without a task, a timeout or a wait (about 0.2 ms of a 10-resource call)."""
+def from_prefetch_alone(keys: Sequence[str], prefetch: Mapping[str, Any] | None, keep: Keep,
+                        optional: Mapping[str, str] | None = None) -> Obtained | None:
+    """The kept resources under `keys` and the `optional` keys, when prefetch holds all of them and nothing in them
+    is for the FHIR server to complete (a missing key, a next page, a Medication or an Encounter named by
+    reference): most calls. Synchronous, so that it runs where the call's CPU work runs (cdshooks/offload.py).
+    None: `obtain` must complete it."""
+    supplied = prefetch or {}
+    values = [_value_of(supplied, key, keep) for key in (*keys, *(optional or {}))]
     if any(_needs_server(value) for value in values):
         return None
     resources = tuple(resource for value in values for resource in value.resources)
     if unresolved_medications(resources) or unresolved_encounters(resources):
         return None
-    return resources
+    return Obtained(resources, ())
 
 
 async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patient_id: str, access: FhirAccess,
                  client: FhirClient, budget_seconds: float, keep: Keep,
                  optional: Mapping[str, str] | None = None) -> Obtained:
-    """The kept resources under `keys`, fetching what prefetch lacks concurrently, within one time budget; those
+    """The kept resources under `keys`, what prefetch lacks fetched concurrently, within one time budget; those
     under the `optional` keys (key -> query) alongside, none when they cannot be had within the budget."""
     supplied = prefetch or {}
     values = {key: _value_of(supplied, key, keep) for key in keys}
     optional_values = {key: _value_of(supplied, key, keep) for key in optional or {}}
-    complete = _prefetch_alone([*values.values(), *optional_values.values()])
-    if complete is not None:
-        return Obtained(complete, ())
     fetched = tuple(key for key, value in values.items() if _needs_server(value))
     started = time.monotonic()
     extras = {key: asyncio.ensure_future(_optional(key, query, optional_values[key], patient_id, access, client,

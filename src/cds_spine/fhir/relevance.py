@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..jsonio import ARRAYS, OBJECTS
+from ..jsonio import ARRAYS, OBJECTS, materialize, optional_member
 from ..pathway.knowledge import Knowledge
 from .generations import READ_AS
 from .resources import (
@@ -95,25 +95,25 @@ def relevance_filter(knowledge: Knowledge, unplaced: Callable[[str], None] | Non
             return True
         is_medication = resource_type in MEDICATION_TYPES
         if is_medication:
-            concept = resource.get("medicationCodeableConcept")
-            if concept is None and resource.get("medicationReference").__class__ in OBJECTS:
+            concept = materialize(resource.get("medicationCodeableConcept"))
+            if concept is None and optional_member(resource, "medicationReference").__class__ in OBJECTS:
                 return True
         elif resource_type == "ImagingStudy":
             return any(in_a_value_set(concept) for concept in _imaging_concepts(resource))
         elif resource_type in RECORD_TYPES:
-            concept = resource.get("code")
+            concept = materialize(resource.get("code"))
         else:
             return False
         if in_a_value_set(concept):
             return True
         if resource_type == "Observation":  # a panel whose components are the scores (PEG: pain, interference)
-            components = resource.get("component")
+            components = optional_member(resource, "component")
             component: Any
             for component in components if components.__class__ in ARRAYS else ():
                 if component.__class__ in OBJECTS and in_a_value_set(component.get("code")):
                     return True
         if is_medication:
-            for name in _medication_names(concept, resource.get("medicationReference")):
+            for name in _medication_names(concept, optional_member(resource, "medicationReference")):
                 if name.__class__ is str and mentions_medication(name):
                     return True
         elif resource_type == "Condition":  # a red flag or cancer named only in words (the last resort)
