@@ -28,6 +28,7 @@ from reporting import AUDIT_USERS, AUDIT_USERS_ENV, KEY, VIEWER_KEY
 sys.path.insert(0, str(ROOT))
 from bench.bulk_export import GUIDED_ESI, REGENERATIVE, SURGERY, UNGUIDED_ESI, VALUESETS, write_export  # noqa: E402
 from cds_spine.app import create_app  # noqa: E402
+from cds_spine.audit.runs import RunOrders, decision  # noqa: E402
 from cds_spine.pathway.record import Code  # noqa: E402
 from cds_spine.privacy import PatientIdHasher  # noqa: E402
 from cds_spine.settings import Settings  # noqa: E402
@@ -342,6 +343,33 @@ def test_a_bulk_runs_procedures_are_browsed_as_the_live_decisions_are(runs, loca
         assert hashed != row["patient"] and len(hashed) == 24 and int(hashed, 16) >= 0  # the keyed hash
         assert client.get("/audit/decisions/999999", params=run, headers=auth).status_code == 404
         assert client.get("/audit/decisions/1", params={"run": "not-a-run"}, headers=auth).status_code == 404
+
+
+def test_a_procedure_of_a_run_in_many_row_groups_opens_from_its_own(local_run, knowledge, tmp_path, monkeypatch):
+    """A large run is written in batches, a row group each: a procedure is read from the group that holds it, and
+    opens as the same procedure, in full; an id that names no row opens nothing."""
+    batched = tmp_path / "batched"
+    batched.mkdir()
+    shutil.copy(local_run / "summary.json", batched)
+    pq.write_table(pq.read_table(local_run / "rows.parquet"), batched / "rows.parquet", row_group_size=3)
+    assert pq.ParquetFile(batched / "rows.parquet").num_row_groups > 3
+    found = rows(local_run)
+    groups_read: list[int] = []
+    read_row_group = pq.ParquetFile.read_row_group
+
+    def watched(self, group, *args, **kwargs):
+        groups_read.append(group)
+        return read_row_group(self, group, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", watched)
+    opened = [decision(RunOrders(batched), knowledge, str(index)) for index in range(1, len(found) + 1)]
+    assert groups_read == [(index - 1) // 3 for index in range(1, len(found) + 1)]
+    assert opened == [decision(RunOrders(local_run), knowledge, str(index)) for index in range(1, len(found) + 1)]
+    assert [(item["id"], item["orders"][0]["reference"], item["orders"][0]["findings"]) for item in opened] == \
+        [(str(index), row["procedure"], [{"code": code, "severity": knowledge.config.findings[code].severity}
+                                         for code in row["findings"]]) for index, row in enumerate(found, start=1)]
+    for nothing in ("0", str(len(found) + 1), "01", "-1", "1.0", "x", "١"):
+        assert decision(RunOrders(batched), knowledge, nothing) is None
 
 
 def test_the_dashboard_opens_a_bulk_run(chromium, runs, local_run, tmp_path):

@@ -42,6 +42,20 @@ class RunOrders:
             if (period.since is None or day >= period.since) and (period.until is None or day <= period.until):
                 yield index, BulkRow.from_columns(row)
 
+    def bulk_row(self, index: int) -> BulkRow | None:
+        """The row at its place in the run (from 1), reading only the row group that holds it: opening one procedure
+        of a run of millions decodes one batch of rows, not the run."""
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(self.folder / "rows.parquet")
+        offset = index - 1
+        for group in range(rows.num_row_groups) if offset >= 0 else ():
+            size = rows.metadata.row_group(group).num_rows
+            if offset < size:
+                return BulkRow.from_columns(rows.read_row_group(group).slice(offset, 1).to_pylist()[0])
+            offset -= size
+        return None
+
     def traffic(self, period: ReportPeriod) -> Traffic:
         return Traffic({}, {}, {})  # a bulk run has procedures, not calls
 
@@ -113,8 +127,10 @@ def decisions(run: RunOrders, period: ReportPeriod, knowledge: Knowledge, page: 
 def decision(run: RunOrders, knowledge: Knowledge, row_id: str) -> dict[str, Any] | None:
     """One procedure of the run in full, by its place in the run (`id` in `decisions`): its findings with their
     severity, and what the record held (counts: a run keeps no evidence lists)."""
-    found = next(((index, row) for index, row in run.bulk_rows(ReportPeriod()) if str(index) == row_id), None)
-    return None if found is None else _procedure_json(*found, knowledge, full=True)
+    if not row_id.isdecimal() or row_id != str(int(row_id)):
+        return None
+    row = run.bulk_row(int(row_id))
+    return None if row is None else _procedure_json(int(row_id), row, knowledge, full=True)
 
 
 def _procedure_json(index: int, row: BulkRow, knowledge: Knowledge, full: bool) -> dict[str, Any]:
