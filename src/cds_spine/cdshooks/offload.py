@@ -1,11 +1,12 @@
 """Where a call's CPU work runs: on the event loop when the call is small, in a worker thread when it is large.
 
-A hop to the thread pool costs about 0.3 ms on 2 cores (measured: removing the two hops of a 10-resource call took
-it from 3.3 to 2.5 ms in process), more than parsing and assessing a small call takes. A large call still goes to a
-worker thread, so that one huge record never holds the loop for long (the interpreter's switch interval lets the
-loop answer /healthz and other calls between slices of it). At the bound, 256 KiB (about 170 resources of the
-benchmark's patients), parsing and assessing holds the loop 2.2 ms (p50; 3 ms at most over 200 calls); the hops it
-saves a 100-resource call are 0.5 ms of its 4.8. Blocking I/O (the audit store) always goes to a thread."""
+A call whose prefetch holds what it reads (most calls) has one step of CPU work: parsing the body, reading prefetch
+(the relevance pass) and assessing (routes.call_service, CallAnswerer.answer_from_prefetch). A hop to the thread
+pool costs about 0.3 ms on 2 cores in process (more over HTTP on this VM: about 0.8 ms), more than that step takes
+for a small call. A large call's step goes to a worker thread in one hop, so that one huge record never holds the
+loop for long (the interpreter's switch interval lets the loop answer /healthz and other calls between slices of
+it). At the bound, 256 KiB (about 165 resources of the benchmark's patients), the step holds the loop about 1.6 ms
+(160 resources, in process). Blocking I/O (the audit store) always goes to a thread."""
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, NonNegativeInt, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, StringConstraints
 
 READABLE_YEARS = range(1800, 2400)
 """The years a date in a patient's record can be read in. A date outside (0001-01-01, 9999-12-31: a placeholder
@@ -45,7 +45,7 @@ class Coding(_Element):
 
 
 class CodeableConcept(_Element):
-    coding: list[Coding] = []
+    coding: list[Coding] = Field(default_factory=list)
     text: str | None = None
 
 
@@ -94,7 +94,7 @@ class DoseAndRate(_Element):
 
 class Dosage(_Element):
     timing: Timing | None = None
-    doseAndRate: list[DoseAndRate] = []
+    doseAndRate: list[DoseAndRate] = Field(default_factory=list)
 
 
 class Medication(_Element):
@@ -109,8 +109,8 @@ class _Resource(_Element):
 
 
 class _Reasoned(_Resource):
-    reasonCode: list[CodeableConcept] = []
-    reasonReference: list[Reference] = []
+    reasonCode: list[CodeableConcept] = Field(default_factory=list)
+    reasonReference: list[Reference] = Field(default_factory=list)
 
 
 class Condition(_Resource):
@@ -136,14 +136,14 @@ class Procedure(_Reasoned):
     code: CodeableConcept | None = None
     performedDateTime: DateTime | None = None
     performedPeriod: Period | None = None
-    bodySite: list[CodeableConcept] = []
+    bodySite: list[CodeableConcept] = Field(default_factory=list)
 
 
 class _MedicationUse(_Reasoned):
     status: Code
     medicationCodeableConcept: CodeableConcept | None = None
     medicationReference: Reference | None = None
-    contained: list[dict[str, Any]] = []
+    contained: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class MedicationStatement(_MedicationUse):
@@ -157,7 +157,7 @@ class MedicationRequest(_MedicationUse):
     intent: Code | None = None  # required by R4, absent before it (MedicationOrder); a `plan` is not a supply
     authoredOn: DateTime | None = None
     courseOfTherapyType: CodeableConcept | None = None
-    dosageInstruction: list[Dosage] = []
+    dosageInstruction: list[Dosage] = Field(default_factory=list)
     dispenseRequest: DispenseRequest | None = None
 
 
@@ -169,7 +169,7 @@ class ServiceRequest(_Reasoned):
     occurrenceDateTime: DateTime | None = None
     occurrencePeriod: Period | None = None
     authoredOn: DateTime | None = None
-    bodySite: list[CodeableConcept] = []
+    bodySite: list[CodeableConcept] = Field(default_factory=list)
 
 
 class _Valued(_Element):
@@ -189,7 +189,7 @@ class Observation(_Resource, _Valued):
     effectivePeriod: Period | None = None
     effectiveInstant: DateTime | None = None
     issued: DateTime | None = None
-    component: list[_Valued] = []
+    component: list[_Valued] = Field(default_factory=list)
 
 
 class DiagnosticReport(_Resource):
@@ -215,9 +215,9 @@ class ImagingStudy(_Resource):
     resourceType: Literal["ImagingStudy"]
     status: Code | None = None
     started: DateTime | None = None
-    modality: list[Coding] = []
-    procedureCode: list[CodeableConcept] = []
-    series: list[ImagingSeries] = []
+    modality: list[Coding] = Field(default_factory=list)
+    procedureCode: list[CodeableConcept] = Field(default_factory=list)
+    series: list[ImagingSeries] = Field(default_factory=list)
 
 
 MODELS: dict[str, type[_Resource]] = {
