@@ -33,7 +33,7 @@ from ..validation import validate
 from .answers import Answer, CallAnswerer
 from .calls import Call, Caller, decode_json, parse_call
 from .models import Card, CdsResponse, FeedbackRequest, Service
-from .offload import cpu_work, runs_inline
+from .offload import runs_inline
 from .repeats import without_repeats
 from .services import SERVICES
 
@@ -194,20 +194,11 @@ async def call_service(service_id: str, request: Request, state: Hooks, caller: 
     body = await json_body(request, limits)
     inline = runs_inline(len(body))
 
-    def parsed_and_answered() -> tuple[Call, Answer | None]:
-        """Most calls' CPU work in one step (prefetch holds what they read): on the event loop, or in one hop."""
-        call = parse_call(service, decode_json(body, limits.max_json_containers), limits.max_draft_orders)
-        return call, state.answerer.answer_from_prefetch(call, received_at, caller)
-
-    call, from_prefetch = await cpu_work(inline, parsed_and_answered)
-    answer = from_prefetch if from_prefetch is not None else \
-        await state.answerer.answer(call, received_at, caller, inline=inline)
-    patient = state.store.patient_hasher(call.context.patientId)
-    origin = caller.origin(call.request.fhirServer)
-
-    def remember_then_record() -> tuple[Answer, bool]:
-        """The audit store's work for the call in one worker thread: the override memory it reads, then the call
-        it records (committed before the answer)."""
+    def recorded(call: Call, answer: Answer) -> tuple[Answer, bool]:
+        """The audit store's work for the call (blocking, so in a worker thread): the override memory it reads, then
+        the call it records (committed before the answer)."""
+        origin = caller.origin(call.request.fhirServer)
+        patient = state.store.patient_hasher(call.context.patientId)
         remembered = _remembered(state, origin, call.context.patientId, answer, received_at)
         shown, suppressed = without_repeats(answer, remembered)
         status = shown.unavailable.status if shown.unavailable else 200
@@ -223,7 +214,19 @@ async def call_service(service_id: str, request: Request, state: Hooks, caller: 
                          suppressed=suppressed)
         return shown, _write(state, lambda: state.store.record_call(record), "call")
 
-    answer, stored = await run_in_threadpool(remember_then_record)
+    def from_prefetch(in_worker: bool) -> tuple[Call, Answer | None, tuple[Answer, bool] | None]:
+        """Most calls' work (prefetch holds what they read): parsed and answered in one step; and recorded too when
+        it runs in a worker thread already (a large call: one hop for its CPU work and the store's)."""
+        call = parse_call(service, decode_json(body, limits.max_json_containers), limits.max_draft_orders)
+        answer = state.answerer.answer_from_prefetch(call, received_at, caller)
+        return call, answer, recorded(call, answer) if in_worker and answer is not None else None
+
+    call, answer, done = from_prefetch(False) if inline else await run_in_threadpool(from_prefetch, True)
+    if answer is None:  # the FHIR server completes what prefetch lacks
+        answer = await state.answerer.answer(call, received_at, caller, inline=inline)
+    if done is None:
+        done = await run_in_threadpool(recorded, call, answer)
+    answer, stored = done
     _stored_or_refused(state, stored)
     for assessment, _ in answer.assessed:
         DECISIONS.labels(assessment.decision.value).inc()
