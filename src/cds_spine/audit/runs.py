@@ -37,10 +37,10 @@ class RunOrders:
         """The run's rows in the period, each with its place in the run (from 1)."""
         import pyarrow.parquet as pq  # only when a run is read: the service does not load it otherwise
 
-        for index, row in enumerate(pq.read_table(self.folder / "rows.parquet").to_pylist(), start=1):
-            day = date.fromisoformat(row["date"])
-            if (period.since is None or day >= period.since) and (period.until is None or day <= period.until):
-                yield index, BulkRow.from_columns(row)
+        columns = pq.read_table(self.folder / "rows.parquet").to_pydict()
+        positions = [at for at, day in enumerate(map(date.fromisoformat, columns["date"]))
+                     if (period.since is None or day >= period.since) and (period.until is None or day <= period.until)]
+        yield from zip((at + 1 for at in positions), BulkRow.from_table(columns, positions), strict=True)
 
     def bulk_row(self, index: int) -> BulkRow | None:
         """The row at its place in the run (from 1), reading only the row group that holds it: opening one procedure
@@ -52,7 +52,7 @@ class RunOrders:
         for group in range(rows.num_row_groups) if offset >= 0 else ():
             size = rows.metadata.row_group(group).num_rows
             if offset < size:
-                return BulkRow.from_columns(rows.read_row_group(group).slice(offset, 1).to_pylist()[0])
+                return next(BulkRow.from_table(rows.read_row_group(group).slice(offset, 1).to_pydict()))
             offset -= size
         return None
 

@@ -26,8 +26,8 @@ PER = 1000
 def read_rows(run: Path) -> dict[tuple[str, str], BulkRow]:
     import pyarrow.parquet as pq
 
-    return {(row.patient, row.procedure): row for row in
-            (BulkRow.from_columns(values) for values in pq.read_table(run / "rows.parquet").to_pylist())}
+    return {(row.patient, row.procedure): row
+            for row in BulkRow.from_table(pq.read_table(run / "rows.parquet").to_pydict())}
 
 
 def card_of(row: BulkRow | None, knowledge: Knowledge) -> str:

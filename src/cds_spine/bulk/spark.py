@@ -134,4 +134,4 @@ def _read_parts(rows_dir: Path) -> Iterator[BulkRow]:
 
     for part in sorted(rows_dir.glob("part-*.parquet")):
         for batch in pq.ParquetFile(part).iter_batches(batch_size=10_000):
-            yield from (BulkRow.from_columns(values) for values in batch.to_pylist())
+            yield from BulkRow.from_table(batch.to_pydict())
