@@ -57,7 +57,9 @@ def _imaging_concepts(resource: dict[str, Any]) -> Iterator[Any]:
 def relevance_filter(knowledge: Knowledge, unplaced: Callable[[str], None] | None = None
                      ) -> Callable[[dict[str, Any]], bool]:
     """The one-pass filter: does any rule read this resource? It runs on every resource of every call
-    (plain or lazy JSON objects alike), so it is a closure over plain dictionaries. `unplaced` is told the
+    (plain or lazy JSON objects alike), so it is a closure over plain dictionaries. A lazy resource's concept is
+    made a plain dict once (cheaper than its many lazy reads), and members most resources lack are asked for
+    through `optional_member` (a lazy get of an absent member costs 30 times a present one). `unplaced` is told the
     code systems of every code the rules would read whose systems the service cannot place (none of its
     codings under a standard, local or known-but-unread system)."""
     systems_by_code = knowledge.systems_by_raw_code
