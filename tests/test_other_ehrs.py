@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import re
 import shutil
 
 import pyarrow.parquet as pq
@@ -143,6 +144,25 @@ def test_unplaced_code_systems_are_counted_and_logged_once(client, caplog):
     pid, resources = mimic_patient("a977f4b6")  # MIMIC's own ICD-9 system: mapped by default, placed
     assert call(client, ORDER_SIGN, request(pid, resources, ESI_LUMBAR)).status_code == 200
     assert unplaced(client, MIMIC_ICD9) == 0
+
+
+def test_unplaced_code_systems_are_counted_once_when_the_fhir_server_completes_prefetch(client, httpx_mock):
+    """A call whose prefetch lacks a key reads what prefetch holds once, not again when the server has answered."""
+    pid, resources = mimic_patient("42f0ed8f")
+    local = "http://hospital.example.org/fhir/CodeSystem/unmapped-dx-2"
+    resources["Condition"] = [recoded(c, local, c["code"]["coding"][0]["code"], "x", f"u{i}")
+                              for i, c in enumerate(resources["Condition"])]
+    body = request(pid, resources, ESI_LUMBAR)
+    del body["prefetch"]["procedures"]
+    server = "https://ehr.example.org/fhir"
+    body.update(fhirServer=server, fhirAuthorization={"access_token": "T", "token_type": "Bearer", "expires_in": 300,
+                                                      "scope": "user/*.read", "subject": "svc"})
+    httpx_mock.add_response(url=re.compile(f"{re.escape(server)}/.*"), is_reusable=True,
+                            json={"resourceType": "Bundle", "type": "searchset", "entry": []})
+    before = unplaced(client, local)
+    assert call(client, ORDER_SIGN, body).status_code == 200
+    assert f"{server}/Procedure?patient={pid}" in [str(sent.url) for sent in httpx_mock.get_requests()]
+    assert unplaced(client, local) - before == len(resources["Condition"])
 
 
 # --- 2. FHIR generations ---------------------------------------------------------------------------------

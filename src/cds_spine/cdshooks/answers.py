@@ -2,7 +2,7 @@
 the seam with the pathway."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,9 +16,10 @@ from ..fhir.prefetch import (
     RECORD_KEYS,
     FhirAccess,
     Obtained,
-    from_prefetch_alone,
+    PrefetchRead,
     obtain,
     optional_queries,
+    read_prefetch,
 )
 from ..fhir.record import build_record
 from ..fhir.relevance import relevance_filter
@@ -81,41 +82,47 @@ class CallAnswerer:
         self.relevant = relevance_filter(knowledge, UnplacedCodeSystems())
         self.optional = optional_queries(knowledge)
 
-    async def _obtain(self, call: Call, caller: Caller, keys: Sequence[str], with_optional: bool) -> Obtained:
+    async def _obtain(self, call: Call, caller: Caller, read: PrefetchRead) -> Obtained:
         authorization = call.request.fhirAuthorization
         server = call.request.fhirServer
         access = FhirAccess(server, authorization.access_token if authorization else None,
                             self.allow_unauthenticated_fhir, trusted=server is None or caller.trusts(server))
         try:
-            return await obtain(keys, call.request.prefetch, call.context.patientId, access, self.fhir,
-                                self.fhir_timeout_seconds, self.relevant, self.optional if with_optional else None)
+            return await obtain(read, call.context.patientId, access, self.fhir, self.fhir_timeout_seconds, self.relevant)
         except DataUnavailableError as error:
             DATA_UNAVAILABLE.labels(error.kind).inc()
             raise
 
-    def answer_from_prefetch(self, call: Call, now: datetime, caller: Caller) -> Answer | None:
+    def answer_from_prefetch(self, call: Call, now: datetime, caller: Caller) -> Answer | Unanswered:
         """The answer when prefetch holds all the call reads (most calls), in one synchronous step: it runs where the
-        call's CPU work runs, with the parsing (offload.py). None: the FHIR server must complete it (`answer`)."""
+        call's CPU work runs, with the parsing (offload.py). Else what it read of prefetch and what it needs from
+        the FHIR server, for `answer` to complete."""
+        reads: _Reads = {}
         try:
-            return self._answer(call, now, self._options(call, caller.profile), _Reader(call, self, {}))
-        except _NeedsServer:
-            return None
+            return self._answer(call, now, self._options(call, caller.profile), _Reader(call, self, reads))
+        except _NeedsServer as needs:
+            return Unanswered(reads, needs.missing)
 
-    async def answer(self, call: Call, now: datetime, caller: Caller, inline: bool) -> Answer:
-        """The answer, the FHIR server completing what prefetch lacks: each time the call needs what prefetch does not
-        hold, it is obtained, and the call answered again with it (at most twice: patient-view reads the diagnoses
-        first, the rest only when they call for a summary). The CPU work runs on the event loop for a small call
+    async def answer(self, call: Call, now: datetime, caller: Caller, inline: bool,
+                     unanswered: Unanswered | None = None) -> Answer:
+        """The answer, the FHIR server completing what prefetch lacks (`unanswered`: what answer_from_prefetch read
+        and found missing): each time the call needs what prefetch does not hold, it is obtained, and the call
+        answered again with it (at most twice: patient-view reads the diagnoses first, the rest only when they call
+        for a summary). Prefetch is read once, in the CPU work, which runs on the event loop for a small call
         (`inline`), in a worker thread for a large one (offload.py)."""
         options = self._options(call, caller.profile)
-        obtained: dict[_Need, Obtained | DataUnavailableError] = {}
+        reads: _Reads = unanswered.reads if unanswered else {}
+        missing = unanswered.missing if unanswered else None
         while True:
-            try:
-                return await cpu_work(inline, lambda: self._answer(call, now, options, _Reader(call, self, obtained)))
-            except _NeedsServer as needs:
+            if missing is not None:
                 try:
-                    obtained[needs.what] = await self._obtain(call, caller, *needs.what)
+                    reads[missing.need] = await self._obtain(call, caller, missing.read)
                 except DataUnavailableError as error:
-                    obtained[needs.what] = error
+                    reads[missing.need] = error
+            try:
+                return await cpu_work(inline, lambda: self._answer(call, now, options, _Reader(call, self, reads)))
+            except _NeedsServer as needs:
+                missing = needs.missing
 
     def _answer(self, call: Call, now: datetime, options: CardOptions, read: _Reader) -> Answer:
         if call.service.hook == "patient-view":
@@ -176,30 +183,52 @@ _Need = tuple[tuple[str, ...], bool]
 """What a step of a call reads: the prefetch keys, and whether the optional ones (observations, imaging) with them."""
 
 
-class _NeedsServer(Exception):
-    """The call reads what prefetch does not hold (`what`): the FHIR server must complete it."""
+@dataclass(frozen=True)
+class _Missing:
+    need: _Need
+    read: PrefetchRead
+    """What prefetch holds of it (read once): `obtain` completes it."""
 
-    def __init__(self, what: _Need) -> None:
-        super().__init__(what)
-        self.what = what
+
+_Reads = dict[_Need, Obtained | DataUnavailableError]
+"""What each step of a call has read: from prefetch alone or completed by the FHIR server, or why it could not be."""
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """A call that reads what prefetch does not hold: what it has read, and what the FHIR server must complete."""
+
+    reads: _Reads
+    missing: _Missing
+
+
+class _NeedsServer(Exception):
+    """The call reads what prefetch does not hold (`missing`): the FHIR server must complete it."""
+
+    def __init__(self, missing: _Missing) -> None:
+        super().__init__(missing.need)
+        self.missing = missing
 
 
 class _Reader:
-    """What a call reads: what the FHIR server gave for it (`obtained`, or why it could not), else prefetch alone."""
+    """What a call reads: what it read before (`reads`: from prefetch, or completed by the FHIR server, or why it
+    could not be), else prefetch, read once."""
 
-    def __init__(self, call: Call, answerer: CallAnswerer, obtained: Mapping[_Need, Obtained | DataUnavailableError]):
+    def __init__(self, call: Call, answerer: CallAnswerer, reads: _Reads):
         self.call = call
         self.answerer = answerer
-        self.obtained = obtained
+        self.reads = reads
 
     def __call__(self, keys: tuple[str, ...], with_optional: bool) -> Obtained:
         need = (keys, with_optional)
-        found = self.obtained.get(need)
+        found = self.reads.get(need)
+        if found is None:
+            read = read_prefetch(keys, self.call.request.prefetch, self.answerer.relevant,
+                                 self.answerer.optional if with_optional else None)
+            found = read.complete()
+            if found is None:
+                raise _NeedsServer(_Missing(need, read))
+            self.reads[need] = found
         if isinstance(found, DataUnavailableError):
             raise found
-        if found is None:
-            found = from_prefetch_alone(keys, self.call.request.prefetch, self.answerer.relevant,
-                                        self.answerer.optional if with_optional else None)
-        if found is None:
-            raise _NeedsServer(need)
         return found

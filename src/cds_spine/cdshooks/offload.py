@@ -6,7 +6,9 @@ pool costs about 0.3 ms on 2 cores in process (more over HTTP on this VM: about 
 for a small call. A large call's step goes to a worker thread in one hop, so that one huge record never holds the
 loop for long (the interpreter's switch interval lets the loop answer /healthz and other calls between slices of
 it). At the bound, 256 KiB (about 165 resources of the benchmark's patients), the step holds the loop about 1.6 ms
-(160 resources, in process). Blocking I/O (the audit store) always goes to a thread."""
+(160 resources, in process). A call whose prefetch lacks something reads what prefetch holds in that step, once;
+the FHIR server's answer completes it, and the assessment runs as a step of its own where the first ran. Blocking
+I/O (the audit store) always goes to a thread."""
 from __future__ import annotations
 
 from collections.abc import Callable

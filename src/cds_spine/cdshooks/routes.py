@@ -30,7 +30,7 @@ from ..pathway.card_wording import OverrideReasons
 from ..security.jwt import AuthenticationFailed, Verifier
 from ..settings import EhrProfile
 from ..validation import validate
-from .answers import Answer, CallAnswerer
+from .answers import Answer, CallAnswerer, Unanswered
 from .calls import Call, Caller, decode_json, parse_call
 from .models import Card, CdsResponse, FeedbackRequest, Service
 from .offload import runs_inline
@@ -214,16 +214,16 @@ async def call_service(service_id: str, request: Request, state: Hooks, caller: 
                          suppressed=suppressed)
         return shown, _write(state, lambda: state.store.record_call(record), "call")
 
-    def from_prefetch(in_worker: bool) -> tuple[Call, Answer | None, tuple[Answer, bool] | None]:
+    def from_prefetch(in_worker: bool) -> tuple[Call, Answer | Unanswered, tuple[Answer, bool] | None]:
         """Most calls' work (prefetch holds what they read): parsed and answered in one step; and recorded too when
         it runs in a worker thread already (a large call: one hop for its CPU work and the store's)."""
         call = parse_call(service, decode_json(body, limits.max_json_containers), limits.max_draft_orders)
         answer = state.answerer.answer_from_prefetch(call, received_at, caller)
-        return call, answer, recorded(call, answer) if in_worker and answer is not None else None
+        return call, answer, recorded(call, answer) if in_worker and isinstance(answer, Answer) else None
 
     call, answer, done = from_prefetch(False) if inline else await run_in_threadpool(from_prefetch, True)
-    if answer is None:  # the FHIR server completes what prefetch lacks
-        answer = await state.answerer.answer(call, received_at, caller, inline=inline)
+    if isinstance(answer, Unanswered):  # the FHIR server completes what prefetch lacks
+        answer = await state.answerer.answer(call, received_at, caller, inline, answer)
     if done is None:
         done = await run_in_threadpool(recorded, call, answer)
     answer, stored = done

@@ -223,34 +223,45 @@ async def _optional(key: str, query: str, value: PrefetchValue, patient_id: str,
         return list(value.resources), True
 
 
-def from_prefetch_alone(keys: Sequence[str], prefetch: Mapping[str, Any] | None, keep: Keep,
-                        optional: Mapping[str, str] | None = None) -> Obtained | None:
-    """The kept resources under `keys` and the `optional` keys, when prefetch holds all of them and nothing in them
-    is for the FHIR server to complete (a missing key, a next page, a Medication or an Encounter named by
-    reference): most calls. Synchronous, so that it runs where the call's CPU work runs (cdshooks/offload.py).
-    None: `obtain` must complete it."""
-    supplied = prefetch or {}
-    values = [_value_of(supplied, key, keep) for key in (*keys, *(optional or {}))]
-    if any(_needs_server(value) for value in values):
-        return None
-    resources = tuple(resource for value in values for resource in value.resources)
-    if unresolved_medications(resources) or unresolved_encounters(resources):
-        return None
-    return Obtained(resources, ())
+@dataclass(frozen=True)
+class PrefetchRead:
+    """What prefetch holds under the keys a step of a call reads, read once (the relevance pass, where the call's CPU
+    work runs: cdshooks/offload.py): most calls need nothing more (`complete`); `obtain` completes the others from
+    the FHIR server without reading prefetch again."""
+
+    values: Mapping[str, PrefetchValue]
+    optional: Mapping[str, tuple[str, PrefetchValue]]
+    """Each optional key read: its query, and what prefetch holds under it."""
+
+    def complete(self) -> Obtained | None:
+        """The kept resources, when nothing is for the FHIR server to complete (a missing key, a next page, a
+        Medication or an Encounter named by reference). None: `obtain` must complete them."""
+        values = (*self.values.values(), *(value for _, value in self.optional.values()))
+        if any(_needs_server(value) for value in values):
+            return None
+        resources = tuple(resource for value in values for resource in value.resources)
+        if unresolved_medications(resources) or unresolved_encounters(resources):
+            return None
+        return Obtained(resources, ())
 
 
-async def obtain(keys: Sequence[str], prefetch: Mapping[str, Any] | None, patient_id: str, access: FhirAccess,
-                 client: FhirClient, budget_seconds: float, keep: Keep,
-                 optional: Mapping[str, str] | None = None) -> Obtained:
-    """The kept resources under `keys`, what prefetch lacks fetched concurrently, within one time budget; those
-    under the `optional` keys (key -> query) alongside, none when they cannot be had within the budget."""
+def read_prefetch(keys: Sequence[str], prefetch: Mapping[str, Any] | None, keep: Keep,
+                  optional: Mapping[str, str] | None = None) -> PrefetchRead:
+    """What prefetch holds under `keys` and the `optional` keys (key -> query), only the kept resources."""
     supplied = prefetch or {}
-    values = {key: _value_of(supplied, key, keep) for key in keys}
-    optional_values = {key: _value_of(supplied, key, keep) for key in optional or {}}
+    return PrefetchRead({key: _value_of(supplied, key, keep) for key in keys},
+                        {key: (query, _value_of(supplied, key, keep)) for key, query in (optional or {}).items()})
+
+
+async def obtain(read: PrefetchRead, patient_id: str, access: FhirAccess, client: FhirClient, budget_seconds: float,
+                 keep: Keep) -> Obtained:
+    """The kept resources `read` from prefetch, what prefetch lacks fetched concurrently, within one time budget;
+    those under the optional keys alongside, none when they cannot be had within the budget."""
+    values = read.values
     fetched = tuple(key for key, value in values.items() if _needs_server(value))
     started = time.monotonic()
-    extras = {key: asyncio.ensure_future(_optional(key, query, optional_values[key], patient_id, access, client,
-                                                   keep, budget_seconds)) for key, query in (optional or {}).items()}
+    extras = {key: asyncio.ensure_future(_optional(key, query, value, patient_id, access, client, keep, budget_seconds))
+              for key, (query, value) in read.optional.items()}
     # The budget bounds waiting for the FHIR server, never reading what prefetch holds: a call whose data all came
     # in prefetch is answered however long a busy machine takes to schedule it.
     needs_server = bool(fetched) or bool(unresolved_medications(

@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 
 from ..app_context import AppContext
 from ..errors import DataUnavailableError
-from ..fhir.prefetch import RECORD_KEYS, FhirAccess, obtain
+from ..fhir.prefetch import RECORD_KEYS, FhirAccess, obtain, read_prefetch
 from ..fhir.record import build_record
 from ..fhir.urls import UnsafeUrl, base_key
 from ..pathway import PatientRecord, summarize_patient
@@ -212,8 +212,8 @@ async def timeline(request: Request, state: Smart, launch: str | None = None) ->
         return _problem(request, _store_problem(exc))
     access = FhirAccess(session.iss, session.access_token, allow_unauthenticated=False)
     try:
-        obtained = await obtain(RECORD_KEYS, None, session.patient, access, state.fhir, state.fhir_timeout_seconds,
-                                state.keep, state.optional)
+        obtained = await obtain(read_prefetch(RECORD_KEYS, None, state.keep, state.optional), session.patient, access,
+                                state.fhir, state.fhir_timeout_seconds, state.keep)
     except DataUnavailableError as unavailable:
         if unavailable.kind == "refused":
             return _problem(request, LaunchProblem(401, "The EHR refused the app's access",
