@@ -28,6 +28,8 @@ from reporting import AUDIT_USERS, AUDIT_USERS_ENV, KEY, VIEWER_KEY
 sys.path.insert(0, str(ROOT))
 from bench.bulk_export import GUIDED_ESI, REGENERATIVE, SURGERY, UNGUIDED_ESI, VALUESETS, write_export  # noqa: E402
 from cds_spine.app import create_app  # noqa: E402
+from cds_spine.audit.bulk_rows import BulkRow  # noqa: E402
+from cds_spine.audit.orders import ReportPeriod  # noqa: E402
 from cds_spine.audit.runs import RunOrders, decision  # noqa: E402
 from cds_spine.pathway.record import Code  # noqa: E402
 from cds_spine.privacy import PatientIdHasher  # noqa: E402
@@ -370,6 +372,21 @@ def test_a_procedure_of_a_run_in_many_row_groups_opens_from_its_own(local_run, k
                                          for code in row["findings"]]) for index, row in enumerate(found, start=1)]
     for nothing in ("0", str(len(found) + 1), "01", "-1", "1.0", "x", "١"):
         assert decision(RunOrders(batched), knowledge, nothing) is None
+
+
+def test_a_runs_reports_read_each_procedure_as_its_own_row_reads_as_an_order(local_run):
+    """The reports read a run's orders from the columns an order is made of: each is the order its whole row makes
+    (what the run's writer scored), in the run's order, within the period asked for."""
+    every_row = list(BulkRow.from_table(pq.read_table(local_run / "rows.parquet").to_pydict()))
+    assert [row.procedure for row in every_row] == [row["procedure"] for row in rows(local_run)]
+    days = sorted({row.date for row in every_row})
+    middle = ReportPeriod(date.fromisoformat(days[len(days) // 3]), date.fromisoformat(days[2 * len(days) // 3]))
+    for period in (ReportPeriod(), middle):
+        expected = [row.order(index) for index, row in enumerate(every_row, start=1)
+                    if (period.since is None or period.since <= date.fromisoformat(row.date) <= period.until)]
+        assert list(RunOrders(local_run).orders(period)) == expected
+        assert len(expected) > 1 and any(order.outcomes for order in expected)
+    assert 0 < len(list(RunOrders(local_run).orders(middle))) < len(every_row)
 
 
 def test_the_dashboard_opens_a_bulk_run(chromium, runs, local_run, tmp_path):

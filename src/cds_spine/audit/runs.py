@@ -14,7 +14,7 @@ from typing import Any
 
 from ..pathway.knowledge import Knowledge
 from ..service_ids import ORDER_SIGN
-from .bulk_rows import BulkRow
+from .bulk_rows import COMPONENT, ORDER_COLUMNS, BulkRow
 from .filters import Filters
 from .measure import MeasureDefinition
 from .orders import OrderRow, ReportPeriod, Traffic
@@ -28,19 +28,27 @@ class RunOrders:
 
     def rows(self, period: ReportPeriod, measure: MeasureDefinition, services: Sequence[str] = (ORDER_SIGN,),
              progress: Callable[[int], None] | None = None) -> Iterator[OrderRow]:
-        if ORDER_SIGN not in services:
-            return
-        for index, row in self.bulk_rows(period):
-            yield row.order(index)
+        if ORDER_SIGN in services:
+            yield from self.orders(period)
 
-    def bulk_rows(self, period: ReportPeriod) -> Iterator[tuple[int, BulkRow]]:
-        """The run's rows in the period, each with its place in the run (from 1)."""
+    def orders(self, period: ReportPeriod) -> Iterator[OrderRow]:
+        """The run's procedures in the period, as orders, in the run's order; only the columns an order is made of
+        are read."""
         import pyarrow.parquet as pq  # only when a run is read: the service does not load it otherwise
 
-        columns = pq.read_table(self.folder / "rows.parquet").to_pydict()
-        positions = [at for at, day in enumerate(map(date.fromisoformat, columns["date"]))
-                     if (period.since is None or day >= period.since) and (period.until is None or day <= period.until)]
-        yield from zip((at + 1 for at in positions), BulkRow.from_table(columns, positions), strict=True)
+        path = self.folder / "rows.parquet"
+        columns = pq.read_table(path, columns=[name for name in pq.read_schema(path).names
+                                               if name in ORDER_COLUMNS or name.startswith(COMPONENT)]).to_pydict()
+        yield from BulkRow.orders_from_table(columns, (
+            at for at, day in enumerate(map(date.fromisoformat, columns["date"]))
+            if (period.since is None or day >= period.since) and (period.until is None or day <= period.until)))
+
+    def bulk_rows_at(self, indices: Sequence[int]) -> list[BulkRow]:
+        """The rows at these places in the run (from 1), in that order."""
+        import pyarrow.parquet as pq
+
+        return list(BulkRow.from_table(pq.read_table(self.folder / "rows.parquet").take(
+            [index - 1 for index in indices]).to_pydict()))
 
     def bulk_row(self, index: int) -> BulkRow | None:
         """The row at its place in the run (from 1), reading only the row group that holds it: opening one procedure
@@ -117,11 +125,13 @@ def decisions(run: RunOrders, period: ReportPeriod, knowledge: Knowledge, page: 
               filters: Filters) -> dict[str, Any]:
     """The run's procedures, newest first, filtered as the live decisions are, in the live decisions' shape: one
     order each, evaluated as of the day before it was performed; no cards, so nothing overridden."""
-    kept = sorted(((index, row) for index, row in run.bulk_rows(period) if filters.admits(row.order(index))),
-                  key=lambda found: (found[1].date, found[1].procedure), reverse=True)
+    kept = sorted((order for order in run.orders(period) if filters.admits(order)),
+                  key=lambda order: (order.received_at, order.call_id), reverse=True)
     start = (page - 1) * page_size
+    shown = [order.assessment_id for order in kept[start:start + page_size]]
     return {"period": period.as_dict(), "page": page, "pageSize": page_size, "total": len(kept),
-            "items": [_procedure_json(index, row, knowledge, full=False) for index, row in kept[start:start + page_size]]}
+            "items": [_procedure_json(index, row, knowledge, full=False)
+                      for index, row in zip(shown, run.bulk_rows_at(shown), strict=True)]}
 
 
 def decision(run: RunOrders, knowledge: Knowledge, row_id: str) -> dict[str, Any] | None:
