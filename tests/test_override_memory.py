@@ -10,13 +10,13 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select
+from sqlalchemy import event, inspect, select
 from support import ORDER_SELECT, ORDER_SIGN, audit_store, call, condition, esi_order, hook_request
 
 from cds_spine.app import create_app
 from cds_spine.audit import tables
 from cds_spine.audit.db import MIGRATIONS, migrate, open_engine
-from cds_spine.audit.memory import RECENT_OVERRIDES
+from cds_spine.audit.memory import OVERRIDDEN_LATELY, RECENT_OVERRIDES
 from cds_spine.settings import Settings
 
 CAUDA_EQUINA = "G83.4"
@@ -73,6 +73,30 @@ def test_an_override_at_select_is_not_repeated_at_sign_and_the_audit_says_so(ser
         assessment = connection.execute(select(tables.assessments).where(
             tables.assessments.c.id == held.assessment_id)).one()
     assert assessment.decision == "not-met" and assessment.order_reference == "ServiceRequest/esi-1"
+
+
+def test_a_patient_without_overrides_costs_one_probe_of_the_feedback_alone(service):
+    """Most patients have no override in the window: the memory asks the feedback index whether there is one and
+    reads nothing more (PostgreSQL planned the four-table query afresh on every call with a card)."""
+    statements: list[str] = []
+    engine = audit_store(service).engine
+
+    def seen(_connection, _cursor, statement, *_):
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        [selected] = cards(service, ORDER_SELECT)
+        reads = [statement for statement in statements if statement.startswith("SELECT")]
+        assert len(reads) == 1 and reads[0].startswith("SELECT feedback.id FROM feedback WHERE") and "JOIN" not in reads[0]
+        answer(service, selected, "overridden")
+        statements.clear()
+        assert cards(service, ORDER_SIGN) == []  # the override is found, and remembered
+        assert [statement.split(" FROM ")[1].split(" ")[0] for statement in statements
+                if statement.startswith("SELECT")] == ["feedback", "feedback"]
+        assert "JOIN cards" in [statement for statement in statements if statement.startswith("SELECT")][1]
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
 
 
 def test_a_new_finding_still_shows(service):
@@ -141,7 +165,7 @@ def test_overrides_recorded_before_feedback_kept_its_patient_are_still_remembere
 
 
 def test_the_memory_starts_from_the_patients_overrides_not_their_calls(tmp_path):
-    """On every call with a card: an index probe that finds nothing for most patients. Before, SQLite's planner
+    """On every call with a card: an index probe that finds nothing for most patients (the probe alone, then). Before, SQLite's planner
     started from the patient's calls of the window, and the read grew with them (0.2 ms with none, 0.8 ms after
     3,600 calls of one patient)."""
     engine = open_engine(f"sqlite:///{tmp_path / 'audit.db'}")
@@ -150,7 +174,11 @@ def test_the_memory_starts_from_the_patients_overrides_not_their_calls(tmp_path)
     with engine.connect() as connection:
         plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}",
                                                              ("p", "overridden", "t", "o", "t"))]
+        probe = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {OVERRIDDEN_LATELY.compile(engine)}",
+                                                              ("p", "overridden", "t", 1, 0))]
     engine.dispose()
+    assert probe == ["SEARCH feedback USING COVERING INDEX ix_feedback_patient_outcome_received_at (patient=? AND "
+                     "outcome=? AND received_at>?)"]
     assert plan[0].startswith("SEARCH feedback USING INDEX ix_feedback_patient_outcome_received_at (patient=? AND "
                               "outcome=? AND received_at>?)"), plan
     assert not any(step.startswith(("SCAN", "SEARCH calls USING INDEX ix_calls_patient")) for step in plan), plan

@@ -49,13 +49,23 @@ def _recent_overrides_query() -> Select[Any]:
 
 
 RECENT_OVERRIDES = _recent_overrides_query()
+OVERRIDDEN_LATELY = (select(tables.feedback.c.id)
+                     .where(tables.feedback.c.patient == bindparam("patient"), tables.feedback.c.outcome == "overridden",
+                            tables.feedback.c.received_at >= bindparam("since"))
+                     .limit(1))
+"""Whether the patient has any override in the window: asked first, since most patients have none. One probe of
+the same index, on one table: PostgreSQL plans RECENT_OVERRIDES (four tables) afresh on each call, about 0.5 ms, and
+the read took 1.1 ms where this takes 0.5 (mostly the round trips)."""
 
 
 def recent_overrides(engine: Engine, origin: str, patient: str, since: datetime) -> list[RememberedOverride]:
     """The patient's cards (as the store keeps the patient: hashed or plain), in calls from the same EHR
     (`origin`), shown since `since` whose latest feedback is an override received since then, newest first."""
+    parameters = {"since": since, "patient": patient, "origin": origin}
     with engine.connect() as connection:
+        if connection.execute(OVERRIDDEN_LATELY, parameters).first() is None:
+            return []
         return [RememberedOverride(row.uuid, row.topic, row.order_reference,
                                    tuple((code["system"], code["code"]) for code in row.codes),
                                    row.received_at)
-                for row in connection.execute(RECENT_OVERRIDES, {"since": since, "patient": patient, "origin": origin})]
+                for row in connection.execute(RECENT_OVERRIDES, parameters)]
