@@ -132,17 +132,24 @@ class Knowledge:
         return any(self.memberships(code.system, code.code) for code in codes)
 
     def _raw_code_index(self, codes: Iterable[Code]) -> dict[str, frozenset[str]]:
+        """Each way a value-set code is written -> every raw system URI under which a record's coding of it may be
+        in a value set. Worked out as standard systems first, then each distinct set of them spelt out once (the
+        codes share a handful; spelling each code's out made start-up 0.05 s slower)."""
         systems = self.code_systems
-        spellings_of_system: dict[str, frozenset[str]] = {}
-        found: dict[str, set[str]] = {}
-        for code in codes:
-            canonical = systems.canonical(code.system)
-            for system in (canonical, *systems.misfiled_under(canonical, code.code)):
-                if system not in spellings_of_system:
-                    spellings_of_system[system] = systems.spellings(system) | {system}
-                for spelling in systems.code_spellings(canonical, code.code):
-                    found.setdefault(spelling, set()).update(spellings_of_system[system])
-        return {code: frozenset(raw_systems) for code, raw_systems in found.items()}
+        standard: dict[str, set[str]] = {}
+        for system, code in {(code.system, code.code) for code in codes}:
+            canonical = systems.canonical(system)
+            readings = (canonical, *systems.misfiled_under(canonical, code))
+            for spelling in systems.code_spellings(canonical, code):
+                standard.setdefault(spelling, set()).update(readings)
+        spelt: dict[frozenset[str], frozenset[str]] = {}
+        index = {}
+        for spelling, read_as in standard.items():
+            key = frozenset(read_as)
+            if key not in spelt:
+                spelt[key] = frozenset(raw for system in key for raw in (*systems.spellings(system), system))
+            index[spelling] = spelt[key]
+        return index
 
     def medication_group_by_text(self, text: str) -> MedicationGroup | None:
         """The group of a product named in free text, when every ingredient it names counts: RxNorm names
