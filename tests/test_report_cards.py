@@ -209,3 +209,24 @@ def test_the_cards_name_the_real_period_the_unmet_components_in_words_and_no_med
     assert len(single["cards"]) == 1
     assert all(line["siteMedian"] is None for line in single["cards"][0]["components"].values())
     assert "one clinician: no median" in get(alone, "/audit/report-cards").text
+
+
+def test_a_line_of_small_text_that_fits_takes_one_line_and_a_longer_one_wraps_whole():
+    """A missed order's unmet components (and a comment) are drawn on one line when they fit, which is most: fpdf's
+    wrapping measured each line again for every character (71 s for the report cards of a run of 115,000 missed
+    orders); a longer text still wraps, never cut."""
+    from cds_spine.audit.report_card_pages import _Card
+
+    pdf = _Card(format="A4")
+    pdf.set_margins(15, 14, 15)
+    pdf.add_page()
+    short = "    not met: Conservative therapy first; Imaging guidance"
+    start = pdf.get_y()
+    pdf.muted(short)
+    assert pdf.get_y() - start == pytest.approx(4.5)
+    words = [f"component-{n}" for n in range(40)]
+    start = pdf.get_y()
+    pdf.muted("    not met: " + "; ".join(words))
+    assert pdf.get_y() - start >= 3 * 4.5
+    text = pdf_text(bytes(pdf.output()))
+    assert b"Imaging guidance" in text and all(word.encode() in text for word in words)

@@ -53,9 +53,16 @@ class _Card(FPDF):
         self.cell(0, 7, _text(text), new_x="LMARGIN", new_y="NEXT")
 
     def muted(self, text: str) -> None:
+        """A line of small grey text, wrapped when it does not fit (fpdf's wrapping measures the line again for
+        each character: a report card of 115,000 missed orders took 71 s to draw, almost all of it wrapping lines
+        that fit)."""
         self.set_font("Helvetica", "", 8.5)
         self.set_text_color(*MUTED)
-        self.multi_cell(0, 4.5, _text(text), new_x="LMARGIN", new_y="NEXT")
+        shown = _text(text)
+        if self.get_string_width(shown) + 2 * self.c_margin <= self.epw:
+            self.cell(0, 4.5, shown, new_x="LMARGIN", new_y="NEXT")
+        else:
+            self.multi_cell(0, 4.5, shown, new_x="LMARGIN", new_y="NEXT")
 
     def row(self, cells: list[str], widths: list[float], bold: bool = False, colour: tuple[int, int, int] = INK) -> None:
         self.set_font("Helvetica", "B" if bold else "", 8.5)
