@@ -294,3 +294,30 @@ def test_a_wide_count_on_a_full_bar_is_never_cut(chromium, make_client, tmp_path
             for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 0 && data[i] < 120 && data[i + 2] < 120) dark += 1;
             return dark; }""")
         assert dark == 0, "a count runs past the chart's right edge"
+
+
+def test_a_request_that_fails_says_so_and_never_passes_the_previous_numbers_off_as_the_filters(chromium,
+                                                                                             dashboard_server):
+    """A panel's request that fails (the store down, a proxy's timeout on a large bulk run) is named above the
+    panels, which are dimmed: they still show the previous filters' numbers. The next load that works clears it."""
+    base, _ = dashboard_server
+    outcome = '{"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "transient", ' \
+              '"diagnostics": "the audit store is unavailable"}]}'
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = analyst_at_800_pixels(browser, base)
+        assert page.text_content("#status") == ""
+        assert page.evaluate("getComputedStyle(document.querySelector('main')).opacity") == "1"
+        page.route("**/audit/summary?**", lambda route: route.fulfill(
+            status=503, content_type="application/fhir+json", body=outcome))
+        page.select_option("#kind", "surgery")
+        page.click("#filters button[type=submit]")
+        page.wait_for_selector("body[data-loaded=error]", timeout=PATIENCE * 1000)
+        status = page.text_content("#status")
+        assert "the audit store is unavailable" in status and "previous filters" in status
+        assert float(page.evaluate("getComputedStyle(document.querySelector('main')).opacity")) < 1
+        page.unroute("**/audit/summary?**")
+        apply(page, kind="esi")
+        assert page.text_content("#status") == ""
+        assert page.evaluate("getComputedStyle(document.querySelector('main')).opacity") == "1"
+        browser.close()

@@ -75,11 +75,40 @@ function filterParams() {
   return params;
 }
 
+const SIGNED_OUT = "signed out";
+
 async function getJson(path, params) {
   const response = await fetch(`${path}?${params || ""}`, { credentials: "same-origin" });
-  if (response.status === 401) { location.assign("sign-in"); throw new Error("signed out"); }
-  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  if (response.status === 401) { location.assign("sign-in"); throw new Error(SIGNED_OUT); }
+  if (!response.ok) {
+    let why = `HTTP ${response.status}`;
+    try { why = (await response.json()).issue[0].diagnostics || why; } catch { /* not an OperationOutcome */ }
+    throw new Error(why);
+  }
   return response.json();
+}
+
+function showStatus(text, problem = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("problem", problem);
+}
+
+// Every load says it is loading (a bulk run of many procedures takes seconds) and, when a request fails, says so
+// in place of the numbers, which are then those of the filters before: they are dimmed, never passed off as these.
+async function guarded(work) {
+  document.body.dataset.loaded = "false";
+  showStatus("Loading…");
+  try {
+    await work();
+  } catch (error) {
+    if (error.message === SIGNED_OUT) return;
+    showStatus(`Not loaded: ${error.message}. The panels below still show the previous filters; try again, ` +
+      "or ask the IT team if it persists.", true);
+    document.body.dataset.loaded = "error";
+    return;
+  }
+  showStatus("");
+  document.body.dataset.loaded = "true";
 }
 
 function element(tag, text, className) {
@@ -203,7 +232,7 @@ function renderBreakdown(id, report) {
 function decisionButton(callId, label) {
   const button = element("button", label, "link");
   button.type = "button";
-  button.addEventListener("click", () => showDecision(callId));
+  button.addEventListener("click", () => opened(callId));
   return button;
 }
 
@@ -260,7 +289,7 @@ function renderDecisions(list) {
       element("td", bulk ? "–" : item.overridden ? "yes" : "no"),
       element("td", bulk ? "–" : item.cards.map((card) => card.indicator).join(", ")));
     row.addEventListener("keydown", (event) => {
-      if (event.target === row && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); showDecision(item.id); }
+      if (event.target === row && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); opened(item.id); }
     });
     body.append(row);
   }
@@ -269,6 +298,10 @@ function renderDecisions(list) {
   $("page-label").textContent = `Page ${list.page} of ${pages} (${list.total} ${state.run ? "procedures" : "calls"})`;
   $("previous").disabled = list.page <= 1;
   $("next").disabled = list.page >= pages;
+}
+
+function opened(id) {
+  showDecision(id).catch((error) => { if (error.message !== SIGNED_OUT) showStatus(`Not opened: ${error.message}.`, true); });
 }
 
 async function showDecision(id) {
@@ -365,7 +398,6 @@ async function loadOptions() {
 }
 
 async function load() {
-  document.body.dataset.loaded = "false";
   $("detail").hidden = true;
   const params = filterParams();
   const by = (group) => { const p = new URLSearchParams(params); p.set("by", group); return p; };
@@ -398,7 +430,6 @@ async function load() {
   const active = FILTERS.filter((name) => !["since", "until"].includes(name) && $(name).value)
     .map((name) => `${name} ${$(name).selectedOptions[0].textContent}`);
   $("print-title").textContent = `Spine pathway adherence, ${period}${active.length ? `; ${active.join(", ")}` : ""}.`;
-  document.body.dataset.loaded = "true";
 }
 
 async function start() {
@@ -416,18 +447,17 @@ async function start() {
 }
 
 async function reload() {
-  document.body.dataset.loaded = "false";
   state.page = 1;
   await loadOptions();
   await load();
 }
 
-$("filters").addEventListener("submit", (event) => { event.preventDefault(); reload(); });
-$("filters").addEventListener("reset", () => { document.body.dataset.loaded = "false"; setTimeout(reload); });
+$("filters").addEventListener("submit", (event) => { event.preventDefault(); guarded(reload); });
+$("filters").addEventListener("reset", () => { document.body.dataset.loaded = "false"; setTimeout(() => guarded(reload)); });
 $("csv-by").addEventListener("change", updateCsvLink);
-$("previous").addEventListener("click", () => { state.page -= 1; load(); });
-$("next").addEventListener("click", () => { state.page += 1; load(); });
+$("previous").addEventListener("click", () => { state.page -= 1; guarded(load); });
+$("next").addEventListener("click", () => { state.page += 1; guarded(load); });
 $("detail-close").addEventListener("click", closeDetail);
 $("print").addEventListener("click", () => window.print());
 document.addEventListener("keydown", (event) => { if (event.key === "Escape" && !$("detail").hidden) closeDetail(); });
-start();
+guarded(start);
