@@ -10,6 +10,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi.testclient import TestClient
+from psycopg.pq import TransactionStatus
 from sqlalchemy import event, inspect, select
 from support import ORDER_SELECT, ORDER_SIGN, audit_store, call, condition, esi_order, hook_request
 
@@ -79,16 +80,21 @@ def test_a_patient_without_overrides_costs_one_probe_of_the_feedback_alone(servi
     """Most patients have no override in the window: the memory asks the feedback index whether there is one and
     reads nothing more (PostgreSQL planned the four-table query afresh on every call with a card)."""
     statements: list[str] = []
+    in_transaction: list[bool] = []
     engine = audit_store(service).engine
 
-    def seen(_connection, _cursor, statement, *_):
+    def seen(_connection, cursor, statement, *_):
         statements.append(" ".join(statement.split()))
+        if statement.startswith("SELECT feedback.id") and engine.dialect.name == "postgresql":
+            in_transaction.append(cursor.connection.info.transaction_status != TransactionStatus.IDLE)
 
-    event.listen(engine, "before_cursor_execute", seen)
+    event.listen(engine, "after_cursor_execute", seen)
     try:
         [selected] = cards(service, ORDER_SELECT)
         reads = [statement for statement in statements if statement.startswith("SELECT")]
         assert len(reads) == 1 and reads[0].startswith("SELECT feedback.id FROM feedback WHERE") and "JOIN" not in reads[0]
+        # on PostgreSQL, outside a transaction: no BEGIN and ROLLBACK round trips around it
+        assert in_transaction == ([False] if engine.dialect.name == "postgresql" else [])
         answer(service, selected, "overridden")
         statements.clear()
         assert cards(service, ORDER_SIGN) == []  # the override is found, and remembered
@@ -96,7 +102,7 @@ def test_a_patient_without_overrides_costs_one_probe_of_the_feedback_alone(servi
                 if statement.startswith("SELECT")] == ["feedback", "feedback"]
         assert "JOIN cards" in [statement for statement in statements if statement.startswith("SELECT")][1]
     finally:
-        event.remove(engine, "before_cursor_execute", seen)
+        event.remove(engine, "after_cursor_execute", seen)
 
 
 def test_a_new_finding_still_shows(service):

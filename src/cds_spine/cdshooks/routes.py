@@ -158,7 +158,7 @@ def _remembered(state: HookState, origin: str, patient_id: str, answer: Answer,
         return []
     since = now - timedelta(hours=state.override_memory_hours)
     try:
-        return recent_overrides(state.store.engine, origin, state.store.stored_patient(patient_id), since)
+        return recent_overrides(state.store.reader, origin, state.store.stored_patient(patient_id), since)
     except SQLAlchemyError as exc:  # the cards are shown; recording the call will say whether the store is down
         log.error("audit store failed to read the override memory (%s)", type(exc).__name__)
         return []
