@@ -420,5 +420,12 @@ def test_the_dashboard_opens_a_bulk_run(chromium, runs, local_run, tmp_path):
             expect(page.locator(live)).to_be_hidden()
         assert "run=past-2023" in page.get_attribute("#csv", "href")
         page.screenshot(path=str(tmp_path / "bulk-run.png"), full_page=True)
+        page.click("#detail-close")
+        by_clinician: list[str] = []
+        page.on("request", lambda request: "by=clinician" in request.url and by_clinician.append(request.url))
+        apply(page, kind="esi")  # the run and its period unchanged: its clinicians and sites are not asked again
+        assert len(by_clinician) == 1 and "kind=esi" in by_clinician[0]  # the panel's own report
+        apply(page, run="")  # the live audit: asked at every load
+        assert len(by_clinician) == 3
         browser.close()
     assert errors == []

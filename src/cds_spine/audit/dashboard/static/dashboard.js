@@ -1,7 +1,7 @@
 "use strict";
 // The quality dashboard: every number comes from the /audit endpoints (the same as `cds-spine report`),
 // every panel and the CSV follow the filters, and the charts are Chart.js (vendored).
-const state = { page: 1, pageSize: 25, charts: {}, me: null, run: "" };
+const state = { page: 1, pageSize: 25, charts: {}, me: null, run: "", optionsFor: null };
 const $ = (id) => document.getElementById(id);
 const FILTERS = ["run", "since", "until", "kind", "region", "clinician", "site", "component", "decision", "overridden"];
 // Okabe-Ito: distinguishable with the common colour-vision deficiencies.
@@ -388,13 +388,17 @@ function fillOptions(select, rows) {
   select.value = rows.some((row) => row.group === chosen) ? chosen : "";
 }
 
+// The clinicians and sites to filter by: the live audit's at every load (a clinician's first order shows up); a
+// bulk run's once per period, since a run never changes and each of these reports reads every procedure of it.
 async function loadOptions() {
   const period = new URLSearchParams();
   for (const name of ["run", "since", "until"]) if ($(name).value) period.set(name, $(name).value);
+  if ($("run").value && state.optionsFor === period.toString()) return;
   const [clinicians, sites] = await Promise.all([getJson("../audit/report", `${period}&by=clinician`),
     getJson("../audit/report", `${period}&by=site`)]);
   fillOptions($("clinician"), clinicians.rows);
   fillOptions($("site"), sites.rows);
+  state.optionsFor = period.toString();
 }
 
 async function load() {
