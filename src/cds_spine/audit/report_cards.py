@@ -16,7 +16,7 @@ from ..pathway import Knowledge
 from .filters import Filters
 from .measure import MeasureDefinition
 from .orders import UNKNOWN, OrderRow, Orders, ReportPeriod
-from .scoring import ClinicianLabels, Tally
+from .scoring import ClinicianLabels, Tally, tally_of
 
 COMMENTS_SHOWN = 4
 MEDIAN_CLINICIANS = 2
@@ -126,7 +126,7 @@ def _previous(orders: Orders, period: ReportPeriod, measure: MeasureDefinition, 
                           period.since - timedelta(days=1))
     for row in orders.rows(before, measure):
         if filters.admits(row):
-            by_clinician.setdefault(row.stratum("clinician"), Tally(measure)).add(row)
+            tally_of(by_clinician, row.stratum("clinician"), measure).add(row)
             site.add(row)
     return before, site, by_clinician
 
@@ -178,7 +178,7 @@ def report_cards(orders: Orders, period: ReportPeriod, measure: MeasureDefinitio
         rows = by_clinician[clinician]
         months: dict[str, Tally] = {}
         for row in rows:
-            months.setdefault(row.stratum("month"), Tally(measure)).add(row)
+            tally_of(months, row.stratum("month"), measure).add(row)
         reasons, share, comments = _reasons(rows, knowledge)
         missed = [Missed(patient_shown(row.patient) if row.patient else UNKNOWN, row.received_at.date().isoformat(),
                          row.kind, row.region,

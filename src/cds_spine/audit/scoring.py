@@ -97,14 +97,20 @@ class Tally:
         }
 
 
+def tally_of(tallies: dict[str, Tally], group: str, measure: MeasureDefinition) -> Tally:
+    """The group's tally, made when the group is first met: once per group, never once per row (a Tally makes a
+    Counts per measure component; `setdefault(group, Tally(...))` made one for every row and threw it away)."""
+    found = tallies.get(group)
+    if found is None:
+        found = tallies[group] = Tally(measure)
+    return found
+
+
 def _tallies(rows: Iterator[OrderRow], measure: MeasureDefinition, filters: Filters, by: str) -> dict[str, Tally]:
     tallies: dict[str, Tally] = {}
     for row in rows:
         if filters.admits(row):
-            group = row.stratum(by)
-            if group not in tallies:
-                tallies[group] = Tally(measure)
-            tallies[group].add(row)
+            tally_of(tallies, row.stratum(by), measure).add(row)
     return tallies
 
 
@@ -196,7 +202,7 @@ class Scoring:
     def add(self, row: OrderRow) -> None:
         self.tally.add(row)
         for stratifier_id, tallies in self.strata.items():
-            tallies.setdefault(row.stratum(stratifier_id), Tally(self.measure)).add(row)
+            tally_of(tallies, row.stratum(stratifier_id), self.measure).add(row)
         self.labels.note(row)
         day = row.received_at.date()
         self.first = min(self.first or day, day)
