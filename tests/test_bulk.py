@@ -28,6 +28,7 @@ from reporting import AUDIT_USERS, AUDIT_USERS_ENV, KEY, VIEWER_KEY
 sys.path.insert(0, str(ROOT))
 from bench.bulk_export import GUIDED_ESI, REGENERATIVE, SURGERY, UNGUIDED_ESI, VALUESETS, write_export  # noqa: E402
 from cds_spine.app import create_app  # noqa: E402
+from cds_spine.audit import runs as runs_module  # noqa: E402
 from cds_spine.audit.bulk_rows import BulkRow  # noqa: E402
 from cds_spine.audit.orders import ReportPeriod  # noqa: E402
 from cds_spine.audit.runs import RunOrders, decision  # noqa: E402
@@ -374,9 +375,12 @@ def test_a_procedure_of_a_run_in_many_row_groups_opens_from_its_own(local_run, k
         assert decision(RunOrders(batched), knowledge, nothing) is None
 
 
-def test_a_runs_reports_read_each_procedure_as_its_own_row_reads_as_an_order(local_run):
-    """The reports read a run's orders from the columns an order is made of: each is the order its whole row makes
-    (what the run's writer scored), in the run's order, within the period asked for."""
+@pytest.mark.parametrize("batch", [10_000, 7])
+def test_a_runs_reports_read_each_procedure_as_its_own_row_reads_as_an_order(local_run, monkeypatch, batch):
+    """The reports read a run's orders from the columns an order is made of, a batch of rows at a time: each is the
+    order its whole row makes (what the run's writer scored), in the run's order, numbered across batches, within
+    the period asked for."""
+    monkeypatch.setattr(runs_module, "ORDER_BATCH", batch)
     every_row = list(BulkRow.from_table(pq.read_table(local_run / "rows.parquet").to_pydict()))
     assert [row.procedure for row in every_row] == [row["procedure"] for row in rows(local_run)]
     days = sorted({row.date for row in every_row})

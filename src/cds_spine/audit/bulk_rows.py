@@ -96,10 +96,12 @@ class BulkRow:
                       **{name: getattr(self, name) for name in ORDER_FIELDS})
 
     @classmethod
-    def orders_from_table(cls, columns: Mapping[str, Sequence[Any]], positions: Iterable[int]) -> Iterator[OrderRow]:
-        """The orders of the rows at `positions` (from 0) of rows.parquet, read back from the columns an order is made
-        of (ORDER_COLUMNS and the components): what every report and panel of a run reads, without the rest of
-        each row (three times cheaper than building each row first)."""
+    def orders_from_table(cls, columns: Mapping[str, Sequence[Any]], positions: Iterable[int], first: int = 1
+                          ) -> Iterator[OrderRow]:
+        """The orders of the rows at `positions` (from 0) of a batch of rows.parquet whose first row is the run's
+        `first`, read back from the columns an order is made of (ORDER_COLUMNS and the components): what every
+        report and panel of a run reads, without the rest of each row (three times cheaper than building each
+        row first)."""
         plain = [(name, columns.get(column)) for name, column in FIELD_COLUMNS if name in ORDER_FIELDS]
         components = [(key.removeprefix(COMPONENT), values) for key, values in columns.items()
                       if key.startswith(COMPONENT)]
@@ -108,7 +110,7 @@ class BulkRow:
         for at in positions:
             day = days[at]
             received_at = day_starts.get(day) or day_starts.setdefault(day, _day_start(day))
-            yield _order(at + 1, procedures[at], received_at, {cid: values[at] for cid, values in components if values[at]},
+            yield _order(first + at, procedures[at], received_at, {cid: values[at] for cid, values in components if values[at]},
                          **{name: None if values is None else values[at] for name, values in plain})
 
 
