@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -50,26 +52,24 @@ class RunOrders:
                 first)
             first += batch.num_rows
 
-    def bulk_rows_at(self, indices: Sequence[int]) -> list[BulkRow]:
-        """The rows at these places in the run (from 1), in that order."""
-        import pyarrow.parquet as pq
-
-        return list(BulkRow.from_table(pq.read_table(self.folder / "rows.parquet").take(
-            [index - 1 for index in indices]).to_pydict()))
-
-    def bulk_row(self, index: int) -> BulkRow | None:
-        """The row at its place in the run (from 1), reading only the row group that holds it: opening one procedure
-        of a run of millions decodes one batch of rows, not the run."""
+    def bulk_rows_at(self, places: Iterable[int]) -> dict[int, BulkRow]:
+        """The rows at these places in the run (from 1; a place past the run has none), reading only the row groups
+        that hold them, one at a time: opening a procedure, or a page of them, in a run of millions decodes a few
+        batches of rows, not the run."""
         import pyarrow.parquet as pq
 
         rows = pq.ParquetFile(self.folder / "rows.parquet")
-        offset = index - 1
-        for group in range(rows.num_row_groups) if offset >= 0 else ():
-            size = rows.metadata.row_group(group).num_rows
-            if offset < size:
-                return next(BulkRow.from_table(rows.read_row_group(group).slice(offset, 1).to_pydict()))
-            offset -= size
-        return None
+        starts = list(accumulate((rows.metadata.row_group(group).num_rows for group in range(rows.num_row_groups)),
+                                 initial=0))
+        by_group: dict[int, list[int]] = {}
+        for place in places:
+            if 0 < place <= starts[-1]:
+                by_group.setdefault(bisect_right(starts, place - 1) - 1, []).append(place)
+        found: dict[int, BulkRow] = {}
+        for group, held in sorted(by_group.items()):
+            batch = rows.read_row_group(group).take([place - 1 - starts[group] for place in held])
+            found.update(zip(held, BulkRow.from_table(batch.to_pydict()), strict=True))
+        return found
 
     def traffic(self, period: ReportPeriod) -> Traffic:
         return Traffic({}, {}, {})  # a bulk run has procedures, not calls
@@ -136,9 +136,9 @@ def decisions(run: RunOrders, period: ReportPeriod, knowledge: Knowledge, page: 
                    if filters.admits(order)), key=lambda found: found[:2], reverse=True)
     start = (page - 1) * page_size
     shown = [index for _, _, index in kept[start:start + page_size]]
+    rows = run.bulk_rows_at(shown)
     return {"period": period.as_dict(), "page": page, "pageSize": page_size, "total": len(kept),
-            "items": [_procedure_json(index, row, knowledge, full=False)
-                      for index, row in zip(shown, run.bulk_rows_at(shown), strict=True)]}
+            "items": [_procedure_json(index, rows[index], knowledge, full=False) for index in shown]}
 
 
 def decision(run: RunOrders, knowledge: Knowledge, row_id: str) -> dict[str, Any] | None:
@@ -146,7 +146,7 @@ def decision(run: RunOrders, knowledge: Knowledge, row_id: str) -> dict[str, Any
     severity, and what the record held (counts: a run keeps no evidence lists)."""
     if not row_id.isdecimal() or row_id != str(int(row_id)):
         return None
-    row = run.bulk_row(int(row_id))
+    row = run.bulk_rows_at([int(row_id)]).get(int(row_id))
     return None if row is None else _procedure_json(int(row_id), row, knowledge, full=True)
 
 
